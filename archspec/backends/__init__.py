@@ -1,0 +1,40 @@
+"""Backends: IR graph -> artifact. Each backend is a plugin; this module only declares the interface.
+
+Nothing here imports a backend's libraries: the registry imports a backend when it is first used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from archspec.ir import Graph
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    seed: int = 0
+    weights: Path | None = None  # a reference state dict to start from
+
+
+class Backend(Protocol):
+    """What a backend plugin provides. `extra_lowerings` come from other plugins' `lowerings`."""
+
+    name: str
+    suffix: str  # the default file suffix of `save`, e.g. ".pt2"
+
+    def __init__(self, *, extra_lowerings: Mapping[str, Callable[..., Any]]) -> None: ...
+
+    def unsupported(self, graph: Graph) -> list[str]:
+        """Names of the ops in `graph` this backend cannot lower."""
+        ...
+
+    def build(self, graph: Graph, options: BuildOptions) -> Any:
+        """The in-memory artifact (for torch: an nn.Module)."""
+        ...
+
+    def save(self, artifact: Any, graph: Graph, path: Path) -> None:
+        """Write the artifact to `path` completely or not at all."""
+        ...

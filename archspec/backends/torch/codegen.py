@@ -1,0 +1,81 @@
+"""IR graph -> torch.fx GraphModule: a module whose forward is generated Python, as fast as a
+hand-written one and traceable by torch.compile and torch.export.
+
+Submodules sit at the IR's dotted layer names (`layer1.0.conv1`), so parameter names follow the spec.
+fx's namespace turns names into identifiers that are never keywords, builtins or dunders, and the
+generated code depends only on the IR, so it is deterministic (tests/golden holds examples).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+import re
+
+import torch
+from torch import fx, nn
+
+from archspec.backends.torch.lowering import ALIAS, Call, Lowering
+from archspec.errors import ArchspecError
+from archspec.ir import Graph
+
+
+def _module_path_clash(name: str) -> str | None:
+    for part in name.split("."):
+        if hasattr(nn.Module, part):
+            return part
+    return None
+
+
+def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str) -> fx.GraphModule:
+    """Build the GraphModule for `graph` (weights initialised from torch's global RNG)."""
+    fx_graph = fx.Graph()
+    values: dict[str, fx.Node] = {graph.input.name: fx_graph.placeholder("x")}
+    submodules: dict[str, nn.Module] = {}
+    for node in graph.ops:
+        shapes = graph.input_shapes(node)
+        emit = table[node.op](node, shapes)
+        inputs = [values[src] for src in node.inputs]
+        label = node.name.replace(".", "_")
+        if emit is ALIAS:
+            values[node.name] = inputs[0]
+        elif isinstance(emit, nn.Module):
+            clash = _module_path_clash(node.name)
+            if clash:
+                raise ArchspecError("AS803", f"layer {node.name!r}: {clash!r} is an attribute of torch.nn.Module; rename the layer")
+            submodules[node.name] = emit
+            values[node.name] = fx_graph.create_node("call_module", node.name, tuple(inputs), {}, name=label)
+        elif isinstance(emit, Call):
+            if emit.fold:
+                result = inputs[0]
+                for k, other in enumerate(inputs[1:]):
+                    result = fx_graph.create_node("call_function", emit.target, (result, other), dict(emit.kwargs),
+                                                  name=label if k == len(inputs) - 2 else f"{label}_part")
+                values[node.name] = result
+            else:
+                args = ((inputs,) if emit.listed else tuple(inputs)) + tuple(emit.args)
+                values[node.name] = fx_graph.create_node("call_function", emit.target, args, dict(emit.kwargs), name=label)
+        else:
+            raise ArchspecError("AS803", f"the torch lowering of {node.op!r} returned {type(emit).__name__}; "
+                                "it must return an nn.Module, a Call or ALIAS")
+    assert graph.output is not None
+    fx_graph.output(values[graph.output])
+    root = nn.Module()
+    for name, module in submodules.items():
+        _attach(root, name, module)
+    return fx.GraphModule(root, fx_graph, class_name=_class_name(class_name))
+
+
+def _attach(root: nn.Module, dotted: str, module: nn.Module) -> None:
+    *parents, leaf = dotted.split(".")
+    current = root
+    for part in parents:
+        if not hasattr(current, part):
+            current.add_module(part, nn.Module())
+        current = getattr(current, part)
+    current.add_module(leaf, module)
+
+
+def _class_name(name: str) -> str:
+    words = re.split(r"[^A-Za-z0-9]+", name)
+    camel = "".join(w[:1].upper() + w[1:] for w in words if w)
+    return camel if camel and camel[0].isalpha() else f"Net{camel}"

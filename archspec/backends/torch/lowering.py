@@ -1,0 +1,190 @@
+"""The torch lowering table: one entry per op, turning a node into a module or a function call.
+
+An entry takes the node and its input shapes (per sample) and returns:
+  * an nn.Module, called with the node's inputs (ops with weights or train/eval behaviour);
+  * a `Call`: a torch function applied to the inputs, for stateless ops;
+  * `ALIAS`: the node is its input (identity).
+Per-sample axes from the IR become torch axes by skipping the batch axis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+import operator
+from typing import Any
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from archspec.backends.torch import modules
+from archspec.ir import Node, Shape
+from archspec.ops import dense, elementwise, norm, spatial, tensor
+
+
+@dataclass(frozen=True)
+class Call:
+    """`target(*inputs, *args, **kwargs)`; with `fold`, `target` combines the inputs pairwise;
+    with `listed`, the inputs are passed as one list (torch.cat)."""
+
+    target: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    fold: bool = False
+    listed: bool = False
+
+
+class _Alias:
+    pass
+
+
+ALIAS = _Alias()
+Emit = nn.Module | Call | _Alias
+Lowering = Callable[[Node, Sequence[Shape]], Emit]
+
+
+def torch_axis(axis: int, rank: int) -> int:
+    """A per-sample axis -> the same axis of the batched tensor."""
+    return axis % rank + 1
+
+
+def _conv2d(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: spatial.Conv2d = node.params  # type: ignore[assignment]
+    return nn.Conv2d(shapes[0][0], p.out, p.kernel, p.stride, spatial.conv2d_padding(p), p.dilation, p.groups, p.bias)
+
+
+def _maxpool2d(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: spatial.MaxPool2d = node.params  # type: ignore[assignment]
+    return Call(F.max_pool2d, kwargs=dict(kernel_size=p.kernel, stride=p.stride if p.stride is not None else p.kernel,
+                                          padding=p.padding, dilation=p.dilation, ceil_mode=p.ceil_mode))
+
+
+def _avgpool2d(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: spatial.AvgPool2d = node.params  # type: ignore[assignment]
+    return Call(F.avg_pool2d, kwargs=dict(kernel_size=p.kernel, stride=p.stride if p.stride is not None else p.kernel,
+                                          padding=p.padding, ceil_mode=p.ceil_mode, count_include_pad=p.count_include_pad))
+
+
+def _adaptive(function: Callable[..., Any]) -> Lowering:
+    def lower(node: Node, shapes: Sequence[Shape]) -> Emit:
+        p: spatial.AdaptivePool2d = node.params  # type: ignore[assignment]
+        return Call(function, args=(spatial.pair(p.size),))
+    return lower
+
+
+def _lrn(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: spatial.LRN = node.params  # type: ignore[assignment]
+    return nn.LocalResponseNorm(p.size, p.alpha, p.beta, p.k)
+
+
+def _linear(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: dense.Linear = node.params  # type: ignore[assignment]
+    return nn.Linear(shapes[0][-1], p.out, p.bias)
+
+
+def _attention(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: dense.SelfAttention = node.params  # type: ignore[assignment]
+    return modules.SelfAttention(shapes[0][1], p.heads, p.dropout, p.bias)
+
+
+def _batchnorm(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: norm.BatchNorm = node.params  # type: ignore[assignment]
+    cls = {1: nn.BatchNorm1d, 2: nn.BatchNorm1d, 3: nn.BatchNorm2d, 4: nn.BatchNorm3d}[len(shapes[0])]
+    return cls(shapes[0][0], eps=p.eps, momentum=p.momentum, affine=p.affine)
+
+
+def _layernorm(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: norm.LayerNorm = node.params  # type: ignore[assignment]
+    return nn.LayerNorm(shapes[0][-1], eps=p.eps, elementwise_affine=p.affine, bias=p.bias)
+
+
+def _function(target: Callable[..., Any], **kwargs: Any) -> Lowering:
+    return lambda node, shapes: Call(target, kwargs=kwargs)
+
+
+def _gelu(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: elementwise.Gelu = node.params  # type: ignore[assignment]
+    return Call(F.gelu, kwargs={"approximate": p.approximate})
+
+
+def _softmax(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: elementwise.Softmax = node.params  # type: ignore[assignment]
+    return Call(torch.softmax, kwargs={"dim": torch_axis(p.axis, len(shapes[0]))})
+
+
+def _flatten(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: tensor.Flatten = node.params  # type: ignore[assignment]
+    rank = len(shapes[0])
+    return Call(torch.flatten, args=(torch_axis(p.start, rank), torch_axis(p.end, rank)))
+
+
+def _reshape(node: Node, shapes: Sequence[Shape]) -> Emit:
+    # node.shape is the inferred, fully known target: only the batch axis stays symbolic.
+    return Call(torch.reshape, args=((-1, *(node.shape or ())),))
+
+
+def _permute(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: tensor.Permute = node.params  # type: ignore[assignment]
+    rank = len(shapes[0])
+    return Call(torch.permute, args=((0, *(torch_axis(d, rank) for d in p.dims)),))
+
+
+def _transpose(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: tensor.Transpose = node.params  # type: ignore[assignment]
+    rank = len(shapes[0])
+    return Call(torch.transpose, args=tuple(torch_axis(a, rank) for a in p.axes))
+
+
+def _concat(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: tensor.Concat = node.params  # type: ignore[assignment]
+    return Call(torch.cat, kwargs={"dim": torch_axis(p.axis, len(shapes[0]))}, listed=True)
+
+
+def _mean(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: tensor.Mean = node.params  # type: ignore[assignment]
+    axes = (p.axes,) if isinstance(p.axes, int) else p.axes
+    rank = len(shapes[0])
+    return Call(torch.mean, args=(tuple(torch_axis(a, rank) for a in axes),), kwargs={"keepdim": p.keepdim})
+
+
+def _select(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: tensor.Select = node.params  # type: ignore[assignment]
+    return Call(torch.select, args=(torch_axis(p.axis, len(shapes[0])), p.position))
+
+
+LOWERINGS: dict[str, Lowering] = {
+    "conv2d": _conv2d,
+    "maxpool2d": _maxpool2d,
+    "avgpool2d": _avgpool2d,
+    "adaptive_avgpool2d": _adaptive(F.adaptive_avg_pool2d),
+    "adaptive_maxpool2d": _adaptive(F.adaptive_max_pool2d),
+    "lrn": _lrn,
+    "linear": _linear,
+    "self_attention": _attention,
+    "class_token": lambda node, shapes: modules.ClassToken(shapes[0][1]),
+    "pos_embedding": lambda node, shapes: modules.PosEmbedding(*shapes[0]),
+    "batchnorm": _batchnorm,
+    "layernorm": _layernorm,
+    "relu": _function(F.relu),
+    "relu6": _function(F.relu6),
+    "silu": _function(F.silu),
+    "sigmoid": _function(torch.sigmoid),
+    "tanh": _function(torch.tanh),
+    "hardswish": _function(F.hardswish),
+    "hardsigmoid": _function(F.hardsigmoid),
+    "identity": lambda node, shapes: ALIAS,
+    "gelu": _gelu,
+    "softmax": _softmax,
+    "dropout": lambda node, shapes: nn.Dropout(node.params.p),  # type: ignore[union-attr]
+    "drop_path": lambda node, shapes: modules.DropPath(node.params.p),  # type: ignore[union-attr]
+    "add": lambda node, shapes: Call(operator.add, fold=True),
+    "mul": lambda node, shapes: Call(operator.mul, fold=True),
+    "flatten": _flatten,
+    "reshape": _reshape,
+    "permute": _permute,
+    "transpose": _transpose,
+    "concat": _concat,
+    "mean": _mean,
+    "select": _select,
+}

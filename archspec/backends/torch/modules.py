@@ -1,0 +1,64 @@
+"""The few torch modules that torch.nn lacks in the form the IR's ops need.
+
+Parameter names match the reference implementations' leaves where one exists (nn.MultiheadAttention's
+in_proj_weight / out_proj.*), so state dicts line up.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class SelfAttention(nn.MultiheadAttention):
+    """Multi-head self-attention on [N, T, D] returning only the attended values (as torchvision's ViT
+    calls nn.MultiheadAttention with need_weights=False)."""
+
+    def __init__(self, width: int, heads: int, dropout: float, bias: bool):
+        super().__init__(width, heads, dropout=dropout, bias=bias, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return super().forward(x, x, x, need_weights=False)[0]
+
+
+class ClassToken(nn.Module):
+    """Prepends one learned token to every sequence: [N, T, D] -> [N, T + 1, D]."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.token = nn.Parameter(torch.zeros(1, 1, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.token.expand(x.shape[0], -1, -1), x], dim=1)
+
+
+class PosEmbedding(nn.Module):
+    """Adds a learned [1, T, D] embedding (initialised like torchvision's ViT: normal, std 0.02)."""
+
+    def __init__(self, tokens: int, width: int):
+        super().__init__()
+        self.embedding = nn.Parameter(torch.empty(1, tokens, width).normal_(std=0.02))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.embedding
+
+
+class DropPath(nn.Module):
+    """Stochastic depth, row mode (torchvision.ops.StochasticDepth): in training, zero a whole
+    sample's branch with probability p and rescale the kept ones by 1 / (1 - p)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        noise = x.new_empty([x.shape[0]] + [1] * (x.dim() - 1)).bernoulli_(keep)
+        if keep > 0.0:
+            noise.div_(keep)
+        return x * noise
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"

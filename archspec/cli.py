@@ -1,0 +1,133 @@
+"""The command line: turns arguments into options and calls the pipeline. No logic of its own.
+
+Exit codes: 0 ok, 1 spec errors (or a bad weights file), 2 usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+import json
+from pathlib import Path
+import sys
+
+from archspec import pipeline
+from archspec.errors import CODES, ArchspecError, SpecErrors
+from archspec.params import parse_override
+from archspec.registry import default_registry
+from archspec.summary import human, table
+
+SPECS_DIR = Path("specs")
+
+
+def _spec_path(text: str) -> str:
+    """A path, or the bare name of a spec in ./specs (`archspec summary vgg16`)."""
+    path = Path(text)
+    if not path.exists() and path.suffix == "" and (SPECS_DIR / f"{text}.yaml").exists():
+        return str(SPECS_DIR / f"{text}.yaml")
+    return text
+
+
+def _overrides(items: Sequence[str]) -> dict[str, object]:
+    return dict(parse_override(item) for item in items)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="archspec", description="Compile neural-network architecture specs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def spec_command(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.add_argument("spec", help="spec file, or the name of a spec in ./specs")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a parameter")
+        return p
+
+    spec_command("validate", "check a spec; print every error as file:line:col: code: message")
+    summary = spec_command("summary", "per-layer table of output shapes, parameters and MACs")
+    summary.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    build = spec_command("build", "compile a spec with a backend and write the artifact")
+    build.add_argument("-o", "--output", help="output file (default: <name><backend suffix>, e.g. vgg16.pt2)")
+    build.add_argument("--backend", default="torch")
+    build.add_argument("--seed", type=int, default=0, help="weight initialisation seed")
+    build.add_argument("--weights", help="initial weights: a reference state dict (.safetensors, .pt, .pth)")
+    lister = sub.add_parser("list", help="specs, ops and backends, with the plugin providing each")
+    lister.add_argument("--specs", default=str(SPECS_DIR), help="folder of specs to list")
+    sub.add_parser("schema", help="print the spec format as JSON Schema")
+    explain = sub.add_parser("explain", help="what an error code means")
+    explain.add_argument("code")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    registry = default_registry()
+    for problem in registry.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    if args.command == "list":
+        return _list(Path(args.specs))
+    if args.command == "schema":
+        from archspec.schema import json_schema
+
+        print(json.dumps(json_schema(registry), indent=2))
+        return 0
+    if args.command == "explain":
+        code = args.code.upper()
+        if code not in CODES:
+            print(f"unknown code {args.code!r}; codes are AS101 ... AS804", file=sys.stderr)
+            return 2
+        print(f"{code}: {CODES[code]}")
+        return 0
+    path = _spec_path(args.spec)
+    overrides = _overrides(args.set)
+    if args.command == "validate":
+        compiled = pipeline.compile_spec(path, overrides, registry)
+        c = compiled.costs
+        print(f"ok: {path}: {compiled.graph.name}, {c.params:,} params, {human(c.macs)} MACs, output {list(c.output)}")
+    elif args.command == "summary":
+        costs = pipeline.compile_spec(path, overrides, registry).costs
+        print(json.dumps(costs.to_json()) if args.json else table(costs))
+    elif args.command == "build":
+        out = pipeline.build_file(path, args.output, backend=args.backend, seed=args.seed, weights=args.weights,
+                                  overrides=overrides, registry=registry)
+        print(f"wrote {out}")
+    return 0
+
+
+def _list(specs: Path) -> int:
+    from archspec.validate import resolve_file
+
+    registry = default_registry()
+    print(f"specs in {specs}/:")
+    for path in sorted(specs.glob("*.yaml")):
+        try:
+            resolved = resolve_file(path, registry)
+            detail = resolved.spec.description.strip().splitlines()[0] if resolved.spec.description.strip() else ""
+            print(f"  {path.stem:<22} {detail}")
+        except SpecErrors as exc:
+            print(f"  {path.stem:<22} (invalid: {len(exc.errors)} error(s); run archspec validate {path})")
+    print("ops:")
+    for name in registry.op_names():
+        print(f"  {name:<22} {registry.ops[name].provider}")
+    print("backends:")
+    for name, provided in sorted(registry.backends.items()):
+        print(f"  {name:<22} {provided.provider}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except SpecErrors as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        n = len(exc.errors)
+        print(f"{n} error{'s' if n != 1 else ''}", file=sys.stderr)
+        return 1
+    except ArchspecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

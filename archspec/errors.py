@@ -1,0 +1,136 @@
+"""Errors as data.
+
+Every problem with a spec is a `SpecError`: a stable code, a message that says what to do, the
+file:line:column it points at, and the path of keys that leads there. Stages collect them and raise one
+`SpecErrors` holding all, so a user sees every error of a file in one run.
+
+Each code is documented once, in `CODES` (shown by `archspec explain CODE` and in docs/errors.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+import difflib
+
+PathPart = str | int
+Path = tuple[PathPart, ...]
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    """A place in a source file; line and column count from 1."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class SpecError:
+    code: str
+    message: str
+    location: Location | None = None
+    path: Path = ()
+
+    def __str__(self) -> str:
+        where = str(self.location) if self.location else "<spec>"
+        return f"{where}: {self.code}: {self.message}"
+
+    def to_json(self) -> dict[str, object]:
+        loc = self.location
+        return {
+            "code": self.code,
+            "message": self.message,
+            "file": loc.file if loc else None,
+            "line": loc.line if loc else None,
+            "column": loc.column if loc else None,
+            "path": list(self.path),
+        }
+
+
+class SpecErrors(Exception):
+    """One or more located spec errors, reported together."""
+
+    def __init__(self, errors: Iterable[SpecError]):
+        self.errors: list[SpecError] = sorted(
+            errors, key=lambda e: (e.location or Location("", 0, 0), e.code)
+        )
+        super().__init__("\n".join(str(e) for e in self.errors))
+
+
+class ArchspecError(Exception):
+    """A failure that is not a spec error (bad weights file, missing backend, ...), with what to do."""
+
+    def __init__(self, code: str, message: str):
+        self.code = code
+        self.message = message
+        super().__init__(f"{code}: {message}")
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """A ' Did you mean ...?' suffix for unknown names, or '' when nothing is close."""
+    close = difflib.get_close_matches(name, sorted(set(candidates)), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return " Did you mean " + " or ".join(repr(c) for c in close) + "?"
+
+
+def one_of(candidates: Sequence[str], limit: int = 12) -> str:
+    names = sorted(candidates)
+    shown = ", ".join(names[:limit])
+    return shown + (", ..." if len(names) > limit else "")
+
+
+# The stable codes. Ranges follow the pipeline: 1xx load, 2xx validate, 3xx expressions,
+# 4xx lower, 5xx shapes and limits, 6xx expect, 7xx weights, 8xx plugins and backends.
+CODES: dict[str, str] = {
+    "AS101": "The spec file cannot be read (missing, a directory, or not UTF-8).",
+    "AS102": "YAML syntax error.",
+    "AS103": "YAML anchors and aliases are not allowed; write the value out or use a block.",
+    "AS104": "A mapping has the same key twice.",
+    "AS105": "NaN and infinity are not allowed as numbers.",
+    "AS106": "yes/no/on/off are not booleans in a spec; write true or false (or quote the word).",
+    "AS107": "The file is larger than the limit for spec files.",
+    "AS108": "The document nests deeper than the limit.",
+    "AS109": "A YAML tag, a non-string key or another construct that specs do not use.",
+    "AS110": "A referenced spec file (use:) cannot be used: absolute, outside the spec's folder, or a cycle.",
+    "AS201": "A required key is missing.",
+    "AS202": "An unknown key; the message lists the keys allowed there.",
+    "AS203": "A value has the wrong type.",
+    "AS204": "An unknown op or block name in a layer's op:.",
+    "AS205": "An unknown variant.",
+    "AS206": "An unknown parameter (in --set, a variant, or params:).",
+    "AS207": "Unsupported format version; this archspec reads archspec: 1.",
+    "AS208": "A parameter value does not match its declared type.",
+    "AS301": "An expression does not parse.",
+    "AS302": "An expression uses a construct that specs may not use (attributes, lambdas, ...).",
+    "AS303": "An expression names an unknown variable or function.",
+    "AS304": "An expression fails when evaluated (division by zero, wrong types, bad index).",
+    "AS305": "An expression or its result exceeds the size limits.",
+    "AS401": "A layer refers (from:) to a name that is not defined before it in its scope.",
+    "AS402": "A layer gets the wrong number of inputs for its op.",
+    "AS403": "An op argument is invalid (unknown, missing or of the wrong type).",
+    "AS404": "repeat: must evaluate to a whole number >= 0.",
+    "AS405": "The expanded graph exceeds the node limit.",
+    "AS406": "A block uses itself, directly or through other blocks.",
+    "AS407": "Two layers in one scope have the same name.",
+    "AS408": "if: must evaluate to true or false.",
+    "AS409": "A layer name is not a valid name (letters, digits, _ ; not starting with a digit).",
+    "AS410": "The graph is empty or has no output.",
+    "AS501": "Shapes do not fit: an op cannot take the shape its input gives.",
+    "AS502": "A tensor is larger than the size limit.",
+    "AS601": "The parameter count differs from expect: params.",
+    "AS602": "The MAC count differs from expect: macs.",
+    "AS603": "The output shape differs from expect: output.",
+    "AS604": "The input shape differs from expect: input.",
+    "AS701": "A weights file cannot be read.",
+    "AS702": "A weights file does not match the model's structure.",
+    "AS801": "A plugin failed to load and was skipped.",
+    "AS802": "Two plugins provide the same op or backend name.",
+    "AS803": "An unknown backend, or a backend that cannot lower an op of the graph.",
+    "AS804": "Build output could not be written.",
+}

@@ -1,0 +1,293 @@
+"""Spec -> IR graph. The only module that knows both the spec and the IR.
+
+Lowering walks the layer list in order, expanding blocks and repeats into op nodes with dotted names
+(`layer1.0.conv1`). Each node's output shape is inferred as it is created, because expressions may
+read the shape of a layer's input (`in_channels`, `in_shape`): a DenseNet transition halves whatever
+channel count reaches it.
+
+Scoping: a layer's expressions see the spec's parameters and `vars`, the enclosing block's parameters
+and `vars`, the repeat index, `in_channels` and `in_shape`. `from:` names earlier layers of the same
+scope, or `input`, the scope's input. A layer whose `if:` is false is skipped and acts as identity:
+references to it read its input. A layer with `repeat: n` becomes n chained copies named `name.0` ...
+`name.{n-1}`; with n = 0 it is identity too.
+
+Errors are collected: a layer that fails poisons its name, and layers reading a poisoned name are
+skipped quietly, so one run reports every independent problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from archspec.errors import Location, Path, SpecError, SpecErrors, did_you_mean, one_of
+from archspec.expr import ExprError, Value, resolve
+from archspec.ir import INPUT_OP, Graph, Node, Shape, numel, valid_name
+from archspec.load import Document
+from archspec.ops.base import OpDef, ShapeError
+from archspec.params import COMMAND_LINE, bind
+from archspec.registry import Registry
+from archspec.spec import Block, Layer, Repeat
+from archspec.validate import Resolved
+
+MAX_NODES = 50_000
+MAX_REPEAT = 10_000
+MAX_NUMEL = 2**31  # elements of one sample's tensor
+
+
+class _Abort(Exception):
+    """A limit was hit: stop lowering at once (the error is already recorded)."""
+
+
+def fmt_shape(shape: Sequence[int]) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+@dataclass
+class _Lowerer:
+    resolved: Resolved
+    registry: Registry
+    graph: Graph
+    errors: list[SpecError] = field(default_factory=list)
+    global_env: dict[str, Value] = field(default_factory=dict)
+
+    @property
+    def doc(self) -> Document:
+        return self.resolved.doc
+
+    def error(self, code: str, message: str, path: Path) -> None:
+        self.errors.append(SpecError(code, message, self.doc.locate(path), path))
+
+    def evaluate(self, value: Any, env: Mapping[str, Value], path: Path) -> Any:
+        """Resolve expressions in `value`; on failure record a located error and raise _Skip."""
+        try:
+            return resolve(value, env)
+        except ExprError as exc:
+            self.error(exc.code, exc.message, path)
+            raise _Skip() from None
+
+    def eval_vars(self, table: Mapping[str, Any], env: dict[str, Value], where: Path) -> None:
+        for name, value in table.items():
+            try:
+                env[name] = self.evaluate(value, env, (*where, name))
+            except _Skip:
+                continue
+
+    # -- layers -------------------------------------------------------------------------------
+    def lower_scope(self, layers: Sequence[Layer], prefix: str, source: str, env: Mapping[str, Value],
+                    output: str | None, output_path: Path) -> str | None:
+        """Lower one scope's layers; return the qualified name of its output (None if poisoned)."""
+        names: dict[str, str | None] = {"input": source}
+        skipped: set[str] = set()
+        auto: dict[str, int] = {}
+        previous: str | None = source
+        for layer in layers:
+            local = layer.name or self._auto_name(layer.op, auto, names)
+            if layer.name is not None and not valid_name(layer.name) or "." in local:
+                self.error("AS409", f"layer name {local!r} is not a valid name: use letters, digits and _, starting with a letter",
+                           (*layer.where, "name"))
+                names[local] = previous = None
+                continue
+            if local in names and local not in skipped:
+                self.error("AS407", f"a layer named {local!r} already exists in this scope; give this one another name: ",
+                           (*layer.where, "name") if layer.name else layer.where)
+                previous = None
+                continue
+            skipped.discard(local)
+            sources = self._sources(layer, names, previous)
+            if sources is None:
+                names[local] = previous = None
+                continue
+            try:
+                if layer.if_ is not None and not self._condition(layer, env):
+                    names[local] = sources[0]
+                    skipped.add(local)
+                    continue
+                result = self._repeat(layer, f"{prefix}{local}", sources, env)
+            except _Skip:
+                result = None
+            names[local] = previous = result
+        if output is None:
+            return previous
+        if output not in names:
+            self.error("AS401", f"output {output!r} is not a layer of this scope.{did_you_mean(output, names)}", output_path)
+            return None
+        return names[output]
+
+    @staticmethod
+    def _auto_name(op: str, counts: dict[str, int], names: Mapping[str, Any]) -> str:
+        while True:
+            n = counts.get(op, 0)
+            counts[op] = n + 1
+            candidate = op if n == 0 else f"{op}_{n}"
+            if candidate not in names:
+                return candidate
+
+    def _sources(self, layer: Layer, names: Mapping[str, str | None], previous: str | None) -> list[str] | None:
+        refs = layer.inputs
+        if refs is None:
+            return None if previous is None else [previous]
+        sources: list[str] = []
+        for k, ref in enumerate(refs):
+            if ref not in names:
+                path = (*layer.where, "from") + ((k,) if isinstance(layer.from_, list) else ())
+                self.error("AS401", f"from: {ref!r} is not an earlier layer of this scope.{did_you_mean(ref, names)} "
+                           f"Names here: {one_of(list(names))}.", path)
+                return None
+            name = names[ref]
+            if name is None:
+                return None
+            sources.append(name)
+        return sources
+
+    def _condition(self, layer: Layer, env: Mapping[str, Value]) -> bool:
+        value = self.evaluate(layer.if_, env, (*layer.where, "if"))
+        if not isinstance(value, bool):
+            self.error("AS408", f"if: gives {value!r}; it must be true or false", (*layer.where, "if"))
+            raise _Skip()
+        return value
+
+    def _repeat(self, layer: Layer, name: str, sources: list[str], env: Mapping[str, Value]) -> str | None:
+        if layer.repeat is None:
+            return self._apply(layer, name, sources, env)
+        spec = layer.repeat if isinstance(layer.repeat, Repeat) else Repeat(times=layer.repeat)
+        path = (*layer.where, "repeat") + (("times",) if isinstance(layer.repeat, Repeat) else ())
+        count = self.evaluate(spec.times, env, path)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            self.error("AS404", f"repeat: gives {count!r}; it must be a whole number >= 0", path)
+            return None
+        if count > MAX_REPEAT:
+            self.error("AS404", f"repeat: gives {count}, above the limit of {MAX_REPEAT}", path)
+            raise _Abort()
+        current: str | None = sources[0] if len(sources) == 1 else None
+        if count == 0 and current is None:
+            self.error("AS402", "repeat: 0 makes this layer an identity, which needs exactly one input", path)
+            return None
+        inputs = sources
+        for k in range(count):
+            current = self._apply(layer, f"{name}.{k}", inputs, {**env, spec.index: k})
+            if current is None:
+                return None
+            inputs = [current]
+        return current
+
+    def _apply(self, layer: Layer, name: str, sources: list[str], env: Mapping[str, Value]) -> str | None:
+        shapes = [self.graph.node(s).shape for s in sources]
+        first: Shape = shapes[0] or ()
+        scope = {**env, "in_shape": first, "in_channels": first[0] if first else 0}
+        args: dict[str, Any] = {}
+        failed = False
+        for key, value in layer.args.items():
+            try:
+                args[key] = self.evaluate(value, scope, (*layer.where, key))
+            except _Skip:
+                failed = True
+        if failed:
+            return None
+        spec = self.resolved.spec
+        if layer.op in spec.blocks:
+            return self._apply_block(layer, spec.blocks[layer.op], name, sources, args)
+        return self._apply_op(layer, self.registry.op(layer.op), name, sources, args)
+
+    def _apply_block(self, layer: Layer, block: Block, name: str, sources: list[str], args: dict[str, Any]) -> str | None:
+        if len(sources) != 1:
+            self.error("AS402", f"block {layer.op!r} takes one input; from: gives {len(sources)}", (*layer.where, "from"))
+            return None
+        settings = {k: (v, self.doc.locate((*layer.where, k))) for k, v in args.items()}
+        try:
+            values = bind(block.params, settings, what=f"argument of block {layer.op!r}",
+                          required_at=self.doc.locate(layer.where))
+        except SpecErrors as exc:
+            self.errors.extend(exc.errors)
+            return None
+        env: dict[str, Value] = {**self.global_env, **values}
+        self.eval_vars(block.vars, env, (*block.where, "vars"))
+        return self.lower_scope(block.layers, f"{name}.", sources[0], env, block.output, (*block.where, "output"))
+
+    def _apply_op(self, layer: Layer, op: OpDef[Any], name: str, sources: list[str], args: dict[str, Any]) -> str | None:
+        low, high = op.arity
+        if len(sources) < low or (high is not None and len(sources) > high):
+            wanted = f"{low}" if low == high else f"at least {low}" if high is None else f"{low} to {high}"
+            self.error("AS402", f"{op.name} takes {wanted} input(s); this layer gets {len(sources)}"
+                       + ("; list them in from:" if len(sources) < low else ""), layer.where)
+            return None
+        try:
+            params = op.params.model_validate(args)
+        except ValidationError as exc:
+            for err in exc.errors():
+                key = next((p for p in err["loc"] if isinstance(p, str) and p in op.params.model_fields), None)
+                path = (*layer.where, key) if key in layer.args else layer.where
+                what = f"argument {key!r}" if key else "arguments"
+                got = f" (got {err['input']!r})" if key and err["type"] != "missing" else ""
+                self.error("AS403", f"{op.name} {what}: {err['msg']}{got}", path)
+                break  # one message per layer: union alternatives would repeat it
+            return None
+        shapes = [self.graph.node(s).shape for s in sources]
+        try:
+            shape = op.shape(params, shapes)  # type: ignore[arg-type]
+        except ShapeError as exc:
+            if exc.input is None:
+                given = "; ".join(f"{s!r} gives {fmt_shape(self.graph.node(s).shape or ())}" for s in sources)
+            else:
+                src = sources[exc.input]
+                given = f"{src!r} gives {fmt_shape(self.graph.node(src).shape or ())}"
+            self.error("AS501", f"{op.name} {name!r} {exc.expects}; {given}", layer.where)
+            return None
+        if numel(shape) > MAX_NUMEL:
+            self.error("AS502", f"{op.name} {name!r} makes a {fmt_shape(shape)} tensor per sample, above the limit of {MAX_NUMEL} elements",
+                       layer.where)
+            raise _Abort()
+        if len(self.graph) >= MAX_NODES:
+            self.error("AS405", f"the graph grows past {MAX_NODES} nodes here; check repeat: counts", layer.where)
+            raise _Abort()
+        self.graph.add(Node(name, op.name, params, tuple(sources), shape, self.doc.locate(layer.where)))
+        return name
+
+
+class _Skip(Exception):
+    """This layer failed (its error is recorded); carry on with the next."""
+
+
+def lower(resolved: Resolved, registry: Registry, overrides: Mapping[str, Any] | None = None,
+          override_location: Location = COMMAND_LINE) -> Graph:
+    """Build the IR graph of a resolved spec with parameter `overrides`; raise SpecErrors on any problem."""
+    spec, doc = resolved.spec, resolved.doc
+    settings = {k: (s.value, s.location) for k, s in resolved.settings.items()}
+    settings.update({k: (v, override_location) for k, v in (overrides or {}).items()})
+    values = bind(spec.params, settings, required_at=doc.locate(("params",)))
+    lowerer = _Lowerer(resolved, registry, Graph(resolved.name))
+    env = dict(values)
+    lowerer.eval_vars(spec.vars, env, ("vars",))
+    lowerer.global_env = env
+    if lowerer.errors:
+        raise SpecErrors(lowerer.errors)
+    shape = _input_shape(lowerer, env)
+    lowerer.graph.add(Node("input", INPUT_OP, None, (), shape, doc.locate(("input",))))
+    try:
+        output = lowerer.lower_scope(spec.layers, "", "input", env, spec.output, ("output",))
+    except _Abort:
+        output = None
+    if lowerer.errors:
+        raise SpecErrors(lowerer.errors)
+    if output is None or output == "input":
+        raise SpecErrors([SpecError("AS410", "the network has no op layers after its input; add layers", doc.locate(("layers",)))])
+    lowerer.graph.output = output
+    lowerer.graph.lint()
+    return lowerer.graph
+
+
+def _input_shape(lowerer: _Lowerer, env: Mapping[str, Value]) -> Shape:
+    try:
+        shape = lowerer.evaluate(lowerer.resolved.spec.input, env, ("input",))
+    except _Skip:
+        raise SpecErrors(lowerer.errors) from None
+    if not isinstance(shape, tuple) or not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape):
+        raise SpecErrors([SpecError("AS203", f"input: gives {shape!r}; it must be a list of positive whole numbers, e.g. [3, $resolution, $resolution]",
+                                    lowerer.doc.locate(("input",)), ("input",))])
+    if numel(shape) > MAX_NUMEL:
+        raise SpecErrors([SpecError("AS502", f"input {fmt_shape(shape)} is above the limit of {MAX_NUMEL} elements per sample",
+                                    lowerer.doc.locate(("input",)), ("input",))])
+    return shape

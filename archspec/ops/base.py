@@ -1,0 +1,102 @@
+"""How an op is declared: data, not procedures.
+
+An op is a name, a typed parameter model, its input arity, and pure functions of the parameters and
+the per-sample input shapes for the output shape, the trainable tensors (from which the parameter
+count follows) and the multiply-accumulate count. Nothing here knows any backend: each backend keeps
+its own lowering table keyed by op name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from archspec.ir import Shape, numel
+
+# Keys a layer uses for itself; an op parameter may not take one of these names.
+RESERVED_LAYER_KEYS = frozenset({"op", "name", "from", "repeat", "if"})
+
+
+class OpParams(BaseModel):
+    """Base of every op's parameter model: unknown keys are errors, values are immutable,
+    and no silent coercion (a bool is not an int, a string is not a number)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class NoParams(OpParams):
+    pass
+
+
+class ShapeError(Exception):
+    """An op cannot take the shapes it is given.
+
+    `expects` completes the sentence "<op> '<layer>' ...", e.g. "expects 256 input channels".
+    `input` is the index of the offending input, whose producer and shape the caller names;
+    None when the problem is between inputs (the caller then lists them all).
+    """
+
+    def __init__(self, expects: str, input: int | None = 0):
+        super().__init__(expects)
+        self.expects = expects
+        self.input = input
+
+
+P = TypeVar("P", bound=OpParams)
+ShapeFn = Callable[[P, Sequence[Shape]], Shape]
+WeightsFn = Callable[[P, Sequence[Shape]], Mapping[str, Shape]]
+MacsFn = Callable[[P, Sequence[Shape], Shape], int]
+
+
+def _no_weights(params: Any, inputs: Sequence[Shape]) -> Mapping[str, Shape]:
+    return {}
+
+
+def _no_macs(params: Any, inputs: Sequence[Shape], output: Shape) -> int:
+    return 0
+
+
+@dataclass(frozen=True)
+class OpDef(Generic[P]):
+    """A declared op.
+
+    `arity` is (min, max) inputs; max None means any number. `weights` names each trainable tensor
+    with its shape, in the order a backend registers them: this order is what `--weights` matches
+    reference state dicts by.
+    """
+
+    name: str
+    params: type[P]
+    arity: tuple[int, int | None]
+    shape: ShapeFn[P]
+    weights: WeightsFn[P] = _no_weights
+    macs: MacsFn[P] = _no_macs
+    doc: str = ""
+    category: str = "misc"
+
+    def __post_init__(self) -> None:
+        clash = RESERVED_LAYER_KEYS & set(self.params.model_fields)
+        if clash:
+            raise ValueError(f"op {self.name!r}: parameter names {sorted(clash)} are reserved layer keys")
+
+    def param_count(self, params: P, inputs: Sequence[Shape]) -> int:
+        return sum(numel(s) for s in self.weights(params, inputs).values())
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """What one entry point of the `archspec.plugins` group provides.
+
+    `backends` maps a backend name to "module:attribute" of an object implementing
+    `archspec.backends.Backend`, imported only when that backend is used, so heavy
+    dependencies stay out of `archspec validate`. `lowerings` maps a backend name to
+    "module:attribute" of a dict op-name -> lowering function, for ops this plugin adds
+    to a backend it does not own.
+    """
+
+    ops: Sequence[OpDef[Any]] = ()
+    backends: Mapping[str, str] = field(default_factory=dict)
+    lowerings: Mapping[str, str] = field(default_factory=dict)

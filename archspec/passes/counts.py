@@ -1,0 +1,63 @@
+"""Static parameter and MAC counts, computed from shapes alone (no tensors are built).
+
+MACs follow the reference convention (shared/reference/README.md): multiply-accumulates of every
+convolution (groups respected), linear layer and matrix product, attention scores and weighted values
+included, for one sample; norms, activations, pooling, softmax and elementwise ops count zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from archspec.ir import Graph, Shape
+from archspec.registry import Registry
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    name: str
+    op: str
+    output: Shape
+    params: int
+    macs: int
+
+
+@dataclass(frozen=True)
+class Costs:
+    name: str
+    input: Shape
+    output: Shape
+    layers: tuple[LayerCost, ...]
+
+    @property
+    def params(self) -> int:
+        return sum(layer.params for layer in self.layers)
+
+    @property
+    def macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "input": list(self.input),
+            "output": list(self.output),
+            "params": self.params,
+            "macs": self.macs,
+            "layers": [
+                {"name": l.name, "op": l.op, "output": list(l.output), "params": l.params, "macs": l.macs}
+                for l in self.layers
+            ],
+        }
+
+
+def count(graph: Graph, registry: Registry) -> Costs:
+    """Parameters and MACs of every op node. Needs shapes on every node (lint(shapes=True) holds)."""
+    layers = []
+    for node in graph.ops:
+        op = registry.op(node.op)
+        inputs = graph.input_shapes(node)
+        assert node.shape is not None  # guaranteed by lint after lowering / InferShapes
+        layers.append(LayerCost(node.name, node.op, node.shape, op.param_count(node.params, inputs),
+                                op.macs(node.params, inputs, node.shape)))
+    return Costs(graph.name, graph.input.shape or (), graph.output_shape, tuple(layers))

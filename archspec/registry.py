@@ -1,0 +1,116 @@
+"""The plugin registry: names of ops and backends, each mapped to the package that provides it.
+
+Everything, the built-ins included, arrives through the `archspec.plugins` entry-point group (see
+pyproject.toml). Loading an entry point imports only its `Plugin` object; backends and per-backend
+lowering tables are "module:attribute" strings imported on first use, so heavy libraries are never
+imported by `archspec validate`.
+
+A plugin that fails to load is reported by package name and version and skipped. Two providers of one
+name are an error naming both: silently preferring one would make builds depend on install order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+import importlib
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+from archspec.errors import ArchspecError, did_you_mean, one_of
+from archspec.ops.base import OpDef, Plugin
+
+GROUP = "archspec.plugins"
+
+
+@dataclass(frozen=True)
+class Provided:
+    name: str
+    provider: str  # "package version (entry point)"
+    target: Any
+
+
+def _import(target: str) -> Any:
+    module, _, attribute = target.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in attribute.split(".") if attribute else ():
+        obj = getattr(obj, part)
+    return obj
+
+
+def _provider(ep: EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    package = f"{dist.name} {dist.version}" if dist is not None else "<unknown package>"
+    return f"{package} (entry point {ep.name!r})"
+
+
+@dataclass
+class Registry:
+    ops: dict[str, Provided] = field(default_factory=dict)
+    backends: dict[str, Provided] = field(default_factory=dict)
+    lowerings: dict[str, list[Provided]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # AS801 messages for plugins that were skipped
+
+    def add(self, plugin: Plugin, provider: str) -> None:
+        """Register one plugin's contributions; a name already taken is an AS802 error."""
+        for op in plugin.ops:
+            self._claim(self.ops, "op", Provided(op.name, provider, op))
+        for name, target in plugin.backends.items():
+            self._claim(self.backends, "backend", Provided(name, provider, target))
+        for backend, target in plugin.lowerings.items():
+            self.lowerings.setdefault(backend, []).append(Provided(backend, provider, target))
+
+    @staticmethod
+    def _claim(table: dict[str, Provided], kind: str, item: Provided) -> None:
+        if item.name in table:
+            raise ArchspecError(
+                "AS802",
+                f"{kind} {item.name!r} is provided twice: by {table[item.name].provider} and by {item.provider}; "
+                "uninstall one of the packages or ask its author to rename the "
+                f"{kind}",
+            )
+        table[item.name] = item
+
+    def op(self, name: str) -> OpDef[Any]:
+        return self.ops[name].target
+
+    def op_names(self) -> list[str]:
+        return sorted(self.ops)
+
+    def backend(self, name: str) -> Any:
+        """Import and instantiate backend `name`, handing it every plugin's lowerings for it."""
+        if name not in self.backends:
+            raise ArchspecError(
+                "AS803", f"unknown backend {name!r}.{did_you_mean(name, self.backends)} Known: {one_of(list(self.backends))}"
+            )
+        factory = _import(self.backends[name].target)
+        extra: dict[str, Callable[..., Any]] = {}
+        for provided in self.lowerings.get(name, []):
+            table: Mapping[str, Callable[..., Any]] = _import(provided.target)
+            for op_name, lowering in table.items():
+                if op_name in extra:
+                    raise ArchspecError("AS802", f"{name} lowering of op {op_name!r} is provided twice, the second time by {provided.provider}")
+                extra[op_name] = lowering
+        return factory(extra_lowerings=extra)
+
+
+def build_registry(eps: Iterable[EntryPoint]) -> Registry:
+    registry = Registry()
+    # Sorted so that which provider is named first in an AS802 error does not depend on install order.
+    for ep in sorted(eps, key=lambda e: (e.value.split(":")[0].split(".")[0] != "archspec", e.name, e.value)):
+        provider = _provider(ep)
+        try:
+            plugin = ep.load()
+            if not isinstance(plugin, Plugin):
+                raise TypeError(f"{ep.value} is a {type(plugin).__name__}, not an archspec.ops.base.Plugin")
+        except Exception as exc:  # a broken third-party plugin must not break archspec itself
+            registry.problems.append(f"AS801: plugin {provider} failed to load and was skipped: {type(exc).__name__}: {exc}")
+            continue
+        registry.add(plugin, provider)
+    return registry
+
+
+@lru_cache(maxsize=1)
+def default_registry() -> Registry:
+    return build_registry(entry_points(group=GROUP))

@@ -1,0 +1,157 @@
+"""The typed spec (format version 1), as pydantic models.
+
+A spec file is one of two things:
+
+* a full spec (`Spec`): parameters, derived variables, a table of variants, reusable blocks and the
+  layer list;
+* a thin spec (`SpecRef`): `use:` names a full spec file, `variant:` picks a row of its table, `set:`
+  overrides parameter values, and `expect:` states the figures the result must have.
+
+Values anywhere in `vars`, `input`, `layers` and `blocks` may be expressions (see archspec.expr).
+These models check structure only; names, expressions and shapes are checked by lowering.
+Each model remembers the path of keys that led to it (`where`), so later stages can locate errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from archspec.errors import Path
+
+ParamType = Literal["int", "float", "bool", "str", "list", "any"]
+LAYER_KEYS = ("op", "name", "from", "repeat", "if")
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    _where: Path = PrivateAttr(default=())
+
+    @property
+    def where(self) -> Path:
+        return self._where
+
+
+def infer_type(value: Any) -> ParamType:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, list):
+        return "list"
+    return "any"
+
+
+class ParamDecl(Model):
+    """A typed parameter. In YAML either `name: default` (type from the default) or a mapping."""
+
+    type: ParamType
+    default: Any = None
+    required: bool = False
+    doc: str = ""
+    choices: list[Any] | None = None
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return {"type": infer_type(data), "default": data}
+        if "default" not in data and "type" in data:
+            return {**data, "required": True}
+        if "type" not in data and "default" in data:
+            return {**data, "type": infer_type(data["default"])}
+        return data
+
+
+class Repeat(Model):
+    times: int | str
+    index: str = Field("i", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Layer(Model):
+    """One layer: an op or a block, its inputs, optional repetition and condition; every other key is
+    an argument of the op or block."""
+
+    op: str
+    name: str | None = None
+    from_: str | list[str] | None = Field(None, alias="from")
+    repeat: int | str | Repeat | None = None
+    if_: bool | str | None = Field(None, alias="if")
+    args: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_args(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        fixed = {k: v for k, v in data.items() if k in LAYER_KEYS}
+        args = {k: v for k, v in data.items() if k not in LAYER_KEYS}
+        if "args" in args and isinstance(args["args"], dict) and len(args) == 1:
+            return {**fixed, "args": args["args"]}
+        return {**fixed, "args": args}
+
+    @field_validator("repeat")
+    @classmethod
+    def _whole_repeat(cls, v: Any) -> Any:
+        if isinstance(v, int) and not isinstance(v, bool) and v < 0:
+            raise ValueError("repeat must be >= 0")
+        return v
+
+    @property
+    def inputs(self) -> list[str] | None:
+        if self.from_ is None:
+            return None
+        return [self.from_] if isinstance(self.from_, str) else list(self.from_)
+
+
+class Block(Model):
+    """A reusable, parameterised sub-graph. Its layers see the spec's parameters and variables, the
+    block's own parameters and variables, and `input` (the value the block is applied to)."""
+
+    doc: str = ""
+    params: dict[str, ParamDecl] = Field(default_factory=dict)
+    vars: dict[str, Any] = Field(default_factory=dict)
+    layers: list[Layer] = Field(min_length=1)
+    output: str | None = None
+
+
+class Expect(Model):
+    """Reference figures the built graph must have (checked with the spec's own parameter values)."""
+
+    params: int | None = None
+    macs: int | None = None
+    output: list[int] | None = None
+    input: list[int] | None = None
+    source: str = ""
+
+
+class Spec(Model):
+    archspec: int
+    name: str
+    description: str = ""
+    paper: str = ""
+    params: dict[str, ParamDecl] = Field(default_factory=dict)
+    vars: dict[str, Any] = Field(default_factory=dict)
+    variants: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    input: list[int | str] | str
+    blocks: dict[str, Block] = Field(default_factory=dict)
+    layers: list[Layer] = Field(min_length=1)
+    output: str | None = None
+    expect: Expect | None = None
+
+
+class SpecRef(Model):
+    archspec: int
+    name: str
+    description: str = ""
+    use: str
+    variant: str | None = None
+    set: dict[str, Any] = Field(default_factory=dict)
+    expect: Expect | None = None

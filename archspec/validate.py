@@ -1,0 +1,270 @@
+"""Plain data -> typed spec, with every error located and all of them reported at once.
+
+`resolve_file` is the entry point: it loads a spec file, validates it, follows a thin spec's `use:` to
+its family spec, and returns a `Resolved` spec: the full spec plus the parameter values that the
+variant and the thin spec choose, each remembered with where it was written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+import os
+from pathlib import Path as FsPath
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from archspec.errors import Location, Path, SpecError, SpecErrors, did_you_mean, one_of
+from archspec.load import Document, load_file
+from archspec.ops.base import RESERVED_LAYER_KEYS
+from archspec.registry import Registry
+from archspec.spec import Block, Layer, Model, ParamDecl, Spec, SpecRef
+
+FORMAT_VERSION = 1
+MAX_USE_DEPTH = 8
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A parameter value chosen outside the parameter's declaration, and where it was written."""
+
+    value: Any
+    location: Location | None
+
+
+@dataclass(frozen=True)
+class Resolved:
+    spec: Spec
+    doc: Document  # the full spec's document: locations of everything in `spec`
+    name: str
+    variant: str | None = None
+    settings: Mapping[str, Setting] = field(default_factory=dict)
+    expect_doc: Document | None = None  # where `spec_expect` was written
+    ref: SpecRef | None = None
+
+    @property
+    def expect(self) -> Any:
+        if self.ref is not None:
+            return self.ref.expect
+        return self.spec.expect
+
+
+# -- pydantic errors -> located spec errors ------------------------------------------------------
+_CODE_BY_TYPE = {"missing": "AS201", "extra_forbidden": "AS202"}
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed in the mapping at `loc` (for did-you-mean on unknown keys); best effort."""
+    current: Any = model
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            fields = {f.alias or name: f for name, f in current.model_fields.items()}
+            if part not in fields:
+                return []
+            current = fields[part].annotation
+        else:
+            args = [a for a in getattr(current, "__args__", ()) if a is not type(None)]
+            models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+            current = models[0] if models else (args[-1] if args else None)
+            if isinstance(current, type) and issubclass(current, BaseModel) and isinstance(part, str) and part in {
+                f.alias or n for n, f in current.model_fields.items()
+            }:
+                return _fields_at(current, (part,))
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [f.alias or name for name, f in current.model_fields.items() if name != "args"]
+    return []
+
+
+def _located(doc: Document, exc: ValidationError, model: type[BaseModel]) -> list[SpecError]:
+    errors = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+        kind = err["type"]
+        code = _CODE_BY_TYPE.get(kind, "AS203")
+        key = loc[-1] if loc else ""
+        if kind == "extra_forbidden":
+            allowed = _fields_at(model, loc[:-1])
+            message = f"unknown key {key!r}.{did_you_mean(str(key), allowed)}"
+            if allowed:
+                message += f" Allowed here: {one_of(allowed)}."
+            location = doc.locate_key(loc)
+        elif kind == "missing":
+            message = f"missing required key {key!r}; add it here"
+            location = doc.locate(loc[:-1])
+        else:
+            where = f"{key!r}: " if loc else ""
+            message = f"{where}{err['msg'].rstrip('.')} (got {err.get('input')!r})"
+            location = doc.locate(loc)
+        errors.append(SpecError(code, message, location, loc))
+    # pydantic reports each alternative of a union; one located message per place is enough.
+    unique: dict[tuple[Location | None, str], SpecError] = {}
+    for e in errors:
+        unique.setdefault((e.location, e.code), e)
+    return list(unique.values())
+
+
+def _remember_paths(model: Model, path: Path) -> None:
+    model._where = path
+    for name, value in model:
+        alias = type(model).model_fields[name].alias or name
+        if isinstance(value, Model):
+            _remember_paths(value, (*path, alias))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, Model):
+                    _remember_paths(item, (*path, alias, i))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(item, Model):
+                    _remember_paths(item, (*path, alias, key))
+
+
+# -- checks pydantic cannot make ---------------------------------------------------------------
+def _check_param_decls(doc: Document, decls: Mapping[str, ParamDecl], where: Path) -> Iterable[SpecError]:
+    from archspec.params import type_error  # params sits beside validate; imported late to keep this module's head short
+
+    for name, decl in decls.items():
+        path = (*where, name)
+        if name in RESERVED_LAYER_KEYS or not name.isidentifier() or name.startswith("_"):
+            yield SpecError("AS203", f"{name!r} cannot be a parameter name; use an identifier not in {sorted(RESERVED_LAYER_KEYS)}", doc.locate_key(path), path)
+        if not decl.required:
+            problem = type_error(decl, decl.default)
+            if problem:
+                yield SpecError("AS208", f"default of {name!r}: {problem}", doc.locate(path), path)
+
+
+def _layers_in(spec: Spec) -> Iterable[tuple[Layer, str | None]]:
+    for layer in spec.layers:
+        yield layer, None
+    for block_name, block in spec.blocks.items():
+        for layer in block.layers:
+            yield layer, block_name
+
+
+def _check_layers(doc: Document, spec: Spec, registry: Registry) -> Iterable[SpecError]:
+    known = set(registry.ops) | set(spec.blocks)
+    for layer, _ in _layers_in(spec):
+        path = layer.where
+        if layer.op in spec.blocks:
+            allowed = list(spec.blocks[layer.op].params)
+        elif layer.op in registry.ops:
+            allowed = list(registry.op(layer.op).params.model_fields)
+        else:
+            yield SpecError("AS204", f"unknown op or block {layer.op!r}.{did_you_mean(layer.op, known)} "
+                            "Run `archspec list` for the ops; blocks are declared under blocks:.", doc.locate((*path, "op")), (*path, "op"))
+            continue
+        for arg in layer.args:
+            if arg not in allowed:
+                yield SpecError("AS403", f"{layer.op!r} has no argument {arg!r}.{did_you_mean(arg, allowed)}"
+                                f" Its arguments: {one_of(allowed) or 'none'}.", doc.locate_key((*path, arg)), (*path, arg))
+
+
+def _check_block_cycles(doc: Document, spec: Spec) -> Iterable[SpecError]:
+    uses = {name: {l.op for l in block.layers if l.op in spec.blocks} for name, block in spec.blocks.items()}
+
+    def reaches(start: str) -> list[str] | None:
+        stack: list[tuple[str, list[str]]] = [(start, [start])]
+        seen: set[str] = set()
+        while stack:
+            current, trail = stack.pop()
+            for nxt in uses[current]:
+                if nxt == start:
+                    return [*trail, nxt]
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, [*trail, nxt]))
+        return None
+
+    for name in spec.blocks:
+        cycle = reaches(name)
+        if cycle:
+            path = ("blocks", name)
+            yield SpecError("AS406", f"block {name!r} uses itself ({' -> '.join(cycle)}); blocks cannot recurse, use repeat: instead",
+                            doc.locate_key(path), path)
+
+
+def validate_document(doc: Document, registry: Registry) -> Spec | SpecRef:
+    """Check a loaded document's structure and names; raise SpecErrors with everything found."""
+    data = doc.data
+    if not isinstance(data, dict):
+        raise SpecErrors([SpecError("AS203", "a spec file must be a mapping with keys archspec, name, layers, ...", doc.locate(()))])
+    errors: list[SpecError] = []
+    version = data.get("archspec")
+    if version != FORMAT_VERSION:
+        errors.append(SpecError("AS207", f"archspec: {version!r} is not a format this tool reads; write archspec: {FORMAT_VERSION}",
+                                doc.locate(("archspec",) if "archspec" in data else ()), ("archspec",)))
+    model: type[Spec] | type[SpecRef] = SpecRef if "use" in data else Spec
+    try:
+        spec = model.model_validate(data)
+    except ValidationError as exc:
+        errors.extend(e for e in _located(doc, exc, model) if e.path != ("archspec",) or not errors)
+        raise SpecErrors(errors) from None
+    _remember_paths(spec, ())
+    if isinstance(spec, Spec):
+        errors.extend(_check_param_decls(doc, spec.params, ("params",)))
+        for block_name, block in spec.blocks.items():
+            errors.extend(_check_param_decls(doc, block.params, ("blocks", block_name, "params")))
+            if block_name in registry.ops:
+                path = ("blocks", block_name)
+                errors.append(SpecError("AS203", f"block {block_name!r} has the name of an op; rename the block", doc.locate_key(path), path))
+        errors.extend(_check_layers(doc, spec, registry))
+        errors.extend(_check_block_cycles(doc, spec))
+        for variant, values in spec.variants.items():
+            for key in values:
+                if key not in spec.params:
+                    path = ("variants", variant, key)
+                    errors.append(SpecError("AS206", f"variant {variant!r} sets unknown parameter {key!r}.{did_you_mean(key, spec.params)}",
+                                            doc.locate_key(path), path))
+    if errors:
+        raise SpecErrors(errors)
+    return spec
+
+
+# -- following use: -----------------------------------------------------------------------------
+def _referenced_file(doc: Document, ref: SpecRef, root: FsPath) -> FsPath:
+    location = doc.locate(("use",))
+    if os.path.isabs(ref.use) or ref.use.startswith("~"):
+        raise SpecErrors([SpecError("AS110", f"use: {ref.use!r} is absolute; give a path relative to {doc.file}", location, ("use",))])
+    target = (FsPath(doc.file).parent / ref.use).resolve()
+    if not target.is_relative_to(root):
+        raise SpecErrors([SpecError("AS110", f"use: {ref.use!r} leaves the spec's folder {root}; keep family specs beside or below it",
+                                    location, ("use",))])
+    return target
+
+
+def resolve_file(path: str | os.PathLike[str], registry: Registry) -> Resolved:
+    doc = load_file(path)
+    spec = validate_document(doc, registry)
+    if isinstance(spec, Spec):
+        return Resolved(spec, doc, spec.name, expect_doc=doc)
+    root = FsPath(doc.file).resolve().parent
+    ref, ref_doc = spec, doc
+    family_doc, family = doc, spec
+    seen = {FsPath(doc.file).resolve()}
+    for _ in range(MAX_USE_DEPTH):
+        target = _referenced_file(family_doc, family, root)
+        if target in seen:
+            raise SpecErrors([SpecError("AS110", f"use: {family.use!r} leads back to {target.name}; remove the cycle",
+                                        family_doc.locate(("use",)), ("use",))])
+        seen.add(target)
+        family_doc = load_file(os.path.relpath(target) if not os.path.relpath(target).startswith("..") else target)
+        family = validate_document(family_doc, registry)
+        if isinstance(family, Spec):
+            break
+    else:
+        raise SpecErrors([SpecError("AS110", f"use: chains deeper than {MAX_USE_DEPTH} files", ref_doc.locate(("use",)), ("use",))])
+    settings: dict[str, Setting] = {}
+    if ref.variant is not None:
+        if ref.variant not in family.variants:
+            raise SpecErrors([SpecError("AS205", f"{family_doc.file} has no variant {ref.variant!r}.{did_you_mean(ref.variant, family.variants)}"
+                                        f" Variants: {one_of(list(family.variants)) or 'none'}.", ref_doc.locate(("variant",)), ("variant",))])
+        for key, value in family.variants[ref.variant].items():
+            settings[key] = Setting(value, family_doc.locate(("variants", ref.variant, key)))
+    unknown = [k for k in ref.set if k not in family.params]
+    if unknown:
+        raise SpecErrors([SpecError("AS206", f"set: names unknown parameter {k!r}.{did_you_mean(k, family.params)}",
+                                    ref_doc.locate_key(("set", k)), ("set", k)) for k in unknown])
+    for key, value in ref.set.items():
+        settings[key] = Setting(value, ref_doc.locate(("set", key)))
+    return Resolved(family, family_doc, ref.name, ref.variant, settings, expect_doc=ref_doc, ref=ref)
