@@ -59,7 +59,10 @@ class _Lowerer:
         return self.resolved.doc
 
     def error(self, code: str, message: str, path: Path) -> None:
-        self.errors.append(SpecError(code, message, self.doc.locate(path), path))
+        location = self.doc.locate(path)
+        if any(e.location == location for e in self.resolved.deferred):
+            return  # validation already explained the problem at this place
+        self.errors.append(SpecError(code, message, location, path))
 
     def evaluate(self, value: Any, env: Mapping[str, Value], path: Path) -> Any:
         """Resolve expressions in `value`; on failure record a located error and raise _Skip."""
@@ -203,7 +206,8 @@ class _Lowerer:
         except SpecErrors as exc:
             self.errors.extend(exc.errors)
             return None
-        env: dict[str, Value] = {**self.global_env, **values}
+        shape = self.graph.node(sources[0]).shape or ()
+        env: dict[str, Value] = {**self.global_env, **values, "in_shape": shape, "in_channels": shape[0] if shape else 0}
         self.eval_vars(block.vars, env, (*block.where, "vars"))
         return self.lower_scope(block.layers, f"{name}.", sources[0], env, block.output, (*block.where, "output"))
 
@@ -263,15 +267,15 @@ def lower(resolved: Resolved, registry: Registry, overrides: Mapping[str, Any] |
     lowerer.eval_vars(spec.vars, env, ("vars",))
     lowerer.global_env = env
     if lowerer.errors:
-        raise SpecErrors(lowerer.errors)
+        raise SpecErrors([*resolved.deferred, *lowerer.errors])
     shape = _input_shape(lowerer, env)
     lowerer.graph.add(Node("input", INPUT_OP, None, (), shape, doc.locate(("input",))))
     try:
         output = lowerer.lower_scope(spec.layers, "", "input", env, spec.output, ("output",))
     except _Abort:
         output = None
-    if lowerer.errors:
-        raise SpecErrors(lowerer.errors)
+    if lowerer.errors or resolved.deferred:
+        raise SpecErrors([*resolved.deferred, *lowerer.errors])
     if output is None or output == "input":
         raise SpecErrors([SpecError("AS410", "the network has no op layers after its input; add layers", doc.locate(("layers",)))])
     lowerer.graph.output = output

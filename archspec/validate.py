@@ -16,10 +16,11 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from archspec.errors import Location, Path, SpecError, SpecErrors, did_you_mean, one_of
+from archspec.expr import FUNCTIONS, ExprError, expression_source, names_used
 from archspec.load import Document, load_file
 from archspec.ops.base import RESERVED_LAYER_KEYS
 from archspec.registry import Registry
-from archspec.spec import Block, Layer, Model, ParamDecl, Spec, SpecRef
+from archspec.spec import Layer, Model, ParamDecl, Repeat, Spec, SpecRef
 
 FORMAT_VERSION = 1
 MAX_USE_DEPTH = 8
@@ -42,6 +43,7 @@ class Resolved:
     settings: Mapping[str, Setting] = field(default_factory=dict)
     expect_doc: Document | None = None  # where `spec_expect` was written
     ref: SpecRef | None = None
+    deferred: tuple[SpecError, ...] = ()  # errors found by validation that lowering reports with its own
 
     @property
     def expect(self) -> Any:
@@ -160,6 +162,61 @@ def _check_layers(doc: Document, spec: Spec, registry: Registry) -> Iterable[Spe
                                 f" Its arguments: {one_of(allowed) or 'none'}.", doc.locate_key((*path, arg)), (*path, arg))
 
 
+SHAPE_NAMES = ("in_channels", "in_shape")
+
+
+def _expressions(value: Any, path: Path) -> Iterable[tuple[str, Path]]:
+    if isinstance(value, str):
+        yield value, path
+    elif isinstance(value, list):
+        for k, item in enumerate(value):
+            yield from _expressions(item, (*path, k))
+
+
+def _check_value(doc: Document, value: Any, path: Path, scope: Iterable[str]) -> Iterable[SpecError]:
+    """Static checks of the expressions in `value`: syntax, allowed constructs, known names.
+    Done here so that they are reported even where lowering never evaluates them."""
+    names = set(scope)
+    for text, where in _expressions(value, path):
+        if text.startswith("$$"):
+            continue
+        try:
+            source = expression_source(text)
+            if source is None:
+                continue
+            unknown = sorted(names_used(source) - names)
+        except ExprError as exc:
+            yield SpecError(exc.code, exc.message, doc.locate(where), where)
+            continue
+        for name in unknown:
+            yield SpecError("AS303", f"unknown name {name!r} in {text!r}.{did_you_mean(name, names | set(FUNCTIONS))}",
+                            doc.locate(where), where)
+
+
+def _check_expressions(doc: Document, spec: Spec) -> Iterable[SpecError]:
+    scope = set(spec.params)
+    for name, value in spec.vars.items():
+        yield from _check_value(doc, value, ("vars", name), scope)
+        scope.add(name)
+    yield from _check_value(doc, spec.input, ("input",), scope)
+    scopes: list[tuple[Iterable[Layer], set[str]]] = [(spec.layers, scope)]
+    for block_name, block in spec.blocks.items():
+        inner = scope | set(block.params) | set(SHAPE_NAMES)
+        for name, value in block.vars.items():
+            yield from _check_value(doc, value, ("blocks", block_name, "vars", name), inner)
+            inner = inner | {name}
+        scopes.append((block.layers, inner))
+    for layers, names in scopes:
+        for layer in layers:
+            outer = names | set(SHAPE_NAMES)
+            yield from _check_value(doc, layer.if_, (*layer.where, "if"), outer)
+            times = layer.repeat.times if isinstance(layer.repeat, Repeat) else layer.repeat
+            yield from _check_value(doc, times, (*layer.where, "repeat"), outer)
+            index = {layer.repeat.index if isinstance(layer.repeat, Repeat) else "i"} if layer.repeat is not None else set()
+            for key, value in layer.args.items():
+                yield from _check_value(doc, value, (*layer.where, key), outer | index)
+
+
 def _check_block_cycles(doc: Document, spec: Spec) -> Iterable[SpecError]:
     uses = {name: {l.op for l in block.layers if l.op in spec.blocks} for name, block in spec.blocks.items()}
 
@@ -184,8 +241,11 @@ def _check_block_cycles(doc: Document, spec: Spec) -> Iterable[SpecError]:
                             doc.locate_key(path), path)
 
 
-def validate_document(doc: Document, registry: Registry) -> Spec | SpecRef:
-    """Check a loaded document's structure and names; raise SpecErrors with everything found."""
+def validate_document(doc: Document, registry: Registry, deferred: list[SpecError] | None = None) -> Spec | SpecRef:
+    """Check a loaded document's structure and names; raise SpecErrors with everything found.
+
+    Errors in expressions do not stop lowering: with `deferred`, they are appended there instead,
+    for the caller to report together with what lowering finds."""
     data = doc.data
     if not isinstance(data, dict):
         raise SpecErrors([SpecError("AS203", "a spec file must be a mapping with keys archspec, name, layers, ...", doc.locate(()))])
@@ -210,6 +270,11 @@ def validate_document(doc: Document, registry: Registry) -> Spec | SpecRef:
                 errors.append(SpecError("AS203", f"block {block_name!r} has the name of an op; rename the block", doc.locate_key(path), path))
         errors.extend(_check_layers(doc, spec, registry))
         errors.extend(_check_block_cycles(doc, spec))
+        if not errors and deferred is not None:
+            # Lowering can go on past these, and find shape errors to report with them.
+            deferred.extend(_check_expressions(doc, spec))
+        else:
+            errors.extend(_check_expressions(doc, spec))
         for variant, values in spec.variants.items():
             for key in values:
                 if key not in spec.params:
@@ -235,9 +300,10 @@ def _referenced_file(doc: Document, ref: SpecRef, root: FsPath) -> FsPath:
 
 def resolve_file(path: str | os.PathLike[str], registry: Registry) -> Resolved:
     doc = load_file(path)
-    spec = validate_document(doc, registry)
+    deferred: list[SpecError] = []
+    spec = validate_document(doc, registry, deferred)
     if isinstance(spec, Spec):
-        return Resolved(spec, doc, spec.name, expect_doc=doc)
+        return Resolved(spec, doc, spec.name, expect_doc=doc, deferred=tuple(deferred))
     root = FsPath(doc.file).resolve().parent
     ref, ref_doc = spec, doc
     family_doc, family = doc, spec
@@ -249,7 +315,7 @@ def resolve_file(path: str | os.PathLike[str], registry: Registry) -> Resolved:
                                         family_doc.locate(("use",)), ("use",))])
         seen.add(target)
         family_doc = load_file(os.path.relpath(target) if not os.path.relpath(target).startswith("..") else target)
-        family = validate_document(family_doc, registry)
+        family = validate_document(family_doc, registry, deferred)
         if isinstance(family, Spec):
             break
     else:
@@ -267,4 +333,5 @@ def resolve_file(path: str | os.PathLike[str], registry: Registry) -> Resolved:
                                     ref_doc.locate_key(("set", k)), ("set", k)) for k in unknown])
     for key, value in ref.set.items():
         settings[key] = Setting(value, ref_doc.locate(("set", key)))
-    return Resolved(family, family_doc, ref.name, ref.variant, settings, expect_doc=ref_doc, ref=ref)
+    return Resolved(family, family_doc, ref.name, ref.variant, settings, expect_doc=ref_doc, ref=ref,
+                    deferred=tuple(deferred))

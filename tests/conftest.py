@@ -1,0 +1,21 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+sys.path.insert(0, str(TESTS))  # shared helpers (reference.py) import as plain modules
+
+
+@pytest.fixture
+def write_spec(tmp_path):
+    """Write spec text to a file in tmp_path and return its path."""
+
+    def write(text: str, name: str = "spec.yaml") -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+    return write

@@ -1,0 +1,61 @@
+"""Shared helpers for fidelity tests against reference implementations (torchvision, timm).
+
+The reference model is the oracle: we give it non-trivial batch-norm statistics and random weights,
+save its state dict, build our spec from that file with `--weights` semantics, and compare outputs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import archspec
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = ROOT / "specs"
+REFERENCE = json.loads((Path(__file__).parent / "reference_models.json").read_text())
+TOLERANCE = 1e-5  # max |ours - reference| / max |reference|
+
+
+def perturb_batchnorm(module: nn.Module, seed: int = 0) -> None:
+    """Give every batch norm non-trivial running statistics and affine parameters."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen) * 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) + 0.5)
+                if m.affine:
+                    m.weight.copy_(torch.rand(m.weight.shape, generator=gen) + 0.5)
+                    m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
+
+
+def save_state_dict(module: nn.Module, path: Path) -> Path:
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(path))
+    return path
+
+
+def relative_error(ours: torch.Tensor, reference: torch.Tensor) -> float:
+    return float((ours - reference).abs().max() / reference.abs().max())
+
+
+def assert_matches_reference(spec: str | Path, reference: nn.Module, tmp_path: Path, batch: int = 2) -> float:
+    """Build `spec` with the reference's weights and check eval-mode outputs agree; returns the error."""
+    reference.eval()
+    perturb_batchnorm(reference)
+    weights = save_state_dict(reference, tmp_path / "reference.safetensors")
+    ours = archspec.build(spec, weights=weights).eval()
+    shape = archspec.summary(spec).input
+    x = torch.randn(batch, *shape, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = reference(x)
+        got = ours(x)
+    assert got.shape == expected.shape
+    error = relative_error(got, expected)
+    assert error <= TOLERANCE, f"{spec}: relative error {error:.3g} > {TOLERANCE}"
+    return error

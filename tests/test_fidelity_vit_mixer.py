@@ -1,0 +1,138 @@
+"""Fidelity of the ViT and MLP-Mixer specs against torchvision's VisionTransformer and timm's MlpMixer.
+
+The full-size vit_b_16 and mixer_b16 are checked in eval mode with the reference's weights. Small
+configurations of the same classes check the options the named variants leave off (ViT's
+representation_size, Mixer's stem_norm) and training behaviour: with dropout, attention dropout and
+drop path switched on and the same seed, both sides draw the same random masks in the same order, so
+train-mode outputs agree too.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+import torchvision
+from timm.models.mlp_mixer import MlpMixer
+from torch import nn
+from torchvision.models.vision_transformer import VisionTransformer
+
+import archspec
+from reference import REFERENCE, SPECS, TOLERANCE, assert_matches_reference, relative_error, save_state_dict
+
+VIT = ["vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14"]
+MIXER = ["mixer_s32", "mixer_s16", "mixer_b32", "mixer_b16", "mixer_l32", "mixer_l16", "mixer_h14"]
+
+
+@pytest.mark.parametrize("name", VIT + MIXER)
+def test_counts_match_reference_figures(name: str) -> None:
+    costs = archspec.summary(SPECS / f"{name}.yaml")
+    ref = REFERENCE[name]
+    assert (costs.params, costs.macs) == (ref["params"], ref["macs"])
+    assert list(costs.input) == ref["input"] and list(costs.output) == ref["output"]
+
+
+def _thin(tmp_path: Path, family: str, variant: str) -> Path:
+    (tmp_path / "families").mkdir(exist_ok=True)
+    shutil.copy(SPECS / "families" / f"{family}.yaml", tmp_path / "families" / f"{family}.yaml")
+    thin = tmp_path / f"{variant}.yaml"
+    thin.write_text(f"archspec: 1\nname: {variant}\nuse: families/{family}.yaml\nvariant: {variant}\n")
+    return thin
+
+
+@pytest.mark.parametrize("variant", VIT)
+def test_vit_variants_count_like_torchvision(variant: str, tmp_path) -> None:
+    with torch.device("meta"):  # shapes only: no memory, no initialisation
+        reference = getattr(torchvision.models, variant)(weights=None, num_classes=10)
+    costs = archspec.summary(_thin(tmp_path, "vit", variant), num_classes=10)
+    assert costs.params == sum(p.numel() for p in reference.parameters())
+
+
+@pytest.mark.parametrize("variant", MIXER)
+def test_mixer_variants_count_like_timm(variant: str, tmp_path) -> None:
+    with torch.device("meta"):
+        if variant == "mixer_h14":  # in the paper, not packaged by timm: its MlpMixer with the paper's sizes
+            reference = MlpMixer(num_classes=10, patch_size=14, num_blocks=32, embed_dim=1280)
+        else:
+            reference = timm.create_model(f"{variant}_224", pretrained=False, num_classes=10)
+    costs = archspec.summary(_thin(tmp_path, "mixer", variant), num_classes=10)
+    assert costs.params == sum(p.numel() for p in reference.parameters())
+
+
+@pytest.mark.slow
+def test_vit_b_16_matches_torchvision(tmp_path) -> None:
+    torch.manual_seed(0)
+    reference = torchvision.models.vit_b_16(weights=None)
+    # torchvision zero-initialises the head: give it weights so the comparison sees the whole network.
+    with torch.no_grad():
+        reference.heads.head.weight.normal_(std=0.02)
+        reference.heads.head.bias.normal_(std=0.02)
+    assert_matches_reference(SPECS / "vit_b_16.yaml", reference, tmp_path)
+
+
+@pytest.mark.slow
+def test_mixer_b16_matches_timm(tmp_path) -> None:
+    torch.manual_seed(0)
+    reference = timm.create_model("mixer_b16_224", pretrained=False)
+    with torch.no_grad():  # timm zero-initialises the head too
+        reference.head.weight.normal_(std=0.02)
+        reference.head.bias.normal_(std=0.02)
+    assert_matches_reference(SPECS / "mixer_b16.yaml", reference, tmp_path)
+
+
+def test_vit_b_16_with_ten_classes() -> None:
+    model = archspec.build(SPECS / "vit_b_16.yaml", num_classes=10).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 224, 224))
+    assert out.shape == (2, 10)
+    costs = archspec.summary(SPECS / "vit_b_16.yaml", num_classes=10)
+    assert costs.params == REFERENCE["vit_b_16"]["params"] - 990 * 769  # only the head shrinks
+    assert list(costs.output) == [10]
+
+
+def _compare(spec: Path, reference: nn.Module, tmp_path: Path, train: bool, **overrides) -> float:
+    """Our build of `spec` with `overrides` and the reference's weights against the reference, on the
+    same input and (in train mode) the same random stream."""
+    reference.train(train)
+    weights = save_state_dict(reference, tmp_path / "reference.safetensors")
+    ours = archspec.build(spec, weights=weights, **overrides).train(train)
+    shape = archspec.summary(spec, **overrides).input
+    x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.manual_seed(2)
+        expected = reference(x)
+        torch.manual_seed(2)
+        got = ours(x)
+    assert got.shape == expected.shape
+    return relative_error(got, expected)
+
+
+SMALL_VIT = dict(resolution=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64, num_classes=10)
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_small_vit_with_options_matches_torchvision_class(train: bool, tmp_path) -> None:
+    torch.manual_seed(0)
+    options = dict(dropout=0.2, attention_dropout=0.3, representation_size=16)
+    reference = VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32,
+                                  mlp_dim=64, num_classes=10, **options)
+    with torch.no_grad():
+        reference.class_token.normal_()
+        reference.heads.head.weight.normal_(std=0.1)
+    error = _compare(SPECS / "vit_b_16.yaml", reference, tmp_path, train, **SMALL_VIT, **options)
+    assert error <= TOLERANCE
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_small_mixer_with_options_matches_timm_class(train: bool, tmp_path) -> None:
+    torch.manual_seed(0)
+    options = dict(stem_norm=True, drop_rate=0.2, proj_drop_rate=0.3, drop_path_rate=0.25)
+    reference = MlpMixer(num_classes=10, img_size=32, patch_size=8, num_blocks=2, embed_dim=32, **options)
+    with torch.no_grad():
+        reference.head.weight.normal_(std=0.1)
+    error = _compare(SPECS / "mixer_b16.yaml", reference, tmp_path, train, resolution=32, patch_size=8,
+                     num_blocks=2, embed_dim=32, num_classes=10, **options)
+    assert error <= TOLERANCE
