@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 import json
+import os
 from pathlib import Path
 import sys
 
@@ -60,8 +61,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     registry = default_registry()
-    for problem in registry.problems:
-        print(f"warning: {problem}", file=sys.stderr)
     if args.command == "list":
         return _list(Path(args.specs))
     if args.command == "schema":
@@ -116,7 +115,12 @@ def _list(specs: Path) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    shown = 0
     try:
+        registry = default_registry()
+        for problem in registry.problems:
+            print(f"warning: {problem}", file=sys.stderr)
+        shown = len(registry.problems)
         return _run(args)
     except SpecErrors as exc:
         for error in exc.errors:
@@ -127,6 +131,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ArchspecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `archspec summary ... | head` closed our stdout: not an error
+        # Point stdout at devnull so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    finally:
+        for problem in default_registry().problems[shown:]:
+            print(f"warning: {problem}", file=sys.stderr)
 
 
 if __name__ == "__main__":

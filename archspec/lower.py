@@ -94,21 +94,29 @@ class _Lowerer:
                            (*layer.where, "name"))
                 names[local] = previous = None
                 continue
-            if local in names and local not in skipped:
-                self.error("AS407", f"a layer named {local!r} already exists in this scope; give this one another name: ",
-                           (*layer.where, "name") if layer.name else layer.where)
-                previous = None
-                continue
-            skipped.discard(local)
             sources = self._sources(layer, names, previous)
             if sources is None:
                 names[local] = previous = None
                 continue
             try:
                 if layer.if_ is not None and not self._condition(layer, env):
-                    names[local] = sources[0]
-                    skipped.add(local)
+                    # Skipped: the name reads the layer's input, unless a kept layer already holds it
+                    # (alternatives such as `head` if wide / `head` if not wide, in either order).
+                    if local not in names or local in skipped:
+                        names[local] = sources[0]
+                        skipped.add(local)
+                    previous = sources[0]
                     continue
+            except _Skip:
+                names[local] = previous = None
+                continue
+            if local in names and local not in skipped:
+                self.error("AS407", f"a layer named {local!r} already exists in this scope; give one of them another name",
+                           (*layer.where, "name") if layer.name else layer.where)
+                previous = None
+                continue
+            skipped.discard(local)
+            try:
                 result = self._repeat(layer, f"{prefix}{local}", sources, env)
             except _Skip:
                 result = None

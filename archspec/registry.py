@@ -79,32 +79,60 @@ class Registry:
         return sorted(self.ops)
 
     def backend(self, name: str) -> Any:
-        """Import and instantiate backend `name`, handing it every plugin's lowerings for it."""
+        """Import and instantiate backend `name`, handing it every plugin's lowerings for it.
+
+        A plugin lowering for an op the backend (or another plugin) already lowers is an AS802 error;
+        a lowering table that fails to import is reported (AS801) and skipped.
+        """
         if name not in self.backends:
             raise ArchspecError(
                 "AS803", f"unknown backend {name!r}.{did_you_mean(name, self.backends)} Known: {one_of(list(self.backends))}"
             )
         factory = _import(self.backends[name].target)
+        own = factory(extra_lowerings={})
         extra: dict[str, Callable[..., Any]] = {}
+        owners: dict[str, str] = {}
         for provided in self.lowerings.get(name, []):
-            table: Mapping[str, Callable[..., Any]] = _import(provided.target)
+            try:
+                table: Mapping[str, Callable[..., Any]] = dict(_import(provided.target))
+            except (Exception, SystemExit) as exc:
+                self.problems.append(f"AS801: {name} lowerings of plugin {provided.provider} failed to load and were skipped: "
+                                     f"{type(exc).__name__}: {exc}")
+                continue
             for op_name, lowering in table.items():
-                if op_name in extra:
-                    raise ArchspecError("AS802", f"{name} lowering of op {op_name!r} is provided twice, the second time by {provided.provider}")
+                first = owners.get(op_name) or (self.backends[name].provider if own.supports(op_name) else None)
+                if first:
+                    raise ArchspecError("AS802", f"the {name} lowering of op {op_name!r} is provided twice: by {first} and by "
+                                        f"{provided.provider}; uninstall one of the packages")
                 extra[op_name] = lowering
+                owners[op_name] = provided.provider
         return factory(extra_lowerings=extra)
+def _check_plugin(plugin: object, ep: EntryPoint) -> None:
+    if not isinstance(plugin, Plugin):
+        raise TypeError(f"{ep.value} is a {type(plugin).__name__}, not an archspec.ops.base.Plugin")
+    for op in plugin.ops:
+        if not isinstance(op, OpDef):
+            raise TypeError(f"{ep.value}: ops must be OpDef objects, got {type(op).__name__} {op!r}")
+    for table in (plugin.backends, plugin.lowerings):
+        for key, target in table.items():
+            if not isinstance(target, str) or ":" not in target:
+                raise TypeError(f"{ep.value}: {key!r} must map to a 'module:attribute' string, got {target!r}")
+
+
+def _is_builtin(ep: EntryPoint) -> bool:
+    dist = getattr(ep, "dist", None)
+    return dist is not None and dist.name == "archspec"
 
 
 def build_registry(eps: Iterable[EntryPoint]) -> Registry:
     registry = Registry()
     # Sorted so that which provider is named first in an AS802 error does not depend on install order.
-    for ep in sorted(eps, key=lambda e: (e.value.split(":")[0].split(".")[0] != "archspec", e.name, e.value)):
+    for ep in sorted(eps, key=lambda e: (not _is_builtin(e), e.name, e.value)):
         provider = _provider(ep)
         try:
             plugin = ep.load()
-            if not isinstance(plugin, Plugin):
-                raise TypeError(f"{ep.value} is a {type(plugin).__name__}, not an archspec.ops.base.Plugin")
-        except Exception as exc:  # a broken third-party plugin must not break archspec itself
+            _check_plugin(plugin, ep)
+        except (Exception, SystemExit) as exc:  # a broken third-party plugin must not break archspec itself
             registry.problems.append(f"AS801: plugin {provider} failed to load and was skipped: {type(exc).__name__}: {exc}")
             continue
         registry.add(plugin, provider)

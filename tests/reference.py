@@ -34,9 +34,14 @@ def perturb_batchnorm(module: nn.Module, seed: int = 0) -> None:
 
 
 def save_state_dict(module: nn.Module, path: Path) -> Path:
-    from safetensors.torch import save_file
+    """.pt (what torchvision publishes; keeps registration order) or .safetensors (timm; sorted keys)."""
+    state = {k: v.contiguous() for k, v in module.state_dict().items()}
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
 
-    save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(path))
+        save_file(state, str(path))
+    else:
+        torch.save(state, path)
     return path
 
 
@@ -44,16 +49,21 @@ def relative_error(ours: torch.Tensor, reference: torch.Tensor) -> float:
     return float((ours - reference).abs().max() / reference.abs().max())
 
 
-def assert_matches_reference(spec: str | Path, reference: nn.Module, tmp_path: Path, batch: int = 2) -> float:
-    """Build `spec` with the reference's weights and check eval-mode outputs agree; returns the error."""
-    reference.eval()
+def assert_matches_reference(spec: str | Path, reference: nn.Module, tmp_path: Path, batch: int = 2,
+                             suffix: str = ".pt", train: bool = False, **overrides: object) -> float:
+    """Build `spec` (with `overrides`) from the reference's weights and check both give the same outputs
+    on the same input; in train mode both also draw from the same random stream (dropout masks).
+    Returns the relative error."""
+    reference.train(train)
     perturb_batchnorm(reference)
-    weights = save_state_dict(reference, tmp_path / "reference.safetensors")
-    ours = archspec.build(spec, weights=weights).eval()
-    shape = archspec.summary(spec).input
+    weights = save_state_dict(reference, tmp_path / f"reference{suffix}")
+    ours = archspec.build(spec, weights=weights, **overrides).train(train)
+    shape = archspec.summary(spec, **overrides).input
     x = torch.randn(batch, *shape, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
+        torch.manual_seed(2)
         expected = reference(x)
+        torch.manual_seed(2)
         got = ours(x)
     assert got.shape == expected.shape
     error = relative_error(got, expected)

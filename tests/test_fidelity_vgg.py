@@ -44,11 +44,11 @@ def test_family_variants_count_like_torchvision(variant: str, tmp_path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["vgg11", "vgg11_bn", "vgg16_bn"])
-def test_vgg_matches_torchvision(name: str, tmp_path) -> None:
+@pytest.mark.parametrize("name, suffix", [("vgg11", ".pt"), ("vgg11_bn", ".safetensors"), ("vgg16_bn", ".pt")])
+def test_vgg_matches_torchvision(name: str, suffix: str, tmp_path) -> None:
     torch.manual_seed(0)
     reference = getattr(torchvision.models, name)(weights=None)
-    assert_matches_reference(SPECS / f"{name}.yaml", reference, tmp_path)
+    assert_matches_reference(SPECS / f"{name}.yaml", reference, tmp_path, batch=1, suffix=suffix)
 
 
 @pytest.mark.slow
@@ -57,7 +57,7 @@ def test_vgg11_lrn_matches_torchvision_class(tmp_path) -> None:
     features = make_layers(cfgs["A"], batch_norm=False)
     assert isinstance(features[1], nn.ReLU)
     features.insert(2, nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0))
-    assert_matches_reference(SPECS / "vgg11_lrn.yaml", VGG(features), tmp_path)
+    assert_matches_reference(SPECS / "vgg11_lrn.yaml", VGG(features), tmp_path, batch=1)
 
 
 @pytest.mark.slow
@@ -67,13 +67,8 @@ def test_vgg16_c_matches_torchvision_class(tmp_path) -> None:
     convs = [k for k, m in enumerate(features) if isinstance(m, nn.Conv2d)]
     for k in (convs[6], convs[9], convs[12]):  # the third conv of blocks 3, 4 and 5
         features[k] = nn.Conv2d(features[k].in_channels, features[k].out_channels, kernel_size=1, padding=0)
-    reference = VGG(features)
-    # VGG's constructor initialises the layers it is given; redo it for the replaced convs too.
-    for m in reference.features:
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            nn.init.constant_(m.bias, 0)
-    assert_matches_reference(SPECS / "vgg16_c.yaml", reference, tmp_path)
+    reference = VGG(features)  # initialises the replaced convs too
+    assert_matches_reference(SPECS / "vgg16_c.yaml", reference, tmp_path, batch=1)
 
 
 def test_vgg_with_overrides_runs_on_small_images() -> None:

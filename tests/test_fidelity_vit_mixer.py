@@ -5,6 +5,7 @@ configurations of the same classes check the options the named variants leave of
 representation_size, Mixer's stem_norm) and training behaviour: with dropout, attention dropout and
 drop path switched on and the same seed, both sides draw the same random masks in the same order, so
 train-mode outputs agree too.
+
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from torch import nn
 from torchvision.models.vision_transformer import VisionTransformer
 
 import archspec
-from reference import REFERENCE, SPECS, TOLERANCE, assert_matches_reference, relative_error, save_state_dict
+from reference import REFERENCE, SPECS, assert_matches_reference
 
 VIT = ["vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14"]
 MIXER = ["mixer_s32", "mixer_s16", "mixer_b32", "mixer_b16", "mixer_l32", "mixer_l16", "mixer_h14"]
@@ -80,7 +81,7 @@ def test_mixer_b16_matches_timm(tmp_path) -> None:
     with torch.no_grad():  # timm zero-initialises the head too
         reference.head.weight.normal_(std=0.02)
         reference.head.bias.normal_(std=0.02)
-    assert_matches_reference(SPECS / "mixer_b16.yaml", reference, tmp_path)
+    assert_matches_reference(SPECS / "mixer_b16.yaml", reference, tmp_path, suffix=".safetensors")  # as timm ships
 
 
 def test_vit_b_16_with_ten_classes() -> None:
@@ -91,23 +92,6 @@ def test_vit_b_16_with_ten_classes() -> None:
     costs = archspec.summary(SPECS / "vit_b_16.yaml", num_classes=10)
     assert costs.params == REFERENCE["vit_b_16"]["params"] - 990 * 769  # only the head shrinks
     assert list(costs.output) == [10]
-
-
-def _compare(spec: Path, reference: nn.Module, tmp_path: Path, train: bool, **overrides) -> float:
-    """Our build of `spec` with `overrides` and the reference's weights against the reference, on the
-    same input and (in train mode) the same random stream."""
-    reference.train(train)
-    weights = save_state_dict(reference, tmp_path / "reference.safetensors")
-    ours = archspec.build(spec, weights=weights, **overrides).train(train)
-    shape = archspec.summary(spec, **overrides).input
-    x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        torch.manual_seed(2)
-        expected = reference(x)
-        torch.manual_seed(2)
-        got = ours(x)
-    assert got.shape == expected.shape
-    return relative_error(got, expected)
 
 
 SMALL_VIT = dict(resolution=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64, num_classes=10)
@@ -122,8 +106,7 @@ def test_small_vit_with_options_matches_torchvision_class(train: bool, tmp_path)
     with torch.no_grad():
         reference.class_token.normal_()
         reference.heads.head.weight.normal_(std=0.1)
-    error = _compare(SPECS / "vit_b_16.yaml", reference, tmp_path, train, **SMALL_VIT, **options)
-    assert error <= TOLERANCE
+    assert_matches_reference(SPECS / "vit_b_16.yaml", reference, tmp_path, train=train, **SMALL_VIT, **options)
 
 
 @pytest.mark.parametrize("train", [False, True])
@@ -133,6 +116,20 @@ def test_small_mixer_with_options_matches_timm_class(train: bool, tmp_path) -> N
     reference = MlpMixer(num_classes=10, img_size=32, patch_size=8, num_blocks=2, embed_dim=32, **options)
     with torch.no_grad():
         reference.head.weight.normal_(std=0.1)
-    error = _compare(SPECS / "mixer_b16.yaml", reference, tmp_path, train, resolution=32, patch_size=8,
-                     num_blocks=2, embed_dim=32, num_classes=10, **options)
-    assert error <= TOLERANCE
+    assert_matches_reference(SPECS / "mixer_b16.yaml", reference, tmp_path, train=train, resolution=32, patch_size=8,
+             num_blocks=2, embed_dim=32, num_classes=10, **options)
+
+
+def test_small_vit_from_safetensors(tmp_path) -> None:
+    """A small ViT through reference.assert_matches_reference (.safetensors weights)."""
+    (tmp_path / "families").mkdir()
+    shutil.copy(SPECS / "families" / "vit.yaml", tmp_path / "families" / "vit.yaml")
+    thin = tmp_path / "vit_small.yaml"
+    thin.write_text("archspec: 1\nname: vit_small\nuse: families/vit.yaml\nvariant: vit_b_16\n"
+                    f"set: {{{', '.join(f'{k}: {v}' for k, v in SMALL_VIT.items())}}}\n")
+    torch.manual_seed(0)
+    reference = VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32,
+                                  mlp_dim=64, num_classes=10)
+    with torch.no_grad():
+        reference.heads.head.weight.normal_(std=0.1)
+    assert_matches_reference(thin, reference, tmp_path, suffix=".safetensors")

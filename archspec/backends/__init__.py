@@ -27,6 +27,10 @@ class Backend(Protocol):
 
     def __init__(self, *, extra_lowerings: Mapping[str, Callable[..., Any]]) -> None: ...
 
+    def supports(self, op: str) -> bool:
+        """Whether this backend (with the lowerings handed to it) can lower `op`."""
+        ...
+
     def unsupported(self, graph: Graph) -> list[str]:
         """Names of the ops in `graph` this backend cannot lower."""
         ...

@@ -28,6 +28,9 @@ class TorchBackend:
     def __init__(self, *, extra_lowerings: Mapping[str, Callable[..., Any]] | None = None):
         self.table: dict[str, Lowering] = {**LOWERINGS, **(extra_lowerings or {})}
 
+    def supports(self, op: str) -> bool:
+        return op in self.table
+
     def unsupported(self, graph: Graph) -> list[str]:
         return sorted({node.op for node in graph.ops if node.op not in self.table})
 

@@ -1,0 +1,7 @@
+"""`python -m archspec` is the `archspec` command."""
+
+import sys
+
+from archspec.cli import main
+
+sys.exit(main())

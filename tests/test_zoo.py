@@ -1,0 +1,45 @@
+"""Every spec in specs/: validates, states and matches its reference figures, builds, and runs.
+
+The figures are the reference implementations' (tests/reference_models.json, copied from
+shared/reference); ours are computed statically by archspec and checked against the built module.
+"""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import archspec
+from reference import REFERENCE, SPECS
+
+ZOO = sorted(SPECS.glob("*.yaml"))
+# Forward passes of the largest models cost tens of seconds on 2 cores; they get batch 1.
+LARGE_MACS = 20 * 10**9
+
+
+def test_the_zoo_is_not_empty():
+    assert len(ZOO) >= 2
+
+
+@pytest.mark.parametrize("spec", ZOO, ids=lambda p: p.stem)
+def test_spec_matches_reference_figures(spec: Path):
+    compiled = archspec.compile_spec(spec)  # also checks the spec's own expect: figures
+    expect = compiled.resolved.expect
+    assert expect is not None and expect.params is not None and expect.macs is not None and expect.output is not None, \
+        f"{spec.name} must state its reference figures in expect:"
+    reference = REFERENCE[spec.stem]
+    costs = compiled.costs
+    assert (costs.params, costs.macs, list(costs.output), list(costs.input)) == (
+        reference["params"], reference["macs"], reference["output"], reference["input"])
+
+
+@pytest.mark.parametrize("spec", ZOO, ids=lambda p: p.stem)
+def test_spec_builds_and_runs(spec: Path):
+    costs = archspec.summary(spec)
+    module = archspec.build(spec).eval()
+    assert sum(p.numel() for p in module.parameters()) == costs.params
+    batch = 1 if costs.macs > LARGE_MACS else 2
+    with torch.no_grad():
+        out = module(torch.randn(batch, *costs.input))
+    assert tuple(out.shape) == (batch, *costs.output)
+    assert torch.isfinite(out).all()
