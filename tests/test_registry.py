@@ -2,6 +2,7 @@
 table that fails to import is reported and skipped. Plugins here are Plugin objects added directly
 (the entry-point path is covered with a real installed package in test_plugins.py)."""
 
+from pathlib import Path
 import sys
 import types
 
@@ -12,7 +13,7 @@ from archspec.errors import ArchspecError
 from archspec.ops.base import Plugin
 from archspec.registry import default_registry, Registry
 
-SEED = "specs/seed_cnn.yaml"
+SEED = Path(__file__).resolve().parents[1] / "specs/seed_cnn.yaml"
 
 
 def registry_with(plugin: Plugin, provider: str = "extra-plugin 1.0") -> Registry:

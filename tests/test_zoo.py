@@ -27,6 +27,8 @@ def test_spec_matches_reference_figures(spec: Path):
     expect = compiled.resolved.expect
     assert expect is not None and expect.params is not None and expect.macs is not None and expect.output is not None, \
         f"{spec.name} must state its reference figures in expect:"
+    assert {"num_classes", "resolution"} <= set(compiled.resolved.spec.params)
+    assert compiled.resolved.spec.description and compiled.resolved.spec.paper
     reference = REFERENCE[spec.stem]
     costs = compiled.costs
     assert (costs.params, costs.macs, list(costs.output), list(costs.input)) == (

@@ -21,8 +21,8 @@ class DropTrainingOnly:
 
     def run(self, graph: Graph) -> Graph:
         out = graph.copy()
-        for node in list(out):
-            if node.op in TRAINING_ONLY:
-                out.rewire(node.name, node.inputs[0])
-                out.remove(node.name)
+        for name in [n.name for n in out if n.op in TRAINING_ONLY]:
+            source = out.node(name).inputs[0]  # re-read: removing an earlier node may have rewired this one
+            out.rewire(name, source)
+            out.remove(name)
         return out

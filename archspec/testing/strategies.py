@@ -52,7 +52,7 @@ Data = dict[str, Any]
 Path = tuple[str | int, ...]
 Node = tuple[str, str, Shape, int, int]  # name suffix, op, output shape, params, MACs
 
-ACTIVATIONS = ("relu", "gelu", "silu", "sigmoid", "hardswish")
+ACTIVATIONS = ("relu", "gelu", "silu", "sigmoid", "hardswish", "relu6", "tanh", "hardsigmoid")
 MAX_CHANNELS = 24
 LAYER_KEYS = ("op", "name", "from", "repeat", "if")
 _FAKE_BOOLS = ("yes", "no", "on", "off", "Yes", "NO", "On", "OFF", "y", "n", "Y", "N")
@@ -352,9 +352,22 @@ class _Writer:
             self.pool(self.fresh("pool") if self.chance(0.5) else None)
 
     def misc(self) -> None:
-        kind = self.draw(st.sampled_from(["pool", "act", "dropout", "bn"]))
+        c, h, w = self.shape
+        kind = self.draw(st.sampled_from(["pool", "act", "dropout", "bn", "lrn", "identity", "drop_path",
+                                          "adaptive_max", "softmax"]))
         if kind == "pool":
             self.pool()
+        elif kind == "lrn":
+            self.op("lrn", {"size": self.draw(st.integers(1, 5)), **({"alpha": 1e-3, "k": 2.0} if self.chance(0.5) else {})})
+        elif kind == "identity":
+            self.op("identity")
+        elif kind == "drop_path":
+            self.op("drop_path", {"p": self.draw(st.sampled_from([0.0, 0.2, 0.5]))})
+        elif kind == "softmax":
+            self.op("softmax", {"axis": self.draw(st.sampled_from([0, 1, -1]))})
+        elif kind == "adaptive_max":
+            a, b = self.draw(st.integers(1, h)), self.draw(st.integers(1, w))
+            self.op("adaptive_maxpool2d", {"size": self.pair(a, b)}, out=(c, a, b))
         elif kind == "act":
             self.activation()
         elif kind == "bn":
@@ -551,7 +564,18 @@ class _Writer:
             a, b = draw(st.integers(1, 3)), draw(st.integers(1, 3))
             self.op("adaptive_avgpool2d", {"size": self.pair(a, b)}, name="pool" if self.chance(0.5) else None, out=(c, a, b))
             c, h, w = self.shape
-        if self.chance(0.25):  # a token-shaped detour: [C, H*W] -> linear -> layernorm -> [C * D]
+        kind = draw(st.sampled_from(["flatten", "flatten", "tokens", "mean", "transformer"]))
+        if kind == "transformer":
+            self.transformer()
+        elif kind == "mean":
+            self.flatten = len(self.layers)
+            keep = self.chance(0.3)
+            axes = draw(st.sampled_from([[1, 2], [-1, -2], [2, 1]]))
+            self.op("mean", {"axes": axes, **({"keepdim": True} if keep else {})}, name="gap",
+                    out=(c, 1, 1) if keep else (c,))
+            if keep:
+                self.op("flatten", out=(c,))
+        elif kind == "tokens":  # a token-shaped detour: [C, H*W] -> linear -> layernorm -> [C * D]
             self.flatten = len(self.layers)
             self.op("flatten", {"start": self.draw(st.sampled_from([1, -2]))}, name="tokens", out=(c, h * w))
             d = draw(st.integers(1, 16))
@@ -581,6 +605,78 @@ class _Writer:
             args["in_features"] = f
         self.op("linear", args, name=draw(st.sampled_from(["fc", "classifier", "head"])), out=(classes,),
                 params=f * classes + classes, macs=f * classes)
+
+    def transformer(self) -> None:
+        """Tokens from the feature map, a linear embedding, class token and position embedding, then
+        pre-norm encoder blocks (a `blocks:` entry with repeat:) and the class token or a token mean."""
+        draw = self.draw
+        c, h, w = self.shape
+        if h * w > 64:
+            a, b = draw(st.integers(1, 6)), draw(st.integers(1, 6))
+            self.op("adaptive_avgpool2d", {"size": self.pair(a, b)}, out=(c, a, b))
+            h, w = a, b
+        t = h * w
+        self.flatten = len(self.layers)
+        if self.chance(0.5):
+            self.op("flatten", {"start": 1}, name="tokens", out=(c, t))
+        else:
+            self.op("reshape", {"shape": draw(st.sampled_from([[c, -1], [c, t], [-1, t]]))}, name="tokens", out=(c, t))
+        if self.chance(0.5):
+            self.op("transpose", draw(st.sampled_from([{}, {"axes": [0, 1]}, {"axes": [-1, -2]}])), out=(t, c))
+        else:
+            self.op("permute", {"dims": [1, 0]}, out=(t, c))
+        heads = draw(st.integers(1, 4))
+        d = heads * draw(st.integers(1, 6))
+        self.op("linear", {"out": self.num(d)}, name="embed", out=(t, d), params=c * d + d, macs=t * d * c)
+        cls = self.chance(0.6)
+        if cls:
+            t += 1
+            self.op("class_token", name="cls", out=(t, d), params=d)
+        if self.chance(0.6):
+            self.op("pos_embedding", name="pos", params=t * d)
+
+        block = self.fresh("encoder")
+        mlp = draw(st.integers(1, 3))
+        attn_bias, drop_path = self.chance(0.7), self.chance(0.4)
+        layers: list[Data] = [{"name": "ln1", "op": "layernorm"},
+                              {"name": "attn", "op": "self_attention", "heads": "$heads",
+                               **({} if attn_bias else {"bias": False}),
+                               **({"dropout": 0.1} if self.chance(0.3) else {})}]
+        if drop_path:
+            layers.append({"name": "dp", "op": "drop_path", "p": 0.1})
+        layers += [{"name": "res1", "op": "add", "from": [layers[-1]["name"], "input"]},
+                   {"name": "ln2", "op": "layernorm"},
+                   {"name": "fc1", "op": "linear", "out": "${in_shape[-1] * mlp}"},
+                   {"op": "gelu"},
+                   {"name": "fc2", "op": "linear", "out": "${in_shape[-1] // mlp}"},
+                   {"name": "res2", "op": "add", "from": ["fc2", "res1"]}]
+        self.blocks[block] = {"params": {"heads": {"type": "int"}, "mlp": 2}, "layers": layers}
+        n = draw(st.integers(1, 2))
+        self.put({"name": "encoder", "op": block, "repeat": n, "heads": self.num(heads), "mlp": mlp}, (t, d), [
+            node for j in range(n) for node in (
+                (f".{j}.ln1", "layernorm", (t, d), 2 * d, 0),
+                (f".{j}.attn", "self_attention", (t, d), 4 * d * d + (4 * d if attn_bias else 0),
+                 3 * t * d * d + 2 * t * t * d + t * d * d),
+                *([(f".{j}.dp", "drop_path", (t, d), 0, 0)] if drop_path else []),
+                (f".{j}.res1", "add", (t, d), 0, 0),
+                (f".{j}.ln2", "layernorm", (t, d), 2 * d, 0),
+                (f".{j}.fc1", "linear", (t, d * mlp), d * d * mlp + d * mlp, t * d * d * mlp),
+                (f".{j}.gelu", "gelu", (t, d * mlp), 0, 0),
+                (f".{j}.fc2", "linear", (t, d), d * mlp * d + d, t * d * mlp * d),
+                (f".{j}.res2", "add", (t, d), 0, 0))], block=True)
+        where: Path = ("blocks", block, "layers")
+        names = ["input", *(layer.get("name", "gelu") for layer in layers)]
+        for k, layer in enumerate(layers):
+            self.infos.append(_LayerInfo((*where, k), layer["op"], False, True, tuple(names[:k + 1]), frozenset()))
+        self.scopes[where] = tuple(names)
+        self.layernorm(d)
+        if cls and self.chance(0.7):
+            self.op("select", {"axis": 0, "position": 0} if self.chance(0.5) else {}, name="pick", out=(d,))
+        elif self.chance(0.5):
+            self.op("select", {"axis": self.draw(st.sampled_from([0, -2])), "position": draw(st.integers(-t, t - 1))},
+                    name="pick", out=(d,))
+        else:
+            self.op("mean", {"axes": self.draw(st.sampled_from([0, -2, [0]]))}, name="pick", out=(d,))
 
     def layernorm(self, d: int) -> None:
         args: Data = {}

@@ -60,6 +60,9 @@ class TorchBackend:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".partial.pt2", dir=path.parent)
         os.close(fd)
         try:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the artifact gets the usual mode
             torch.export.save(program, tmp)
             os.replace(tmp, path)
         except BaseException:
