@@ -106,6 +106,7 @@ CODES: dict[str, str] = {
     "AS206": "An unknown parameter (in --set, a variant, or params:).",
     "AS207": "Unsupported format version; this archspec reads archspec: 1.",
     "AS208": "A parameter value does not match its declared type.",
+    "AS209": "A check: of the spec or of a block does not hold for the parameter values given.",
     "AS301": "An expression does not parse.",
     "AS302": "An expression uses a construct that specs may not use (attributes, lambdas, ...).",
     "AS303": "An expression names an unknown variable or function.",

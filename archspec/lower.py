@@ -30,7 +30,7 @@ from archspec.load import Document
 from archspec.ops.base import OpDef, ShapeError
 from archspec.params import COMMAND_LINE, bind
 from archspec.registry import Registry
-from archspec.spec import Block, Layer, Repeat
+from archspec.spec import Block, Check, Layer, Repeat
 from archspec.validate import Resolved
 
 MAX_NODES = 50_000
@@ -71,6 +71,21 @@ class _Lowerer:
         except ExprError as exc:
             self.error(exc.code, exc.message, path)
             raise _Skip() from None
+
+    def checks_hold(self, checks: Sequence[Check], env: Mapping[str, Value]) -> bool:
+        """Evaluate a spec's or block's `checks:`; record an AS209 error for each that fails."""
+        ok = True
+        for check in checks:
+            path = (*check.where, "that")
+            try:
+                value = self.evaluate(check.that, env, path)
+            except _Skip:
+                ok = False
+                continue
+            if value is not True:
+                self.error("AS209", f"check failed: {check.message}" + ("" if value is False else f" (that: gives {value!r}, not a boolean)"), path)
+                ok = False
+        return ok
 
     def eval_vars(self, table: Mapping[str, Any], env: dict[str, Value], where: Path) -> None:
         for name, value in table.items():
@@ -217,6 +232,8 @@ class _Lowerer:
         shape = self.graph.node(sources[0]).shape or ()
         env: dict[str, Value] = {**self.global_env, **values, "in_shape": shape, "in_channels": shape[0] if shape else 0}
         self.eval_vars(block.vars, env, (*block.where, "vars"))
+        if not self.checks_hold(block.checks, env):
+            return None
         return self.lower_scope(block.layers, f"{name}.", sources[0], env, block.output, (*block.where, "output"))
 
     def _apply_op(self, layer: Layer, op: OpDef[Any], name: str, sources: list[str], args: dict[str, Any]) -> str | None:
@@ -273,9 +290,10 @@ def lower(resolved: Resolved, registry: Registry, overrides: Mapping[str, Any] |
     lowerer = _Lowerer(resolved, registry, Graph(resolved.name))
     env = dict(values)
     lowerer.eval_vars(spec.vars, env, ("vars",))
-    lowerer.global_env = env
-    if lowerer.errors:
+    if lowerer.errors:  # layers would only repeat these as unknown names
         raise SpecErrors([*resolved.deferred, *lowerer.errors])
+    lowerer.checks_hold(spec.checks, env)  # a failed check does not stop lowering: report what else is wrong
+    lowerer.global_env = env
     shape = _input_shape(lowerer, env)
     lowerer.graph.add(Node("input", INPUT_OP, None, (), shape, doc.locate(("input",))))
     try:

@@ -111,6 +111,13 @@ class Layer(Model):
         return [self.from_] if isinstance(self.from_, str) else list(self.from_)
 
 
+class Check(Model):
+    """A condition the parameters must meet, with the message a user sees when they do not."""
+
+    that: bool | str
+    message: str
+
+
 class Block(Model):
     """A reusable, parameterised sub-graph. Its layers see the spec's parameters and variables, the
     block's own parameters and variables, and `input` (the value the block is applied to)."""
@@ -118,6 +125,7 @@ class Block(Model):
     doc: str = ""
     params: dict[str, ParamDecl] = Field(default_factory=dict)
     vars: dict[str, Any] = Field(default_factory=dict)
+    checks: list[Check] = Field(default_factory=list)
     layers: list[Layer] = Field(min_length=1)
     output: str | None = None
 
@@ -140,6 +148,7 @@ class Spec(Model):
     params: dict[str, ParamDecl] = Field(default_factory=dict)
     vars: dict[str, Any] = Field(default_factory=dict)
     variants: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    checks: list[Check] = Field(default_factory=list)
     input: list[int | str] | str
     blocks: dict[str, Block] = Field(default_factory=dict)
     layers: list[Layer] = Field(min_length=1)

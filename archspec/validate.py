@@ -199,12 +199,16 @@ def _check_expressions(doc: Document, spec: Spec) -> Iterable[SpecError]:
         yield from _check_value(doc, value, ("vars", name), scope)
         scope.add(name)
     yield from _check_value(doc, spec.input, ("input",), scope)
+    for k, check in enumerate(spec.checks):
+        yield from _check_value(doc, check.that, ("checks", k, "that"), scope)
     scopes: list[tuple[Iterable[Layer], set[str]]] = [(spec.layers, scope)]
     for block_name, block in spec.blocks.items():
         inner = scope | set(block.params) | set(SHAPE_NAMES)
         for name, value in block.vars.items():
             yield from _check_value(doc, value, ("blocks", block_name, "vars", name), inner)
             inner = inner | {name}
+        for k, check in enumerate(block.checks):
+            yield from _check_value(doc, check.that, ("blocks", block_name, "checks", k, "that"), inner)
         scopes.append((block.layers, inner))
     for layers, names in scopes:
         for layer in layers:

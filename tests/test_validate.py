@@ -185,3 +185,20 @@ def test_wrong_version(write_spec):
 def test_every_code_is_documented_once():
     assert len(CODES) == len(set(CODES))
     assert all(code.startswith("AS") and len(code) == 5 for code in CODES)
+
+
+def test_checks_report_the_authors_message(write_spec):
+    path = write_spec(HEADER + """checks:
+  - {that: "${resolution % 8 == 0}", message: resolution must be a multiple of 8}
+blocks:
+  b:
+    params: {k: 3}
+    checks: [{that: "${k % 2 == 1}", message: k must be odd}]
+    layers: [{op: conv2d, out: 4, kernel: $k}]
+layers:
+  - {op: b, k: 2}
+""")
+    with pytest.raises(SpecErrors) as info:
+        archspec.compile_spec(path, {"resolution": 30})
+    assert [(e.code, e.location.line, e.message) for e in info.value.errors] == [
+        ("AS209", 8, "check failed: resolution must be a multiple of 8"), ("AS209", 12, "check failed: k must be odd")]
