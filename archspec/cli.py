@@ -16,7 +16,7 @@ from archspec import pipeline
 from archspec.errors import CODES, ArchspecError, SpecErrors
 from archspec.params import parse_override
 from archspec.registry import default_registry
-from archspec.summary import human, table
+from archspec.report import human, table
 
 SPECS_DIR = Path("specs")
 

@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 import pytest
 import torch
 from torch.fx.passes.shape_prop import ShapeProp
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 import archspec
@@ -53,21 +54,26 @@ def write(folder: Path, text: str) -> Path:
 
 # -- valid specs ------------------------------------------------------------------------------------
 def activation_shapes(module: torch.fx.GraphModule, graph, x: torch.Tensor) -> dict[str, tuple[int, ...]]:
-    """IR node name -> the per-sample shape of its real activation, for every fx node that maps to one.
+    """IR node name -> the per-sample shape of its real activation, for every IR op node but identity.
 
-    Modules sit at the IR's dotted names (call_module targets); function calls are named after the IR
-    name with '.' -> '_' (a fold of n inputs names its n-2 intermediate steps '<label>_part')."""
+    The fx graph has the IR's op nodes in the IR's order: one fx node each, none for identity (an
+    alias), and n-1 for an add or mul of n inputs (pairwise; the last is the node). Matching by order
+    does not depend on fx's renaming (a layer named `getattr` becomes `getattr_1`); modules must sit
+    at the IR's dotted names."""
     ShapeProp(module).propagate(x)
-    labels = {node.name.replace(".", "_"): node.name for node in graph.ops}
+    calls = iter([n for n in module.graph.nodes if n.op in ("call_module", "call_function", "call_method")])
     found: dict[str, tuple[int, ...]] = {}
-    for node in module.graph.nodes:
-        if node.op == "call_module":
-            name = node.target
-        elif node.op == "call_function" and node.name in labels:
-            name = labels[node.name]
-        else:
+    for node in graph.ops:
+        if node.op == "identity":
             continue
-        found[name] = tuple(node.meta["tensor_meta"].shape[1:])
+        for _ in range(max(1, len(node.inputs) - 1) if node.op in ("add", "mul") else 1):
+            call = next(calls)
+        if call.op == "call_module":
+            assert call.target == node.name
+        elif node.name.replace(".", "_") != call.name:
+            assert "_" in call.name, (node.name, call.name)  # fx made the label unique or legal
+        found[node.name] = tuple(call.meta["tensor_meta"].shape[1:])
+    assert next(calls, None) is None, "fx nodes left over after the IR's nodes"
     return found
 
 
@@ -81,6 +87,12 @@ def check_against_torch(path: Path, facts: SpecFacts) -> None:
     assert costs.params == facts.params
     assert costs.macs == facts.macs
 
+    # An override builds another network (expect: is not checked then): only the classifier changes.
+    features, classes = list(facts.shapes.values())[-2][-1], facts.output[0]
+    other = archspec.compile_spec(path, {"num_classes": classes + 3}).costs
+    assert other.output == (classes + 3,)
+    assert (other.params - costs.params, other.macs - costs.macs) == (3 * (features + 1), 3 * features)
+
     module = archspec.build(path)
     assert isinstance(module, torch.fx.GraphModule) and module.training
     assert sum(p.numel() for p in module.parameters()) == facts.params
@@ -91,15 +103,16 @@ def check_against_torch(path: Path, facts: SpecFacts) -> None:
     module.eval()
     with torch.no_grad():
         assert tuple(module(x).shape) == (2, *facts.output)
-        # FlopCounterMode counts 2 FLOPs per multiply-accumulate of convolutions and matrix products
-        # (bias adds, norms, pooling and activations are not counted), exactly our MAC convention.
-        with FlopCounterMode(display=False) as counter:
-            module(x[:1])
-        assert counter.get_total_flops() == 2 * facts.macs
-
         real = activation_shapes(module, compiled.graph, x)
+    # FlopCounterMode counts 2 FLOPs per multiply-accumulate of convolutions and matrix products (bias
+    # adds, norms, pooling and activations are not counted): exactly our MAC convention. It misses
+    # attention in two places, so we steer around them: without grad, nn.MultiheadAttention takes its
+    # fused fast path (_native_multi_head_attention, counted as 0), and the CPU flash kernel of
+    # scaled_dot_product_attention is not counted either; the math backend is plain bmm.
+    with torch.enable_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        module(x[:1])
+    assert counter.get_total_flops() == 2 * facts.macs
     expected = {n.name: n.shape for n in compiled.graph.ops if n.op != "identity"}
-    assert set(real) == set(expected), f"fx nodes that do not map to IR nodes: {set(expected) ^ set(real)}"
     wrong = {name: (expected[name], shape) for name, shape in real.items() if shape != expected[name]}
     assert not wrong, f"IR shape vs real activation shape: {wrong}"
 
@@ -241,6 +254,30 @@ LAX = {
 def test_core_bug_lax_values(name: str, write_spec) -> None:
     with pytest.raises(SpecErrors):
         archspec.compile_spec(write_spec(HEAD + LAX[name]))
+
+
+def test_core_bug_layer_named_self(write_spec) -> None:
+    """A top-level layer named `self` compiles, and the generated forward assigns to `self`."""
+    path = write_spec(HEAD.replace("[3, 16, 16]", "[3, 4, 5]") + "  - {name: self, op: relu}\n  - {name: fc, op: linear, out: 3}\n")
+    try:
+        module = archspec.build(path)
+    except SpecErrors:
+        return  # rejecting the name is a fix too
+    if "self = " in module.code:
+        pytest.xfail("core bug: codegen names an fx node `self` (backends/torch/codegen.py), shadowing forward's self")
+    assert module(torch.randn(2, 3, 4, 5)).shape == (2, 4, 3)
+
+
+@pytest.mark.xfail(strict=True, reason="core bug: add/mul broadcast per-sample shapes of different rank from the right, "
+                                       "but torch broadcasts the batched tensors, so the batch axis meets a sample axis")
+def test_core_bug_broadcast_of_different_ranks(write_spec) -> None:
+    path = write_spec("archspec: 1\nname: t\ninput: [3, 4, 5]\nlayers:\n"
+                      "  - {name: m, op: mean, axes: [0, 1]}\n  - {name: s, op: add, from: [input, m]}\n")
+    assert archspec.compile_spec(path).costs.output == (3, 4, 5)  # static: [3, 4, 5] + [5]
+    module = archspec.build(path)
+    x = torch.randn(4, 3, 4, 5)  # batch 4 == H: torch broadcasts without complaint, but wrongly
+    assert torch.allclose(module(x), x + x.mean(dim=(1, 2))[:, None, None, :])
+    assert module(x[:2]).shape == (2, 3, 4, 5)  # any other batch size fails outright
 
 
 # -- the core never imports torch -------------------------------------------------------------------

@@ -18,7 +18,10 @@ bias, square or per-axis), batch norm, activations, max/average pooling (ceil_mo
 dropout, residual blocks (a `blocks:` entry applied with `repeat:`, its projection shortcut under
 `if:`), inline residuals (`add` of two or three inputs), concat branches, squeeze-excite gating (`mul`
 with broadcasting), layers switched off with `if:` or `repeat: 0`, then flatten and dense layers
-(linear, layer norm), sometimes on a token-shaped [C, H*W] tensor. Integer arguments are sometimes
+(linear, layer norm), sometimes on a token-shaped [C, H*W] tensor, or a global mean, or a small
+transformer: tokens by flatten/reshape and transpose/permute, a linear embedding, class token, position
+embedding, pre-norm encoder blocks (self_attention, drop_path, an MLP sized by `in_shape`), select or
+mean. Also lrn, identity, softmax, adaptive max pooling and more activations. Integer arguments are sometimes
 written as expressions of the spec's parameters. Shapes are tracked while drawing, so no layer gets an
 empty output. The expected shapes, parameter and MAC counts in `SpecFacts` are computed here with
 torch's formulas, written out independently of archspec's ops, so they check the core rather than
@@ -54,6 +57,11 @@ Node = tuple[str, str, Shape, int, int]  # name suffix, op, output shape, params
 
 ACTIVATIONS = ("relu", "gelu", "silu", "sigmoid", "hardswish", "relu6", "tanh", "hardsigmoid")
 MAX_CHANNELS = 24
+# Valid layer names that are also names in generated Python code (builtins, modules, the forward's
+# argument); activations (function calls, no submodule) sometimes get one. Not `self`: see
+# tests/test_properties.py::test_core_bug_layer_named_self.
+TRICKY_NAMES = ("torch", "x", "getattr", "operator", "math", "inf", "nan", "device", "forward", "output", "input_1",
+                "print", "list", "type", "float", "sum", "len", "range", "max", "relu", "F", "nn", "fx", "None_")
 LAYER_KEYS = ("op", "name", "from", "repeat", "if")
 _FAKE_BOOLS = ("yes", "no", "on", "off", "Yes", "NO", "On", "OFF", "y", "n", "Y", "N")
 
@@ -222,7 +230,8 @@ class _Writer:
             a = self.draw(st.integers(1, value - 1))
             return f"${{{a} + {value - a}}}"
         if choice == 2:
-            fits = [n for n, v in self.env.items() if v >= 1 and value % v == 0]
+            fits = [n for n, v in self.env.items() if v >= 1 and value % v == 0 and n != "num_classes"]  # only the
+            # classifier reads num_classes, so overriding it changes nothing else
             if fits:
                 name = self.draw(st.sampled_from(sorted(fits)))
                 k = value // self.env[name]
@@ -236,6 +245,8 @@ class _Writer:
 
     def activation(self, name: str | None = None, src: str | None = None) -> str:
         kind = self.draw(st.sampled_from(ACTIVATIONS))
+        if name is None and self.chance(0.1):
+            name = self.draw(st.sampled_from([n for n in TRICKY_NAMES if n not in self.names]))
         args: Data = {}
         if kind == "gelu" and self.chance(0.5):
             args["approximate"] = self.draw(st.sampled_from(["none", "tanh"]))
@@ -806,6 +817,16 @@ WRONG_VALUES: Mapping[str, Mapping[str, Sequence[Any]]] = {
     "gelu": {"approximate": ["fast", True, 1]},
     "flatten": {"start": [0.5, "0", True], "end": [1.5, "-1"]},
     "concat": {"axis": [0.5, "0", True]},
+    "self_attention": {"heads": [0, 1.5, "2"], "dropout": [2.0, "none"], "bias": [1]},
+    "select": {"axis": ["0", 1.5], "position": [1.5, "first"]},
+    "mean": {"axes": ["0", 1.5, [0.5]], "keepdim": [1]},
+    "transpose": {"axes": [[0], 0, [0, 1, 2]]},
+    "permute": {"dims": [1, "10", [0.5, 1]]},
+    "reshape": {"shape": ["x", 5.5, [2.5]]},
+    "lrn": {"size": [0, 1.5], "alpha": ["x"], "beta": [True]},
+    "softmax": {"axis": [0.5, "last"]},
+    "drop_path": {"p": [2, -0.5, "x"]},
+    "adaptive_maxpool2d": {"size": [1.5, "1", True]},
 }
 # Degenerate sizes torch rejects: zero or negative kernels, strides, dilations, paddings, sizes.
 DEGENERATE_VALUES: Mapping[str, Mapping[str, Sequence[Any]]] = {
@@ -815,7 +836,8 @@ DEGENERATE_VALUES: Mapping[str, Mapping[str, Sequence[Any]]] = {
     "adaptive_avgpool2d": {"size": [0, -1, [1, 0]]},
 }
 WRONG_BLOCK_VALUES: Mapping[str, Sequence[Any]] = {"width": [2.5, "wide", True, [8]], "stride": [1.5, "2", False],
-                                                   "downsample": [1, "yes", 0]}
+                                                   "downsample": [1, "yes", 0], "heads": [1.5, "two", [2]],
+                                                   "mlp": [0.5, "x", True]}
 
 
 @dataclass
@@ -919,12 +941,27 @@ class _Mutator:
 
     def shape_mismatch(self) -> InvalidSpec:
         c, h, w = self.case.facts.input
+        layers: list[Any] = self.data["layers"]
+        encoder = next((k for k, layer in enumerate(layers) if layer.get("name") == "encoder"), None)
+        pick = next((k for k, layer in enumerate(layers) if layer.get("name") == "pick" and layer["op"] == "select"), None)
         kind = self.draw(st.sampled_from(["groups", "kernel", "dilated", "in_channels", "same_stride", "pool_padding",
                                           "pool_kernel", "add", "concat", "rank", "flatten_axes", "in_features",
-                                          "attention_rank"]))
-        layers: list[Any] = self.data["layers"]
+                                          "attention_rank"] + ["heads"] * (encoder is not None)
+                                         + ["position"] * (pick is not None)))
         bad: Data = {"name": _token(0)}
         at = 0
+        if kind == "heads":  # more heads than the width: they cannot divide it
+            assert encoder is not None
+            width = self.case.facts.shapes["encoder.0.attn"][-1]
+            layers[encoder]["heads"] = width + self.draw(st.integers(1, 3))
+            return self.text({}, {"AS501"}, f"heads > width {width}")
+        if kind == "position":  # a position past the end of the token axis
+            assert pick is not None
+            tokens = self.case.facts.shapes["encoder.0.ln1"][0]
+            layers[pick].update(axis=0, position=self.draw(st.sampled_from([tokens, tokens + 3, -tokens - 1])))
+            name = layers[pick]["name"]
+            layers[pick]["name"] = _token(0)
+            return self.text({_token(0): json.dumps(name)}, {"AS501"}, f"select past {tokens} tokens", _token(0))
         if kind == "groups":
             bad.update(op="conv2d", out=c + 1, kernel=1, groups=c + 1)
         elif kind == "kernel":
@@ -1056,8 +1093,10 @@ class _Mutator:
             info = self.layer(lambda i: i.live and i.block)
             if info is not None:
                 layer = _at(self.data, info.path)
-                del layer["width"]
-                return self._named(layer, {"AS201"}, f"block {info.op} without width")
+                declared = self.data["blocks"][info.op]["params"]
+                key = self.draw(st.sampled_from([k for k, v in declared.items() if isinstance(v, dict) and "default" not in v]))
+                del layer[key]
+                return self._named(layer, {"AS201"}, f"block {info.op} without {key}")
         if kind == "arg":
             required = {"conv2d": ("out", "kernel"), "linear": ("out",), "maxpool2d": ("kernel",),
                         "avgpool2d": ("kernel",), "adaptive_avgpool2d": ("size",)}
