@@ -21,6 +21,6 @@ __all__ = ["ArchspecError", "Compiled", "Costs", "Location", "SpecError", "SpecE
 __version__ = "0.1.0"
 
 
-def summary(path: str | os.PathLike[str], **overrides: Any) -> Costs:
+def summary(path: str | os.PathLike[str], *, variant: str | None = None, **overrides: Any) -> Costs:
     """Output shapes, parameter and MAC counts of a spec, computed statically."""
-    return compile_spec(path, overrides).costs
+    return compile_spec(path, overrides, variant=variant).costs

@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help)
         p.add_argument("spec", help="spec file, or the name of a spec in ./specs")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a parameter")
+        p.add_argument("--variant", help="a row of the family's variants table (instead of the thin spec's)")
         return p
 
     spec_command("validate", "check a spec; print every error as file:line:col: code: message")
@@ -78,15 +79,15 @@ def _run(args: argparse.Namespace) -> int:
     path = _spec_path(args.spec)
     overrides = _overrides(args.set)
     if args.command == "validate":
-        compiled = pipeline.compile_spec(path, overrides, registry)
+        compiled = pipeline.compile_spec(path, overrides, registry, args.variant)
         c = compiled.costs
         print(f"ok: {path}: {compiled.graph.name}, {c.params:,} params, {human(c.macs)} MACs, output {list(c.output)}")
     elif args.command == "summary":
-        costs = pipeline.compile_spec(path, overrides, registry).costs
+        costs = pipeline.compile_spec(path, overrides, registry, args.variant).costs
         print(json.dumps(costs.to_json()) if args.json else table(costs))
     elif args.command == "build":
         out = pipeline.build_file(path, args.output, backend=args.backend, seed=args.seed, weights=args.weights,
-                                  overrides=overrides, registry=registry)
+                                  overrides=overrides, variant=args.variant, registry=registry)
         print(f"wrote {out}")
     return 0
 

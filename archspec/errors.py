@@ -10,7 +10,7 @@ Each code is documented once, in `CODES` (shown by `archspec explain CODE` and i
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import difflib
 
 PathPart = str | int

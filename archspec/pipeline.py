@@ -34,10 +34,11 @@ class Compiled:
 
 
 def compile_spec(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None,
-                 registry: Registry | None = None) -> Compiled:
-    """Validate, lower and count a spec file; raise SpecErrors with every located problem."""
+                 registry: Registry | None = None, variant: str | None = None) -> Compiled:
+    """Validate, lower and count a spec file (optionally one `variant` of its family's table);
+    raise SpecErrors with every located problem."""
     registry = registry or default_registry()
-    resolved = resolve_file(path, registry)
+    resolved = resolve_file(path, registry, variant)
     graph = lower(resolved, registry, overrides)
     costs = count(graph, registry)
     if not overrides:
@@ -67,20 +68,21 @@ def check_expect(resolved: Resolved, costs: Costs) -> None:
 
 
 def build(path: str | os.PathLike[str], *, backend: str = "torch", seed: int = 0,
-          weights: str | os.PathLike[str] | None = None, registry: Registry | None = None,
-          **overrides: Any) -> Any:
+          weights: str | os.PathLike[str] | None = None, variant: str | None = None,
+          registry: Registry | None = None, **overrides: Any) -> Any:
     """Compile a spec and return the backend's in-memory artifact (torch: an nn.Module in train mode)."""
     registry = registry or default_registry()
-    compiled = compile_spec(path, overrides, registry)
+    compiled = compile_spec(path, overrides, registry, variant)
     return registry.backend(backend).build(compiled.graph, BuildOptions(seed, Path(weights) if weights else None))
 
 
 def build_file(path: str | os.PathLike[str], output: str | os.PathLike[str] | None = None, *,
                backend: str = "torch", seed: int = 0, weights: str | os.PathLike[str] | None = None,
-               overrides: Mapping[str, Any] | None = None, registry: Registry | None = None) -> Path:
+               overrides: Mapping[str, Any] | None = None, variant: str | None = None,
+               registry: Registry | None = None) -> Path:
     """Compile a spec and write the backend's artifact; nothing is left behind on failure."""
     registry = registry or default_registry()
-    compiled = compile_spec(path, overrides, registry)
+    compiled = compile_spec(path, overrides, registry, variant)
     target = registry.backend(backend)
     artifact = target.build(compiled.graph, BuildOptions(seed, Path(weights) if weights else None))
     out = Path(output) if output else Path(compiled.graph.name + target.suffix)

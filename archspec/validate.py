@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from archspec.errors import Location, Path, SpecError, SpecErrors, did_you_mean, one_of
 from archspec.expr import FUNCTIONS, ExprError, expression_source, names_used
 from archspec.load import Document, load_file
+from archspec.params import COMMAND_LINE
 from archspec.ops.base import RESERVED_LAYER_KEYS
 from archspec.registry import Registry
 from archspec.spec import Layer, Model, ParamDecl, Repeat, Spec, SpecRef
@@ -47,6 +48,8 @@ class Resolved:
 
     @property
     def expect(self) -> Any:
+        if self.expect_doc is None:
+            return None
         if self.ref is not None:
             return self.ref.expect
         return self.spec.expect
@@ -302,12 +305,32 @@ def _referenced_file(doc: Document, ref: SpecRef, root: FsPath) -> FsPath:
     return target
 
 
-def resolve_file(path: str | os.PathLike[str], registry: Registry) -> Resolved:
+def _display_path(path: FsPath) -> str:
+    """How error messages name a referenced file: relative to the working folder when inside it."""
+    relative = os.path.relpath(path)
+    return str(path) if relative.startswith("..") else relative
+
+
+def _variant_settings(family: Spec, family_doc: Document, variant: str, location: Location | None,
+                      path: Path) -> dict[str, Setting]:
+    if variant not in family.variants:
+        raise SpecErrors([SpecError("AS205", f"{family_doc.file} has no variant {variant!r}.{did_you_mean(variant, family.variants)}"
+                                    f" Variants: {one_of(list(family.variants)) or 'none'}.", location, path)])
+    return {key: Setting(value, family_doc.locate(("variants", variant, key)))
+            for key, value in family.variants[variant].items()}
+
+
+def resolve_file(path: str | os.PathLike[str], registry: Registry, variant: str | None = None) -> Resolved:
+    """Load, validate and resolve a spec file. `variant` picks a row of the family's table instead of
+    the one a thin spec names; the result then states no expected figures (they are the thin spec's)."""
     doc = load_file(path)
     deferred: list[SpecError] = []
     spec = validate_document(doc, registry, deferred)
     if isinstance(spec, Spec):
-        return Resolved(spec, doc, spec.name, expect_doc=doc, deferred=tuple(deferred))
+        if variant is None:
+            return Resolved(spec, doc, spec.name, expect_doc=doc, deferred=tuple(deferred))
+        settings = _variant_settings(spec, doc, variant, COMMAND_LINE, ())
+        return Resolved(spec, doc, variant, variant, settings, deferred=tuple(deferred))
     root = FsPath(doc.file).resolve().parent
     ref, ref_doc = spec, doc
     family_doc, family = doc, spec
@@ -318,24 +341,24 @@ def resolve_file(path: str | os.PathLike[str], registry: Registry) -> Resolved:
             raise SpecErrors([SpecError("AS110", f"use: {family.use!r} leads back to {target.name}; remove the cycle",
                                         family_doc.locate(("use",)), ("use",))])
         seen.add(target)
-        family_doc = load_file(os.path.relpath(target) if not os.path.relpath(target).startswith("..") else target)
+        family_doc = load_file(_display_path(target))
         family = validate_document(family_doc, registry, deferred)
         if isinstance(family, Spec):
             break
     else:
         raise SpecErrors([SpecError("AS110", f"use: chains deeper than {MAX_USE_DEPTH} files", ref_doc.locate(("use",)), ("use",))])
     settings: dict[str, Setting] = {}
-    if ref.variant is not None:
-        if ref.variant not in family.variants:
-            raise SpecErrors([SpecError("AS205", f"{family_doc.file} has no variant {ref.variant!r}.{did_you_mean(ref.variant, family.variants)}"
-                                        f" Variants: {one_of(list(family.variants)) or 'none'}.", ref_doc.locate(("variant",)), ("variant",))])
-        for key, value in family.variants[ref.variant].items():
-            settings[key] = Setting(value, family_doc.locate(("variants", ref.variant, key)))
+    chosen = variant if variant is not None else ref.variant
+    if chosen is not None:
+        location = COMMAND_LINE if variant is not None else ref_doc.locate(("variant",))
+        settings = _variant_settings(family, family_doc, chosen, location, ("variant",))
     unknown = [k for k in ref.set if k not in family.params]
     if unknown:
         raise SpecErrors([SpecError("AS206", f"set: names unknown parameter {k!r}.{did_you_mean(k, family.params)}",
                                     ref_doc.locate_key(("set", k)), ("set", k)) for k in unknown])
     for key, value in ref.set.items():
         settings[key] = Setting(value, ref_doc.locate(("set", key)))
+    if chosen != ref.variant:  # another network than the one the thin spec's expect: describes
+        return Resolved(family, family_doc, chosen or ref.name, chosen, settings, deferred=tuple(deferred))
     return Resolved(family, family_doc, ref.name, ref.variant, settings, expect_doc=ref_doc, ref=ref,
                     deferred=tuple(deferred))

@@ -121,3 +121,11 @@ def test_validate_and_summary_do_not_import_torch():
         assert result.returncode == 0, result.stderr
         imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
         assert "archspec.lower" in imported and not any(m == "torch" or m.startswith("torch.") for m in imported)
+
+
+def test_variant_option_picks_a_row_of_the_family_table(capsys):
+    family = str(ROOT / "specs/families/seed_cnn.yaml")
+    code, out, _ = run(capsys, "summary", family, "--variant", "seed_cnn_bn", "--json")
+    assert code == 0 and json.loads(out)["params"] == 66790
+    code, _, err = run(capsys, "validate", family, "--variant", "seed_cnn_nb")
+    assert code == 1 and "AS205" in err and "Did you mean 'seed_cnn_bn'" in err

@@ -1,7 +1,6 @@
 """Generated forward code is deterministic and golden-tested: a refactor must not change it.
 
-To accept an intended change: ARCHSPEC_UPDATE_GOLDEN=1 is deliberately not supported; regenerate with
-`python tests/test_codegen.py` and review the diff.
+To accept an intended change, regenerate with `python tests/test_codegen.py` and review the diff.
 """
 
 from pathlib import Path
@@ -26,7 +25,7 @@ def generated(spec: Path) -> str:
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_generated_code_matches_golden(name):
-    assert generated(CASES[name]) == (GOLDEN / f"{name}.py").read_text()
+    assert generated(CASES[name]) == (GOLDEN / f"{name}.golden.py.txt").read_text()
 
 
 def test_generation_is_identical_in_a_fresh_process():
@@ -44,4 +43,4 @@ def test_parameter_names_follow_layer_names():
 
 if __name__ == "__main__":
     for name, spec in CASES.items():
-        (GOLDEN / f"{name}.py").write_text(generated(spec))
+        (GOLDEN / f"{name}.golden.py.txt").write_text(generated(spec))

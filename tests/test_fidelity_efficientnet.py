@@ -15,18 +15,11 @@ import torchvision
 
 import archspec
 from archspec.backends.torch.modules import DropPath
-import reference as reference_helpers
-from reference import REFERENCE, SPECS, assert_matches_reference
+from reference import SPECS, assert_matches_reference
 
 NAMES = [f"efficientnet_b{k}" for k in range(8)]
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_counts_match_reference_figures(name: str) -> None:
-    costs = archspec.summary(SPECS / f"{name}.yaml")
-    ref = REFERENCE[name]
-    assert (costs.params, costs.macs) == (ref["params"], ref["macs"])
-    assert list(costs.input) == ref["input"] and list(costs.output) == ref["output"]
 
 
 def _residual_drop_probs(model: nn.Module) -> list[float]:

@@ -8,7 +8,6 @@ written directly in torch.
 
 from __future__ import annotations
 
-import shutil
 
 import pytest
 import torch
@@ -22,24 +21,14 @@ from reference import REFERENCE, SPECS, assert_matches_reference
 VGG_SPECS = ["vgg11", "vgg11_lrn", "vgg13", "vgg16_c", "vgg16", "vgg19", "vgg11_bn", "vgg16_bn"]
 
 
-@pytest.mark.parametrize("name", [*VGG_SPECS, "lenet5"])
-def test_counts_match_reference_figures(name: str) -> None:
-    costs = archspec.summary(SPECS / f"{name}.yaml")
-    ref = REFERENCE[name]
-    assert (costs.params, costs.macs) == (ref["params"], ref["macs"])
-    assert list(costs.input) == ref["input"] and list(costs.output) == ref["output"]
 
 
 @pytest.mark.parametrize("variant", ["vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"])
-def test_family_variants_count_like_torchvision(variant: str, tmp_path) -> None:
+def test_family_variants_count_like_torchvision(variant: str) -> None:
     """Every torchvision row of the variants table, including those without a thin spec."""
-    (tmp_path / "families").mkdir()
-    shutil.copy(SPECS / "families" / "vgg.yaml", tmp_path / "families" / "vgg.yaml")
-    thin = tmp_path / f"{variant}.yaml"
-    thin.write_text(f"archspec: 1\nname: {variant}\nuse: families/vgg.yaml\nvariant: {variant}\n")
     with torch.device("meta"):  # shapes only: no memory, no initialisation
         reference = getattr(torchvision.models, variant)(weights=None, num_classes=10)
-    costs = archspec.summary(thin, num_classes=10)
+    costs = archspec.summary(SPECS / "families" / "vgg.yaml", variant=variant, num_classes=10)
     assert costs.params == sum(p.numel() for p in reference.parameters())
 
 

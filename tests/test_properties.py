@@ -129,7 +129,7 @@ def test_valid_specs_match_torch(case: tuple[str, SpecFacts], spec_dir: Path) ->
         pytest.fail(f"a valid spec was rejected:\n{exc}\n--- spec ---\n{text}")
 
 
-def test_residual_example_matches_torch(spec_dir: Path) -> None:
+def test_residual_example_matches_torch() -> None:
     """One fixed spec through the same checks (the tiny residual network the codegen tests use)."""
     compiled = archspec.compile_spec(ROOT / "tests/specs/residual.yaml")
     facts = SpecFacts(compiled.costs.input, compiled.costs.output, compiled.costs.params, compiled.costs.macs,
@@ -173,6 +173,7 @@ def test_invalid_specs_fail_with_located_errors(kind: str, spec_dir: Path) -> No
 
 @pytest.mark.xfail(strict=True, reason="core accepts or crashes on zero/negative kernel, stride, dilation, padding, "
                                        "adaptive size (see test_core_bug_degenerate_sizes)")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # hypothesis loads libcst to write the failure's patch
 @settings(max_examples=25, phases=[Phase.generate], **SETTINGS)  # no shrinking: it is expected to fail
 @given(case=invalid_specs(["degenerate_arg"]))
 def test_degenerate_sizes_fail_with_located_errors(case: InvalidSpec, spec_dir: Path) -> None:
@@ -256,16 +257,16 @@ def test_core_bug_lax_values(name: str, write_spec) -> None:
         archspec.compile_spec(write_spec(HEAD + LAX[name]))
 
 
+@pytest.mark.xfail(strict=True, reason="core bug: codegen names an fx node `self` (backends/torch/codegen.py), "
+                                       "so the generated forward assigns to self and fails")
 def test_core_bug_layer_named_self(write_spec) -> None:
-    """A top-level layer named `self` compiles, and the generated forward assigns to `self`."""
-    path = write_spec(HEAD.replace("[3, 16, 16]", "[3, 4, 5]") + "  - {name: self, op: relu}\n  - {name: fc, op: linear, out: 3}\n")
+    path = write_spec("archspec: 1\nname: t\ninput: [3, 4, 5]\nlayers:\n"
+                      "  - {name: self, op: relu}\n  - {name: fc, op: linear, out: 3}\n")
     try:
         module = archspec.build(path)
     except SpecErrors:
         return  # rejecting the name is a fix too
-    if "self = " in module.code:
-        pytest.xfail("core bug: codegen names an fx node `self` (backends/torch/codegen.py), shadowing forward's self")
-    assert module(torch.randn(2, 3, 4, 5)).shape == (2, 4, 3)
+    assert module(torch.randn(2, 3, 4, 5)).shape == (2, 3, 4, 3)
 
 
 @pytest.mark.xfail(strict=True, reason="core bug: add/mul broadcast per-sample shapes of different rank from the right, "
@@ -283,7 +284,8 @@ def test_core_bug_broadcast_of_different_ranks(write_spec) -> None:
 # -- the core never imports torch -------------------------------------------------------------------
 def test_compile_does_not_import_torch() -> None:
     code = ("import archspec, sys; c = archspec.compile_spec('specs/seed_cnn.yaml'); "
-            "assert c.costs.params == 66706; assert 'torch' not in sys.modules, 'torch was imported'")
+            "assert c.costs.params == 66706; assert 'torch' not in sys.modules, 'torch was imported'; "
+            "import archspec.testing.strategies; assert 'torch' not in sys.modules, 'the strategies import torch'")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
 
 
@@ -294,5 +296,5 @@ def test_cli_validate_does_not_import_torch() -> None:
     assert done.stdout.startswith("ok: specs/seed_cnn.yaml")
     imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")]
     assert "archspec.pipeline" in imported  # the parse works
-    heavy = [m for m in imported if m.split(".")[0] in ("torch", "torchvision", "timm", "numpy", "safetensors")]
+    heavy = [m for m in imported if m.split(".")[0] in ("torch", "torchvision", "timm", "safetensors")]
     assert not heavy, f"`archspec validate` imported {heavy[:5]}"

@@ -20,7 +20,7 @@ def pair(v: IntPair) -> tuple[int, int]:
 def _image(inputs: Sequence[Shape], op: str) -> tuple[int, int, int]:
     shape = inputs[0]
     if len(shape) != 3:
-        raise ShapeError(f"expects a [C, H, W] feature map (rank 3), put flatten/reshape around it if needed")
+        raise ShapeError("expects a [C, H, W] feature map (rank 3), put flatten/reshape around it if needed")
     return shape[0], shape[1], shape[2]
 
 

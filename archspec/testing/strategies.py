@@ -18,12 +18,12 @@ bias, square or per-axis), batch norm, activations, max/average pooling (ceil_mo
 dropout, residual blocks (a `blocks:` entry applied with `repeat:`, its projection shortcut under
 `if:`), inline residuals (`add` of two or three inputs), concat branches, squeeze-excite gating (`mul`
 with broadcasting), layers switched off with `if:` or `repeat: 0`, then flatten and dense layers
-(linear, layer norm), sometimes on a token-shaped [C, H*W] tensor, or a global mean, or a small
-transformer: tokens by flatten/reshape and transpose/permute, a linear embedding, class token, position
-embedding, pre-norm encoder blocks (self_attention, drop_path, an MLP sized by `in_shape`), select or
-mean. Also lrn, identity, softmax, adaptive max pooling and more activations. Integer arguments are sometimes
-written as expressions of the spec's parameters. Shapes are tracked while drawing, so no layer gets an
-empty output. The expected shapes, parameter and MAC counts in `SpecFacts` are computed here with
+(linear, layer norm), sometimes on a token-shaped [C, H*W] tensor, or after a global mean, or after a
+small transformer: tokens by flatten/reshape and transpose/permute, a linear embedding, class token,
+position embedding, pre-norm encoder blocks (self_attention, drop_path, an MLP sized by `in_shape`),
+then select or mean. Also lrn, identity, softmax, adaptive max pooling and more activations, some
+named like Python builtins. Integer arguments are sometimes written as expressions of the spec's
+parameters. Shapes are tracked while drawing, so no layer gets an empty output. The expected shapes, parameter and MAC counts in `SpecFacts` are computed here with
 torch's formulas, written out independently of archspec's ops, so they check the core rather than
 restate it.
 
@@ -32,8 +32,8 @@ codes one of the reported errors must have and, where it is unambiguous, the lin
 `MUTATIONS` lists the kinds; `invalid_specs(kinds=...)` restricts the draw to some of them.
 
 This module is for tests only: it imports hypothesis (a dev dependency, `pip install archspec[dev]`)
-at module top. It never imports torch; of archspec it uses only the op registry (op and argument
-names, for near-miss names).
+at module top. It never imports torch; of archspec it reads only the names of ops, op arguments and
+expression functions (to make near misses that are not real names).
 """
 
 from __future__ import annotations
@@ -46,6 +46,9 @@ from typing import Any, NamedTuple
 
 from hypothesis import strategies as st
 import yaml
+
+from archspec.expr import FUNCTIONS
+from archspec.registry import default_registry
 
 __all__ = ["MUTATIONS", "InvalidSpec", "SpecFacts", "conv_output", "dump", "invalid_specs", "pool_output",
            "valid_specs"]
@@ -79,13 +82,6 @@ def pool_output(size: int, kernel: int, stride: int, padding: int, dilation: int
     if ceil_mode and (out - 1) * stride >= size + padding:
         out -= 1
     return out
-
-
-def _numel(shape: Iterable[int]) -> int:
-    total = 1
-    for d in shape:
-        total *= d
-    return total
 
 
 def _divisors(n: int) -> list[int]:
@@ -769,8 +765,6 @@ def _at(data: Any, path: Path) -> Any:
 
 
 def _registry_names() -> tuple[frozenset[str], Mapping[str, tuple[str, ...]]]:
-    from archspec.registry import default_registry  # imported late: no import cost for valid_specs users
-
     registry = default_registry()
     return frozenset(registry.ops), {name: tuple(registry.op(name).params.model_fields) for name in registry.ops}
 
@@ -864,9 +858,8 @@ class _Mutator:
         return self.text({_token(0): raw}, codes, mutation, _token(0))
 
     def known_names(self) -> set[str]:
-        names = set(self.case.env) | {"i", "j", "in_channels", "in_shape", "width", "stride", "downsample", "project"}
-        from archspec.expr import FUNCTIONS
-
+        names = set(self.case.env) | {"i", "j", "in_channels", "in_shape", "width", "stride", "downsample", "project",
+                                       "heads", "mlp"}
         return names | set(FUNCTIONS) | {"true", "false", "True", "False", "None"}
 
     # -- mutations: each returns an InvalidSpec ------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 import re
 
-import torch
 from torch import fx, nn
 
 from archspec.backends.torch.lowering import ALIAS, Call, Lowering
