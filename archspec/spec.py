@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictBool, StrictInt, field_validator, model_validator
 
 from archspec.errors import Path
 
@@ -71,7 +71,7 @@ class ParamDecl(Model):
 
 
 class Repeat(Model):
-    times: int | str
+    times: StrictInt | str
     index: str = Field("i", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -82,8 +82,8 @@ class Layer(Model):
     op: str
     name: str | None = None
     from_: str | list[str] | None = Field(None, alias="from")
-    repeat: int | str | Repeat | None = None
-    if_: bool | str | None = Field(None, alias="if")
+    repeat: StrictInt | str | Repeat | None = None
+    if_: StrictBool | str | None = Field(None, alias="if")
     args: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")

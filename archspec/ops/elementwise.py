@@ -43,8 +43,11 @@ class DropPath(OpParams):
 
 
 def broadcast(p: object, inputs: Sequence[Shape]) -> Shape:
-    """numpy/torch broadcasting of per-sample shapes, aligned from the right."""
+    """Broadcasting of per-sample shapes of equal rank (size-1 axes stretch). Ranks must agree: in
+    the batched tensors torch would align a shorter sample against the batch axis."""
     rank = max(len(s) for s in inputs)
+    if any(len(s) != rank for s in inputs):
+        raise ShapeError("needs inputs of the same rank (keep reduced axes, e.g. mean with keepdim: true)", input=None)
     out = []
     for axis in range(-rank, 0):
         dims = {s[axis] for s in inputs if len(s) >= -axis} - {1}

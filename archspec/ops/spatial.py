@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from archspec.ir import Shape
 from archspec.ops.base import OpDef, OpParams, ShapeError
 
-IntPair = int | tuple[int, int]
+Positive = Annotated[int, Field(ge=1)]
+NonNegative = Annotated[int, Field(ge=0)]
+IntPair = Positive | tuple[Positive, Positive]  # kernel, stride, dilation, output size
+PadPair = NonNegative | tuple[NonNegative, NonNegative]
 
 
-def pair(v: IntPair) -> tuple[int, int]:
+def pair(v: int | tuple[int, int]) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (v[0], v[1])
 
 
@@ -45,7 +48,7 @@ class Conv2d(OpParams):
     out: int = Field(ge=1, description="output channels")
     kernel: IntPair
     stride: IntPair = 1
-    padding: IntPair | Literal["same", "valid"] = 0
+    padding: PadPair | Literal["same", "valid"] = 0
     dilation: IntPair = 1
     groups: int = Field(1, ge=1)
     bias: bool = True
@@ -94,7 +97,7 @@ CONV2D = OpDef("conv2d", Conv2d, (1, 1), _conv2d_shape, _conv2d_weights, _conv2d
 class MaxPool2d(OpParams):
     kernel: IntPair
     stride: IntPair | None = Field(None, description="defaults to the kernel size")
-    padding: IntPair = 0
+    padding: PadPair = 0
     dilation: IntPair = 1
     ceil_mode: bool = False
 
@@ -102,7 +105,7 @@ class MaxPool2d(OpParams):
 class AvgPool2d(OpParams):
     kernel: IntPair
     stride: IntPair | None = Field(None, description="defaults to the kernel size")
-    padding: IntPair = 0
+    padding: PadPair = 0
     ceil_mode: bool = False
     count_include_pad: bool = True
 

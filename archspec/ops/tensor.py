@@ -86,7 +86,10 @@ class Mean(OpParams):
 
 def _mean_shape(p: Mean, inputs: Sequence[Shape]) -> Shape:
     shape = inputs[0]
-    axes = {_axis(a, len(shape)) for a in ((p.axes,) if isinstance(p.axes, int) else p.axes)}
+    listed = [_axis(a, len(shape)) for a in ((p.axes,) if isinstance(p.axes, int) else p.axes)]
+    axes = set(listed)
+    if len(axes) != len(listed):
+        raise ShapeError(f"names an axis twice in axes {p.axes}")
     if p.keepdim:
         return tuple(1 if k in axes else d for k, d in enumerate(shape))
     return tuple(d for k, d in enumerate(shape) if k not in axes)

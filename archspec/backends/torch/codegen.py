@@ -35,6 +35,8 @@ def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str) -> fx
         emit = table[node.op](node, shapes)
         inputs = [values[src] for src in node.inputs]
         label = node.name.replace(".", "_")
+        if label == "self":  # the one identifier fx's namespace allows that forward's code needs itself
+            label = "self_"
         if emit is ALIAS:
             values[node.name] = inputs[0]
         elif isinstance(emit, nn.Module):
