@@ -4,7 +4,7 @@ Every problem with a spec is a `SpecError`: a stable code, a message that says w
 file:line:column it points at, and the path of keys that leads there. Stages collect them and raise one
 `SpecErrors` holding all, so a user sees every error of a file in one run.
 
-Each code is documented once, in `CODES` (shown by `archspec explain CODE` and in docs/errors.md).
+Each code is documented once, in `CODES` (shown by `archspec explain CODE`).
 """
 
 from __future__ import annotations

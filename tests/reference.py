@@ -68,4 +68,6 @@ def assert_matches_reference(spec: str | Path, reference: nn.Module, tmp_path: P
     assert got.shape == expected.shape
     error = relative_error(got, expected)
     assert error <= TOLERANCE, f"{spec}: relative error {error:.3g} > {TOLERANCE}"
+    print(f"fidelity {Path(spec).stem} ({type(reference).__name__}, {suffix}, {'train' if train else 'eval'}): "
+          f"relative error {error:.3g}")
     return error
