@@ -13,10 +13,10 @@ from pathlib import Path
 import sys
 
 from archspec import pipeline
-from archspec.errors import CODES, ArchspecError, SpecErrors
+from archspec.errors import CODES, ArchspecError, SpecErrors, did_you_mean
 from archspec.params import parse_override
 from archspec.registry import default_registry
-from archspec.report import human, table
+from archspec.report import describe_op, human, table
 
 SPECS_DIR = Path("specs")
 
@@ -55,8 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     lister = sub.add_parser("list", help="specs, ops and backends, with the plugin providing each")
     lister.add_argument("--specs", default=str(SPECS_DIR), help="folder of specs to list")
     sub.add_parser("schema", help="print the spec format as JSON Schema")
-    explain = sub.add_parser("explain", help="what an error code means")
-    explain.add_argument("code")
+    explain = sub.add_parser("explain", help="what an error code means, or an op's arguments")
+    explain.add_argument("code", help="an error code (AS501) or an op name (conv2d)")
     return parser
 
 
@@ -70,9 +70,13 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(json_schema(registry), indent=2))
         return 0
     if args.command == "explain":
+        if args.code in registry.ops:
+            print(describe_op(registry.op(args.code), registry.ops[args.code].provider))
+            return 0
         code = args.code.upper()
         if code not in CODES:
-            print(f"unknown code {args.code!r}; codes are AS101 ... AS804", file=sys.stderr)
+            print(f"{args.code!r} is neither an error code (AS101 ... AS804) nor an op.{did_you_mean(args.code, registry.ops)}",
+                  file=sys.stderr)
             return 2
         print(f"{code}: {CODES[code]}")
         return 0

@@ -194,9 +194,15 @@ class _Lowerer:
             return None
         inputs = sources
         for k in range(count):
+            before = len(self.graph)
             current = self._apply(layer, f"{name}.{k}", inputs, {**env, spec.index: k})
             if current is None:
                 return None
+            if k == 0 and before + count * (len(self.graph) - before) > MAX_NODES:
+                # Copies are alike in size: refuse a repeat bomb now rather than after building it.
+                self.error("AS405", f"repeat: {count} copies of {len(self.graph) - before} node(s) each would grow the graph "
+                           f"past {MAX_NODES} nodes; check repeat: counts", path)
+                raise _Abort()
             inputs = [current]
         return current
 

@@ -112,6 +112,10 @@ def test_list_schema_explain(capsys):
     assert code == 0 and "Layer" in schema["$defs"] and schema["$defs"]["Layer"]["additionalProperties"] is True
     code, out, _ = run(capsys, "explain", "as501")
     assert code == 0 and out.startswith("AS501: ")
+    code, out, _ = run(capsys, "explain", "conv2d")
+    assert code == 0 and "kernel: int | [int, int], required" in out and "padding: int | [int, int] | 'same' | 'valid', default 0" in out
+    code, _, err = run(capsys, "explain", "conv3d")
+    assert code == 2 and "Did you mean 'conv2d'?" in err
 
 
 def test_validate_and_summary_do_not_import_torch():
