@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 import os
 from pathlib import Path
+import shutil
 import tempfile
 from typing import Any
 
@@ -57,14 +58,16 @@ class TorchBackend:
         finally:
             artifact.train(was_training)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".partial.pt2", dir=path.parent)
-        os.close(fd)
+        # Write under the final name inside a private folder beside the target, then move it in one
+        # step: a failure leaves nothing behind, and the archive's inner folder (named after the file)
+        # is the same on every build, so the same spec and seed give the same bytes.
+        folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
         try:
+            staged = folder / path.name
+            torch.export.save(program, staged)
             umask = os.umask(0)
             os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the artifact gets the usual mode
-            torch.export.save(program, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            os.chmod(staged, 0o666 & ~umask)
+            os.replace(staged, path)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
