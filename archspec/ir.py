@@ -63,12 +63,14 @@ class Graph:
     _nodes: dict[str, Node] = field(default_factory=dict)
     _dag: nx.DiGraph = field(default_factory=nx.DiGraph)
     output: str | None = None
+    _order: dict[str, int] = field(default_factory=dict)  # declaration position, for sorting users
 
     # -- building -------------------------------------------------------------------------
     def add(self, node: Node) -> Node:
         if node.name in self._nodes:
             raise GraphError(f"node {node.name!r} is added twice; names in a graph are unique")
         self._nodes[node.name] = node
+        self._order[node.name] = len(self._order)
         self._dag.add_node(node.name)
         for src in node.inputs:
             self._dag.add_edge(src, node.name)
@@ -92,6 +94,7 @@ class Graph:
         if self.users(name):
             raise GraphError(f"cannot remove {name!r}: still used by {self.users(name)}")
         del self._nodes[name]
+        del self._order[name]
         self._dag.remove_node(name)
 
     def rewire(self, old: str, new: str) -> None:
@@ -127,7 +130,7 @@ class Graph:
         return [n for n in self._nodes.values() if n.kind == "op"]
 
     def users(self, name: str) -> list[str]:
-        return sorted(self._dag.successors(name), key=list(self._nodes).index)
+        return sorted(self._dag.successors(name), key=self._order.__getitem__)
 
     def input_shapes(self, node: Node) -> list[Shape]:
         shapes = []
@@ -179,7 +182,7 @@ class Graph:
             raise GraphError(f"IR graph {self.name!r} is malformed:\n  " + "\n  ".join(problems))
 
     def copy(self) -> Graph:
-        return Graph(self.name, dict(self._nodes), self._dag.copy(), self.output)
+        return Graph(self.name, dict(self._nodes), self._dag.copy(), self.output, dict(self._order))
 
 
 def numel(shape: Sequence[int]) -> int:

@@ -54,7 +54,10 @@ def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str) -> fx
                 values[node.name] = result
             else:
                 args = ((inputs,) if emit.listed else tuple(inputs)) + tuple(emit.args)
-                values[node.name] = fx_graph.create_node("call_function", emit.target, args, dict(emit.kwargs), name=label)
+                kwargs = dict(emit.kwargs)
+                if emit.inplace_ok and _overwritable(graph, node.inputs[0]):
+                    kwargs["inplace"] = True
+                values[node.name] = fx_graph.create_node("call_function", emit.target, args, kwargs, name=label)
         else:
             raise ArchspecError("AS803", f"the torch lowering of {node.op!r} returned {type(emit).__name__}; "
                                 "it must return an nn.Module, a Call or ALIAS")
@@ -64,6 +67,17 @@ def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str) -> fx
     for name, module in submodules.items():
         _attach(root, name, module)
     return fx.GraphModule(root, fx_graph, class_name=_class_name(class_name))
+
+
+# Ops whose output is a fresh tensor that their backward does not read: an activation may overwrite it
+# in place (as torchvision's ReLU(inplace=True) does after conv and batch norm), saving a copy.
+FRESH_OUTPUT = frozenset({"conv2d", "batchnorm", "linear", "layernorm", "add"})
+
+
+def _overwritable(graph: Graph, name: str) -> bool:
+    """Whether the value of node `name` may be overwritten by its one reader."""
+    node = graph.node(name)
+    return node.op in FRESH_OUTPUT and len(graph.users(name)) == 1 and graph.output != name
 
 
 def _attach(root: nn.Module, dotted: str, module: nn.Module) -> None:

@@ -26,13 +26,15 @@ from archspec.ops import dense, elementwise, norm, spatial, tensor
 @dataclass(frozen=True)
 class Call:
     """`target(*inputs, *args, **kwargs)`; with `fold`, `target` combines the inputs pairwise;
-    with `listed`, the inputs are passed as one list (torch.cat)."""
+    with `listed`, the inputs are passed as one list (torch.cat); with `inplace_ok`, `target` takes
+    `inplace=True`, which codegen passes where overwriting the input is safe."""
 
     target: Callable[..., Any]
     args: tuple[Any, ...] = ()
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     fold: bool = False
     listed: bool = False
+    inplace_ok: bool = False
 
 
 class _Alias:
@@ -99,8 +101,8 @@ def _layernorm(node: Node, shapes: Sequence[Shape]) -> Emit:
     return nn.LayerNorm(shapes[0][-1], eps=p.eps, elementwise_affine=p.affine, bias=p.bias)
 
 
-def _function(target: Callable[..., Any], **kwargs: Any) -> Lowering:
-    return lambda node, shapes: Call(target, kwargs=kwargs)
+def _function(target: Callable[..., Any], inplace_ok: bool = False) -> Lowering:
+    return lambda node, shapes: Call(target, inplace_ok=inplace_ok)
 
 
 def _gelu(node: Node, shapes: Sequence[Shape]) -> Emit:
@@ -166,13 +168,13 @@ LOWERINGS: dict[str, Lowering] = {
     "pos_embedding": lambda node, shapes: modules.PosEmbedding(*shapes[0]),
     "batchnorm": _batchnorm,
     "layernorm": _layernorm,
-    "relu": _function(F.relu),
-    "relu6": _function(F.relu6),
-    "silu": _function(F.silu),
+    "relu": _function(F.relu, inplace_ok=True),
+    "relu6": _function(F.relu6, inplace_ok=True),
+    "silu": _function(F.silu, inplace_ok=True),
     "sigmoid": _function(torch.sigmoid),
     "tanh": _function(torch.tanh),
-    "hardswish": _function(F.hardswish),
-    "hardsigmoid": _function(F.hardsigmoid),
+    "hardswish": _function(F.hardswish, inplace_ok=True),
+    "hardsigmoid": _function(F.hardsigmoid, inplace_ok=True),
     "identity": lambda node, shapes: ALIAS,
     "gelu": _gelu,
     "softmax": _softmax,
