@@ -19,7 +19,7 @@ import operator
 import re
 import warnings
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from archspec.errors import did_you_mean
 
@@ -337,7 +337,7 @@ _ARITH: dict[type, tuple[str, Callable[[Value, Value], Value]]] = {
     ast.Mod: ("cannot take {a} modulo {b}", operator.mod),  # numbers only: str % x is formatting
     ast.Pow: ("cannot raise {a} to the power {b}", operator.pow),
 }
-_ORDER: dict[type, tuple[str, Callable[[Value, Value], bool]]] = {
+_ORDER: dict[type, tuple[str, Callable[[Any, Any], bool]]] = {
     ast.Lt: ("<", operator.lt), ast.LtE: ("<=", operator.le),
     ast.Gt: (">", operator.gt), ast.GtE: (">=", operator.ge),
 }
@@ -364,8 +364,9 @@ def _binop(op: ast.operator, a: Value, b: Value) -> Value:
         return a + b  # type: ignore[operator]
     seq, n = (a, b) if _is_int(b) else (b, a)
     if isinstance(op, ast.Mult) and isinstance(seq, (str, tuple)) and _is_int(n):
-        _limit_size(_weight(seq) * max(n, 0))  # type: ignore[call-overload]  # before 'a' * 10**9 allocates
-        return seq * n  # type: ignore[operator]
+        count = max(int(n), 0)  # type: ignore[arg-type]  # _is_int(n) holds
+        _limit_size(_weight(seq) * count)  # before 'a' * 10**9 allocates
+        return seq * count
     raise ExprError("AS304", template.format(a=_tname(a), b=_tname(b)))
 
 
@@ -401,7 +402,7 @@ class _Evaluator:
 
     def _eval(self, node: ast.expr) -> Value:
         if isinstance(node, ast.Constant):
-            return _bounded(node.value)  # 1e999 parses as inf
+            return _bounded(node.value)  # type: ignore[arg-type]  # _reject allowed only Value constants; 1e999 parses as inf
         if isinstance(node, ast.Name):
             return self._lookup(node.id)
         if isinstance(node, ast.BinOp):
@@ -459,7 +460,7 @@ class _Evaluator:
                 raise ExprError("AS304", "slice bounds must be whole numbers")
             if parts[2] == 0:
                 raise ExprError("AS304", "slice step cannot be zero")
-            return seq[slice(*parts)]
+            return seq[slice(*parts)]  # type: ignore[arg-type]  # ints or None, checked above
         index = self.eval(node.slice)
         if not _is_int(index):
             raise ExprError("AS304", f"an index must be a whole number, not {_tname(index)}")

@@ -15,7 +15,7 @@ nothing of torch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 import keyword
 import re
@@ -185,7 +185,7 @@ class Graph:
         return Graph(self.name, dict(self._nodes), self._dag.copy(), self.output, dict(self._order))
 
 
-def numel(shape: Sequence[int]) -> int:
+def numel(shape: Iterable[int]) -> int:
     total = 1
     for d in shape:
         total *= d

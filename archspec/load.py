@@ -36,6 +36,9 @@ from .errors import Location, Path, SpecError, SpecErrors
 
 __all__ = ["MAX_FILE_BYTES", "MAX_DEPTH", "Document", "load_text", "load_file"]
 
+# PyYAML's marks come from its pure-Python or its C scanner; both have .line and .column.
+_Mark = Any
+
 MAX_FILE_BYTES = 1_000_000
 MAX_DEPTH = 64  # open mappings/lists, the root one included
 
@@ -97,7 +100,7 @@ def _resolve_plain(text: str) -> tuple[Any, tuple[str, str] | None]:
     return text, None
 
 
-def _loc(file: str, mark: yaml.Mark | None) -> Location:
+def _loc(file: str, mark: _Mark | None) -> Location:
     return Location(file, mark.line + 1, mark.column + 1) if mark else Location(file, 1, 1)
 
 
@@ -149,10 +152,10 @@ class _Builder:
         self.data: Any = None
         self.documents = 0
 
-    def error(self, code: str, message: str, mark: yaml.Mark | None, path: Path | None) -> None:
+    def error(self, code: str, message: str, mark: _Mark | None, path: Path | None) -> None:
         self.errors.append(SpecError(code, message, _loc(self.file, mark), path or ()))
 
-    def too_deep(self, mark: yaml.Mark) -> None:
+    def too_deep(self, mark: _Mark | None) -> None:
         self.error("AS108", f"nesting deeper than {MAX_DEPTH} levels; flatten the spec", mark, self._parent_path())
 
     def _parent_path(self) -> Path:
@@ -202,7 +205,7 @@ class _Builder:
         if text in top.first_line:
             self.error("AS104", f"duplicate key {text!r} (first written at line {top.first_line[text]}); remove one", mark, where + (text,))
             return
-        top.first_line[text] = mark.line + 1
+        top.first_line[text] = mark.line + 1 if mark is not None else 0
         top.key = text
         if top.path is not None:
             self.key_locations[top.path + (text,)] = _loc(self.file, mark)

@@ -179,7 +179,7 @@ class _Lowerer:
     def _repeat(self, layer: Layer, name: str, sources: list[str], env: Mapping[str, Value]) -> str | None:
         if layer.repeat is None:
             return self._apply(layer, name, sources, env)
-        spec = layer.repeat if isinstance(layer.repeat, Repeat) else Repeat(times=layer.repeat)
+        spec = layer.repeat if isinstance(layer.repeat, Repeat) else Repeat(times=layer.repeat, index="i")
         path = (*layer.where, "repeat") + (("times",) if isinstance(layer.repeat, Repeat) else ())
         count = self.evaluate(spec.times, env, path)
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:

@@ -21,7 +21,7 @@ def as_value(value: Any) -> Value:
     """YAML/JSON data -> an expression value (lists become tuples, so values stay immutable)."""
     if isinstance(value, (list, tuple)):
         return tuple(as_value(v) for v in value)
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def type_error(decl: ParamDecl, value: Any) -> str | None:

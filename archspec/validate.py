@@ -273,8 +273,8 @@ def validate_document(doc: Document, registry: Registry, deferred: list[SpecErro
         for block_name, block in spec.blocks.items():
             errors.extend(_check_param_decls(doc, block.params, ("blocks", block_name, "params")))
             if block_name in registry.ops:
-                path = ("blocks", block_name)
-                errors.append(SpecError("AS203", f"block {block_name!r} has the name of an op; rename the block", doc.locate_key(path), path))
+                errors.append(SpecError("AS203", f"block {block_name!r} has the name of an op; rename the block",
+                                        doc.locate_key(("blocks", block_name)), ("blocks", block_name)))
         errors.extend(_check_layers(doc, spec, registry))
         errors.extend(_check_block_cycles(doc, spec))
         if not errors and deferred is not None:
@@ -285,9 +285,9 @@ def validate_document(doc: Document, registry: Registry, deferred: list[SpecErro
         for variant, values in spec.variants.items():
             for key in values:
                 if key not in spec.params:
-                    path = ("variants", variant, key)
+                    where = ("variants", variant, key)
                     errors.append(SpecError("AS206", f"variant {variant!r} sets unknown parameter {key!r}.{did_you_mean(key, spec.params)}",
-                                            doc.locate_key(path), path))
+                                            doc.locate_key(where), where))
     if errors:
         raise SpecErrors(errors)
     return spec
@@ -320,6 +320,25 @@ def _variant_settings(family: Spec, family_doc: Document, variant: str, location
             for key, value in family.variants[variant].items()}
 
 
+def _follow_use(ref: SpecRef, ref_doc: Document, registry: Registry, deferred: list[SpecError]) -> tuple[Spec, Document]:
+    """The full spec a thin spec's `use:` chain ends at, with its document."""
+    root = FsPath(ref_doc.file).resolve().parent
+    seen = {FsPath(ref_doc.file).resolve()}
+    current, current_doc = ref, ref_doc
+    for _ in range(MAX_USE_DEPTH):
+        target = _referenced_file(current_doc, current, root)
+        if target in seen:
+            raise SpecErrors([SpecError("AS110", f"use: {current.use!r} leads back to {target.name}; remove the cycle",
+                                        current_doc.locate(("use",)), ("use",))])
+        seen.add(target)
+        loaded_doc = load_file(_display_path(target))
+        loaded = validate_document(loaded_doc, registry, deferred)
+        if isinstance(loaded, Spec):
+            return loaded, loaded_doc
+        current, current_doc = loaded, loaded_doc
+    raise SpecErrors([SpecError("AS110", f"use: chains deeper than {MAX_USE_DEPTH} files", ref_doc.locate(("use",)), ("use",))])
+
+
 def resolve_file(path: str | os.PathLike[str], registry: Registry, variant: str | None = None) -> Resolved:
     """Load, validate and resolve a spec file. `variant` picks a row of the family's table instead of
     the one a thin spec names; the result then states no expected figures (they are the thin spec's)."""
@@ -331,23 +350,9 @@ def resolve_file(path: str | os.PathLike[str], registry: Registry, variant: str 
             return Resolved(spec, doc, spec.name, expect_doc=doc, deferred=tuple(deferred))
         settings = _variant_settings(spec, doc, variant, COMMAND_LINE, ())
         return Resolved(spec, doc, variant, variant, settings, deferred=tuple(deferred))
-    root = FsPath(doc.file).resolve().parent
     ref, ref_doc = spec, doc
-    family_doc, family = doc, spec
-    seen = {FsPath(doc.file).resolve()}
-    for _ in range(MAX_USE_DEPTH):
-        target = _referenced_file(family_doc, family, root)
-        if target in seen:
-            raise SpecErrors([SpecError("AS110", f"use: {family.use!r} leads back to {target.name}; remove the cycle",
-                                        family_doc.locate(("use",)), ("use",))])
-        seen.add(target)
-        family_doc = load_file(_display_path(target))
-        family = validate_document(family_doc, registry, deferred)
-        if isinstance(family, Spec):
-            break
-    else:
-        raise SpecErrors([SpecError("AS110", f"use: chains deeper than {MAX_USE_DEPTH} files", ref_doc.locate(("use",)), ("use",))])
-    settings: dict[str, Setting] = {}
+    family, family_doc = _follow_use(ref, ref_doc, registry, deferred)
+    settings = {}
     chosen = variant if variant is not None else ref.variant
     if chosen is not None:
         location = COMMAND_LINE if variant is not None else ref_doc.locate(("variant",))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from typing import Any
+
 from pydantic import Field
 
 from archspec.ir import Shape, numel
@@ -104,4 +106,4 @@ POS_EMBEDDING = OpDef("pos_embedding", Token, (1, 1), _same_tokens,
                       lambda p, inputs: {"embedding": (1, *_tokens(inputs))},
                       doc="Adds a learned position embedding to a [T, D] sequence.", category="dense")
 
-OPS = [LINEAR, SELF_ATTENTION, CLASS_TOKEN, POS_EMBEDDING]
+OPS: list[OpDef[Any]] = [LINEAR, SELF_ATTENTION, CLASS_TOKEN, POS_EMBEDDING]

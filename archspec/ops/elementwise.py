@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -57,7 +57,7 @@ def broadcast(p: object, inputs: Sequence[Shape]) -> Shape:
     return tuple(out)
 
 
-OPS = [
+OPS: list[OpDef[Any]] = [
     _activation("relu", "max(x, 0)."),
     _activation("relu6", "min(max(x, 0), 6)."),
     _activation("silu", "x * sigmoid(x) (swish)."),

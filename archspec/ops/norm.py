@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from typing import Any
+
 from pydantic import Field
 
 from archspec.ir import Shape
@@ -49,4 +51,4 @@ LAYERNORM = OpDef("layernorm", LayerNorm, (1, 1), _layernorm_shape,
                   lambda p, inputs: _affine(inputs[0][-1], p.affine, p.bias),
                   doc="Layer normalisation over the last axis.", category="norm")
 
-OPS = [BATCHNORM, LAYERNORM]
+OPS: list[OpDef[Any]] = [BATCHNORM, LAYERNORM]

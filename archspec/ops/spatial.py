@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Literal
+from typing import Any, Annotated, Literal
 
 from pydantic import Field
 
@@ -70,7 +70,7 @@ def _conv2d_shape(p: Conv2d, inputs: Sequence[Shape]) -> Shape:
         if (sh, sw) != (1, 1):
             raise ShapeError("uses padding: same, which needs stride 1; give the padding as a number instead")
         return (p.out, h, w)
-    ph, pw = (0, 0) if p.padding == "valid" else pair(p.padding)  # type: ignore[arg-type]
+    ph, pw = (0, 0) if p.padding == "valid" else pair(p.padding)
     oh = _checked(_window(h, kh, sh, ph, dh, False), "H", h)
     ow = _checked(_window(w, kw, sw, pw, dw, False), "W", w)
     return (p.out, oh, ow)
@@ -157,4 +157,4 @@ def _lrn_shape(p: LRN, inputs: Sequence[Shape]) -> Shape:
 LRN_OP = OpDef("lrn", LRN, (1, 1), _lrn_shape, doc="Local response normalisation across channels (AlexNet, VGG A-LRN).",
                category="norm")
 
-OPS = [CONV2D, MAXPOOL2D, AVGPOOL2D, ADAPTIVE_AVGPOOL2D, ADAPTIVE_MAXPOOL2D, LRN_OP]
+OPS: list[OpDef[Any]] = [CONV2D, MAXPOOL2D, AVGPOOL2D, ADAPTIVE_AVGPOOL2D, ADAPTIVE_MAXPOOL2D, LRN_OP]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from typing import Any
+
 from pydantic import Field
 
 from archspec.ir import Shape, numel
@@ -108,7 +110,7 @@ def _select_shape(p: Select, inputs: Sequence[Shape]) -> Shape:
     return (*shape[:axis], *shape[axis + 1 :])
 
 
-OPS = [
+OPS: list[OpDef[Any]] = [
     OpDef("flatten", Flatten, (1, 1), _flatten_shape, doc="Merges the sample axes start..end (all by default).",
           category="tensor"),
     OpDef("reshape", Reshape, (1, 1), _reshape_shape, doc="Reshapes the sample.", category="tensor"),

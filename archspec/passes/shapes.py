@@ -28,7 +28,7 @@ class InferShapes:
                 continue
             op = self.registry.op(node.op)
             try:
-                shape = op.shape(node.params, out.input_shapes(node))  # type: ignore[arg-type]
+                shape = op.shape(node.params, out.input_shapes(node))
             except ShapeError as exc:
                 raise GraphError(f"{node.op} {node.name!r} {exc.expects} (after a rewrite: a pass broke the graph)") from exc
             out.replace(node.name, shape=shape)

@@ -607,7 +607,7 @@ class _Writer:
                 self.op("dropout", {"p": draw(st.sampled_from([0.1, 0.5]))})
         f, classes = self.shape[0], self.env["num_classes"]
         self.classifier_in = f
-        args: Data = {"out": "$num_classes"}
+        args = {"out": "$num_classes"}
         if self.chance(0.3):
             args["in_features"] = f
         self.op("linear", args, name=draw(st.sampled_from(["fc", "classifier", "head"])), out=(classes,),
@@ -1230,7 +1230,7 @@ def _invalid(draw: Callable[[st.SearchStrategy[Any]], Any], kinds: Sequence[str]
         kind = draw(st.sampled_from(kinds))
         result = getattr(_Mutator(draw, case), kind)()
         if result is not None:
-            return result  # type: ignore[no-any-return]
+            return result
         kinds = [k for k in kinds if k != kind] or ["wrong_expect"]
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -23,6 +24,7 @@ from archspec.errors import ArchspecError
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    state: Any
     """A state dict from .safetensors, or from .pt/.pth loaded with weights_only=True (no code runs)."""
     if not path.is_file():
         raise ArchspecError("AS701", f"weights file {path} does not exist")
@@ -34,7 +36,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             loaded = load_file(str(path))
             state = {k: loaded[k] for k in sorted(loaded, key=natural_key)}
         elif path.suffix in (".pt", ".pth", ".bin"):
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = torch.load(path, map_location="cpu", weights_only=True)  # may hold {"state_dict": ...}
         else:
             raise ArchspecError("AS701", f"weights file {path}: use .safetensors, .pt or .pth")
     except ArchspecError:
