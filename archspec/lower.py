@@ -104,7 +104,7 @@ class _Lowerer:
         previous: str | None = source
         for layer in layers:
             local = layer.name or self._auto_name(layer.op, auto, names)
-            if layer.name is not None and not valid_name(layer.name) or "." in local:
+            if layer.name is not None and (not valid_name(layer.name) or "." in layer.name):
                 self.error("AS409", f"layer name {local!r} is not a valid name: use letters, digits and _, starting with a letter",
                            (*layer.where, "name"))
                 names[local] = previous = None
