@@ -16,6 +16,7 @@ from archspec import pipeline
 from archspec.errors import CODES, ArchspecError, SpecErrors, did_you_mean
 from archspec.params import parse_override
 from archspec.registry import default_registry
+from archspec.validate import resolve_file
 from archspec.report import describe_op, human, table
 
 SPECS_DIR = Path("specs")
@@ -97,8 +98,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _list(specs: Path) -> int:
-    from archspec.validate import resolve_file
-
     registry = default_registry()
     print(f"specs in {specs}/:")
     for path in sorted(specs.glob("*.yaml")):

@@ -42,6 +42,10 @@ class _Abort(Exception):
     """A limit was hit: stop lowering at once (the error is already recorded)."""
 
 
+class _Skip(Exception):
+    """This layer failed (its error is recorded); carry on with the next."""
+
+
 def fmt_shape(shape: Sequence[int]) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
 
@@ -280,10 +284,6 @@ class _Lowerer:
             raise _Abort()
         self.graph.add(Node(name, op.name, params, tuple(sources), shape, self.doc.locate(layer.where)))
         return name
-
-
-class _Skip(Exception):
-    """This layer failed (its error is recorded); carry on with the next."""
 
 
 def lower(resolved: Resolved, registry: Registry, overrides: Mapping[str, Any] | None = None,

@@ -12,6 +12,7 @@ from typing import Any
 
 from archspec.errors import Location, SpecError, SpecErrors, did_you_mean
 from archspec.expr import Value
+from archspec.load import load_text
 from archspec.spec import ParamDecl
 
 COMMAND_LINE = Location("<command line>", 1, 1)
@@ -81,8 +82,6 @@ def bind(
 
 def parse_override(text: str) -> tuple[str, Any]:
     """`key=value` from the command line; the value is read as a YAML scalar or flow list."""
-    from archspec.load import load_text
-
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise SpecErrors([SpecError("AS206", f"--set {text!r}: write key=value, e.g. --set num_classes=10", COMMAND_LINE)])

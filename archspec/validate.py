@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from archspec.errors import Location, Path, SpecError, SpecErrors, did_you_mean, one_of
 from archspec.expr import FUNCTIONS, ExprError, expression_source, names_used
 from archspec.load import Document, load_file
-from archspec.params import COMMAND_LINE
+from archspec.params import COMMAND_LINE, type_error
 from archspec.ops.base import RESERVED_LAYER_KEYS
 from archspec.registry import Registry
 from archspec.spec import Layer, Model, ParamDecl, Repeat, Spec, SpecRef
@@ -127,8 +127,6 @@ def _remember_paths(model: Model, path: Path) -> None:
 
 # -- checks pydantic cannot make ---------------------------------------------------------------
 def _check_param_decls(doc: Document, decls: Mapping[str, ParamDecl], where: Path) -> Iterable[SpecError]:
-    from archspec.params import type_error  # params sits beside validate; imported late to keep this module's head short
-
     for name, decl in decls.items():
         path = (*where, name)
         if name in RESERVED_LAYER_KEYS or not name.isidentifier() or name.startswith("_"):
