@@ -1,41 +1,89 @@
 """The command line: turns arguments into options and calls the pipeline. No logic of its own.
 
-Exit codes: 0 ok, 1 spec errors (or a bad weights file), 2 usage errors.
+Exit codes: 0 ok, 1 spec errors (or a bad weights file, or a failed write), 2 usage errors (an option's
+value, a spec path that does not exist, an unknown --set key or --variant), 130 interrupted (Ctrl-C or
+SIGTERM; a build in progress leaves nothing behind). Everything printed passes through `printable`, so
+no name or message from a spec can write control characters to the terminal.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 import json
 import os
 from pathlib import Path
+import signal
 import sys
+from types import FrameType
 
 from archspec import pipeline
 from archspec.errors import CODES, ArchspecError, SpecErrors, did_you_mean
-from archspec.params import parse_override
-from archspec.registry import default_registry
+from archspec.limits import Limits, parse_limit
+from archspec.params import COMMAND_LINE, parse_override
+from archspec.registry import NO_PLUGINS_VARIABLE, Registry, default_registry
+from archspec.text import printable
 from archspec.validate import resolve_file
 from archspec.report import describe_op, human, table
 
 SPECS_DIR = Path("specs")
+USAGE_CODES = frozenset({"AS803", "AS806"})  # an unknown backend, a bad option value
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        return False
 
 
 def _spec_path(text: str) -> str:
     """A path, or the bare name of a spec in ./specs (`archspec summary vgg16`)."""
     path = Path(text)
-    if not path.exists() and path.suffix == "" and (SPECS_DIR / f"{text}.yaml").exists():
+    if _exists(path):
+        return text
+    if path.suffix == "" and text.isidentifier() and _exists(SPECS_DIR / f"{text}.yaml"):
         return str(SPECS_DIR / f"{text}.yaml")
-    return text
+    raise ArchspecError("AS806", f"no spec file {text!r}" + (f" (and no {SPECS_DIR / text}.yaml)" if path.suffix == "" else "")
+                        + "; give the path of a .yaml spec, or the name of one in ./specs")
 
 
 def _overrides(items: Sequence[str]) -> dict[str, object]:
     return dict(parse_override(item) for item in items)
 
 
+def _limits(items: Sequence[str]) -> Limits:
+    changes = {}
+    for item in items:
+        try:
+            name, value = parse_limit(item)
+        except ValueError as exc:
+            raise ArchspecError("AS806", str(exc)) from None
+        changes[name] = value
+    return Limits().raised(**changes)
+
+
+def _seed(text: str) -> int:
+    try:
+        return pipeline.check_seed(int(text))
+    except (ValueError, ArchspecError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a seed: give a whole number from 0 to 2**64-1") from None
+
+
+def _out(text: str) -> None:
+    print(printable(text, keep_newlines=True))
+
+
+def _err(text: str) -> None:
+    """One line on stderr: a newline inside a message (from an exception's text) is shown as \\n."""
+    print(printable(text), file=sys.stderr)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="archspec", description="Compile neural-network architecture specs.")
+    parser.add_argument("--no-plugins", action="store_true",
+                        help=f"load no third-party plugin (also: {NO_PLUGINS_VARIABLE}=1 in the environment)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def spec_command(name: str, help: str) -> argparse.ArgumentParser:
@@ -43,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("spec", help="spec file, or the name of a spec in ./specs")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a parameter")
         p.add_argument("--variant", help="a row of the family's variants table (instead of the thin spec's)")
+        p.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
+                       help=f"raise a limit (docs/limits.md): {', '.join(Limits.names())}")
         return p
 
     spec_command("validate", "check a spec; print every error as file:line:col: code: message")
@@ -51,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     build = spec_command("build", "compile a spec with a backend and write the artifact")
     build.add_argument("-o", "--output", help="output file (default: <name><backend suffix>, e.g. vgg16.pt2)")
     build.add_argument("--backend", default="torch")
-    build.add_argument("--seed", type=int, default=0, help="weight initialisation seed")
+    build.add_argument("--seed", type=_seed, default=0, help="weight initialisation seed (0 to 2**64-1)")
     build.add_argument("--weights", help="initial weights: a reference state dict (.safetensors, .pt, .pth)")
     lister = sub.add_parser("list", help="specs, ops and backends, with the plugin providing each")
     lister.add_argument("--specs", default=str(SPECS_DIR), help="folder of specs to list")
@@ -61,87 +111,130 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run(args: argparse.Namespace) -> int:
-    registry = default_registry()
+def _run(args: argparse.Namespace, registry: Registry) -> int:
     if args.command == "list":
-        return _list(Path(args.specs))
+        return _list(Path(args.specs), registry)
     if args.command == "schema":
         from archspec.schema import json_schema
 
-        print(json.dumps(json_schema(registry), indent=2))
+        _out(json.dumps(json_schema(registry), indent=2))
         return 0
     if args.command == "explain":
         if args.code in registry.ops:
-            print(describe_op(registry.op(args.code), registry.ops[args.code].provider))
+            _out(describe_op(registry.op(args.code), registry.ops[args.code].provider))
             return 0
         code = args.code.upper()
         if code not in CODES:
-            print(f"{args.code!r} is neither an error code (AS101 ... AS804) nor an op.{did_you_mean(args.code, registry.ops)}",
-                  file=sys.stderr)
+            _err(f"{args.code!r} is neither an error code (AS101 ... {max(CODES)}) nor an op.{did_you_mean(args.code, registry.ops)}")
             return 2
-        print(f"{code}: {CODES[code]}")
+        _out(f"{code}: {CODES[code]}")
         return 0
+    limits = _limits(args.limit)
     path = _spec_path(args.spec)
     overrides = _overrides(args.set)
     if args.command == "validate":
-        compiled = pipeline.compile_spec(path, overrides, registry, args.variant)
+        compiled = pipeline.compile_spec(path, overrides, registry, args.variant, limits)
         c = compiled.costs
-        print(f"ok: {path}: {compiled.graph.name}, {c.params:,} params, {human(c.macs)} MACs, output {list(c.output)}")
+        _out(f"ok: {path}: {compiled.graph.name}, {c.params:,} params, {human(c.macs)} MACs, output {list(c.output)}")
     elif args.command == "summary":
-        costs = pipeline.compile_spec(path, overrides, registry, args.variant).costs
-        print(json.dumps(costs.to_json()) if args.json else table(costs))
+        costs = pipeline.compile_spec(path, overrides, registry, args.variant, limits).costs
+        _out(json.dumps(costs.to_json()) if args.json else table(costs))
     elif args.command == "build":
         out = pipeline.build_file(path, args.output, backend=args.backend, seed=args.seed, weights=args.weights,
-                                  overrides=overrides, variant=args.variant, registry=registry)
-        print(f"wrote {out}")
+                                  overrides=overrides, variant=args.variant, registry=registry, limits=limits)
+        _out(f"wrote {out}")
     return 0
 
 
-def _list(specs: Path) -> int:
-    registry = default_registry()
-    print(f"specs in {specs}/:")
+def _list(specs: Path, registry: Registry) -> int:
+    _out(f"specs in {specs}/:")
     for path in sorted(specs.glob("*.yaml")):
         try:
             resolved = resolve_file(path, registry)
             detail = resolved.spec.description.strip().splitlines()[0] if resolved.spec.description.strip() else ""
-            print(f"  {path.stem:<22} {detail}")
+            _out(f"  {path.stem:<22} {printable(detail)}")
         except SpecErrors as exc:
-            print(f"  {path.stem:<22} (invalid: {len(exc.errors)} error(s); run archspec validate {path})")
-    print("ops:")
+            _out(f"  {path.stem:<22} (invalid: {exc.total} error(s); run archspec validate {path})")
+    _out("ops:")
     for name in registry.op_names():
-        print(f"  {name:<22} {registry.ops[name].provider}")
-    print("backends:")
+        _out(f"  {name:<22} {registry.ops[name].provider}")
+    _out("backends:")
     for name, provided in sorted(registry.backends.items()):
-        print(f"  {name:<22} {provided.provider}")
+        _out(f"  {name:<22} {provided.provider}")
     return 0
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is so that cleanup (`finally`) runs as for Ctrl-C."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated()
+
+
+@contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread (main() called from a library's worker): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at devnull so the interpreter's final flush does not fail again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (captured by a test harness)
+        pass
+
+
+def _report(exc: SpecErrors) -> None:
+    for error in exc.errors:
+        _err(str(error))
+    n = len(exc.errors)
+    more = f" (stopped at the limit of {n}: fix these first)" if exc.stopped else ""
+    _err(f"{n} error{'s' if n != 1 else ''}{more}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    registry: Registry | None = None
     shown = 0
     try:
-        registry = default_registry()
-        for problem in registry.problems:
-            print(f"warning: {problem}", file=sys.stderr)
-        shown = len(registry.problems)
-        return _run(args)
+        with _sigterm_unwinds():
+            registry = default_registry(plugins=False) if args.no_plugins else default_registry()
+            for problem in registry.problems:
+                _err(f"warning: {problem}")
+            shown = len(registry.problems)
+            code = _run(args, registry)
+            sys.stdout.flush()  # here, where a full disk (> /dev/full) can still be reported
+            return code
     except SpecErrors as exc:
-        for error in exc.errors:
-            print(error, file=sys.stderr)
-        n = len(exc.errors)
-        print(f"{n} error{'s' if n != 1 else ''}", file=sys.stderr)
-        return 1
+        _report(exc)
+        return 2 if all(e.location == COMMAND_LINE for e in exc.errors) else 1
     except ArchspecError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        _err(f"error: {exc}")
+        return 2 if exc.code in USAGE_CODES else 1
     except BrokenPipeError:  # `archspec summary ... | head` closed our stdout: not an error
-        # Point stdout at devnull so the interpreter's final flush does not raise again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _silence_stdout()
         return 0
+    except OSError as exc:  # writing our own output failed (a full disk, a closed terminal)
+        _silence_stdout()
+        _err(f"error: cannot write the output: {exc.strerror or exc}")
+        return 1
+    except KeyboardInterrupt as exc:
+        _err("interrupted (SIGTERM)" if isinstance(exc, _Terminated) else "interrupted")
+        return 130
     finally:
-        for problem in default_registry().problems[shown:]:
-            print(f"warning: {problem}", file=sys.stderr)
+        if registry is not None:
+            for problem in registry.problems[shown:]:
+                _err(f"warning: {problem}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 import difflib
+from itertools import islice
+
+from archspec.limits import DEFAULT
 
 PathPart = str | int
 Path = tuple[PathPart, ...]
@@ -53,12 +56,14 @@ class SpecError:
 
 
 class SpecErrors(Exception):
-    """One or more located spec errors, reported together."""
+    """One or more located spec errors, reported together: at most `limit` of them, in file order.
+    `total` counts the errors found; `stopped` says a stage stopped looking at the limit (there may be more)."""
 
-    def __init__(self, errors: Iterable[SpecError]):
-        self.errors: list[SpecError] = sorted(
-            errors, key=lambda e: (e.location or Location("", 0, 0), e.code)
-        )
+    def __init__(self, errors: Iterable[SpecError], limit: int = DEFAULT.errors, stopped: bool = False):
+        found = list(errors)
+        self.total = len(found)
+        self.stopped = stopped or self.total > limit  # more errors may follow these
+        self.errors: list[SpecError] = sorted(found, key=lambda e: (e.location or Location("", 0, 0), e.code))[:limit]
         super().__init__("\n".join(str(e) for e in self.errors))
 
 
@@ -71,9 +76,16 @@ class ArchspecError(Exception):
         super().__init__(f"{code}: {message}")
 
 
+MAX_SUGGESTION_POOL = 500  # difflib costs O(len) per candidate: bound it, or a large spec's errors go quadratic
+
+
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """A ' Did you mean ...?' suffix for unknown names, or '' when nothing is close."""
-    close = difflib.get_close_matches(name, sorted(set(candidates)), n=3, cutoff=0.6)
+    # A ratio >= 0.6 needs lengths within a factor of two of each other, so nothing close is dropped
+    # by the length test; the pool cap only matters for hostile specs with thousands of names.
+    lo, hi = len(name) / 2, len(name) * 2 + 1
+    pool = islice((c for c in candidates if isinstance(c, str) and lo <= len(c) <= hi), MAX_SUGGESTION_POOL * 4)
+    close = difflib.get_close_matches(name, sorted(set(pool))[:MAX_SUGGESTION_POOL * 4], n=3, cutoff=0.6)
     if not close:
         return ""
     return " Did you mean " + " or ".join(repr(c) for c in close) + "?"
@@ -120,18 +132,26 @@ CODES: dict[str, str] = {
     "AS406": "A block uses itself, directly or through other blocks.",
     "AS407": "Two layers in one scope have the same name.",
     "AS408": "if: must evaluate to true or false.",
-    "AS409": "A layer name is not a valid name (letters, digits, _ ; not starting with a digit).",
+    "AS409": "A spec, variant, block or layer name is not a valid name: ASCII letters, digits and _, starting with a "
+             "letter, at most 100 characters, not a Python keyword; block and layer names also not an attribute of "
+             "torch.nn.Module (training, graph, forward, ...).",
     "AS410": "The graph is empty or has no output.",
+    "AS411": "Expanding the spec takes more work than the limit (nested repeats of layers that make nothing).",
     "AS501": "Shapes do not fit: an op cannot take the shape its input gives.",
     "AS502": "A tensor is larger than the size limit.",
+    "AS503": "The built network would exceed the parameter or memory limit; the message says how much it needs.",
     "AS601": "The parameter count differs from expect: params.",
     "AS602": "The MAC count differs from expect: macs.",
     "AS603": "The output shape differs from expect: output.",
     "AS604": "The input shape differs from expect: input.",
-    "AS701": "A weights file cannot be read.",
+    "AS701": "A weights file cannot be read, or holds something other than a state dict of dense real tensors "
+             "(integer keys, meta/sparse/nested/quantized tensors, complex or boolean values).",
     "AS702": "A weights file does not match the model's structure.",
+    "AS703": "A weights tensor holds NaN or infinity.",
     "AS801": "A plugin failed to load and was skipped.",
     "AS802": "Two plugins provide the same op or backend name.",
     "AS803": "An unknown backend, or a backend that cannot lower an op of the graph.",
-    "AS804": "Build output could not be written.",
+    "AS804": "Build output could not be written, or the output path is not allowed (not a regular file or new path).",
+    "AS805": "A plugin's op or backend code raised an error: a bug in that plugin, named in the message.",
+    "AS806": "The command line is wrong (an option's value, or a spec path that does not exist).",
 }

@@ -85,10 +85,45 @@ def _limit_size(size: int) -> None:
         raise ExprError("AS305", f"a list or string result would exceed {MAX_SEQUENCE_LEN} elements")
 
 
+# Tuples already frozen and size-checked, by id (each kept alive here, so its id stays its own). A list
+# read by name in every copy of a repeat is then checked once, not once per read: without this, a
+# valid 59 KB spec reading a 10,000-element list 10,000 times did 10^8 steps of copying.
+_CHECKED: dict[int, tuple[Value, ...]] = {}
+_CHECKED_CAP = 256
+_SMALL = 16  # shorter tuples are cheaper to check again than to remember
+
+
+def _remember(v: Value) -> Value:
+    if type(v) is tuple and len(v) > _SMALL:
+        if len(_CHECKED) >= _CHECKED_CAP:
+            del _CHECKED[next(iter(_CHECKED))]
+        _CHECKED[id(v)] = v
+    return v
+
+
+def checked(v: object) -> Value:
+    """`v` as a Value: frozen (lists become tuples), numbers bounded, size limited. O(1) for a tuple
+    that this module produced or checked recently."""
+    if type(v) is tuple and _CHECKED.get(id(v)) is v:
+        return v
+    frozen = _freeze(v)
+    _limit_size(_weight(frozen))
+    return _remember(frozen)
+
+
+def is_checked(v: object) -> bool:
+    """Whether `v` is a tuple this module has frozen and size-checked (and still remembers)."""
+    return type(v) is tuple and _CHECKED.get(id(v)) is v
+
+
 def _freeze(v: object) -> Value:
     """A scope value as a checked Value (lists become tuples)."""
+    if type(v) is tuple and _CHECKED.get(id(v)) is v:
+        return v
     if isinstance(v, (list, tuple)):
-        return tuple(_freeze(x) for x in v)
+        items = tuple(_freeze(x) for x in v)
+        # The same object when nothing changed, so that `checked` can remember the caller's tuple.
+        return v if type(v) is tuple and all(a is b for a, b in zip(items, v)) else items
     if v is None or isinstance(v, (bool, int, float, str)):
         return _bounded(v)
     raise ExprError("AS304", f"a value of type {type(v).__name__} cannot be used in an expression")
@@ -434,7 +469,7 @@ class _Evaluator:
         if isinstance(node, (ast.Tuple, ast.List)):
             items = tuple(self.eval(e) for e in node.elts)
             _limit_size(_weight(items))
-            return items
+            return _remember(items)
         if isinstance(node, ast.Subscript):
             return self._subscript(node)
         if isinstance(node, ast.Call):
@@ -443,9 +478,7 @@ class _Evaluator:
 
     def _lookup(self, name: str) -> Value:
         if name in self.scope:
-            value = _freeze(self.scope[name])
-            _limit_size(_weight(value))
-            return value
+            return checked(self.scope[name])
         if name in FUNCTIONS:
             raise ExprError("AS302", f"'{name}' is a function; call it, as in {name}(...)")
         raise ExprError("AS303", f"unknown name '{name}'." + did_you_mean(name, [*self.scope, *FUNCTIONS]))

@@ -33,14 +33,22 @@ from yaml.events import (
 )
 
 from .errors import Location, Path, SpecError, SpecErrors
+from .limits import DEFAULT, Limits
+
+_CParser: Any
+try:  # libyaml's event parser: the same events, 25 times faster than the pure-Python one
+    from yaml._yaml import CParser as _CParser
+except ImportError:  # PyYAML built without libyaml
+    _CParser = None
 
 __all__ = ["MAX_FILE_BYTES", "MAX_DEPTH", "Document", "load_text", "load_file"]
 
 # PyYAML's marks come from its pure-Python or its C scanner; both have .line and .column.
 _Mark = Any
 
-MAX_FILE_BYTES = 1_000_000
-MAX_DEPTH = 64  # open mappings/lists, the root one included
+MAX_FILE_BYTES = DEFAULT.file_bytes
+MAX_DEPTH = DEFAULT.depth  # open mappings/lists, the root one included
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -111,15 +119,16 @@ class _TooDeep(Exception):
 class _Events(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser):
     """Reader + scanner + parser only: no composer, resolver or constructor, so no tag can run code."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, depth: int = MAX_DEPTH) -> None:
         yaml.reader.Reader.__init__(self, text)
         yaml.scanner.Scanner.__init__(self)
         yaml.parser.Parser.__init__(self)
+        self.max_depth = depth
 
     def fetch_flow_collection_start(self, TokenClass: type) -> None:
         # The scanner looks up to 1024 tokens ahead for a possible `[...]: value` key and scans
         # each pending key per token, so deep flow nesting is quadratic; stop at the limit here.
-        if self.flow_level >= MAX_DEPTH:
+        if self.flow_level >= self.max_depth:
             raise _TooDeep(self.get_mark())  # the mark of the opening bracket
         yaml.scanner.Scanner.fetch_flow_collection_start(self, TokenClass)
 
@@ -129,6 +138,18 @@ class _Events(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser):
             yield event
             if isinstance(event, StreamEndEvent):
                 return
+
+
+def _c_events(text: str) -> Iterator[Event]:
+    """libyaml's events. Its parser keeps its own stack (no recursion) and scans lazily, so deep
+    nesting costs nothing before the builder stops at the depth limit."""
+    assert _CParser is not None
+    parser = _CParser(text)
+    while True:
+        event: Event = parser.get_event()
+        yield event
+        if isinstance(event, StreamEndEvent):
+            return
 
 
 @dataclass
@@ -143,8 +164,9 @@ class _Frame:
 
 
 class _Builder:
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, depth: int = MAX_DEPTH) -> None:
         self.file = file
+        self.max_depth = depth
         self.errors: list[SpecError] = []
         self.locations: dict[Path, Location] = {(): Location(file, 1, 1)}
         self.key_locations: dict[Path, Location] = {}
@@ -156,7 +178,8 @@ class _Builder:
         self.errors.append(SpecError(code, message, _loc(self.file, mark), path or ()))
 
     def too_deep(self, mark: _Mark | None) -> None:
-        self.error("AS108", f"nesting deeper than {MAX_DEPTH} levels; flatten the spec", mark, self._parent_path())
+        self.error("AS108", f"nesting deeper than {self.max_depth} levels; flatten the spec (or raise --limit depth=N)",
+                   mark, self._parent_path())
 
     def _parent_path(self) -> Path:
         for frame in reversed(self.stack):
@@ -194,7 +217,7 @@ class _Builder:
         top.expecting_key = False
         top.key = None
         text, mark, where = event.value, event.start_mark, self._parent_path()
-        if event.style is None and event.tag is None:
+        if not event.style and event.tag is None:
             value, _ = _resolve_plain(text)  # yes/no/.nan are fine as key names: `n: 4`
             if text == "<<":
                 self.error("AS103", "merge keys (<<) are not allowed; write the entries out", mark, where)
@@ -232,11 +255,16 @@ class _Builder:
         elif isinstance(event, ScalarEvent):
             path, is_key = self._slot()
             self._check_node(event, path)
+            if _SURROGATE.search(event.value):  # from an escape such as "\ud800": not text, cannot be printed
+                self.error("AS102", "a string holds a lone surrogate escape (\\ud800-\\udfff), which is not text; remove it",
+                           event.start_mark, path or self._parent_path())
+                self._store(None)
+                return True
             if is_key:
                 self._key(event)
                 return True
             value: Any = event.value
-            if event.style is None and event.tag is None:
+            if not event.style and event.tag is None:
                 value, problem = _resolve_plain(event.value)
                 if problem:
                     self.error(*problem, event.start_mark, path or self._parent_path())
@@ -246,7 +274,7 @@ class _Builder:
         elif isinstance(event, CollectionStartEvent):
             path, is_key = self._slot()
             self._check_node(event, path)
-            if len(self.stack) >= MAX_DEPTH:
+            if len(self.stack) >= self.max_depth:
                 self.too_deep(event.start_mark)
                 return False
             if is_key:
@@ -262,11 +290,14 @@ class _Builder:
 
 def _syntax_error(exc: yaml.YAMLError, text: str, file: str) -> SpecError:
     if isinstance(exc, yaml.reader.ReaderError):
-        # Raised before any mark exists; its position is an index into the text.
+        # Raised before any mark exists; its position is an index into the text (libyaml: into its UTF-8 bytes).
         pos = exc.position
+        if exc.encoding == "?":
+            pos = len(text.encode("utf-8")[:pos].decode("utf-8", "ignore"))
         line = text.count("\n", 0, pos) + 1
         column = pos - (text.rfind("\n", 0, pos) + 1) + 1
-        return SpecError("AS102", f"character U+{exc.character:04X} is not allowed in YAML; remove it", Location(file, line, column))
+        character = exc.character if isinstance(exc.character, int) else ord(text[pos]) if pos < len(text) else 0
+        return SpecError("AS102", f"character U+{character:04X} is not allowed in YAML; remove it", Location(file, line, column))
     if isinstance(exc, yaml.MarkedYAMLError):
         message = (exc.problem or "invalid YAML").strip()
         if exc.context and exc.context_mark is not None:
@@ -277,15 +308,27 @@ def _syntax_error(exc: yaml.YAMLError, text: str, file: str) -> SpecError:
     return SpecError("AS102", str(exc), Location(file, 1, 1))
 
 
-def load_text(text: str, file: str = "<string>") -> Document:
+def _too_large(size: int, limit: int, file: str) -> SpecErrors:
+    return SpecErrors([SpecError("AS107", f"the file is {size} bytes; spec files may be at most {limit} bytes "
+                                 "(raise --limit file_bytes=N for a larger one)", Location(file, 1, 1))])
+
+
+def load_text(text: str, file: str = "<string>", limits: Limits = DEFAULT) -> Document:
     """Parse one spec's YAML text; raise SpecErrors listing every problem found."""
     # Every character is at least one byte, so the encode (the costly part) is only for short texts.
-    size = len(text) if len(text) > MAX_FILE_BYTES else len(text.encode("utf-8", "surrogatepass"))
-    if size > MAX_FILE_BYTES:
-        raise SpecErrors([SpecError("AS107", f"the file is {size} bytes; spec files may be at most {MAX_FILE_BYTES} bytes", Location(file, 1, 1))])
-    builder = _Builder(file)
+    size = len(text) if len(text) > limits.file_bytes else len(text.encode("utf-8", "surrogatepass"))
+    if size > limits.file_bytes:
+        raise _too_large(size, limits.file_bytes, file)
+    surrogate = _SURROGATE.search(text)
+    if surrogate:  # only a str from Python can hold one (a file is decoded from UTF-8); libyaml cannot take it
+        pos = surrogate.start()
+        line, column = text.count("\n", 0, pos) + 1, pos - (text.rfind("\n", 0, pos) + 1) + 1
+        raise SpecErrors([SpecError("AS102", f"character U+{ord(text[pos]):04X} (a lone surrogate) is not text; remove it",
+                                    Location(file, line, column))])
+    builder = _Builder(file, limits.depth)
+    events = _c_events(text) if _CParser is not None else _Events(text, limits.depth)
     try:
-        for event in _Events(text):
+        for event in events:
             if not builder.feed(event):
                 break
     except _TooDeep as exc:
@@ -297,7 +340,7 @@ def load_text(text: str, file: str = "<string>") -> Document:
     return Document(file, builder.data, MappingProxyType(builder.locations), MappingProxyType(builder.key_locations))
 
 
-def load_file(path: str | os.PathLike[str]) -> Document:
+def load_file(path: str | os.PathLike[str], limits: Limits = DEFAULT) -> Document:
     """Read and parse a spec file, checking its size before reading it."""
     file = str(path)
     start = Location(file, 1, 1)
@@ -309,19 +352,21 @@ def load_file(path: str | os.PathLike[str]) -> Document:
         info = os.stat(path)
         if not stat.S_ISREG(info.st_mode):  # a directory, or a pipe/device that could block or never end
             raise unreadable("not a regular file; give the path of a .yaml spec file")
-        if info.st_size > MAX_FILE_BYTES:
-            raise SpecErrors([SpecError("AS107", f"the file is {info.st_size} bytes; spec files may be at most {MAX_FILE_BYTES} bytes", start)])
+        if info.st_size > limits.file_bytes:
+            raise _too_large(info.st_size, limits.file_bytes, file)
         with open(path, "rb") as f:
-            raw = f.read(MAX_FILE_BYTES + 1)  # the file may have grown since the stat
+            raw = f.read(limits.file_bytes + 1)  # the file may have grown since the stat
     except FileNotFoundError:
         raise unreadable("no such file; check the path") from None
+    except ValueError:  # a NUL byte in the path
+        raise unreadable("the path holds a NUL character; check the path") from None
     except OSError as exc:
-        raise unreadable(f"cannot read the file ({exc.strerror or exc}); check its permissions") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise SpecErrors([SpecError("AS107", f"the file is larger than {MAX_FILE_BYTES} bytes, the limit for spec files", start)])
+        raise unreadable(f"cannot read the file ({exc.strerror or exc}); check the path and its permissions") from None
+    if len(raw) > limits.file_bytes:
+        raise _too_large(len(raw), limits.file_bytes, file)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise unreadable(f"not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); save the file as UTF-8") from None
-    return load_text(text, file)
+    return load_text(text, file, limits)

@@ -25,17 +25,20 @@ from pydantic import ValidationError
 
 from archspec.errors import Location, Path, SpecError, SpecErrors, did_you_mean, one_of
 from archspec.expr import ExprError, Value, resolve
-from archspec.ir import INPUT_OP, Graph, Node, Shape, numel, valid_name
+from archspec.ir import INPUT_OP, Graph, Node, Shape, numel
+from archspec.limits import DEFAULT, Limits
 from archspec.load import Document
+from archspec.names import MODULE_ATTRIBUTES
 from archspec.ops.base import OpDef, ShapeError
 from archspec.params import COMMAND_LINE, bind
 from archspec.registry import Registry
 from archspec.spec import Block, Check, Layer, Repeat
 from archspec.validate import Resolved
 
-MAX_NODES = 50_000
-MAX_REPEAT = 10_000
-MAX_NUMEL = 2**31  # elements of one sample's tensor
+MAX_NODES = DEFAULT.nodes
+MAX_REPEAT = DEFAULT.repeat
+MAX_NUMEL = DEFAULT.tensor_elements  # elements of one sample's tensor
+SCOPE_COPY_UNIT = 128  # names copied into a layer's scope per unit of work
 
 
 class _Abort(Exception):
@@ -55,8 +58,14 @@ class _Lowerer:
     resolved: Resolved
     registry: Registry
     graph: Graph
+    limits: Limits = DEFAULT
     errors: list[SpecError] = field(default_factory=list)
     global_env: dict[str, Value] = field(default_factory=dict)
+    work: int = 0
+    deferred_locations: frozenset[Location | None] = frozenset()
+
+    def __post_init__(self) -> None:
+        self.deferred_locations = frozenset(e.location for e in self.resolved.deferred)
 
     @property
     def doc(self) -> Document:
@@ -64,12 +73,25 @@ class _Lowerer:
 
     def error(self, code: str, message: str, path: Path) -> None:
         location = self.doc.locate(path)
-        if any(e.location == location for e in self.resolved.deferred):
+        if location in self.deferred_locations:
             return  # validation already explained the problem at this place
         self.errors.append(SpecError(code, message, location, path))
+        if len(self.errors) + len(self.resolved.deferred) >= self.limits.errors:
+            raise _Abort()  # enough to act on; finding more would only cost time
+
+    def spend(self, units: int, path: Path) -> None:
+        """Count lowering work. The node limit bounds what is made; this bounds the effort, which
+        layers that make nothing (repeat: 0, if: false) or read large values would otherwise escape."""
+        self.work += units
+        if self.work > self.limits.work:
+            self.errors.append(SpecError("AS411", f"expanding the spec takes more than {self.limits.work:,} steps of work "
+                                         "(layer visits and expression evaluations); check nested repeat: counts, "
+                                         "or raise --limit work=N", self.doc.locate(path), path))
+            raise _Abort()
 
     def evaluate(self, value: Any, env: Mapping[str, Value], path: Path) -> Any:
         """Resolve expressions in `value`; on failure record a located error and raise _Skip."""
+        self.spend(1, path)
         try:
             return resolve(value, env)
         except ExprError as exc:
@@ -107,12 +129,8 @@ class _Lowerer:
         auto: dict[str, int] = {}
         previous: str | None = source
         for layer in layers:
+            self.spend(1, layer.where)
             local = layer.name or self._auto_name(layer.op, auto, names)
-            if layer.name is not None and (not valid_name(layer.name) or "." in layer.name):
-                self.error("AS409", f"layer name {local!r} is not a valid name: use letters, digits and _, starting with a letter",
-                           (*layer.where, "name"))
-                names[local] = previous = None
-                continue
             sources = self._sources(layer, names, previous)
             if sources is None:
                 names[local] = previous = None
@@ -149,17 +167,22 @@ class _Lowerer:
 
     @staticmethod
     def _auto_name(op: str, counts: dict[str, int], names: Mapping[str, Any]) -> str:
+        """`relu`, `relu_1`, ...: never a name the scope has, nor an attribute of the built module."""
         while True:
             n = counts.get(op, 0)
             counts[op] = n + 1
             candidate = op if n == 0 else f"{op}_{n}"
-            if candidate not in names:
+            if candidate not in names and candidate not in MODULE_ATTRIBUTES:
                 return candidate
 
     def _sources(self, layer: Layer, names: Mapping[str, str | None], previous: str | None) -> list[str] | None:
         refs = layer.inputs
         if refs is None:
             return None if previous is None else [previous]
+        if len(refs) > self.limits.inputs:
+            self.error("AS402", f"from: lists {len(refs)} inputs; a layer may have at most {self.limits.inputs} "
+                       "(raise --limit inputs=N)", (*layer.where, "from"))
+            return None
         sources: list[str] = []
         for k, ref in enumerate(refs):
             if ref not in names:
@@ -189,8 +212,8 @@ class _Lowerer:
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             self.error("AS404", f"repeat: gives {count!r}; it must be a whole number >= 0", path)
             return None
-        if count > MAX_REPEAT:
-            self.error("AS404", f"repeat: gives {count}, above the limit of {MAX_REPEAT}", path)
+        if count > self.limits.repeat:
+            self.error("AS404", f"repeat: gives {count}, above the limit of {self.limits.repeat} (raise --limit repeat=N)", path)
             raise _Abort()
         current: str | None = sources[0] if len(sources) == 1 else None
         if count == 0 and current is None:
@@ -202,17 +225,17 @@ class _Lowerer:
             current = self._apply(layer, f"{name}.{k}", inputs, {**env, spec.index: k})
             if current is None:
                 return None
-            if k == 0 and before + count * (len(self.graph) - before) > MAX_NODES:
+            if k == 0 and before + count * (len(self.graph) - before) > self.limits.nodes:
                 # Copies are alike in size: refuse a repeat bomb now rather than after building it.
                 self.error("AS405", f"repeat: {count} copies of {len(self.graph) - before} node(s) each would grow the graph "
-                           f"past {MAX_NODES} nodes; check repeat: counts", path)
+                           f"past {self.limits.nodes} nodes; check repeat: counts (or raise --limit nodes=N)", path)
                 raise _Abort()
             inputs = [current]
         return current
 
     def _apply(self, layer: Layer, name: str, sources: list[str], env: Mapping[str, Value]) -> str | None:
-        shapes = [self.graph.node(s).shape for s in sources]
-        first: Shape = shapes[0] or ()
+        first: Shape = self.graph.node(sources[0]).shape or ()
+        self.spend(1 + len(env) // SCOPE_COPY_UNIT, layer.where)
         scope = {**env, "in_shape": first, "in_channels": first[0] if first else 0}
         args: dict[str, Any] = {}
         failed = False
@@ -240,6 +263,7 @@ class _Lowerer:
             self.errors.extend(exc.errors)
             return None
         shape = self.graph.node(sources[0]).shape or ()
+        self.spend(len(self.global_env) // SCOPE_COPY_UNIT, layer.where)
         env: dict[str, Value] = {**self.global_env, **values, "in_shape": shape, "in_channels": shape[0] if shape else 0}
         self.eval_vars(block.vars, env, (*block.where, "vars"))
         if not self.checks_hold(block.checks, env):
@@ -264,9 +288,14 @@ class _Lowerer:
                 self.error("AS403", f"{op.name} {what}: {err['msg']}{got}", path)
                 break  # one message per layer: union alternatives would repeat it
             return None
+        except Exception as exc:  # a plugin's own validator failed: its bug, reported as such
+            self.plugin_failed(op, "parameter model", exc, layer.where)
+            return None
         shapes = [self.graph.node(s).shape for s in sources]
         try:
             shape = op.shape(params, shapes)  # type: ignore[arg-type]
+            if not isinstance(shape, tuple) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape):
+                raise TypeError(f"the shape function returned {shape!r}, not a tuple of positive ints")
         except ShapeError as exc:
             if exc.input is None:
                 given = "; ".join(f"{s!r} gives {fmt_shape(self.graph.node(s).shape or ())}" for s in sources)
@@ -275,39 +304,49 @@ class _Lowerer:
                 given = f"{src!r} gives {fmt_shape(self.graph.node(src).shape or ())}"
             self.error("AS501", f"{op.name} {name!r} {exc.expects}; {given}", layer.where)
             return None
-        if numel(shape) > MAX_NUMEL:
-            self.error("AS502", f"{op.name} {name!r} makes a {fmt_shape(shape)} tensor per sample, above the limit of {MAX_NUMEL} elements",
-                       layer.where)
+        except Exception as exc:
+            self.plugin_failed(op, "shape function", exc, layer.where)
+            return None
+        if numel(shape) > self.limits.tensor_elements:
+            self.error("AS502", f"{op.name} {name!r} makes a {fmt_shape(shape)} tensor per sample, above the limit of "
+                       f"{self.limits.tensor_elements} elements (raise --limit tensor_elements=N)", layer.where)
             raise _Abort()
-        if len(self.graph) >= MAX_NODES:
-            self.error("AS405", f"the graph grows past {MAX_NODES} nodes here; check repeat: counts", layer.where)
+        if len(self.graph) >= self.limits.nodes:
+            self.error("AS405", f"the graph grows past {self.limits.nodes} nodes here; check repeat: counts "
+                       "(or raise --limit nodes=N)", layer.where)
             raise _Abort()
         self.graph.add(Node(name, op.name, params, tuple(sources), shape, self.doc.locate(layer.where)))
         return name
 
+    def plugin_failed(self, op: OpDef[Any], part: str, exc: Exception, path: Path) -> None:
+        provider = self.registry.ops[op.name].provider if op.name in self.registry.ops else "an unknown package"
+        self.error("AS805", f"op {op.name!r}: its {part} raised {type(exc).__name__}: {exc}. This is a bug in {provider}; "
+                   "report it there", path)
+
 
 def lower(resolved: Resolved, registry: Registry, overrides: Mapping[str, Any] | None = None,
-          override_location: Location = COMMAND_LINE) -> Graph:
+          override_location: Location = COMMAND_LINE, limits: Limits = DEFAULT) -> Graph:
     """Build the IR graph of a resolved spec with parameter `overrides`; raise SpecErrors on any problem."""
     spec, doc = resolved.spec, resolved.doc
     settings = {k: (s.value, s.location) for k, s in resolved.settings.items()}
     settings.update({k: (v, override_location) for k, v in (overrides or {}).items()})
     values = bind(spec.params, settings, required_at=doc.locate(("params",)))
-    lowerer = _Lowerer(resolved, registry, Graph(resolved.name))
+    lowerer = _Lowerer(resolved, registry, Graph(resolved.name), limits)
     env = dict(values)
-    lowerer.eval_vars(spec.vars, env, ("vars",))
-    if lowerer.errors:  # layers would only repeat these as unknown names
-        raise SpecErrors([*resolved.deferred, *lowerer.errors])
-    lowerer.checks_hold(spec.checks, env)  # a failed check does not stop lowering: report what else is wrong
-    lowerer.global_env = env
-    shape = _input_shape(lowerer, env)
-    lowerer.graph.add(Node("input", INPUT_OP, None, (), shape, doc.locate(("input",))))
     try:
+        lowerer.eval_vars(spec.vars, env, ("vars",))
+        if lowerer.errors:  # layers would only repeat these as unknown names
+            raise SpecErrors([*resolved.deferred, *lowerer.errors])
+        lowerer.checks_hold(spec.checks, env)  # a failed check does not stop lowering: report what else is wrong
+        lowerer.global_env = env
+        shape = _input_shape(lowerer, env)
+        lowerer.graph.add(Node("input", INPUT_OP, None, (), shape, doc.locate(("input",))))
         output = lowerer.lower_scope(spec.layers, "", "input", env, spec.output, ("output",))
     except _Abort:
         output = None
     if lowerer.errors or resolved.deferred:
-        raise SpecErrors([*resolved.deferred, *lowerer.errors])
+        found = [*resolved.deferred, *lowerer.errors]
+        raise SpecErrors(found, limits.errors, stopped=len(found) >= limits.errors)
     if output is None or output == "input":
         raise SpecErrors([SpecError("AS410", "the network has no op layers after its input; add layers", doc.locate(("layers",)))])
     lowerer.graph.output = output
@@ -323,7 +362,9 @@ def _input_shape(lowerer: _Lowerer, env: Mapping[str, Value]) -> Shape:
     if not isinstance(shape, tuple) or not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape):
         raise SpecErrors([SpecError("AS203", f"input: gives {shape!r}; it must be a list of positive whole numbers, e.g. [3, $resolution, $resolution]",
                                     lowerer.doc.locate(("input",)), ("input",))])
-    if numel(shape) > MAX_NUMEL:
-        raise SpecErrors([SpecError("AS502", f"input {fmt_shape(shape)} is above the limit of {MAX_NUMEL} elements per sample",
+    limit = lowerer.limits.tensor_elements
+    if numel(shape) > limit:
+        raise SpecErrors([SpecError("AS502", f"input {fmt_shape(shape)} is above the limit of {limit} elements per sample "
+                                    "(raise --limit tensor_elements=N)",
                                     lowerer.doc.locate(("input",)), ("input",))])
     return shape

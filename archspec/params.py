@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from archspec.errors import Location, SpecError, SpecErrors, did_you_mean
-from archspec.expr import Value
+from archspec.expr import Value, is_checked
 from archspec.load import load_text
 from archspec.spec import ParamDecl
 
@@ -20,6 +20,8 @@ COMMAND_LINE = Location("<command line>", 1, 1)
 
 def as_value(value: Any) -> Value:
     """YAML/JSON data -> an expression value (lists become tuples, so values stay immutable)."""
+    if type(value) is tuple and is_checked(value):
+        return value
     if isinstance(value, (list, tuple)):
         return tuple(as_value(v) for v in value)
     return value

@@ -4,9 +4,12 @@
     lower          spec + parameter overrides -> IR graph with shapes
     count          IR -> parameters and MACs per layer
     check_expect   the spec's own expect: figures hold (only without overrides)
+    footprint      parameters and memory within the limits, before anything is allocated
+    output_path    where the artifact goes: checked before the build starts
     backend        IR -> artifact (torch: nn.Module, saved as a torch.export .pt2)
 
-Nothing here imports torch: a backend is imported by the registry when it is used.
+Nothing here imports torch: a backend is imported by the registry when it is used. A backend's own
+failure (an exception that is not one of our errors) is reported as a bug in the package providing it.
 """
 
 from __future__ import annotations
@@ -18,12 +21,18 @@ from pathlib import Path
 from typing import Any
 
 from archspec.backends import BuildOptions
+from archspec.backends.artifacts import output_path
 from archspec.errors import ArchspecError, SpecError, SpecErrors
 from archspec.ir import Graph
+from archspec.limits import DEFAULT, Limits
 from archspec.lower import fmt_shape, lower
+from archspec.params import COMMAND_LINE
 from archspec.passes.counts import Costs, count
+from archspec.passes.footprint import check_footprint
 from archspec.registry import Registry, default_registry
 from archspec.validate import Resolved, resolve_file
+
+BUILD_BATCH = 2  # the batch a backend traces with (torch.export specialises 0 and 1)
 
 
 @dataclass(frozen=True)
@@ -34,12 +43,12 @@ class Compiled:
 
 
 def compile_spec(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None,
-                 registry: Registry | None = None, variant: str | None = None) -> Compiled:
+                 registry: Registry | None = None, variant: str | None = None, limits: Limits = DEFAULT) -> Compiled:
     """Validate, lower and count a spec file (optionally one `variant` of its family's table);
     raise SpecErrors with every located problem."""
     registry = registry or default_registry()
-    resolved = resolve_file(path, registry, variant)
-    graph = lower(resolved, registry, overrides)
+    resolved = resolve_file(path, registry, variant, limits)
+    graph = lower(resolved, registry, overrides, COMMAND_LINE, limits)
     costs = count(graph, registry)
     if not overrides:
         check_expect(resolved, costs)
@@ -67,27 +76,55 @@ def check_expect(resolved: Resolved, costs: Costs) -> None:
         raise SpecErrors(errors)
 
 
+MAX_SEED = 2**64 - 1
+
+
+def check_seed(seed: object) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ArchspecError("AS806", f"seed {seed!r}: give a whole number from 0 to 2**64-1")
+    return seed
+
+
 def build(path: str | os.PathLike[str], *, backend: str = "torch", seed: int = 0,
           weights: str | os.PathLike[str] | None = None, variant: str | None = None,
-          registry: Registry | None = None, **overrides: Any) -> Any:
+          registry: Registry | None = None, limits: Limits = DEFAULT, **overrides: Any) -> Any:
     """Compile a spec and return the backend's in-memory artifact (torch: an nn.Module in train mode)."""
     registry = registry or default_registry()
-    compiled = compile_spec(path, overrides, registry, variant)
-    return registry.backend(backend).build(compiled.graph, BuildOptions(seed, Path(weights) if weights else None))
+    options = BuildOptions(check_seed(seed), Path(weights) if weights else None)
+    compiled = compile_spec(path, overrides, registry, variant, limits)
+    check_footprint(compiled.graph, compiled.costs, limits, BUILD_BATCH)
+    target = registry.backend(backend)
+    return _guarded(registry, backend, "build", lambda: target.build(compiled.graph, options))
 
 
 def build_file(path: str | os.PathLike[str], output: str | os.PathLike[str] | None = None, *,
                backend: str = "torch", seed: int = 0, weights: str | os.PathLike[str] | None = None,
                overrides: Mapping[str, Any] | None = None, variant: str | None = None,
-               registry: Registry | None = None) -> Path:
+               registry: Registry | None = None, limits: Limits = DEFAULT) -> Path:
     """Compile a spec and write the backend's artifact; nothing is left behind on failure."""
     registry = registry or default_registry()
-    compiled = compile_spec(path, overrides, registry, variant)
+    options = BuildOptions(check_seed(seed), Path(weights) if weights else None)
+    compiled = compile_spec(path, overrides, registry, variant, limits)
+    check_footprint(compiled.graph, compiled.costs, limits, BUILD_BATCH)
     target = registry.backend(backend)
-    artifact = target.build(compiled.graph, BuildOptions(seed, Path(weights) if weights else None))
-    out = Path(output) if output else Path(compiled.graph.name + target.suffix)
+    out = output_path(output, compiled.graph.name, target.suffix)  # refused before the (long) build, not after
+    artifact = _guarded(registry, backend, "build", lambda: target.build(compiled.graph, options))
     try:
-        target.save(artifact, compiled.graph, out)
+        _guarded(registry, backend, "save", lambda: target.save(artifact, compiled.graph, out))
     except OSError as exc:
         raise ArchspecError("AS804", f"cannot write {out}: {exc.strerror or exc}") from None
     return out
+
+
+def _guarded(registry: Registry, backend: str, step: str, call: Any) -> Any:
+    """Run a backend step; an exception that is not our own error is the backend package's bug."""
+    try:
+        return call()
+    except (ArchspecError, SpecErrors, OSError):
+        raise
+    except MemoryError:
+        raise ArchspecError("AS503", f"the {backend} backend ran out of memory in {step}; lower the input size or widths") from None
+    except Exception as exc:
+        provider = registry.backends[backend].provider if backend in registry.backends else backend
+        raise ArchspecError("AS805", f"the {backend} backend failed in {step}: {type(exc).__name__}: {exc}. "
+                            f"This is a bug in {provider}; report it there") from None

@@ -5,8 +5,14 @@ pyproject.toml). Loading an entry point imports only its `Plugin` object; backen
 lowering tables are "module:attribute" strings imported on first use, so heavy libraries are never
 imported by `archspec validate`.
 
-A plugin that fails to load is reported by package name and version and skipped. Two providers of one
-name are an error naming both: silently preferring one would make builds depend on install order.
+A plugin that fails to load (whatever it raises, KeyboardInterrupt and SystemExit included) is reported
+by package name and version and skipped. Two providers of one name are an error naming both, raised when
+the name is used: silently preferring one would make builds depend on install order, and failing every
+command would let one bad package lock the user out of `archspec list`, which is how they find it.
+
+`plugins=False` (`--no-plugins`, or ARCHSPEC_NO_PLUGINS=1 in the environment, as pytest's
+PYTEST_DISABLE_PLUGIN_AUTOLOAD: a switch for running untrusted specs or debugging, not a behaviour)
+loads archspec's own entry points only.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 import importlib
 from importlib.metadata import EntryPoint, entry_points
+import os
 from typing import Any
 
 from archspec.errors import ArchspecError, did_you_mean, one_of
@@ -50,10 +57,12 @@ class Registry:
     ops: dict[str, Provided] = field(default_factory=dict)
     backends: dict[str, Provided] = field(default_factory=dict)
     lowerings: dict[str, list[Provided]] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)  # AS801 messages for plugins that were skipped
+    problems: list[str] = field(default_factory=list)  # AS801/AS802 messages for plugins and names that were skipped
+    conflicts: dict[str, str] = field(default_factory=dict)  # "op x" / "backend x" -> the AS802 message
 
     def add(self, plugin: Plugin, provider: str) -> None:
-        """Register one plugin's contributions; a name already taken is an AS802 error."""
+        """Register one plugin's contributions; a name already taken is withdrawn and becomes an AS802
+        error for whoever uses it."""
         for op in plugin.ops:
             self._claim(self.ops, "op", Provided(op.name, provider, op))
         for name, target in plugin.backends.items():
@@ -61,16 +70,22 @@ class Registry:
         for backend, target in plugin.lowerings.items():
             self.lowerings.setdefault(backend, []).append(Provided(backend, provider, target))
 
-    @staticmethod
-    def _claim(table: dict[str, Provided], kind: str, item: Provided) -> None:
+    def _claim(self, table: dict[str, Provided], kind: str, item: Provided) -> None:
+        key = f"{kind} {item.name}"
+        if key in self.conflicts:
+            self.conflicts[key] += f" and by {item.provider}"
+            return
         if item.name in table:
-            raise ArchspecError(
-                "AS802",
-                f"{kind} {item.name!r} is provided twice: by {table[item.name].provider} and by {item.provider}; "
-                "uninstall one of the packages or ask its author to rename the "
-                f"{kind}",
-            )
+            first = table.pop(item.name)
+            self.conflicts[key] = (f"{kind} {item.name!r} is provided twice: by {first.provider} and by {item.provider}; "
+                                   f"uninstall one of the packages or ask its author to rename the {kind}")
+            self.problems.append(f"AS802: {self.conflicts[key]}. It cannot be used until then")
+            return
         table[item.name] = item
+
+    def conflict(self, kind: str, name: str) -> str | None:
+        """The AS802 message when `name` is provided twice, else None."""
+        return self.conflicts.get(f"{kind} {name}")
 
     def op(self, name: str) -> OpDef[Any]:
         return self.ops[name].target
@@ -84,6 +99,8 @@ class Registry:
         A plugin lowering for an op the backend (or another plugin) already lowers is an AS802 error;
         a lowering table that fails to import is reported (AS801) and skipped.
         """
+        if self.conflict("backend", name):
+            raise ArchspecError("AS802", self.conflict("backend", name) or "")
         if name not in self.backends:
             raise ArchspecError(
                 "AS803", f"unknown backend {name!r}.{did_you_mean(name, self.backends)} Known: {one_of(list(self.backends))}"
@@ -95,7 +112,7 @@ class Registry:
         for provided in self.lowerings.get(name, []):
             try:
                 table: Mapping[str, Callable[..., Any]] = dict(_import(provided.target))
-            except (Exception, SystemExit) as exc:
+            except BaseException as exc:  # noqa: B036 - a plugin must not take archspec down, whatever it raises
                 self.problems.append(f"AS801: {name} lowerings of plugin {provided.provider} failed to load and were skipped: "
                                      f"{type(exc).__name__}: {exc}")
                 continue
@@ -132,13 +149,26 @@ def build_registry(eps: Iterable[EntryPoint]) -> Registry:
         try:
             plugin = ep.load()
             _check_plugin(plugin, ep)
-        except (Exception, SystemExit) as exc:  # a broken third-party plugin must not break archspec itself
+        except BaseException as exc:  # a broken third-party plugin must not break archspec itself, whatever it raises
             registry.problems.append(f"AS801: plugin {provider} failed to load and was skipped: {type(exc).__name__}: {exc}")
             continue
         registry.add(plugin, provider)
     return registry
 
 
-@lru_cache(maxsize=1)
-def default_registry() -> Registry:
-    return build_registry(entry_points(group=GROUP))
+NO_PLUGINS_VARIABLE = "ARCHSPEC_NO_PLUGINS"
+
+
+def plugins_disabled() -> bool:
+    return os.environ.get(NO_PLUGINS_VARIABLE, "").strip().lower() not in ("", "0", "false", "no")
+
+
+@lru_cache(maxsize=2)
+def _registry(plugins: bool) -> Registry:
+    eps = entry_points(group=GROUP)
+    return build_registry(eps if plugins else [ep for ep in eps if _is_builtin(ep)])
+
+
+def default_registry(plugins: bool | None = None) -> Registry:
+    """The registry of installed plugins; `plugins=False` (or ARCHSPEC_NO_PLUGINS=1) keeps archspec's own only."""
+    return _registry(not plugins_disabled() if plugins is None else plugins)

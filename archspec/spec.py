@@ -14,7 +14,7 @@ Each model remembers the path of keys that led to it (`where`), so later stages 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictBool, StrictInt, field_validator, model_validator
 
@@ -30,7 +30,9 @@ class Model(BaseModel):
 
     @property
     def where(self) -> Path:
-        return self._where
+        # Read the private slot directly: pydantic's __getattr__ for private attributes costs a
+        # microsecond per call, and lowering asks for locations of every layer it expands.
+        return self.__pydantic_private__["_where"]  # type: ignore[index]
 
 
 def infer_type(value: Any) -> ParamType:
@@ -81,7 +83,7 @@ class Layer(Model):
 
     op: str
     name: str | None = None
-    from_: str | list[str] | None = Field(None, alias="from")
+    from_: str | Annotated[list[str], Field(min_length=1)] | None = Field(None, alias="from")
     repeat: StrictInt | str | Repeat | None = None
     if_: StrictBool | str | None = Field(None, alias="if")
     args: dict[str, Any] = Field(default_factory=dict)

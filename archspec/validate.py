@@ -17,14 +17,16 @@ from pydantic import BaseModel, ValidationError
 
 from archspec.errors import Location, Path, SpecError, SpecErrors, did_you_mean, one_of
 from archspec.expr import FUNCTIONS, ExprError, expression_source, names_used
+from archspec.limits import DEFAULT, Limits
 from archspec.load import Document, load_file
+from archspec.names import name_problem, param_problem
 from archspec.params import COMMAND_LINE, type_error
 from archspec.ops.base import RESERVED_LAYER_KEYS
 from archspec.registry import Registry
 from archspec.spec import Layer, Model, ParamDecl, Repeat, Spec, SpecRef
 
 FORMAT_VERSION = 1
-MAX_USE_DEPTH = 8
+MAX_USE_DEPTH = DEFAULT.use_depth
 
 
 @dataclass(frozen=True)
@@ -129,12 +131,47 @@ def _remember_paths(model: Model, path: Path) -> None:
 def _check_param_decls(doc: Document, decls: Mapping[str, ParamDecl], where: Path) -> Iterable[SpecError]:
     for name, decl in decls.items():
         path = (*where, name)
-        if name in RESERVED_LAYER_KEYS or not name.isidentifier() or name.startswith("_"):
-            yield SpecError("AS203", f"{name!r} cannot be a parameter name; use an identifier not in {sorted(RESERVED_LAYER_KEYS)}", doc.locate_key(path), path)
+        problem = param_problem(name)
+        if problem or name in RESERVED_LAYER_KEYS:
+            yield SpecError("AS203", f"{name!r} cannot be a parameter name: {problem or 'it is a layer key'}; "
+                            f"use an identifier not in {sorted(RESERVED_LAYER_KEYS)}", doc.locate_key(path), path)
         if not decl.required:
             problem = type_error(decl, decl.default)
             if problem:
                 yield SpecError("AS208", f"default of {name!r}: {problem}", doc.locate(path), path)
+
+
+def _check_var_names(doc: Document, table: Mapping[str, Any], where: Path) -> Iterable[SpecError]:
+    for name in table:
+        problem = param_problem(name)
+        if problem:
+            path = (*where, name)
+            yield SpecError("AS203", f"{name!r} cannot be a variable name: {problem}", doc.locate_key(path), path)
+
+
+def _check_names(doc: Document, spec: Spec | SpecRef) -> Iterable[SpecError]:
+    """Names that become file names, identifiers and module attributes: one rule (archspec.names)."""
+    problem = name_problem(spec.name)
+    if problem:
+        yield SpecError("AS409", f"name: {problem}; the name is also the default output file name", doc.locate(("name",)), ("name",))
+    if isinstance(spec, SpecRef):
+        return
+    for variant in spec.variants:
+        problem = name_problem(variant)
+        if problem:
+            at: Path = ("variants", variant)
+            yield SpecError("AS409", f"variant {variant!r}: {problem}", doc.locate_key(at), at)
+    for block_name in spec.blocks:
+        problem = name_problem(block_name, module_attribute=True)
+        if problem:
+            where: Path = ("blocks", block_name)
+            yield SpecError("AS409", f"block {block_name!r}: {problem}", doc.locate_key(where), where)
+    for layer, _ in _layers_in(spec):
+        if layer.name is not None:
+            problem = name_problem(layer.name, module_attribute=True)
+            if problem:
+                where = (*layer.where, "name")
+                yield SpecError("AS409", f"layer name {layer.name!r}: {problem}", doc.locate(where), where)
 
 
 def _layers_in(spec: Spec) -> Iterable[tuple[Layer, str | None]]:
@@ -153,6 +190,9 @@ def _check_layers(doc: Document, spec: Spec, registry: Registry) -> Iterable[Spe
             allowed = list(spec.blocks[layer.op].params)
         elif layer.op in registry.ops:
             allowed = list(registry.op(layer.op).params.model_fields)
+        elif registry.conflict("op", layer.op):
+            yield SpecError("AS802", registry.conflict("op", layer.op) or "", doc.locate((*path, "op")), (*path, "op"))
+            continue
         else:
             yield SpecError("AS204", f"unknown op or block {layer.op!r}.{did_you_mean(layer.op, known)} "
                             "Run `archspec list` for the ops; blocks are declared under blocks:.", doc.locate((*path, "op")), (*path, "op"))
@@ -266,10 +306,13 @@ def validate_document(doc: Document, registry: Registry, deferred: list[SpecErro
         errors.extend(e for e in _located(doc, exc, model) if e.path != ("archspec",) or not errors)
         raise SpecErrors(errors) from None
     _remember_paths(spec, ())
+    errors.extend(_check_names(doc, spec))
     if isinstance(spec, Spec):
         errors.extend(_check_param_decls(doc, spec.params, ("params",)))
+        errors.extend(_check_var_names(doc, spec.vars, ("vars",)))
         for block_name, block in spec.blocks.items():
             errors.extend(_check_param_decls(doc, block.params, ("blocks", block_name, "params")))
+            errors.extend(_check_var_names(doc, block.vars, ("blocks", block_name, "vars")))
             if block_name in registry.ops:
                 errors.append(SpecError("AS203", f"block {block_name!r} has the name of an op; rename the block",
                                         doc.locate_key(("blocks", block_name)), ("blocks", block_name)))
@@ -294,6 +337,9 @@ def validate_document(doc: Document, registry: Registry, deferred: list[SpecErro
 # -- following use: -----------------------------------------------------------------------------
 def _referenced_file(doc: Document, ref: SpecRef, root: FsPath) -> FsPath:
     location = doc.locate(("use",))
+    if "\0" in ref.use or len(ref.use) > 1024:
+        raise SpecErrors([SpecError("AS110", "use: must be a relative path of at most 1024 characters without NUL",
+                                    location, ("use",))])
     if os.path.isabs(ref.use) or ref.use.startswith("~"):
         raise SpecErrors([SpecError("AS110", f"use: {ref.use!r} is absolute; give a path relative to {doc.file}", location, ("use",))])
     target = (FsPath(doc.file).parent / ref.use).resolve()
@@ -318,29 +364,32 @@ def _variant_settings(family: Spec, family_doc: Document, variant: str, location
             for key, value in family.variants[variant].items()}
 
 
-def _follow_use(ref: SpecRef, ref_doc: Document, registry: Registry, deferred: list[SpecError]) -> tuple[Spec, Document]:
+def _follow_use(ref: SpecRef, ref_doc: Document, registry: Registry, deferred: list[SpecError],
+                limits: Limits) -> tuple[Spec, Document]:
     """The full spec a thin spec's `use:` chain ends at, with its document."""
     root = FsPath(ref_doc.file).resolve().parent
     seen = {FsPath(ref_doc.file).resolve()}
     current, current_doc = ref, ref_doc
-    for _ in range(MAX_USE_DEPTH):
+    for _ in range(limits.use_depth):
         target = _referenced_file(current_doc, current, root)
         if target in seen:
             raise SpecErrors([SpecError("AS110", f"use: {current.use!r} leads back to {target.name}; remove the cycle",
                                         current_doc.locate(("use",)), ("use",))])
         seen.add(target)
-        loaded_doc = load_file(_display_path(target))
+        loaded_doc = load_file(_display_path(target), limits)
         loaded = validate_document(loaded_doc, registry, deferred)
         if isinstance(loaded, Spec):
             return loaded, loaded_doc
         current, current_doc = loaded, loaded_doc
-    raise SpecErrors([SpecError("AS110", f"use: chains deeper than {MAX_USE_DEPTH} files", ref_doc.locate(("use",)), ("use",))])
+    raise SpecErrors([SpecError("AS110", f"use: chains deeper than {limits.use_depth} files (raise --limit use_depth=N)",
+                                ref_doc.locate(("use",)), ("use",))])
 
 
-def resolve_file(path: str | os.PathLike[str], registry: Registry, variant: str | None = None) -> Resolved:
+def resolve_file(path: str | os.PathLike[str], registry: Registry, variant: str | None = None,
+                 limits: Limits = DEFAULT) -> Resolved:
     """Load, validate and resolve a spec file. `variant` picks a row of the family's table instead of
     the one a thin spec names; the result then states no expected figures (they are the thin spec's)."""
-    doc = load_file(path)
+    doc = load_file(path, limits)
     deferred: list[SpecError] = []
     spec = validate_document(doc, registry, deferred)
     if isinstance(spec, Spec):
@@ -349,7 +398,7 @@ def resolve_file(path: str | os.PathLike[str], registry: Registry, variant: str 
         settings = _variant_settings(spec, doc, variant, COMMAND_LINE, ())
         return Resolved(spec, doc, variant, variant, settings, deferred=tuple(deferred))
     ref, ref_doc = spec, doc
-    family, family_doc = _follow_use(ref, ref_doc, registry, deferred)
+    family, family_doc = _follow_use(ref, ref_doc, registry, deferred, limits)
     settings = {}
     chosen = variant if variant is not None else ref.variant
     if chosen is not None:

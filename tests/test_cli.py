@@ -32,7 +32,7 @@ def test_validate_ok_and_exit_codes(capsys, tmp_path):
         main(["validate"])
     assert exit_info.value.code == 2
     code, _, err = run(capsys, "validate", SEED, "--set", "no_equals_sign")
-    assert code == 1 and "AS206" in err
+    assert code == 2 and "AS206" in err  # a usage error: the command line, not the spec, is wrong
 
 
 def test_summary_json_contract(capsys):
@@ -133,4 +133,4 @@ def test_variant_option_picks_a_row_of_the_family_table(capsys):
     code, out, _ = run(capsys, "summary", family, "--variant", "seed_cnn_bn", "--json")
     assert code == 0 and json.loads(out)["params"] == 66790
     code, _, err = run(capsys, "validate", family, "--variant", "seed_cnn_nb")
-    assert code == 1 and "AS205" in err and "Did you mean 'seed_cnn_bn'" in err
+    assert code == 2 and "AS205" in err and "Did you mean 'seed_cnn_bn'" in err

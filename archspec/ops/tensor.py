@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -82,7 +82,8 @@ def _concat_shape(p: Concat, inputs: Sequence[Shape]) -> Shape:
 
 
 class Mean(OpParams):
-    axes: int | tuple[int, ...]
+    # At least one axis: torch reads `mean(dim=())` as "every axis", the batch included.
+    axes: int | Annotated[tuple[int, ...], Field(min_length=1)]
     keepdim: bool = False
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from archspec.errors import SpecError, SpecErrors
 from archspec.ir import Graph, Shape
 from archspec.registry import Registry
 
@@ -58,6 +59,14 @@ def count(graph: Graph, registry: Registry) -> Costs:
         op = registry.op(node.op)
         inputs = graph.input_shapes(node)
         assert node.shape is not None  # guaranteed by lint after lowering / InferShapes
-        layers.append(LayerCost(node.name, node.op, node.shape, op.param_count(node.params, inputs),
-                                op.macs(node.params, inputs, node.shape)))
+        try:
+            params, macs = op.param_count(node.params, inputs), op.macs(node.params, inputs, node.shape)
+            if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in (params, macs)):
+                raise TypeError(f"counted {params!r} parameters and {macs!r} MACs, not whole numbers >= 0")
+        except Exception as exc:  # an op's own count functions failed: a bug in the package providing it
+            provider = registry.ops[node.op].provider if node.op in registry.ops else "an unknown package"
+            raise SpecErrors([SpecError("AS805", f"op {node.op!r} (layer {node.name!r}): its count functions raised "
+                                        f"{type(exc).__name__}: {exc}. This is a bug in {provider}; report it there",
+                                        node.source)]) from None
+        layers.append(LayerCost(node.name, node.op, node.shape, params, macs))
     return Costs(graph.name, graph.input.shape or (), graph.output_shape, tuple(layers))

@@ -63,8 +63,9 @@ MAX_CHANNELS = 24
 # Valid layer names that are also names in generated Python code (builtins, modules, the forward's
 # argument); activations (function calls, no submodule) sometimes get one. Not `self`: see
 # tests/test_properties.py::test_core_bug_layer_named_self.
-TRICKY_NAMES = ("torch", "x", "getattr", "operator", "math", "inf", "nan", "device", "forward", "output", "input_1",
-                "print", "list", "type", "float", "sum", "len", "range", "max", "relu", "F", "nn", "fx", "None_")
+# Attributes of the built module (`forward`, `type`, `float`, ...) are refused by validation (AS409).
+TRICKY_NAMES = ("torch", "x", "getattr", "operator", "math", "inf", "nan", "device", "output", "input_1",
+                "print", "list", "sum", "len", "range", "max", "relu", "F", "nn", "fx", "None_", "bool", "int")
 LAYER_KEYS = ("op", "name", "from", "repeat", "if")
 _FAKE_BOOLS = ("yes", "no", "on", "off", "Yes", "NO", "On", "OFF", "y", "n", "Y", "N")
 
@@ -970,9 +971,9 @@ class _Mutator:
         elif kind == "pool_kernel":
             bad.update(op="avgpool2d", kernel=max(h, w) + 1)
         elif kind in ("add", "concat"):
-            layers.insert(0, {"name": "half", "op": "maxpool2d", "kernel": 2, "from": "input"})
+            layers.insert(0, {"name": "halved", "op": "maxpool2d", "kernel": 2, "from": "input"})
             at = 1
-            bad.update(op=kind, **{"from": ["input", "half"] if self.draw(st.booleans()) else ["half", "input"]})
+            bad.update(op=kind, **{"from": ["input", "halved"] if self.draw(st.booleans()) else ["halved", "input"]})
         elif kind == "rank":
             at = self.case.flatten + 1  # after the flatten: a [F] vector
             bad.update(op=self.draw(st.sampled_from(["conv2d", "maxpool2d", "adaptive_avgpool2d"])))

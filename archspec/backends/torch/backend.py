@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-import os
+import io
 from pathlib import Path
-import shutil
-import tempfile
 from typing import Any
 
 import torch
 from torch import fx, nn
 
 from archspec.backends import BuildOptions
+from archspec.backends.artifacts import write_bytes_atomically
 from archspec.backends.torch.codegen import generate
 from archspec.backends.torch.lowering import LOWERINGS, Lowering
 from archspec.backends.torch.weights import load_reference_weights
@@ -57,17 +56,7 @@ class TorchBackend:
             program = torch.export.export(artifact, (example,), dynamic_shapes=({0: batch},))
         finally:
             artifact.train(was_training)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Write under the final name inside a private folder beside the target, then move it in one
-        # step: a failure leaves nothing behind, and the archive's inner folder (named after the file)
-        # is the same on every build, so the same spec and seed give the same bytes.
-        folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
-            staged = folder / path.name
-            torch.export.save(program, staged)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(staged, 0o666 & ~umask)
-            os.replace(staged, path)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+        # In memory first, then written by Python: torch's C++ writer aborts the process on a full disk.
+        buffer = io.BytesIO()
+        torch.export.save(program, buffer)
+        write_bytes_atomically(path, buffer.getbuffer())

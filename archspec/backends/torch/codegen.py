@@ -32,7 +32,14 @@ def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str) -> fx
     submodules: dict[str, nn.Module] = {}
     for node in graph.ops:
         shapes = graph.input_shapes(node)
-        emit = table[node.op](node, shapes)
+        try:
+            emit = table[node.op](node, shapes)
+        except ArchspecError:
+            raise
+        except Exception as exc:  # a lowering function's own bug: name the op, whose provider `archspec list` shows
+            raise ArchspecError("AS805", f"the torch lowering of op {node.op!r} (layer {node.name!r}) raised "
+                                f"{type(exc).__name__}: {exc}; this is a bug in the package providing {node.op!r} "
+                                "(see `archspec list`)") from None
         inputs = [values[src] for src in node.inputs]
         label = node.name.replace(".", "_")
         if label == "self":  # the one identifier fx's namespace allows that forward's code needs itself

@@ -9,6 +9,12 @@ tolerates a reference that registers a tensor early (torchvision's ViT registers
 conv_proj). A .pt/.pth state dict keeps registration order; a .safetensors file does not (its keys come
 back sorted), so there the order is reconstructed from numbered names and the name pass matters more.
 Anything left over on either side, or a tensor with no partner, is an AS702 error naming both sides.
+
+A weights file comes from a stranger too. Only a state dict of string keys and dense, real, finite
+tensors is taken: integer keys, meta/sparse/nested/quantized tensors and tensor subclasses, complex and
+boolean values are AS701 errors naming the tensor, NaN or infinity is AS703. Floating-point tensors of
+another precision (float16, bfloat16, float64) are converted to the model's dtype; integer tensors are
+taken only for integer buffers (batch norm's num_batches_tracked).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+import warnings
 
 import torch
 from torch import nn
@@ -24,10 +31,16 @@ from archspec.errors import ArchspecError
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    state: Any
     """A state dict from .safetensors, or from .pt/.pth loaded with weights_only=True (no code runs)."""
-    if not path.is_file():
-        raise ArchspecError("AS701", f"weights file {path} does not exist")
+    state: Any
+    try:
+        if path.is_dir():
+            raise ArchspecError("AS701", f"weights file {path} is a folder; give the path of a .safetensors, .pt or .pth file")
+        if not path.is_file():
+            raise ArchspecError("AS701", f"weights file {path} does not exist" if not path.exists() else
+                                f"weights file {path} is not a regular file")
+    except (OSError, ValueError):
+        raise ArchspecError("AS701", f"weights file {path} cannot be used as a path") from None
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -36,18 +49,47 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             loaded = load_file(str(path))
             state = {k: loaded[k] for k in sorted(loaded, key=natural_key)}
         elif path.suffix in (".pt", ".pth", ".bin"):
-            state = torch.load(path, map_location="cpu", weights_only=True)  # may hold {"state_dict": ...}
+            with warnings.catch_warnings():  # torch's notes on pickle protocols: our errors say what matters
+                warnings.simplefilter("ignore")
+                state = torch.load(path, map_location="cpu", weights_only=True)  # may hold {"state_dict": ...}
         else:
             raise ArchspecError("AS701", f"weights file {path}: use .safetensors, .pt or .pth")
     except ArchspecError:
         raise
     except Exception as exc:  # corrupt or pickled-code files surface here
-        raise ArchspecError("AS701", f"weights file {path} cannot be read: {type(exc).__name__}: {exc}") from None
+        first = next((line for line in str(exc).splitlines() if line.strip()), "")
+        raise ArchspecError("AS701", f"weights file {path} cannot be read: {type(exc).__name__}: {first}") from None
     if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
         state = state["state_dict"]
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ArchspecError("AS701", f"weights file {path} does not hold a state dict of tensors")
+    if not isinstance(state, Mapping):
+        raise ArchspecError("AS701", f"weights file {path} does not hold a state dict (a mapping of names to tensors)")
+    for key, value in state.items():
+        _check_entry(path, key, value)
     return dict(state)
+
+
+def _check_entry(path: Path, key: object, value: object) -> None:
+    if not isinstance(key, str):
+        raise ArchspecError("AS701", f"weights file {path}: key {key!r} is a {type(key).__name__}; a state dict's keys are names")
+    where = f"weights file {path}: tensor {key!r}"
+    if not isinstance(value, torch.Tensor):
+        raise ArchspecError("AS701", f"{where} is a {type(value).__name__}, not a tensor")
+    if type(value) not in (torch.Tensor, nn.Parameter):
+        raise ArchspecError("AS701", f"{where} is a {type(value).__name__}, a tensor subclass; save plain tensors")
+    if value.is_meta or value.layout != torch.strided or value.is_nested or value.is_quantized:
+        kind = ("a meta tensor (no data)" if value.is_meta else "a nested tensor" if value.is_nested
+                else "a quantized tensor" if value.is_quantized else f"a {value.layout} tensor")
+        raise ArchspecError("AS701", f"{where} is {kind}; save dense float tensors (e.g. tensor.to_dense().float())")
+    if value.is_complex() or value.dtype == torch.bool:
+        raise ArchspecError("AS701", f"{where} has dtype {value.dtype}; weights must be real numbers")
+    if value.is_floating_point():
+        finite = torch.isfinite(value)
+        if not bool(finite.all()):
+            bad = int((~finite).sum())
+            raise ArchspecError("AS703", f"{where} holds {bad} NaN or infinite value(s); the checkpoint is broken")
+    elif _role(key) != "num_batches_tracked":
+        raise ArchspecError("AS701", f"{where} has dtype {value.dtype}; weights must be floating point "
+                            "(integers are taken only for num_batches_tracked)")
 
 
 ROLES = frozenset({"weight", "bias", "running_mean", "running_var", "num_batches_tracked"})

@@ -1,0 +1,64 @@
+"""The bounds on the work a spec can ask for, in one place.
+
+Specs come from strangers, so every stage bounds both what it makes (nodes, tensors, parameters) and
+the work it does to get there (layer visits and expression evaluations, errors reported). The defaults
+let every spec of the zoo through with a wide margin and keep the worst input of `file_bytes` under a
+second or so of validate + summary on a laptop core. A user with a genuinely larger network raises a
+limit with `--limit NAME=VALUE` on the command line or `Limits(...)` from Python; docs/limits.md lists
+each one.
+
+The expression evaluator's own bounds (source length, parts, integer size, list length) are fixed
+constants in `archspec.expr`: they bound one expression, which no real spec comes near.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class Limits:
+    file_bytes: int = 1_000_000  # size of one spec file
+    depth: int = 64  # nested YAML mappings/lists, the root included
+    use_depth: int = 8  # thin specs chained through use:
+    repeat: int = 10_000  # copies one repeat: may make
+    nodes: int = 20_000  # op nodes in the expanded graph (the largest zoo network has 932)
+    work: int = 100_000  # layer visits + expression evaluations while lowering (the zoo needs at most 5,734)
+    inputs: int = 1_024  # inputs of one layer (from:)
+    errors: int = 100  # errors reported in one run; the rest are counted, not listed
+    tensor_elements: int = 2**31  # elements of one tensor of one sample
+    params: int = 2_000_000_000  # trainable parameters of a network that is built
+    memory_bytes: int = 8 * GIB  # parameters + activations of the traced batch, checked before building
+
+    def raised(self, **changes: int) -> Limits:
+        return replace(self, **changes)
+
+    @staticmethod
+    def names() -> list[str]:
+        return [f.name for f in fields(Limits)]
+
+
+DEFAULT = Limits()
+
+
+def parse_limit(text: str) -> tuple[str, int]:
+    """`name=value` (value a whole number, `_` and k/M/G suffixes allowed) -> (name, value); ValueError says why."""
+    name, sep, raw = text.partition("=")
+    name = name.strip().replace("-", "_")
+    if not sep or name not in Limits.names():
+        raise ValueError(f"--limit {text!r}: write NAME=VALUE with NAME one of {', '.join(Limits.names())}")
+    raw = raw.strip().replace("_", "")
+    scale = {"k": 10**3, "M": 10**6, "G": 10**9, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+    factor = 1
+    for suffix in sorted(scale, key=len, reverse=True):
+        if raw.endswith(suffix):
+            raw, factor = raw[: -len(suffix)], scale[suffix]
+            break
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise ValueError(f"--limit {text!r}: the value must be a whole number such as 100000, 2G or 16Gi")
+    value = int(raw) * factor
+    if value < 1:
+        raise ValueError(f"--limit {text!r}: the value must be at least 1")
+    return name, value
