@@ -104,7 +104,16 @@ def _remember(v: Value) -> Value:
 def checked(v: object) -> Value:
     """`v` as a Value: frozen (lists become tuples), numbers bounded, size limited. O(1) for a tuple
     that this module produced or checked recently."""
-    if type(v) is tuple and _CHECKED.get(id(v)) is v:
+    kind = type(v)
+    if kind is int:  # the common cases first: a lookup happens for every name in every expression
+        if -MAX_INT <= v <= MAX_INT:  # type: ignore[operator]
+            return v  # type: ignore[return-value]
+    elif kind is bool or v is None:
+        return v  # type: ignore[return-value]
+    elif kind is str:
+        if len(v) <= MAX_SEQUENCE_LEN:  # type: ignore[arg-type]
+            return v  # type: ignore[return-value]
+    elif kind is tuple and _CHECKED.get(id(v)) is v:
         return v
     frozen = _freeze(v)
     _limit_size(_weight(frozen))
@@ -423,13 +432,31 @@ def _compare(op: ast.cmpop, a: Value, b: Value) -> bool:
     raise ExprError("AS304", f"cannot compare {_tname(a)} {sym} {_tname(b)}")
 
 
+_MAKERS = (ast.BinOp, ast.Call, ast.List, ast.Tuple, ast.Subscript)  # parts whose list or string result is new
+
+
+class Meter:
+    """Counts evaluation steps: one per expression part, plus the length of every list or string that an
+    operation walks (sum, min, max, in, comparisons, slices, concatenation). A caller that evaluates many
+    expressions (lowering) charges these steps to its work budget, so a short expression over a long list,
+    evaluated in every copy of a repeat, is paid for."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+
 class _Evaluator:
-    def __init__(self, parsed: _Parsed, scope: Mapping[str, Value]):
-        self.parsed, self.scope = parsed, scope
+    def __init__(self, parsed: _Parsed, scope: Mapping[str, Value], meter: Meter):
+        self.parsed, self.scope, self.meter = parsed, scope, meter
 
     def eval(self, node: ast.expr) -> Value:
+        self.meter.steps += 1
         try:
-            return self._eval(node)
+            value = self._eval(node)
+            if (type(value) is tuple or type(value) is str) and isinstance(node, _MAKERS) and (
+                    not isinstance(node, ast.Subscript) or isinstance(node.slice, ast.Slice)):
+                self.meter.steps += len(value) >> 3  # made or copied: slices, concatenation, repetition, displays
+            return value
         except ExprError as e:
             if e.column is None:  # the innermost node that failed gives the column
                 e.column = self.parsed.column(node.lineno, node.col_offset)
@@ -460,6 +487,8 @@ class _Evaluator:
             left = self.eval(node.left)
             for op, sub in zip(node.ops, node.comparators):
                 right = self.eval(sub)
+                if isinstance(right, (tuple, str)):  # `in` and comparisons walk it
+                    self.meter.steps += len(right)
                 if not _compare(op, left, right):
                     return False
                 left = right
@@ -510,6 +539,7 @@ class _Evaluator:
                 raise ExprError("AS304", f"'{name}' is a value, not a function")
             raise ExprError("AS303", f"unknown function '{name}'." + did_you_mean(name, FUNCTIONS))
         args = [self.eval(a) for a in node.args]
+        self.meter.steps += sum(len(a) for a in args if isinstance(a, (tuple, str)))  # sum/min/max walk their list
         try:
             _SIGNATURES[name].bind(*args)
         except TypeError as e:
@@ -534,11 +564,11 @@ def expression_source(value: object) -> str | None:
     return value[2:-1]
 
 
-def evaluate(source: str, scope: Mapping[str, Value]) -> Value:
+def evaluate(source: str, scope: Mapping[str, Value], meter: Meter | None = None) -> Value:
     """Evaluate the bare expression text (without "${ }") over scope; raises only ExprError."""
     parsed = _parse(source)
     try:
-        return _Evaluator(parsed, scope).eval(parsed.body)
+        return _Evaluator(parsed, scope, meter or Meter()).eval(parsed.body)
     except ExprError:
         raise
     except RecursionError:
@@ -547,7 +577,7 @@ def evaluate(source: str, scope: Mapping[str, Value]) -> Value:
         raise ExprError("AS304", f"the expression cannot be evaluated: {e}") from None
 
 
-def resolve(value: object, scope: Mapping[str, Value]) -> object:
+def resolve(value: object, scope: Mapping[str, Value], meter: Meter | None = None) -> object:
     """Evaluate expression strings inside value: lists become tuples, dicts keep their keys.
 
     A column in a raised ExprError counts from the start of the string value (the "${" included).
@@ -559,14 +589,14 @@ def resolve(value: object, scope: Mapping[str, Value]) -> object:
         if source is None:
             return value
         try:
-            return evaluate(source, scope)
+            return evaluate(source, scope, meter)
         except ExprError as e:
             offset = len(value) - len(source) - (1 if value.startswith("${") else 0)
             raise ExprError(e.code, e.message, None if e.column is None else e.column + offset) from None
     if isinstance(value, (list, tuple)):
-        return tuple(resolve(v, scope) for v in value)
+        return tuple(resolve(v, scope, meter) for v in value)
     if isinstance(value, dict):
-        return {k: resolve(v, scope) for k, v in value.items()}
+        return {k: resolve(v, scope, meter) for k, v in value.items()}
     return value
 
 

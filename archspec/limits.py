@@ -25,12 +25,18 @@ class Limits:
     use_depth: int = 8  # thin specs chained through use:
     repeat: int = 10_000  # copies one repeat: may make
     nodes: int = 20_000  # op nodes in the expanded graph (the largest zoo network has 932)
-    work: int = 100_000  # layer visits + expression evaluations while lowering (the zoo needs at most 5,734)
+    work: int = 100_000  # layer visits + expression evaluations while lowering (the zoo needs at most 5,734) ...
+    work_base: int = 20_000  # ... and at most work_base + work_per_char * (characters of the spec): a short
+    work_per_char: int = 10  # spec cannot ask for more than a fraction of a second of compute
     inputs: int = 1_024  # inputs of one layer (from:)
     errors: int = 100  # errors reported in one run; the rest are counted, not listed
     tensor_elements: int = 2**31  # elements of one tensor of one sample
     params: int = 2_000_000_000  # trainable parameters of a network that is built
     memory_bytes: int = 8 * GIB  # parameters + activations of the traced batch, checked before building
+
+    def work_for(self, characters: int) -> int:
+        """The work budget of a spec of `characters` characters."""
+        return min(self.work, self.work_base + self.work_per_char * characters)
 
     def raised(self, **changes: int) -> Limits:
         return replace(self, **changes)

@@ -57,6 +57,7 @@ class Document:
     data: Any
     locations: Mapping[Path, Location]
     key_locations: Mapping[Path, Location]
+    size: int = 0  # characters of source text: the work a spec may ask for grows with it
 
     def locate(self, path: Sequence[str | int]) -> Location:
         """Where the value at `path` is, or its deepest known ancestor; the file start for the root."""
@@ -337,7 +338,8 @@ def load_text(text: str, file: str = "<string>", limits: Limits = DEFAULT) -> Do
         builder.errors.append(_syntax_error(exc, text, file))
     if builder.errors:
         raise SpecErrors(builder.errors)
-    return Document(file, builder.data, MappingProxyType(builder.locations), MappingProxyType(builder.key_locations))
+    return Document(file, builder.data, MappingProxyType(builder.locations), MappingProxyType(builder.key_locations),
+                    len(text))
 
 
 def load_file(path: str | os.PathLike[str], limits: Limits = DEFAULT) -> Document:

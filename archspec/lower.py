@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from archspec.errors import Location, Path, SpecError, SpecErrors, did_you_mean, one_of
-from archspec.expr import ExprError, Value, resolve
+from archspec.expr import ExprError, Meter, Value, resolve
 from archspec.ir import INPUT_OP, Graph, Node, Shape, numel
 from archspec.limits import DEFAULT, Limits
 from archspec.load import Document
@@ -39,6 +39,7 @@ MAX_NODES = DEFAULT.nodes
 MAX_REPEAT = DEFAULT.repeat
 MAX_NUMEL = DEFAULT.tensor_elements  # elements of one sample's tensor
 SCOPE_COPY_UNIT = 128  # names copied into a layer's scope per unit of work
+STEPS_PER_UNIT = 16  # expression steps (archspec.expr.Meter) per unit of work
 
 
 class _Abort(Exception):
@@ -62,10 +63,12 @@ class _Lowerer:
     errors: list[SpecError] = field(default_factory=list)
     global_env: dict[str, Value] = field(default_factory=dict)
     work: int = 0
+    budget: int = 0
     deferred_locations: frozenset[Location | None] = frozenset()
 
     def __post_init__(self) -> None:
         self.deferred_locations = frozenset(e.location for e in self.resolved.deferred)
+        self.budget = self.limits.work_for(self.resolved.doc.size)
 
     @property
     def doc(self) -> Document:
@@ -83,20 +86,23 @@ class _Lowerer:
         """Count lowering work. The node limit bounds what is made; this bounds the effort, which
         layers that make nothing (repeat: 0, if: false) or read large values would otherwise escape."""
         self.work += units
-        if self.work > self.limits.work:
-            self.errors.append(SpecError("AS411", f"expanding the spec takes more than {self.limits.work:,} steps of work "
-                                         "(layer visits and expression evaluations); check nested repeat: counts, "
-                                         "or raise --limit work=N", self.doc.locate(path), path))
+        if self.work > self.budget:
+            self.errors.append(SpecError("AS411", f"expanding the spec takes more than {self.budget:,} steps of work "
+                                         f"(layer visits and expression evaluations; the budget is {self.limits.work_base:,} + "
+                                         f"{self.limits.work_per_char} per character of the spec, at most {self.limits.work:,}); "
+                                         "check nested repeat: counts, or raise --limit work_base=N", self.doc.locate(path), path))
             raise _Abort()
 
     def evaluate(self, value: Any, env: Mapping[str, Value], path: Path) -> Any:
         """Resolve expressions in `value`; on failure record a located error and raise _Skip."""
-        self.spend(1, path)
+        meter = Meter()
         try:
-            return resolve(value, env)
+            return resolve(value, env, meter)
         except ExprError as exc:
             self.error(exc.code, exc.message, path)
             raise _Skip() from None
+        finally:
+            self.spend(1 + meter.steps // STEPS_PER_UNIT, path)
 
     def checks_hold(self, checks: Sequence[Check], env: Mapping[str, Value]) -> bool:
         """Evaluate a spec's or block's `checks:`; record an AS209 error for each that fails."""

@@ -19,3 +19,9 @@ def write_spec(tmp_path):
         return path
 
     return write
+
+
+def pytest_addoption(parser):
+    parser.addoption("--deep", action="store_true", default=False,
+                     help="fuzz deeply: hundreds of thousands of mutated specs on every core (tests/test_fuzz.py)")
+    parser.addoption("--fuzz-seed", default="0", help="random seed of the mutation fuzzer (default 0)")

@@ -241,6 +241,10 @@ BROKEN = {
     "import_error": ("broken_plugin:PLUGIN", "raise ImportError('broken on purpose')\n", "ImportError: broken on purpose"),
     "not_a_plugin": ("broken_plugin:PLUGIN", "PLUGIN = {'ops': []}\n", "TypeError: broken_plugin:PLUGIN is a dict"),
     "missing_attribute": ("broken_plugin:NOPE", "PLUGIN = None\n", "AttributeError"),
+    # Not Exceptions: a plugin must not be able to stop archspec by raising these at import either.
+    "keyboard_interrupt": ("broken_plugin:PLUGIN", "raise KeyboardInterrupt('at import')\n", "KeyboardInterrupt: at import"),
+    "system_exit": ("broken_plugin:PLUGIN", "raise SystemExit(3)\n", "SystemExit: 3"),
+    "base_exception": ("broken_plugin:PLUGIN", "raise BaseException('base')\n", "BaseException: base"),
 }
 
 

@@ -1,0 +1,226 @@
+"""Regression tests of issue 5's findings that are not spec files (those live in tests/hostile/): plugins
+that fail inside their own code, the plugin switch, output paths, interrupted and failed writes, our own
+output to a full device, the limits table, and the pure-Python YAML path agreeing with libyaml's."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+import resource
+import signal
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+
+import archspec.load as load_module
+from archspec.errors import SpecErrors
+from archspec.limits import DEFAULT, Limits, parse_limit
+from archspec.load import load_text
+from test_plugins import archspec, make_dist, run
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = ROOT / "specs/seed_cnn.yaml"
+TINY = "archspec: 1\nname: tiny\ninput: [3, 8, 8]\nlayers:\n  - {op: %s}\n  - {op: flatten}\n"
+
+# A plugin whose op, count, lowering or backend raises: each must be reported as that plugin's bug.
+FAULTY = '''
+from pydantic import BaseModel
+from archspec.ops.base import NoParams, OpDef, Plugin
+
+def bad_shape(p, inputs):
+    raise ZeroDivisionError("shape bug")
+
+def bad_weights(p, inputs):
+    raise RuntimeError("weights bug")
+
+def bad_lowering(node, shapes):
+    raise ValueError("lowering bug")
+
+class BadBackend:
+    name = "faulty"
+    suffix = ".bin"
+    def __init__(self, *, extra_lowerings): pass
+    def supports(self, op): return True
+    def unsupported(self, graph): return []
+    def build(self, graph, options): raise KeyError("backend bug")
+    def save(self, artifact, graph, path): pass
+
+LOWERINGS = {"weights_op": bad_lowering, "lower_op": bad_lowering}
+PLUGIN = Plugin(
+    ops=[OpDef("shape_op", NoParams, (1, 1), bad_shape),
+         OpDef("weights_op", NoParams, (1, 1), lambda p, i: i[0], weights=bad_weights),
+         OpDef("lower_op", NoParams, (1, 1), lambda p, i: i[0])],
+    backends={"faulty": "faulty_plugin:BadBackend"},
+    lowerings={"torch": "faulty_plugin:LOWERINGS"},
+)
+'''
+
+
+@pytest.fixture(scope="module")
+def faulty_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_dist(tmp_path_factory.mktemp("faulty") / "site", "faulty-plugin", "6.6.6", {"faulty": "faulty_plugin:PLUGIN"},
+                     {"faulty_plugin": FAULTY})
+
+
+@pytest.mark.parametrize("op, command, bug", [
+    ("shape_op", "validate", "ZeroDivisionError: shape bug"),
+    ("weights_op", "summary", "RuntimeError: weights bug"),
+    ("lower_op", "build", "ValueError: lowering bug"),
+])
+def test_a_plugin_failing_in_its_own_code_is_reported_as_its_bug(faulty_site: Path, tmp_path: Path, op: str,
+                                                                   command: str, bug: str) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(TINY % op)
+    result = archspec(command, str(spec), *(["-o", str(tmp_path / "m.pt2")] if command == "build" else []), path=[faulty_site])
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "AS805" in result.stderr and bug in result.stderr, result.stderr
+    assert "faulty-plugin 6.6.6" in result.stderr or "(see `archspec list`)" in result.stderr
+    if op != "lower_op":  # located at the layer that uses the op
+        assert f"{spec}:5:5: AS805" in result.stderr, result.stderr
+    assert not (tmp_path / "m.pt2").exists()
+
+
+def test_a_failing_backend_is_reported_as_its_bug(faulty_site: Path, tmp_path: Path) -> None:
+    result = archspec("build", str(SEED), "--backend", "faulty", "-o", str(tmp_path / "m.bin"), path=[faulty_site])
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "AS805: the faulty backend failed in build: KeyError: 'backend bug'" in result.stderr
+    assert "faulty-plugin 6.6.6" in result.stderr and list(tmp_path.iterdir()) == []
+
+
+def test_no_plugins_switch_and_variable(faulty_site: Path) -> None:
+    with_plugins = archspec("list", path=[faulty_site])
+    assert "shape_op" in with_plugins.stdout and "faulty" in with_plugins.stdout
+    for result in (archspec("--no-plugins", "list", path=[faulty_site]),
+                   run(["-c", "import os, sys; os.environ['ARCHSPEC_NO_PLUGINS'] = '1'; "
+                        "from archspec.cli import main; sys.exit(main(['list']))"], [faulty_site])):
+        assert result.returncode == 0, result.stderr
+        assert "shape_op" not in result.stdout and "faulty" not in result.stdout and "conv2d" in result.stdout
+        assert "faulty_plugin" not in result.stderr
+
+
+def test_a_duplicate_backend_withdraws_the_name_only(tmp_path: Path) -> None:
+    module = "from archspec.ops.base import Plugin\nPLUGIN = Plugin(backends={'torch': 'dup_backend:Nope'})\n"
+    site = make_dist(tmp_path / "site", "dup-backend", "1.0", {"dup": "dup_backend:PLUGIN"}, {"dup_backend": module})
+    assert archspec("validate", str(SEED), path=[site]).returncode == 0
+    result = archspec("build", str(SEED), "-o", str(tmp_path / "m.pt2"), path=[site])
+    assert result.returncode == 1 and "AS802: backend 'torch' is provided twice" in result.stderr
+    assert "dup-backend 1.0" in result.stderr and not (tmp_path / "m.pt2").exists()
+
+
+# -- where build writes -------------------------------------------------------------------------------
+def test_default_output_goes_in_the_current_folder(tmp_path: Path) -> None:
+    result = run(["-m", "archspec.cli", "build", str(SEED)], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["seed_cnn.pt2"]
+
+
+def test_output_refuses_special_files_and_links(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.pt2"
+    os.mkfifo(fifo)
+    target = tmp_path / "elsewhere.pt2"
+    target.write_bytes(b"keep")
+    link = tmp_path / "link.pt2"
+    link.symlink_to(target)
+    for path, why in ((fifo, "not a regular file"), (Path(os.devnull), "not a regular file"), (link, "symbolic link")):
+        result = archspec("build", str(SEED), "-o", str(path))
+        assert result.returncode == 1 and why in result.stderr and "AS804" in result.stderr, result.stderr
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and link.is_symlink() and target.read_bytes() == b"keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere.pt2", "fifo.pt2", "link.pt2"]
+
+
+def test_replacing_a_file_keeps_its_mode(tmp_path: Path) -> None:
+    out = tmp_path / "model.pt2"
+    out.write_bytes(b"old")
+    out.chmod(0o640)
+    assert archspec("build", str(SEED), "-o", str(out)).returncode == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o640 and out.read_bytes()[:2] == b"PK"
+
+
+def test_a_full_disk_is_an_error_and_leaves_nothing(tmp_path: Path) -> None:
+    # RLIMIT_FSIZE stands in for a full disk (the write fails with EFBIG as it would with ENOSPC);
+    # torch's own C++ writer aborted the process here, ours reports it.
+    script = ("import resource, signal, sys\n"
+              "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+              "resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))\n"
+              "from archspec.cli import main\n"
+              "sys.exit(main(['build', sys.argv[1], '-o', sys.argv[2]]))\n")
+    result = run(["-c", script, str(SEED), str(tmp_path / "out" / "model.pt2")])
+    assert result.returncode == 1, result.stderr
+    assert "AS804: cannot write" in result.stderr and "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []  # not the file, not the temporary folder, not the folder made for it
+
+
+def test_our_own_output_to_a_full_device() -> None:
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "archspec.cli", "summary", str(SEED)], stdout=full,
+                                stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 1 and "cannot write the output" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_interrupted_build_leaves_nothing_behind(tmp_path: Path, sig: signal.Signals) -> None:
+    out = tmp_path / "vgg16.pt2"
+    proc = subprocess.Popen([sys.executable, "-m", "archspec.cli", "build", "specs/vgg16.yaml", "-o", str(out)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(p.name.startswith(".") for p in tmp_path.iterdir()):
+        time.sleep(0.05)  # wait until the write has started: its private temporary folder exists
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_surrogates_in_the_command_line_are_printed_escaped(tmp_path: Path) -> None:
+    name = os.fsdecode(b"bad\xff.yaml")  # an undecodable file name: a lone surrogate in argv
+    result = subprocess.run([sys.executable, "-m", "archspec.cli", "validate", name], capture_output=True, cwd=tmp_path)
+    assert result.returncode == 2 and b"Traceback" not in result.stderr and b"\\udcff" in result.stderr
+
+
+# -- limits ---------------------------------------------------------------------------------------------
+def test_limits_parse_and_raise() -> None:
+    assert parse_limit("memory_bytes=16Gi") == ("memory_bytes", 16 * 2**30)
+    assert parse_limit("nodes=100_000") == ("nodes", 100_000) and parse_limit("params=5G") == ("params", 5 * 10**9)
+    for bad in ("cpu=1", "nodes", "nodes=-1", "nodes=1e9", "nodes=" + "9" * 40):
+        with pytest.raises(ValueError):
+            parse_limit(bad)
+    assert Limits().raised(nodes=5).nodes == 5 and DEFAULT.nodes == Limits().nodes
+
+
+def test_raising_a_limit_lets_a_larger_spec_through(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("archspec: 1\nname: long\ninput: [3, 8, 8]\nlayers:\n  - {op: relu, repeat: 20000}\n  - {op: flatten}\n")
+    refused = archspec("validate", str(spec))
+    assert refused.returncode == 1 and "AS404" in refused.stderr and "--limit repeat=N" in refused.stderr
+    assert archspec("validate", str(spec), "--limit", "repeat=30000", "--limit", "nodes=30000",
+                    "--limit", "work_base=100000").returncode == 0
+
+
+def test_the_huge_network_is_refused_before_allocation_with_the_memory_it_needs(tmp_path: Path) -> None:
+    spec = ROOT / "tests/hostile/build_huge_parameters.yaml"
+    result = archspec("build", str(spec), "-o", str(tmp_path / "m.pt2"))
+    assert result.returncode == 1 and "AS503" in result.stderr and "4,900,070,000 parameters (19.6 GB" in result.stderr
+    wide = archspec("build", "specs/vgg16.yaml", "--set", "resolution=2048", "-o", str(tmp_path / "m.pt2"))
+    assert wide.returncode == 1 and "building needs about" in wide.stderr and "--limit memory_bytes" in wide.stderr
+
+
+# -- the pure-Python YAML path (PyYAML built without libyaml) --------------------------------------------
+@pytest.mark.parametrize("spec", sorted((ROOT / "specs").rglob("*.yaml"))[:12] + sorted((ROOT / "tests/hostile").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_libyaml_and_pure_python_events_agree(spec: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = spec.read_text(encoding="utf-8")
+
+    def outcome() -> object:
+        try:
+            doc = load_text(text, "f.yaml")
+            return doc.data, dict(doc.locations), dict(doc.key_locations)
+        except SpecErrors as exc:  # libyaml stops at a bad escape, the pure-Python scanner reads on
+            return {e.code for e in exc.errors}, exc.errors[0].location.line if exc.errors[0].location else None
+
+    fast = outcome()
+    monkeypatch.setattr(load_module, "_CParser", None)
+    assert outcome() == fast
