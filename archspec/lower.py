@@ -364,7 +364,7 @@ def _input_shape(lowerer: _Lowerer, env: Mapping[str, Value]) -> Shape:
     try:
         shape = lowerer.evaluate(lowerer.resolved.spec.input, env, ("input",))
     except _Skip:
-        raise SpecErrors(lowerer.errors) from None
+        raise SpecErrors([*lowerer.resolved.deferred, *lowerer.errors]) from None
     if not isinstance(shape, tuple) or not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape):
         raise SpecErrors([SpecError("AS203", f"input: gives {shape!r}; it must be a list of positive whole numbers, e.g. [3, $resolution, $resolution]",
                                     lowerer.doc.locate(("input",)), ("input",))])
