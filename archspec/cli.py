@@ -48,11 +48,14 @@ def _parser() -> argparse.ArgumentParser:
     spec_command("validate", "check a spec; print every error as file:line:col: code: message")
     summary = spec_command("summary", "per-layer table of output shapes, parameters and MACs")
     summary.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    summary.add_argument("--optimize", action="store_true", help="count the inference-optimized graph")
     build = spec_command("build", "compile a spec with a backend and write the artifact")
     build.add_argument("-o", "--output", help="output file (default: <name><backend suffix>, e.g. vgg16.pt2)")
     build.add_argument("--backend", default="torch")
     build.add_argument("--seed", type=int, default=0, help="weight initialisation seed")
     build.add_argument("--weights", help="initial weights: a reference state dict (.safetensors, .pt, .pth)")
+    build.add_argument("--optimize", action="store_true",
+                       help="inference build: fold batch norm into convs, drop dropout and drop-path")
     lister = sub.add_parser("list", help="specs, ops and backends, with the plugin providing each")
     lister.add_argument("--specs", default=str(SPECS_DIR), help="folder of specs to list")
     sub.add_parser("schema", help="print the spec format as JSON Schema")
@@ -88,11 +91,12 @@ def _run(args: argparse.Namespace) -> int:
         c = compiled.costs
         print(f"ok: {path}: {compiled.graph.name}, {c.params:,} params, {human(c.macs)} MACs, output {list(c.output)}")
     elif args.command == "summary":
-        costs = pipeline.compile_spec(path, overrides, registry, args.variant).costs
+        costs = pipeline.compile_spec(path, overrides, registry, args.variant, args.optimize).costs
         print(json.dumps(costs.to_json()) if args.json else table(costs))
     elif args.command == "build":
         out = pipeline.build_file(path, args.output, backend=args.backend, seed=args.seed, weights=args.weights,
-                                  overrides=overrides, variant=args.variant, registry=registry)
+                                  overrides=overrides, variant=args.variant, registry=registry,
+                                  optimize=args.optimize)
         print(f"wrote {out}")
     return 0
 

@@ -93,8 +93,7 @@ def _fold(fx_graph: fx.Graph, graph: Graph, node: Node, emit: Call, inputs: list
     shapes = graph.input_shapes(node)
     result, shape = inputs[order[0]], shapes[order[0]]
     for step, k in enumerate(order[1:]):
-        inplace = emit.accumulate is not None and fresh and shape == node.shape
-        target = emit.accumulate if inplace else emit.target
+        target = emit.accumulate if emit.accumulate is not None and fresh and shape == node.shape else emit.target
         result = fx_graph.create_node("call_function", target, (result, inputs[k]), dict(emit.kwargs),
                                       name=label if step == len(inputs) - 2 else f"{label}_part")
         shape, fresh = broadcast(None, [shape, shapes[k]]), True
