@@ -56,6 +56,22 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--weights", help="initial weights: a reference state dict (.safetensors, .pt, .pth)")
     build.add_argument("--optimize", action="store_true",
                        help="inference build: fold batch norm into convs, drop dropout and drop-path")
+    bench = spec_command("bench", "time the built model (and its torchvision/timm reference with --vs)")
+    bench.add_argument("--backend", default="torch", help="backend whose artifact is timed (default: torch, eager)")
+    bench.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
+    bench.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"],
+                       help="inference: weights and input in this dtype; --train: autocast to it")
+    bench.add_argument("--batch", type=int, default=8)
+    bench.add_argument("--train", action="store_true", help="time forward + backward + SGD step")
+    bench.add_argument("--vs", metavar="REF", help="also time the reference model (torchvision or timm), same weights")
+    bench.add_argument("--compile", action="store_true", help="torch.compile (default mode) both sides")
+    bench.add_argument("--channels-last", action="store_true", help="NHWC module and input, both sides")
+    bench.add_argument("--optimize", action="store_true", help="time the inference-optimized build (archspec build --optimize)")
+    bench.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
+    bench.add_argument("--warmup", type=int, default=3, help="untimed steps before timing")
+    bench.add_argument("--iters", type=int, default=10, help="timed steps (per model)")
+    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--json", action="store_true", help="one JSON object on stdout")
     lister = sub.add_parser("list", help="specs, ops and backends, with the plugin providing each")
     lister.add_argument("--specs", default=str(SPECS_DIR), help="folder of specs to list")
     sub.add_parser("schema", help="print the spec format as JSON Schema")
@@ -98,6 +114,13 @@ def _run(args: argparse.Namespace) -> int:
                                   overrides=overrides, variant=args.variant, registry=registry,
                                   optimize=args.optimize)
         print(f"wrote {out}")
+    elif args.command == "bench":
+        from archspec.bench import BenchOptions, bench
+
+        options = BenchOptions(args.backend, args.device, args.dtype, args.batch, args.train, args.vs, args.compile,
+                               args.channels_last, args.optimize, args.threads, args.warmup, args.iters, args.seed)
+        report = bench(path, options, overrides, args.variant, registry)
+        print(json.dumps(report.to_json()) if args.json else report.text())
     return 0
 
 
