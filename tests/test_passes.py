@@ -11,7 +11,7 @@ from archspec.backends.torch.modules import DropPath
 from archspec.ir import Graph, GraphError, Node
 from archspec.passes import run_passes
 from archspec.passes.counts import count
-from archspec.passes.inference import DropTrainingOnly, FoldBatchNorm, TRAINING_ONLY, optimize
+from archspec.passes.inference import DropTrainingOnly, TRAINING_ONLY, batchnorm_folds, optimize
 from archspec.passes.shapes import InferShapes
 from archspec.registry import default_registry
 from reference import TOLERANCE, perturb_batchnorm, relative_error, save_state_dict
@@ -43,7 +43,7 @@ def test_inference_plan_folds_every_foldable_batchnorm(spec):
     compiled = archspec.compile_spec(spec)
     plan = optimize(compiled.graph, registry, lint=True)
     graph = plan.graph
-    assert not any(n.op in TRAINING_ONLY for n in graph) and FoldBatchNorm().plan(graph) == ()
+    assert not any(n.op in TRAINING_ONLY for n in graph) and batchnorm_folds(graph) == ()
     assert graph.output_shape == compiled.graph.output_shape and plan.source is compiled.graph
     channels = {f.bn: compiled.graph.node(f.bn).shape[0] for f in plan.folds}  # type: ignore[index]
     added = sum(channels[f.bn] * ((not f.conv_bias) - 2 * f.affine) for f in plan.folds)

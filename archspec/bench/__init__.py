@@ -1,6 +1,6 @@
 """Benchmarks: time a built spec on a device, optionally against its reference implementation.
 
-    options    BenchOptions: what `archspec bench` parses (torch-free, like this module)
+    (here)     BenchOptions (what `archspec bench` parses), Stats, BenchReport; torch-free
     run        the orchestration: build, place, warm up, time interleaved, report
     runners    backend name -> runner factory (today: torch, eager or torch.compile)
     timing     device-event timing (CUDA events on GPU, perf_counter on CPU), median and spread

@@ -52,32 +52,35 @@ class BatchNormFold:
     conv_bias: bool
 
 
+def batchnorm_folds(graph: Graph) -> tuple[BatchNormFold, ...]:
+    """Every batch norm over [C, H, W] whose input is a conv2d read by that norm alone (and not the
+    graph's output), in graph order: what FoldBatchNorm folds and how the weights must follow."""
+    folds = []
+    for node in graph.ops:
+        if node.op != "batchnorm" or len(node.shape or ()) != 3:
+            continue
+        conv = graph.node(node.inputs[0])
+        if conv.op == "conv2d" and graph.users(conv.name) == [node.name] and graph.output != conv.name:
+            p: BatchNorm = node.params  # type: ignore[assignment]
+            folds.append(BatchNormFold(conv.name, node.name, p.eps, p.affine, conv.params.bias))  # type: ignore[union-attr]
+    return tuple(folds)
+
+
 @dataclass(frozen=True)
 class FoldBatchNorm:
-    """Fold every batch norm whose input is a conv2d read by that batch norm alone into the conv.
+    """Fold each batch norm of `batchnorm_folds(graph)` into its conv.
 
     Before: shapes inferred. After: each folded conv has a bias, its batch norm is gone and the norm's
     users read the conv; shapes are unchanged. Counts change by +C (the bias, where the conv had none)
     and -2C (gamma, beta) per fold. Exact in eval mode only, and only once the weights are transformed
-    as `plan` says: the pass rewrites structure, a backend rewrites tensors.
+    as the folds say: the pass rewrites structure, a backend rewrites tensors.
     """
 
     name: str = "fold-batchnorm"
 
-    def plan(self, graph: Graph) -> tuple[BatchNormFold, ...]:
-        folds = []
-        for node in graph.ops:
-            if node.op != "batchnorm" or len(node.shape or ()) != 3:
-                continue
-            conv = graph.node(node.inputs[0])
-            if conv.op == "conv2d" and graph.users(conv.name) == [node.name] and graph.output != conv.name:
-                p: BatchNorm = node.params  # type: ignore[assignment]
-                folds.append(BatchNormFold(conv.name, node.name, p.eps, p.affine, conv.params.bias))  # type: ignore[union-attr]
-        return tuple(folds)
-
     def run(self, graph: Graph) -> Graph:
         out = graph.copy()
-        for fold in self.plan(graph):
+        for fold in batchnorm_folds(graph):
             conv = out.node(fold.conv)
             out.replace(fold.conv, params=conv.params.model_copy(update={"bias": True}))  # type: ignore[union-attr]
             out.rewire(fold.bn, fold.conv)
@@ -104,9 +107,8 @@ class Optimized:
 def optimize(graph: Graph, registry: Registry, *, lint: bool = False) -> Optimized:
     """Drop training-only ops, fold batch norms, re-infer shapes; `lint` checks the IR after each pass."""
     slim = run_passes(graph, [DropTrainingOnly()], lint=lint)
-    fold = FoldBatchNorm()
-    folds = fold.plan(slim)
-    out = run_passes(slim, [fold, InferShapes(registry)], lint=lint)
+    folds = batchnorm_folds(slim)
+    out = run_passes(slim, [FoldBatchNorm(), InferShapes(registry)], lint=lint)
     costs = count(out, registry)
     conv_macs = sum(layer.macs for layer in costs.layers if layer.op == "conv2d")
     return Optimized(graph, out, folds, costs.macs > 0 and conv_macs >= CHANNELS_LAST_SHARE * costs.macs)
