@@ -21,6 +21,8 @@ __all__ = ["ArchspecError", "Compiled", "Costs", "Location", "SpecError", "SpecE
 __version__ = "0.1.0"
 
 
-def summary(path: str | os.PathLike[str], *, variant: str | None = None, **overrides: Any) -> Costs:
-    """Output shapes, parameter and MAC counts of a spec, computed statically."""
-    return compile_spec(path, overrides, variant=variant).costs
+def summary(path: str | os.PathLike[str], *, variant: str | None = None, optimize: bool = False,
+            **overrides: Any) -> Costs:
+    """Output shapes, parameter and MAC counts of a spec, computed statically (with `optimize`: of the
+    inference-rewritten graph, which `build(..., optimize=True)` builds)."""
+    return compile_spec(path, overrides, variant=variant, optimize=optimize).costs

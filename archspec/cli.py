@@ -28,7 +28,7 @@ from archspec.validate import resolve_file
 from archspec.report import describe_op, human, table
 
 SPECS_DIR = Path("specs")
-USAGE_CODES = frozenset({"AS803", "AS806"})  # an unknown backend, a bad option value
+USAGE_CODES = frozenset({"AS806"})  # a bad option value (an unknown backend among them)
 
 
 def _exists(path: Path) -> bool:
@@ -98,11 +98,30 @@ def _parser() -> argparse.ArgumentParser:
     spec_command("validate", "check a spec; print every error as file:line:col: code: message")
     summary = spec_command("summary", "per-layer table of output shapes, parameters and MACs")
     summary.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    summary.add_argument("--optimize", action="store_true", help="count the inference-optimized graph")
     build = spec_command("build", "compile a spec with a backend and write the artifact")
     build.add_argument("-o", "--output", help="output file (default: <name><backend suffix>, e.g. vgg16.pt2)")
     build.add_argument("--backend", default="torch")
     build.add_argument("--seed", type=_seed, default=0, help="weight initialisation seed (0 to 2**64-1)")
     build.add_argument("--weights", help="initial weights: a reference state dict (.safetensors, .pt, .pth)")
+    build.add_argument("--optimize", action="store_true",
+                       help="inference build: fold batch norm into convs, drop dropout and drop-path")
+    bench = spec_command("bench", "time the built model (and its torchvision/timm reference with --vs)")
+    bench.add_argument("--backend", default="torch", help="backend whose artifact is timed (default: torch, eager)")
+    bench.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
+    bench.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"],
+                       help="inference: weights and input in this dtype; --train: autocast to it")
+    bench.add_argument("--batch", type=int, default=8)
+    bench.add_argument("--train", action="store_true", help="time forward + backward + SGD step")
+    bench.add_argument("--vs", metavar="REF", help="also time the reference model (torchvision or timm), same weights")
+    bench.add_argument("--compile", action="store_true", help="torch.compile (default mode) both sides")
+    bench.add_argument("--channels-last", action="store_true", help="NHWC module and input, both sides")
+    bench.add_argument("--optimize", action="store_true", help="time the inference-optimized build (archspec build --optimize)")
+    bench.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
+    bench.add_argument("--warmup", type=int, default=3, help="untimed steps before timing")
+    bench.add_argument("--iters", type=int, default=10, help="timed steps (per model)")
+    bench.add_argument("--seed", type=_seed, default=0)
+    bench.add_argument("--json", action="store_true", help="one JSON object on stdout")
     lister = sub.add_parser("list", help="specs, ops and backends, with the plugin providing each")
     lister.add_argument("--specs", default=str(SPECS_DIR), help="folder of specs to list")
     sub.add_parser("schema", help="print the spec format as JSON Schema")
@@ -130,6 +149,10 @@ def _run(args: argparse.Namespace, registry: Registry) -> int:
         _out(f"{code}: {CODES[code]}")
         return 0
     limits = _limits(args.limit)
+    backend = getattr(args, "backend", None)
+    if backend is not None and backend not in registry.backends and not registry.conflict("backend", backend):
+        raise ArchspecError("AS806", f"unknown backend {backend!r}.{did_you_mean(backend, registry.backends)} "
+                            f"Known: {', '.join(sorted(registry.backends))}")
     path = _spec_path(args.spec)
     overrides = _overrides(args.set)
     if args.command == "validate":
@@ -137,12 +160,20 @@ def _run(args: argparse.Namespace, registry: Registry) -> int:
         c = compiled.costs
         _out(f"ok: {path}: {compiled.graph.name}, {c.params:,} params, {human(c.macs)} MACs, output {list(c.output)}")
     elif args.command == "summary":
-        costs = pipeline.compile_spec(path, overrides, registry, args.variant, limits).costs
+        costs = pipeline.compile_spec(path, overrides, registry, args.variant, limits, optimize=args.optimize).costs
         _out(json.dumps(costs.to_json()) if args.json else table(costs))
     elif args.command == "build":
         out = pipeline.build_file(path, args.output, backend=args.backend, seed=args.seed, weights=args.weights,
-                                  overrides=overrides, variant=args.variant, registry=registry, limits=limits)
+                                  overrides=overrides, variant=args.variant, registry=registry, limits=limits,
+                                  optimize=args.optimize)
         _out(f"wrote {out}")
+    elif args.command == "bench":
+        from archspec.bench import BenchOptions, bench
+
+        options = BenchOptions(args.backend, args.device, args.dtype, args.batch, args.train, args.vs, args.compile,
+                               args.channels_last, args.optimize, args.threads, args.warmup, args.iters, args.seed)
+        report = bench(path, options, overrides, args.variant, registry)
+        _out(json.dumps(report.to_json()) if args.json else report.text())
     return 0
 
 

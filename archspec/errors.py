@@ -98,7 +98,7 @@ def one_of(candidates: Sequence[str], limit: int = 12) -> str:
 
 
 # The stable codes. Ranges follow the pipeline: 1xx load, 2xx validate, 3xx expressions,
-# 4xx lower, 5xx shapes and limits, 6xx expect, 7xx weights, 8xx plugins and backends.
+# 4xx lower, 5xx shapes and limits, 6xx expect, 7xx weights, 8xx plugins and backends, 9xx benchmarks.
 CODES: dict[str, str] = {
     "AS101": "The spec file cannot be read (missing, a directory, or not UTF-8).",
     "AS102": "YAML syntax error.",
@@ -154,4 +154,6 @@ CODES: dict[str, str] = {
     "AS804": "Build output could not be written, or the output path is not allowed (not a regular file or new path).",
     "AS805": "A plugin's op or backend code raised an error: a bug in that plugin, named in the message.",
     "AS806": "The command line is wrong (an option's value, or a spec path that does not exist).",
+    "AS901": "A benchmark cannot run: no such device (no CUDA), no runner for the backend, bad options, or the step failed.",
+    "AS902": "No reference model for --vs: unknown library, no counterpart of the spec, or an override it cannot follow.",
 }

@@ -6,6 +6,7 @@
     check_expect   the spec's own expect: figures hold (only without overrides)
     footprint      parameters and memory within the limits, before anything is allocated
     output_path    where the artifact goes: checked before the build starts
+    optimize       (on request) IR -> IR inference rewrites, then count again
     backend        IR -> artifact (torch: nn.Module, saved as a torch.export .pt2)
 
 Nothing here imports torch: a backend is imported by the registry when it is used. A backend's own
@@ -29,6 +30,7 @@ from archspec.lower import fmt_shape, lower
 from archspec.params import COMMAND_LINE
 from archspec.passes.counts import Costs, count
 from archspec.passes.footprint import check_footprint
+from archspec.passes.inference import Optimized, optimize as inference_plan
 from archspec.registry import Registry, default_registry
 from archspec.validate import Resolved, resolve_file
 
@@ -40,19 +42,34 @@ class Compiled:
     resolved: Resolved
     graph: Graph
     costs: Costs
+    optimized: Optimized | None = None  # with optimize=True: graph and costs are the rewritten graph's
 
 
 def compile_spec(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None,
-                 registry: Registry | None = None, variant: str | None = None, limits: Limits = DEFAULT) -> Compiled:
+                 registry: Registry | None = None, variant: str | None = None, limits: Limits = DEFAULT, *,
+                 optimize: bool = False) -> Compiled:
     """Validate, lower and count a spec file (optionally one `variant` of its family's table);
-    raise SpecErrors with every located problem."""
+    raise SpecErrors with every located problem. `optimize` applies the inference rewrites after the
+    expect: check (which states the reference figures of the unrewritten network)."""
     registry = registry or default_registry()
     resolved = resolve_file(path, registry, variant, limits)
     graph = lower(resolved, registry, overrides, COMMAND_LINE, limits)
     costs = count(graph, registry)
     if not overrides:
         check_expect(resolved, costs)
+    if optimize:
+        plan = inference_plan(graph, registry)
+        return Compiled(resolved, plan.graph, count(plan.graph, registry), plan)
     return Compiled(resolved, graph, costs)
+
+
+def build_options(compiled: Compiled, seed: int, weights: str | os.PathLike[str] | None,
+                  channels_last: bool | None = None) -> BuildOptions:
+    """Backend options; channels_last defaults to the optimizer's choice (off without optimize)."""
+    plan = compiled.optimized
+    if channels_last is None:
+        channels_last = plan.channels_last if plan else False
+    return BuildOptions(seed, Path(weights) if weights else None, plan, channels_last)
 
 
 def check_expect(resolved: Resolved, costs: Costs) -> None:
@@ -87,27 +104,33 @@ def check_seed(seed: object) -> int:
 
 def build(path: str | os.PathLike[str], *, backend: str = "torch", seed: int = 0,
           weights: str | os.PathLike[str] | None = None, variant: str | None = None,
-          registry: Registry | None = None, limits: Limits = DEFAULT, **overrides: Any) -> Any:
-    """Compile a spec and return the backend's in-memory artifact (torch: an nn.Module in train mode)."""
+          registry: Registry | None = None, limits: Limits = DEFAULT, optimize: bool = False,
+          channels_last: bool | None = None, **overrides: Any) -> Any:
+    """Compile a spec and return the backend's in-memory artifact (torch: an nn.Module in train mode;
+    with `optimize`, an inference module in eval mode, in channels_last where that pays)."""
     registry = registry or default_registry()
-    options = BuildOptions(check_seed(seed), Path(weights) if weights else None)
-    compiled = compile_spec(path, overrides, registry, variant, limits)
+    check_seed(seed)
+    compiled = compile_spec(path, overrides, registry, variant, limits, optimize=optimize)
     check_footprint(compiled.graph, compiled.costs, limits, BUILD_BATCH)
     target = registry.backend(backend)
+    options = build_options(compiled, seed, weights, channels_last)
     return _guarded(registry, backend, "build", lambda: target.build(compiled.graph, options))
 
 
 def build_file(path: str | os.PathLike[str], output: str | os.PathLike[str] | None = None, *,
                backend: str = "torch", seed: int = 0, weights: str | os.PathLike[str] | None = None,
                overrides: Mapping[str, Any] | None = None, variant: str | None = None,
-               registry: Registry | None = None, limits: Limits = DEFAULT) -> Path:
+               registry: Registry | None = None, limits: Limits = DEFAULT, optimize: bool = False) -> Path:
     """Compile a spec and write the backend's artifact; nothing is left behind on failure."""
     registry = registry or default_registry()
-    options = BuildOptions(check_seed(seed), Path(weights) if weights else None)
-    compiled = compile_spec(path, overrides, registry, variant, limits)
+    check_seed(seed)
+    compiled = compile_spec(path, overrides, registry, variant, limits, optimize=optimize)
     check_footprint(compiled.graph, compiled.costs, limits, BUILD_BATCH)
     target = registry.backend(backend)
     out = output_path(output, compiled.graph.name, target.suffix)  # refused before the (long) build, not after
+    # Saved weights keep the default memory format (torch.export warns on NHWC tensors); whoever loads
+    # the artifact picks the format for their device.
+    options = build_options(compiled, seed, weights, channels_last=False)
     artifact = _guarded(registry, backend, "build", lambda: target.build(compiled.graph, options))
     try:
         _guarded(registry, backend, "save", lambda: target.save(artifact, compiled.graph, out))

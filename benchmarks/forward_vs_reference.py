@@ -1,69 +1,41 @@
 """Forward-pass speed of archspec-built modules against the reference implementations, same run.
 
-    python benchmarks/forward_vs_reference.py [--batch 4] [--repeats 5] [--device cpu|cuda]
+    python benchmarks/forward_vs_reference.py [--batch 4] [--repeats 5] [--threads N] [--device cpu|cuda] [models...]
 
-Both sides get identical weights (through --weights), run in eval mode under no_grad, interleaved
-so that machine noise hits both; the ratio is ours / reference (1.00 = as fast as hand-written).
+A table over several zoo models of `archspec bench SPEC --vs torchvision|timm` (archspec.bench): both
+sides get identical weights, run in eval mode under no_grad, interleaved so that machine noise hits
+both; the ratio is ours / reference time (1.00 = as fast as hand-written).
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-import statistics
 import sys
-import tempfile
-import time
 
-import timm
-import torch
-import torchvision
-
-import archspec
+from archspec.bench import BenchOptions, bench
 
 ROOT = Path(__file__).resolve().parents[1]
-CASES = {
-    "resnet50": lambda: torchvision.models.resnet50(weights=None),
-    "efficientnet_b0": lambda: torchvision.models.efficientnet_b0(weights=None),
-    "vit_b_16": lambda: torchvision.models.vit_b_16(weights=None),
-    "mixer_b16": lambda: timm.create_model("mixer_b16_224", pretrained=False),
-}
-
-
-def timed(module: torch.nn.Module, x: torch.Tensor) -> float:
-    if x.is_cuda:
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    module(x)
-    if x.is_cuda:
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
+CASES = {"resnet50": "torchvision", "efficientnet_b0": "torchvision", "vit_b_16": "torchvision", "mixer_b16": "timm"}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("models", nargs="*", default=list(CASES))
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}, batch {args.batch}")
     print(f"{'model':<18}{'reference ms':>14}{'archspec ms':>14}{'ratio':>8}")
     for name in args.models:
-        reference = CASES[name]().eval().to(args.device)
-        with tempfile.TemporaryDirectory() as folder:
-            weights = Path(folder) / "w.pt"
-            torch.save(reference.state_dict(), weights)
-            ours = archspec.build(ROOT / "specs" / f"{name}.yaml", weights=weights).eval().to(args.device)
-        x = torch.randn(args.batch, *archspec.summary(ROOT / "specs" / f"{name}.yaml").input, device=args.device)
-        with torch.no_grad():
-            torch.testing.assert_close(ours(x), reference(x))  # also the warm-up
-            ref_times, our_times = [], []
-            for _ in range(args.repeats):
-                ref_times.append(timed(reference, x))
-                our_times.append(timed(ours, x))
-        r, o = statistics.median(ref_times) * 1e3, statistics.median(our_times) * 1e3
-        print(f"{name:<18}{r:>14.1f}{o:>14.1f}{o / r:>8.2f}")
+        options = BenchOptions(device=args.device, batch=args.batch, vs=CASES.get(name, "torchvision"),
+                               threads=args.threads, warmup=1, iters=args.repeats)
+        report = bench(ROOT / "specs" / f"{name}.yaml", options)
+        assert report.reference is not None and report.ratio is not None
+        assert report.output_error is not None and report.output_error < 1e-4, report.output_error
+        print(f"{name:<18}{report.reference.median_ms:>14.1f}{report.ours.median_ms:>14.1f}{report.ratio:>8.2f}")
+    print(f"({report.torch_version}, {args.device}: {report.device_name}, {report.threads} threads, batch {args.batch})")
     return 0
 
 

@@ -134,3 +134,21 @@ def test_variant_option_picks_a_row_of_the_family_table(capsys):
     assert code == 0 and json.loads(out)["params"] == 66790
     code, _, err = run(capsys, "validate", family, "--variant", "seed_cnn_nb")
     assert code == 2 and "AS205" in err and "Did you mean 'seed_cnn_bn'" in err
+
+
+def test_optimize_summary_counts_what_build_optimize_writes(capsys, tmp_path):
+    code, out, _ = run(capsys, "summary", SEED_BN, "--json", "--optimize")
+    data = json.loads(out)
+    assert code == 0 and data["params"] == 66790 - 2 * (6 + 12 + 24) == 66706  # the convs (biased already) absorb the norms
+    assert "batchnorm" not in {layer["op"] for layer in data["layers"]}
+    target = tmp_path / "fast.pt2"
+    code, _, err = run(capsys, "build", SEED_BN, "--optimize", "-o", str(target))
+    assert code == 0, err
+    program = torch.export.load(target).module()
+    assert sum(p.numel() for p in program.parameters()) == data["params"]
+    import archspec
+
+    reference = archspec.build(SEED_BN).eval()
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(program(x), reference(x), rtol=1e-5, atol=1e-5)

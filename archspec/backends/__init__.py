@@ -11,12 +11,17 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from archspec.ir import Graph
+from archspec.passes.inference import Optimized
 
 
 @dataclass(frozen=True)
 class BuildOptions:
     seed: int = 0
     weights: Path | None = None  # a reference state dict to start from
+    # With `optimized`, the graph to build is `optimized.graph`: build `optimized.source` (the weights
+    # belong to it), then transform its weights by `optimized.folds`. The result is for inference.
+    optimized: Optimized | None = None
+    channels_last: bool = False  # NHWC memory format for 4-D weights, where the backend has one
 
 
 class Backend(Protocol):

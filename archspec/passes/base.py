@@ -9,7 +9,8 @@ from archspec.ir import Graph
 
 
 class Pass(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...  # read-only, so that frozen dataclasses satisfy it
 
     def run(self, graph: Graph) -> Graph: ...
 

@@ -14,6 +14,7 @@ from archspec.backends import BuildOptions
 from archspec.backends.artifacts import write_bytes_atomically
 from archspec.backends.torch.codegen import generate
 from archspec.backends.torch.lowering import LOWERINGS, Lowering
+from archspec.backends.torch.optimize import apply_plan
 from archspec.backends.torch.weights import load_reference_weights
 from archspec.errors import ArchspecError
 from archspec.ir import Graph
@@ -38,11 +39,16 @@ class TorchBackend:
         missing = self.unsupported(graph)
         if missing:
             raise ArchspecError("AS803", f"the torch backend cannot lower op(s) {missing}; install the plugin that provides them")
+        source = options.optimized.source if options.optimized else graph
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(options.seed)
-            module = generate(graph, self.table, graph.name)
+            module = generate(source, self.table, graph.name)
         if options.weights is not None:
             load_reference_weights(module, Path(options.weights))
+        if options.optimized is not None:
+            module = apply_plan(module, options.optimized, self.table)
+        if options.channels_last:
+            module = module.to(memory_format=torch.channels_last)
         return module
 
     def save(self, artifact: nn.Module, graph: Graph, path: Path) -> None:

@@ -15,7 +15,8 @@ from torch import fx, nn
 
 from archspec.backends.torch.lowering import ALIAS, Call, Lowering
 from archspec.errors import ArchspecError
-from archspec.ir import Graph
+from archspec.ir import Graph, Node
+from archspec.ops.elementwise import broadcast
 
 
 def _module_path_clash(name: str) -> str | None:
@@ -54,11 +55,7 @@ def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str) -> fx
             values[node.name] = fx_graph.create_node("call_module", node.name, tuple(inputs), {}, name=label)
         elif isinstance(emit, Call):
             if emit.fold:
-                result = inputs[0]
-                for k, other in enumerate(inputs[1:]):
-                    result = fx_graph.create_node("call_function", emit.target, (result, other), dict(emit.kwargs),
-                                                  name=label if k == len(inputs) - 2 else f"{label}_part")
-                values[node.name] = result
+                values[node.name] = _fold(fx_graph, graph, node, emit, inputs, label)
             else:
                 args = ((inputs,) if emit.listed else tuple(inputs)) + tuple(emit.args)
                 kwargs = dict(emit.kwargs)
@@ -85,6 +82,37 @@ def _overwritable(graph: Graph, name: str) -> bool:
     """Whether the value of node `name` may be overwritten by its one reader."""
     node = graph.node(name)
     return node.op in FRESH_OUTPUT and len(graph.users(name)) == 1 and graph.output != name
+
+
+def _fold(fx_graph: fx.Graph, graph: Graph, node: Node, emit: Call, inputs: list[fx.Node], label: str) -> fx.Node:
+    """Combine the inputs pairwise, left to right. With `emit.accumulate` (add), the running value is
+    updated in place (`a += b`, as torchvision writes `out += identity`) whenever it is a fresh tensor
+    of the output's full shape that nothing else reads: the first input if it is overwritable, else the
+    second of two (addition commutes exactly), and every partial result after the first step."""
+    order = list(range(len(inputs)))
+    fresh = False
+    if emit.accumulate is not None:
+        for k in order[:1] if len(inputs) > 2 else order:
+            if _accumulable(graph, node, k):
+                order.insert(0, order.pop(k))
+                fresh = True
+                break
+    shapes = graph.input_shapes(node)
+    result, shape = inputs[order[0]], shapes[order[0]]
+    for step, k in enumerate(order[1:]):
+        target = emit.accumulate if emit.accumulate is not None and fresh and shape == node.shape else emit.target
+        result = fx_graph.create_node("call_function", target, (result, inputs[k]), dict(emit.kwargs),
+                                      name=label if step == len(inputs) - 2 else f"{label}_part")
+        shape, fresh = broadcast(None, [shape, shapes[k]]), True
+    return result
+
+
+def _accumulable(graph: Graph, node: Node, k: int) -> bool:
+    """Whether input `k` of `node` may be overwritten with the result: fresh, read by `node` alone and
+    only once, and already of the result's shape (an in-place op cannot grow a broadcast operand)."""
+    name = node.inputs[k]
+    return (_overwritable(graph, name) and node.inputs.count(name) == 1
+            and graph.node(name).shape == node.shape)
 
 
 def _attach(root: nn.Module, dotted: str, module: nn.Module) -> None:

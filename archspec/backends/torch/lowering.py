@@ -27,7 +27,9 @@ from archspec.ops import dense, elementwise, norm, spatial, tensor
 class Call:
     """`target(*inputs, *args, **kwargs)`; with `fold`, `target` combines the inputs pairwise;
     with `listed`, the inputs are passed as one list (torch.cat); with `inplace_ok`, `target` takes
-    `inplace=True`, which codegen passes where overwriting the input is safe."""
+    `inplace=True`, which codegen passes where overwriting the input is safe. `accumulate` is the
+    in-place form of a fold's `target` (operator.iadd), which codegen uses where the running value may
+    be overwritten; give it only for ops whose backward reads none of their inputs (add, not mul)."""
 
     target: Callable[..., Any]
     args: tuple[Any, ...] = ()
@@ -35,6 +37,7 @@ class Call:
     fold: bool = False
     listed: bool = False
     inplace_ok: bool = False
+    accumulate: Callable[..., Any] | None = None
 
 
 class _Alias:
@@ -180,7 +183,7 @@ LOWERINGS: dict[str, Lowering] = {
     "softmax": _softmax,
     "dropout": lambda node, shapes: nn.Dropout(node.params.p),  # type: ignore[union-attr]
     "drop_path": lambda node, shapes: modules.DropPath(node.params.p),  # type: ignore[union-attr]
-    "add": lambda node, shapes: Call(operator.add, fold=True),
+    "add": lambda node, shapes: Call(operator.add, fold=True, accumulate=operator.iadd),
     "mul": lambda node, shapes: Call(operator.mul, fold=True),
     "flatten": _flatten,
     "reshape": _reshape,

@@ -1,0 +1,71 @@
+"""The reference implementation of a zoo spec: the same architecture from torchvision or timm.
+
+Each table maps a spec name to its library's constructor. Our spec loads the reference model's state
+dict (the `--weights` path), so both sides compute with the same weights. torchvision and timm are
+imported only when a reference is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from torch import nn
+
+from archspec.errors import ArchspecError, did_you_mean, one_of
+
+_RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "wide_resnet50_2")
+_DENSENETS = ("densenet121", "densenet161", "densenet169", "densenet201")
+_EFFICIENTNETS = tuple(f"efficientnet_b{i}" for i in range(8))
+_VGGS = ("vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg16_bn")
+_VITS = ("vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14")
+_MIXERS = ("mixer_s32", "mixer_s16", "mixer_b32", "mixer_b16", "mixer_l32", "mixer_l16")
+
+# spec name -> constructor name. timm only where its module order and tensor roles line up with ours
+# (its VGG head is convolutional and its ViT has a separate qkv layout: use torchvision for those).
+REFERENCES: Mapping[str, Mapping[str, str]] = {
+    "torchvision": {name: name for name in _RESNETS + _DENSENETS + _EFFICIENTNETS + _VGGS + _VITS},
+    "timm": {**{name: name for name in _RESNETS + _DENSENETS + ("efficientnet_b0",)},
+             **{name: f"{name}_224" for name in _MIXERS}},
+}
+
+
+def reference_name(library: str, spec: str) -> str:
+    """`library.constructor` for spec `spec`, or an AS902 error saying what exists."""
+    if library not in REFERENCES:
+        raise ArchspecError("AS902", f"unknown reference library {library!r}; use one of {one_of(list(REFERENCES))}")
+    table = REFERENCES[library]
+    if spec not in table:
+        raise ArchspecError("AS902", f"{library} has no reference model for spec {spec!r}.{did_you_mean(spec, table)} "
+                            f"Specs with a {library} reference: {one_of(list(table), limit=50)}")
+    return f"{library}.{table[spec]}" if library == "timm" else f"torchvision.models.{table[spec]}"
+
+
+def build_reference(library: str, spec: str, overrides: Mapping[str, Any]) -> nn.Module:
+    """The reference model for `spec`, with `overrides` (num_classes, resolution) passed on where the
+    constructor has a matching argument; any other override is an error (the reference cannot follow)."""
+    reference_name(library, spec)
+    constructor = REFERENCES[library][spec]
+    kwargs: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if key == "num_classes":
+            kwargs["num_classes"] = value
+        elif key == "resolution":
+            if spec in _VITS:
+                kwargs["image_size"] = value
+            elif spec in _MIXERS:
+                kwargs["img_size"] = value
+            # convolutional references pool adaptively: any resolution runs as is
+        else:
+            raise ArchspecError("AS902", f"--set {key}=... has no counterpart in the {library} reference of {spec!r}; "
+                                "compare without --vs, or only override num_classes and resolution")
+    try:
+        if library == "timm":
+            import timm
+
+            return timm.create_model(constructor, pretrained=False, **kwargs)
+        import torchvision
+
+        return getattr(torchvision.models, constructor)(weights=None, **kwargs)
+    except ImportError as exc:
+        raise ArchspecError("AS902", f"--vs {library} needs the {exc.name or library} package (pip install {library})") from None
