@@ -170,8 +170,10 @@ def _run(args: argparse.Namespace, registry: Registry) -> int:
     elif args.command == "bench":
         from archspec.bench import BenchOptions, bench
 
-        options = BenchOptions(args.backend, args.device, args.dtype, args.batch, args.train, args.vs, args.compile,
-                               args.channels_last, args.optimize, args.threads, args.warmup, args.iters, args.seed)
+        options = BenchOptions(backend=args.backend, device=args.device, dtype=args.dtype, batch=args.batch,
+                               train=args.train, vs=args.vs, compile=args.compile, channels_last=args.channels_last,
+                               optimize=args.optimize, threads=args.threads, warmup=args.warmup, iters=args.iters,
+                               seed=args.seed)
         report = bench(path, options, overrides, args.variant, registry)
         _out(json.dumps(report.to_json()) if args.json else report.text())
     return 0

@@ -69,7 +69,7 @@ def build_options(compiled: Compiled, seed: int, weights: str | os.PathLike[str]
     plan = compiled.optimized
     if channels_last is None:
         channels_last = plan.channels_last if plan else False
-    return BuildOptions(seed, Path(weights) if weights else None, plan, channels_last)
+    return BuildOptions(seed=seed, weights=Path(weights) if weights else None, optimized=plan, channels_last=channels_last)
 
 
 def check_expect(resolved: Resolved, costs: Costs) -> None:

@@ -73,8 +73,8 @@ def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str) -> fx
     return fx.GraphModule(root, fx_graph, class_name=_class_name(class_name))
 
 
-# Ops whose output is a fresh tensor that their backward does not read: an activation may overwrite it
-# in place (as torchvision's ReLU(inplace=True) does after conv and batch norm), saving a copy.
+# Ops whose output is a fresh tensor that their backward does not read: an activation or a residual add
+# may overwrite it in place (as torchvision's ReLU(inplace=True) and `out += identity` do), saving a copy.
 FRESH_OUTPUT = frozenset({"conv2d", "batchnorm", "linear", "layernorm", "add"})
 
 
