@@ -13,6 +13,7 @@ from pathlib import Path
 import sys
 
 from archspec import pipeline
+from archspec.backends.coverage import format_report
 from archspec.errors import CODES, ArchspecError, SpecErrors, did_you_mean
 from archspec.params import parse_override
 from archspec.registry import default_registry
@@ -53,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--backend", default="torch")
     build.add_argument("--seed", type=int, default=0, help="weight initialisation seed")
     build.add_argument("--weights", help="initial weights: a reference state dict (.safetensors, .pt, .pth)")
+    build.add_argument("--save-weights", action="store_true",
+                       help="also write the weights as <output>.safetensors (backends that write source: torch-source)")
+    build.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                       help="a backend setting, e.g. --option precision=fp16 (archspec check --backend NAME lists them)")
+    check = spec_command("check", "per-layer report of what a backend compiles, falls back on, or cannot compile")
+    check.add_argument("--backend", default="torch")
     lister = sub.add_parser("list", help="specs, ops and backends, with the plugin providing each")
     lister.add_argument("--specs", default=str(SPECS_DIR), help="folder of specs to list")
     sub.add_parser("schema", help="print the spec format as JSON Schema")
@@ -76,7 +83,7 @@ def _run(args: argparse.Namespace) -> int:
             return 0
         code = args.code.upper()
         if code not in CODES:
-            print(f"{args.code!r} is neither an error code (AS101 ... AS804) nor an op.{did_you_mean(args.code, registry.ops)}",
+            print(f"{args.code!r} is neither an error code (AS101 ... AS807) nor an op.{did_you_mean(args.code, registry.ops)}",
                   file=sys.stderr)
             return 2
         print(f"{code}: {CODES[code]}")
@@ -92,9 +99,24 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(costs.to_json()) if args.json else table(costs))
     elif args.command == "build":
         out = pipeline.build_file(path, args.output, backend=args.backend, seed=args.seed, weights=args.weights,
-                                  overrides=overrides, variant=args.variant, registry=registry)
+                                  overrides=overrides, variant=args.variant, registry=registry,
+                                  save_weights=args.save_weights, settings=_settings(args.option))
         print(f"wrote {out}")
+    elif args.command == "check":
+        report = pipeline.coverage(pipeline.compile_spec(path, overrides, registry, args.variant), args.backend, registry)
+        print(format_report(report, args.backend))
+        return 1 if any(s.level == "unsupported" for s in report) else 0
     return 0
+
+
+def _settings(items: Sequence[str]) -> dict[str, str]:
+    settings = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ArchspecError("AS806", f"--option {item!r}: write KEY=VALUE, e.g. --option precision=fp16")
+        settings[key.strip()] = value.strip()
+    return settings
 
 
 def _list(specs: Path) -> int:

@@ -134,4 +134,8 @@ CODES: dict[str, str] = {
     "AS802": "Two plugins provide the same op or backend name.",
     "AS803": "An unknown backend, or a backend that cannot lower an op of the graph.",
     "AS804": "Build output could not be written.",
+    "AS805": "The network cannot be exported for the input sizes of its dynamic: ranges, or a backend's "
+             "toolchain failed on it.",
+    "AS806": "An unknown or invalid backend setting (--option KEY=VALUE); the message lists the valid ones.",
+    "AS807": "A backend needs a package or a device that is not available here; the message names it.",
 }

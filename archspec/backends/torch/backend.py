@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-import os
 from pathlib import Path
-import shutil
-import tempfile
 from typing import Any
 
 import torch
 from torch import fx, nn
 
 from archspec.backends import BuildOptions
+from archspec.backends.coverage import LayerSupport, from_supports
+from archspec.backends.export import export_program, write_atomically
 from archspec.backends.torch.codegen import generate
 from archspec.backends.torch.lowering import LOWERINGS, Lowering
 from archspec.backends.torch.weights import load_reference_weights
 from archspec.errors import ArchspecError
 from archspec.ir import Graph
-
-EXAMPLE_BATCH = 2  # torch.export specialises sizes 0 and 1, so trace with 2 and mark the axis dynamic
 
 
 class TorchBackend:
@@ -35,6 +32,9 @@ class TorchBackend:
     def unsupported(self, graph: Graph) -> list[str]:
         return sorted({node.op for node in graph.ops if node.op not in self.table})
 
+    def coverage(self, graph: Graph) -> list[LayerSupport]:
+        return from_supports(graph, self.supports, self.name)
+
     def build(self, graph: Graph, options: BuildOptions) -> fx.GraphModule:
         missing = self.unsupported(graph)
         if missing:
@@ -46,28 +46,11 @@ class TorchBackend:
             load_reference_weights(module, Path(options.weights))
         return module
 
-    def save(self, artifact: nn.Module, graph: Graph, path: Path) -> None:
-        """torch.export the module (eval mode, dynamic batch) and write it atomically."""
-        shape = graph.input.shape or ()
-        example = torch.zeros(EXAMPLE_BATCH, *shape)
-        batch = torch.export.Dim("batch", min=1)
-        was_training = artifact.training
-        artifact.eval()
-        try:
-            program = torch.export.export(artifact, (example,), dynamic_shapes=({0: batch},))
-        finally:
-            artifact.train(was_training)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Write under the final name inside a private folder beside the target, then move it in one
-        # step: a failure leaves nothing behind, and the archive's inner folder (named after the file)
-        # is the same on every build, so the same spec and seed give the same bytes.
-        folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
-            staged = folder / path.name
-            torch.export.save(program, staged)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(staged, 0o666 & ~umask)
-            os.replace(staged, path)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+    def save(self, artifact: nn.Module, graph: Graph, path: Path, options: BuildOptions = BuildOptions()) -> None:
+        """torch.export the module (eval mode, the spec's dynamic dimensions) and write it atomically.
+
+        The archive is written under its final name inside a private folder and moved in one step: a failure
+        leaves nothing behind, and the archive's inner folder (named after the file) is the same on every
+        build, so the same spec and seed give the same bytes."""
+        program = export_program(artifact, graph, options.dynamic)
+        write_atomically(path, lambda staged: torch.export.save(program, staged))
