@@ -4,7 +4,8 @@ Backends are compared with the torch backend on the same weights, so what matter
 their configurations and connections, not its input size: `SMALL` gives each spec the smallest
 resolution its family allows. `SHALLOW` also shortens the repeat counts of the deep families (the
 repeated block is the same block, fewer times), for toolchains whose cost grows with the node count
-(the ONNX exporter). Widths, kernels, strides and every op configuration stay those of the spec.
+(the ONNX exporter), and VGG's classifier width (its weights dominate the file). Every other width,
+kernel, stride and op configuration stays that of the spec.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def shallow(name: str) -> dict[str, Any]:
         overrides["block_config"] = [2, 1, 1, 1]
     elif name.startswith("efficientnet"):
         overrides["depth_mult"] = 0.1  # every stage keeps its first block (ceil of the scaled depth)
+    elif name.startswith("vgg"):
+        overrides["hidden"] = 256  # the two 4096-wide classifier layers hold 120M of VGG's 130M+ weights
     return overrides
 
 
