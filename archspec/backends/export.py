@@ -71,7 +71,7 @@ def export_program(module: nn.Module, graph: Graph, dynamic: DynamicDims) -> tor
     was_training = module.training
     module.eval()
     try:
-        return torch.export.export(module, (example,), dynamic_shapes=(dims or None,) if dims else None)
+        program = torch.export.export(module, (example,), dynamic_shapes=(dims or None,) if dims else None)
     except Exception as exc:  # torch's constraint and guard errors carry the reason; never a traceback
         where = f"{dynamic.source}: " if dynamic.source else ""
         lines = str(exc).strip().splitlines() or [type(exc).__name__]
@@ -81,6 +81,33 @@ def export_program(module: nn.Module, graph: Graph, dynamic: DynamicDims) -> tor
                             f"{type(exc).__name__}: {first}. If the spec declares dynamic:, narrow its ranges") from None
     finally:
         module.train(was_training)
+    probe_sizes(program, graph, dynamic)
+    return program
+
+
+def probe_sizes(program: torch.export.ExportedProgram, graph: Graph, dynamic: DynamicDims) -> None:
+    """Run the program on fake tensors (shapes only, no arithmetic) at the edges and the middle of a declared
+    resolution range. torch.export turns some size conditions into run-time assertions instead of refusing
+    the range (a ViT exported at 32 with a range [32, 64] works up to 47): this finds them at build time."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    r = dynamic.resolution
+    if r is None or r.static:
+        return
+    channels = (graph.input.shape or (0,))[0]
+    sides = [(r.min, r.max), (r.max, r.min), ((r.min + r.max) // 2, (r.min + r.max) // 2), (r.min + 1, r.min + 1)]
+    shapes = [(dynamic.batch.max, channels, r.max, r.max)] + [(dynamic.batch.min, channels, h, w) for h, w in sides]
+    module = program.module()
+    for shape in dict.fromkeys(shapes):
+        try:
+            with FakeTensorMode(allow_non_fake_inputs=True):
+                module(torch.empty(*shape))
+        except Exception as exc:
+            where = f"{dynamic.source}: " if dynamic.source else ""
+            lines = str(exc).strip().splitlines() or [type(exc).__name__]
+            raise ArchspecError("AS805", f"{where}the exported network does not take an input of shape {list(shape)}, "
+                                f"inside its dynamic: ranges (batch {_show(dynamic.batch)}, resolution "
+                                f"{_show(dynamic.resolution)}): {lines[0]}. Narrow the ranges in the spec's dynamic:") from None
 
 
 def _show(r: Range | None) -> str:
