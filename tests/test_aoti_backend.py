@@ -1,10 +1,11 @@
 """The aoti backend: an AOTInductor package that loads with torch._inductor.aoti_load_package, without
 archspec or any model code, and matches the torch backend at several batch sizes.
 
-Compiling is slow on 2 CPU cores (about 2 minutes for resnet50, 1 for a tiny network), so this runs on
-two specs, both through the command line: resnet50 itself (convolutions, batch norm, pooling, residual
-adds, linear; its dynamic resolution range too) and a one-layer ViT (attention, layer norm, tokens).
-The CUDA test skips itself without a GPU.
+Compiling is slow on 2 CPU cores (1.5 to 2 minutes for resnet50, about 1 for even a tiny network), so
+the CPU test runs resnet50 alone, through the command line (convolutions, batch norm, pooling, residual
+adds, linear, and its dynamic resolution range). A one-layer ViT (attention, layer norm, tokens) is the
+CUDA test's case, which skips itself without a GPU (it also passed as a CPU case, 48 s, before the CPU
+test was cut to resnet50 to keep the suite's time).
 """
 
 from __future__ import annotations
@@ -59,9 +60,9 @@ def build_and_load(name: str, tmp_path: Path, device: str) -> float:
     return max(errors)
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_cpu_package_loads_without_archspec_and_matches(name: str, tmp_path: Path) -> None:
-    assert build_and_load(name, tmp_path, "cpu") <= 1e-4
+@pytest.mark.slow
+def test_cpu_package_loads_without_archspec_and_matches(tmp_path: Path) -> None:
+    assert build_and_load("resnet50", tmp_path, "cpu") <= 1e-4
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -35,7 +35,13 @@ TOLERANCE = 1e-4
 _converted: dict[str, float] = {}  # the network's source text -> its measured error
 
 
-@pytest.mark.parametrize("path", ZOO, ids=lambda p: p.stem)
+# One spec per structural kind runs in a quick `-m "not slow"` pass; the default run converts them all.
+KINDS = {"seed_cnn_bn", "lenet5", "vgg11_lrn", "vgg16_bn", "resnet18", "resnet50", "resnext50_32x4d", "densenet121",
+         "efficientnet_b0", "vit_b_16", "mixer_b16"}
+CASES = [pytest.param(p, id=p.stem, marks=() if p.stem in KINDS else pytest.mark.slow) for p in ZOO]
+
+
+@pytest.mark.parametrize("path", CASES)
 def test_zoo_onnx_matches_torch_backend(path: Path, tmp_path: Path) -> None:
     import onnx
 
@@ -69,6 +75,7 @@ def test_zoo_onnx_matches_torch_backend(path: Path, tmp_path: Path) -> None:
     assert error <= TOLERANCE  # (a NaN error fails here too)
 
 
+@pytest.mark.slow
 def test_resnet50_cli_artifact_loads_without_archspec(tmp_path: Path) -> None:
     out = tmp_path / "resnet50.onnx"
     result = subprocess.run([sys.executable, "-m", "archspec.cli", "build", str(spec("resnet50")), "--backend", "onnx",
