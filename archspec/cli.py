@@ -19,6 +19,7 @@ import sys
 from types import FrameType
 
 from archspec import pipeline
+from archspec.backends.coverage import format_report
 from archspec.errors import CODES, ArchspecError, SpecErrors, did_you_mean
 from archspec.limits import Limits, parse_limit
 from archspec.params import COMMAND_LINE, parse_override
@@ -104,6 +105,12 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--backend", default="torch")
     build.add_argument("--seed", type=_seed, default=0, help="weight initialisation seed (0 to 2**64-1)")
     build.add_argument("--weights", help="initial weights: a reference state dict (.safetensors, .pt, .pth)")
+    build.add_argument("--save-weights", action="store_true",
+                       help="also write the weights as <output>.safetensors (backends that write source: torch-source)")
+    build.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                       help="a backend setting, e.g. --option precision=fp16 (archspec check --backend NAME lists them)")
+    check = spec_command("check", "per-layer report of what a backend compiles, falls back on, or cannot compile")
+    check.add_argument("--backend", default="torch")
     build.add_argument("--optimize", action="store_true",
                        help="inference build: fold batch norm into convs, drop dropout and drop-path")
     bench = spec_command("bench", "time the built model (and its torchvision/timm reference with --vs)")
@@ -165,8 +172,12 @@ def _run(args: argparse.Namespace, registry: Registry) -> int:
     elif args.command == "build":
         out = pipeline.build_file(path, args.output, backend=args.backend, seed=args.seed, weights=args.weights,
                                   overrides=overrides, variant=args.variant, registry=registry, limits=limits,
-                                  optimize=args.optimize)
+                                  optimize=args.optimize, save_weights=args.save_weights, settings=_settings(args.option))
         _out(f"wrote {out}")
+    elif args.command == "check":
+        layers = pipeline.coverage(pipeline.compile_spec(path, overrides, registry, args.variant, limits), args.backend, registry)
+        _out(format_report(layers, args.backend))
+        return 1 if any(s.level == "unsupported" for s in layers) else 0
     elif args.command == "bench":
         from archspec.bench import BenchOptions, bench
 
@@ -177,6 +188,16 @@ def _run(args: argparse.Namespace, registry: Registry) -> int:
         report = bench(path, options, overrides, args.variant, registry)
         _out(json.dumps(report.to_json()) if args.json else report.text())
     return 0
+
+
+def _settings(items: Sequence[str]) -> dict[str, str]:
+    settings = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ArchspecError("AS806", f"--option {item!r}: write KEY=VALUE, e.g. --option precision=fp16")
+        settings[key.strip()] = value.strip()
+    return settings
 
 
 def _list(specs: Path, registry: Registry) -> int:

@@ -156,4 +156,8 @@ CODES: dict[str, str] = {
     "AS806": "The command line is wrong (an option's value, or a spec path that does not exist).",
     "AS901": "A benchmark cannot run: no such device (no CUDA), no runner for the backend, bad options, or the step failed.",
     "AS902": "No reference model for --vs: unknown library, no counterpart of the spec, or an override it cannot follow.",
+    "AS808": "The network cannot be exported for the input sizes of its dynamic: ranges, or a backend's "
+             "toolchain failed on it.",
+    "AS809": "An unknown or invalid backend setting (--option KEY=VALUE); the message lists the valid ones.",
+    "AS810": "A backend needs a package or a device that is not available here; the message names it.",
 }

@@ -5,9 +5,11 @@
     count          IR -> parameters and MACs per layer
     check_expect   the spec's own expect: figures hold (only without overrides)
     footprint      parameters and memory within the limits, before anything is allocated
-    output_path    where the artifact goes: checked before the build starts
     optimize       (on request) IR -> IR inference rewrites, then count again
-    backend        IR -> artifact (torch: nn.Module, saved as a torch.export .pt2)
+    dynamic_dims   the spec's dynamic: -> the input sizes every backend's artifact accepts
+    coverage       IR -> per-layer report of what a backend compiles (archspec check; build refuses the rest)
+    output_path    where the artifact goes: checked before the build starts
+    backend        IR -> artifact (torch: nn.Module, saved as a torch.export .pt2; torch-source, onnx, aoti, ...)
 
 Nothing here imports torch: a backend is imported by the registry when it is used. A backend's own
 failure (an exception that is not one of our errors) is reported as a bug in the package providing it.
@@ -21,8 +23,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from archspec.backends import BuildOptions
+from archspec.backends import BuildOptions, DynamicDims, Range
 from archspec.backends.artifacts import output_path
+from archspec.backends.coverage import LayerSupport, from_supports
 from archspec.errors import ArchspecError, SpecError, SpecErrors
 from archspec.ir import Graph
 from archspec.limits import DEFAULT, Limits
@@ -64,12 +67,17 @@ def compile_spec(path: str | os.PathLike[str], overrides: Mapping[str, Any] | No
 
 
 def build_options(compiled: Compiled, seed: int, weights: str | os.PathLike[str] | None,
-                  channels_last: bool | None = None) -> BuildOptions:
+                  channels_last: bool | None = None, save_weights: bool = False,
+                  settings: Mapping[str, str] | None = None) -> BuildOptions:
     """Backend options; channels_last defaults to the optimizer's choice (off without optimize)."""
     plan = compiled.optimized
     if channels_last is None:
         channels_last = plan.channels_last if plan else False
-    return BuildOptions(seed=seed, weights=Path(weights) if weights else None, optimized=plan, channels_last=channels_last)
+    spec = compiled.resolved
+    description = spec.ref.description if spec.ref is not None and spec.ref.description else spec.spec.description
+    return BuildOptions(seed=seed, weights=Path(weights) if weights else None, optimized=plan, channels_last=channels_last,
+                        dynamic=dynamic_dims(compiled), save_weights=save_weights, settings=dict(settings or {}),
+                        description=description)
 
 
 def check_expect(resolved: Resolved, costs: Costs) -> None:
@@ -102,6 +110,33 @@ def check_seed(seed: object) -> int:
     return seed
 
 
+def dynamic_dims(compiled: Compiled) -> DynamicDims:
+    """The spec's `dynamic:` ranges (batch default [1, 256]); opt is the spec's own size for the
+    resolution and the batch nearest 32 for the batch."""
+    declared = compiled.resolved.spec.dynamic
+    if declared is None:
+        return DynamicDims()
+    shape = compiled.graph.input.shape or ()
+
+    def span(values: list[int], usual: int) -> Range:
+        lo, hi = values[0], values[-1]
+        return Range(lo, values[1] if len(values) == 3 else min(max(usual, lo), hi), hi)
+
+    side = shape[1] if len(shape) == 3 else 0
+    return DynamicDims(span(declared.batch, 32),
+                       span(declared.resolution, side) if declared.resolution is not None else None,
+                       compiled.resolved.doc.locate(("dynamic",)))
+
+
+def coverage(compiled: Compiled, backend: str = "torch", registry: Registry | None = None) -> list[LayerSupport]:
+    """Per layer: does `backend` compile it natively, by a fallback, or not at all (archspec check)."""
+    target = (registry or default_registry()).backend(backend)
+    report = getattr(target, "coverage", None)
+    if report is not None:
+        return list(report(compiled.graph))
+    return from_supports(compiled.graph, target.supports, backend)
+
+
 def build(path: str | os.PathLike[str], *, backend: str = "torch", seed: int = 0,
           weights: str | os.PathLike[str] | None = None, variant: str | None = None,
           registry: Registry | None = None, limits: Limits = DEFAULT, optimize: bool = False,
@@ -120,7 +155,8 @@ def build(path: str | os.PathLike[str], *, backend: str = "torch", seed: int = 0
 def build_file(path: str | os.PathLike[str], output: str | os.PathLike[str] | None = None, *,
                backend: str = "torch", seed: int = 0, weights: str | os.PathLike[str] | None = None,
                overrides: Mapping[str, Any] | None = None, variant: str | None = None,
-               registry: Registry | None = None, limits: Limits = DEFAULT, optimize: bool = False) -> Path:
+               registry: Registry | None = None, limits: Limits = DEFAULT, optimize: bool = False,
+               save_weights: bool = False, settings: Mapping[str, str] | None = None) -> Path:
     """Compile a spec and write the backend's artifact; nothing is left behind on failure."""
     registry = registry or default_registry()
     check_seed(seed)
@@ -130,10 +166,10 @@ def build_file(path: str | os.PathLike[str], output: str | os.PathLike[str] | No
     out = output_path(output, compiled.graph.name, target.suffix)  # refused before the (long) build, not after
     # Saved weights keep the default memory format (torch.export warns on NHWC tensors); whoever loads
     # the artifact picks the format for their device.
-    options = build_options(compiled, seed, weights, channels_last=False)
+    options = build_options(compiled, seed, weights, channels_last=False, save_weights=save_weights, settings=settings)
     artifact = _guarded(registry, backend, "build", lambda: target.build(compiled.graph, options))
     try:
-        _guarded(registry, backend, "save", lambda: target.save(artifact, compiled.graph, out))
+        _guarded(registry, backend, "save", lambda: target.save(artifact, compiled.graph, out, options))
     except OSError as exc:
         raise ArchspecError("AS804", f"cannot write {out}: {exc.strerror or exc}") from None
     return out

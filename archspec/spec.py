@@ -142,6 +142,22 @@ class Expect(Model):
     source: str = ""
 
 
+class Dynamic(Model):
+    """Input sizes a compiled artifact accepts at run time: `[min, max]` or `[min, opt, max]` for the batch
+    and, where the family allows it, for the side of a [C, H, W] input (H and W vary independently).
+    They drive torch.export's dynamic shapes, ONNX's dynamic axes and the TensorRT optimisation profile."""
+
+    batch: list[StrictInt] = Field(default_factory=lambda: [1, 256], min_length=2, max_length=3)
+    resolution: list[StrictInt] | None = Field(None, min_length=2, max_length=3)
+
+    @field_validator("batch", "resolution")
+    @classmethod
+    def _ordered(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (v[0] < 1 or v != sorted(v)):
+            raise ValueError("must be [min, max] or [min, opt, max] with 1 <= min <= opt <= max")
+        return v
+
+
 class Spec(Model):
     archspec: int
     name: str
@@ -156,6 +172,7 @@ class Spec(Model):
     layers: list[Layer] = Field(min_length=1)
     output: str | None = None
     expect: Expect | None = None
+    dynamic: Dynamic | None = None
 
 
 class SpecRef(Model):

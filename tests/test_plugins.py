@@ -69,20 +69,25 @@ def located_lines(stderr: str, code: str, spec: Path) -> list[int]:
     return [int(m.group(2)) for m in pattern.finditer(stderr) if Path(m.group(1)).resolve() == spec.resolve()]
 
 
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The example plugin, really installed by pip (offline, no build isolation) into a fresh folder.
+def installed_plugin(tmp_path_factory: pytest.TempPathFactory, source: Path, dist_info: str) -> Path:
+    """A plugin package really installed by pip (offline, no build isolation, --no-deps) into a fresh folder.
 
     pip builds from a copy so that setuptools' build/ and *.egg-info never land in the source tree."""
     tmp = tmp_path_factory.mktemp("plugin")
-    src = shutil.copytree(PLUGIN_SRC, tmp / "src",
+    src = shutil.copytree(source, tmp / "src",
                           ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", "dist"))
     site = tmp / "site"
     result = run(["-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "--no-cache-dir",
                   "--disable-pip-version-check", "--quiet", "--target", str(site), str(src)])
     assert result.returncode == 0, f"pip install failed:\n{result.stdout}\n{result.stderr}"
-    assert (site / "archspec_example-0.1.0.dist-info" / "entry_points.txt").is_file()
+    assert (site / dist_info / "entry_points.txt").is_file()
     return site
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example plugin, really installed."""
+    return installed_plugin(tmp_path_factory, PLUGIN_SRC, "archspec_example-0.1.0.dist-info")
 
 
 # -- the example plugin, installed ----------------------------------------------------------------

@@ -14,9 +14,11 @@ an OSError we report rather than an abort. The new file keeps the mode of the fi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 import os
 from pathlib import Path
+import shutil
 import stat
 import tempfile
 from typing import BinaryIO
@@ -52,11 +54,13 @@ def output_path(output: str | os.PathLike[str] | None, name: str, suffix: str) -
     return path
 
 
-def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Call `write(file)` on a private temporary file beside `path`, then rename it onto `path`.
-
-    Nothing but `path` is ever created, and only once `write` has returned and the data is flushed.
-    """
+@contextmanager
+def staged(path: Path) -> Iterator[Path]:
+    """Yield a path with `path`'s final name inside a private folder beside it; once the block ends,
+    move everything written there into place (the file and its siblings, e.g. ONNX external data; the
+    main file last), keeping the mode of a file it replaces. On any failure (an exception, Ctrl-C,
+    SIGTERM) remove it all, and the folders made for it. The name inside is the final one, so tools
+    that record their file name (torch.export's archive folder) give the same bytes on every build."""
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode)
     except FileNotFoundError:
@@ -64,27 +68,33 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
         os.umask(umask)
         mode = 0o666 & ~umask
     made = _make_parents(path.parent)
-    try:
-        folder = Path(tempfile.mkdtemp(prefix=f".{path.name[:64]}.", dir=path.parent))
-    except BaseException:
-        _remove(made)
-        raise
     done = False
     try:
-        staged = folder / "artifact"
-        with open(staged, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(staged, mode)
-        os.replace(staged, path)
-        done = True
+        folder = Path(tempfile.mkdtemp(prefix=f".{path.name[:64]}.", dir=path.parent))
+        try:
+            target = folder / path.name
+            yield target
+            if not target.is_file():
+                raise ArchspecError("AS804", f"the backend wrote no {path.name}")
+            for item in sorted(folder.iterdir(), key=lambda p: p.name == path.name):
+                if item.is_file():
+                    with open(item, "rb+") as file:  # on disk before it is renamed in
+                        os.fsync(file.fileno())
+                    os.chmod(item, mode)
+                os.replace(item, path.parent / item.name)
+            done = True
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
     finally:
-        for leftover in folder.iterdir() if folder.exists() else ():
-            leftover.unlink()
-        folder.rmdir()
         if not done:
             _remove(made)
+
+
+def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """`write(file)` into a staged file (see `staged`), then move it into place."""
+    with staged(path) as target:
+        with open(target, "wb") as file:
+            write(file)
 
 
 def _make_parents(folder: Path) -> list[Path]:

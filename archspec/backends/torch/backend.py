@@ -12,14 +12,14 @@ from torch import fx, nn
 
 from archspec.backends import BuildOptions
 from archspec.backends.artifacts import write_bytes_atomically
+from archspec.backends.coverage import LayerSupport, from_supports
+from archspec.backends.export import export_program
 from archspec.backends.torch.codegen import generate
 from archspec.backends.torch.lowering import LOWERINGS, Lowering
 from archspec.backends.torch.optimize import apply_plan
 from archspec.backends.torch.weights import load_reference_weights
 from archspec.errors import ArchspecError
 from archspec.ir import Graph
-
-EXAMPLE_BATCH = 2  # torch.export specialises sizes 0 and 1, so trace with 2 and mark the axis dynamic
 
 
 class TorchBackend:
@@ -34,6 +34,9 @@ class TorchBackend:
 
     def unsupported(self, graph: Graph) -> list[str]:
         return sorted({node.op for node in graph.ops if node.op not in self.table})
+
+    def coverage(self, graph: Graph) -> list[LayerSupport]:
+        return from_supports(graph, self.supports, self.name)
 
     def build(self, graph: Graph, options: BuildOptions) -> fx.GraphModule:
         missing = self.unsupported(graph)
@@ -51,18 +54,12 @@ class TorchBackend:
             module = module.to(memory_format=torch.channels_last)
         return module
 
-    def save(self, artifact: nn.Module, graph: Graph, path: Path) -> None:
-        """torch.export the module (eval mode, dynamic batch) and write it atomically."""
-        shape = graph.input.shape or ()
-        example = torch.zeros(EXAMPLE_BATCH, *shape)
-        batch = torch.export.Dim("batch", min=1)
-        was_training = artifact.training
-        artifact.eval()
-        try:
-            program = torch.export.export(artifact, (example,), dynamic_shapes=({0: batch},))
-        finally:
-            artifact.train(was_training)
-        # In memory first, then written by Python: torch's C++ writer aborts the process on a full disk.
+    def save(self, artifact: nn.Module, graph: Graph, path: Path, options: BuildOptions = BuildOptions()) -> None:
+        """torch.export the module (eval mode, the spec's dynamic dimensions) and write it atomically.
+
+        The archive is made in memory and written by Python (torch's C++ writer aborts the process on a
+        full disk); its inner folder name is fixed, so the same spec and seed give the same bytes."""
+        program = export_program(artifact, graph, options.dynamic)
         buffer = io.BytesIO()
         torch.export.save(program, buffer)
         write_bytes_atomically(path, buffer.getbuffer())

@@ -1,0 +1,109 @@
+"""What the torch-based backends share: torch.export with the spec's dynamic dimensions.
+
+The torch, onnx, aoti and tensorrt backends all start from one `ExportedProgram`, exported here once
+with the batch range (and, where the spec declares one, the resolution range) of `DynamicDims`, so no
+backend asks the user to repeat them and no two backends disagree about them. Where an artifact goes and
+how it is written (staged, atomically) is `archspec.backends.artifacts`, for every backend.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from archspec.backends import DynamicDims, Range
+from archspec.errors import ArchspecError
+from archspec.ir import Graph
+
+EXAMPLE_BATCH = 2  # torch.export specialises sizes 0 and 1, so trace with 2 where the range allows
+
+
+def _example(size: int, r: Range) -> int:
+    return min(max(size, r.min), r.max)
+
+
+def example_shape(graph: Graph, dynamic: DynamicDims) -> tuple[int, ...]:
+    """The batched shape exports trace with: batch 2 and the spec's own input size."""
+    shape = tuple(graph.input.shape or ())
+    return (_example(EXAMPLE_BATCH, dynamic.batch), *shape)
+
+
+def dynamic_shapes(graph: Graph, dynamic: DynamicDims) -> dict[int, Any]:
+    """torch.export's dynamic_shapes entry for the one input: axis -> Dim (static axes left out)."""
+    dims: dict[int, Any] = {}
+    if not dynamic.batch.static:
+        dims[0] = torch.export.Dim("batch", min=dynamic.batch.min, max=dynamic.batch.max)
+    r = dynamic.resolution
+    if r is not None and not r.static:
+        dims[2] = torch.export.Dim("height", min=r.min, max=r.max)
+        dims[3] = torch.export.Dim("width", min=r.min, max=r.max)
+    return dims
+
+
+def check_resolution(graph: Graph, dynamic: DynamicDims) -> None:
+    """A resolution range needs a [C, H, W] input whose own size lies inside it."""
+    r, shape = dynamic.resolution, graph.input.shape or ()
+    if r is None:
+        return
+    where = f"{dynamic.source}: " if dynamic.source else ""
+    if len(shape) != 3:
+        raise ArchspecError("AS808", f"{where}dynamic: resolution needs a [C, H, W] input; this input is {list(shape)}")
+    if not all(r.min <= side <= r.max for side in shape[1:]):
+        raise ArchspecError("AS808", f"{where}dynamic: resolution [{r.min}, {r.max}] must include the input's own "
+                            f"size {list(shape[1:])}")
+
+
+def export_program(module: nn.Module, graph: Graph, dynamic: DynamicDims) -> torch.export.ExportedProgram:
+    """torch.export `module` in eval mode with the spec's dynamic dimensions (its train mode is restored).
+
+    A network that cannot take every size of the declared range (a ViT's patch size must divide the side)
+    fails torch.export's constraint check: that is an AS808 error pointing at the spec's `dynamic:`."""
+    check_resolution(graph, dynamic)
+    example = torch.zeros(*example_shape(graph, dynamic))
+    dims = dynamic_shapes(graph, dynamic)
+    was_training = module.training
+    module.eval()
+    try:
+        program = torch.export.export(module, (example,), dynamic_shapes=(dims or None,) if dims else None)
+    except Exception as exc:  # torch's constraint and guard errors carry the reason; never a traceback
+        where = f"{dynamic.source}: " if dynamic.source else ""
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        first = " ".join([lines[0], *(line.strip() for line in lines[1:] if line.strip().startswith("- "))][:3])
+        raise ArchspecError("AS808", f"{where}torch.export cannot export the network for its input sizes "
+                            f"(batch {_show(dynamic.batch)}, resolution {_show(dynamic.resolution)}): "
+                            f"{type(exc).__name__}: {first}. If the spec declares dynamic:, narrow its ranges") from None
+    finally:
+        module.train(was_training)
+    probe_sizes(program, graph, dynamic)
+    return program
+
+
+def probe_sizes(program: torch.export.ExportedProgram, graph: Graph, dynamic: DynamicDims) -> None:
+    """Run the program on fake tensors (shapes only, no arithmetic) at the edges and the middle of a declared
+    resolution range. torch.export turns some size conditions into run-time assertions instead of refusing
+    the range (a ViT exported at 32 with a range [32, 64] works up to 47): this finds them at build time."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    r = dynamic.resolution
+    if r is None or r.static:
+        return
+    channels = (graph.input.shape or (0,))[0]
+    sides = [(r.min, r.max), (r.max, r.min), ((r.min + r.max) // 2, (r.min + r.max) // 2), (r.min + 1, r.min + 1)]
+    shapes = [(dynamic.batch.max, channels, r.max, r.max)] + [(dynamic.batch.min, channels, h, w) for h, w in sides]
+    module = program.module()
+    for shape in dict.fromkeys(shapes):
+        try:
+            with FakeTensorMode(allow_non_fake_inputs=True):
+                module(torch.empty(*shape))
+        except Exception as exc:
+            where = f"{dynamic.source}: " if dynamic.source else ""
+            lines = str(exc).strip().splitlines() or [type(exc).__name__]
+            raise ArchspecError("AS808", f"{where}the exported network does not take an input of shape {list(shape)}, "
+                                f"inside its dynamic: ranges (batch {_show(dynamic.batch)}, resolution "
+                                f"{_show(dynamic.resolution)}): {lines[0]}. Narrow the ranges in the spec's dynamic:") from None
+
+
+def _show(r: Range | None) -> str:
+    return "static" if r is None else f"[{r.min}, {r.max}]"

@@ -1,0 +1,102 @@
+"""The ONNX backend object the registry instantiates.
+
+Plugins add ops to it the way they add them to the torch backend: `lowerings={"onnx": "pkg:TORCH_TABLE"}`
+hands it torch lowerings (the ONNX graph is exported from the torch module); such ops are reported as
+fallbacks, since this backend cannot say which ONNX operators they become.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+import importlib.util
+from pathlib import Path
+import re
+from typing import Any
+
+from archspec.backends import BuildOptions
+from archspec.backends.coverage import CoverageTable, LayerSupport, Support, assess, refuse_unsupported
+from archspec.backends.onnx.coverage import COVERAGE, OPSET
+from archspec.errors import ArchspecError
+from archspec.ir import Graph
+
+REQUIRED = ("onnx", "onnxscript")  # torch.onnx's dynamo exporter needs both
+AXIS_NAMES = {0: "batch", 2: "height", 3: "width"}
+
+
+def require(packages: Sequence[str], backend: str, extra: str) -> None:
+    missing = [p for p in packages if importlib.util.find_spec(p) is None]
+    if missing:
+        raise ArchspecError("AS810", f"the {backend} backend needs the package(s) {', '.join(missing)}, which are not "
+                            f"installed; pip install \"archspec[{extra}]\"")
+
+
+class OnnxBackend:
+    name = "onnx"
+    suffix = ".onnx"
+
+    def __init__(self, *, extra_lowerings: Mapping[str, Callable[..., Any]] | None = None):
+        self.extra = dict(extra_lowerings or {})
+        plugin_ops: CoverageTable = {op: Support("fallback", "a plugin op, exported through its torch lowering")
+                                     for op in self.extra}
+        self.table: CoverageTable = {**COVERAGE, **plugin_ops}
+
+    def supports(self, op: str) -> bool:
+        return op in self.table
+
+    def unsupported(self, graph: Graph) -> list[str]:
+        return sorted({s.op for s in self.coverage(graph) if s.level == "unsupported"})
+
+    def coverage(self, graph: Graph) -> list[LayerSupport]:
+        return assess(graph, self.table, self.name)
+
+    def build(self, graph: Graph, options: BuildOptions) -> Any:
+        """The torch.onnx ONNXProgram (dynamic batch axis, and H, W where the spec declares a range)."""
+        if options.settings:
+            raise ArchspecError("AS809", f"the onnx backend has no settings; got {sorted(options.settings)}")
+        refuse_unsupported(self.coverage(graph), self.name)
+        require(REQUIRED, self.name, "onnx")
+        import torch
+
+        from archspec.backends.export import export_program
+        from archspec.backends.torch.backend import TorchBackend
+
+        module = TorchBackend(extra_lowerings=self.extra).build(graph, options)
+        program = export_program(module, graph, options.dynamic)
+        try:
+            return torch.onnx.export(program, (), dynamo=True, opset_version=OPSET, input_names=["input"],
+                                     output_names=["output"], verbose=False)
+        except Exception as exc:  # the exporter's errors name the aten op it could not translate
+            raise ArchspecError("AS808", f"torch.onnx could not export {graph.name!r}: {type(exc).__name__}: "
+                                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from None
+
+    def save(self, artifact: Any, graph: Graph, path: Path, options: BuildOptions = BuildOptions()) -> None:
+        """Write `<name>.onnx` (weights over 2 GB go to `<name>.onnx.data` beside it), name the dynamic axes,
+        and check the model with the full checker before it is moved into place."""
+        import onnx
+
+        from archspec.backends.artifacts import staged
+
+        with staged(path) as target:
+            artifact.save(str(target))
+            model = onnx.load(str(target), load_external_data=False)
+            _name_axes(model)
+            onnx.save(model, str(target))
+            try:
+                onnx.checker.check_model(str(target), full_check=True)
+            except Exception as exc:
+                raise ArchspecError("AS808", f"the exported ONNX model fails onnx.checker: {exc}") from None
+
+
+def _name_axes(model: Any) -> None:
+    """torch.export's symbols (s77, s53) -> batch, height, width, wherever they appear in the graph."""
+    names: dict[str, str] = {}
+    for axis, dim in enumerate(model.graph.input[0].type.tensor_type.shape.dim):
+        if dim.dim_param and axis in AXIS_NAMES:
+            names[dim.dim_param] = AXIS_NAMES[axis]
+    if not names:
+        return
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b")
+    for value in [*model.graph.input, *model.graph.output, *model.graph.value_info]:
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param:
+                dim.dim_param = pattern.sub(lambda m: names[m.group(1)], dim.dim_param)

@@ -1,0 +1,228 @@
+"""The torch-source lowering table: op -> the Python source that computes it, as data.
+
+An entry takes the node and its input shapes (per sample) and returns:
+  * a `Module`: a constructor call assigned to the layer's attribute in `__init__`, called in `forward`;
+  * a `Call`: a torch function applied to the inputs (stateless ops);
+  * an `Infix`: inputs joined by an operator (`a + b`);
+  * `ALIAS`: the node is its input.
+Arguments are Python values (numbers, booleans, tuples, the few strings an op's typed parameters allow);
+the renderer writes them as literals, so no text from a spec is ever pasted into the file. The calls are
+the ones the torch backend's table makes, so both give the same outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from archspec.ir import Node, Shape
+from archspec.ops import dense, elementwise, norm, spatial, tensor
+
+Value = int | float | bool | str | None | tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Module:
+    """`constructor(*args, **kwargs)`; `helper` names a class the file must define (templates/helpers/)."""
+
+    constructor: str
+    args: tuple[Value, ...] = ()
+    kwargs: Mapping[str, Value] = field(default_factory=dict)
+    helper: str | None = None
+
+
+@dataclass(frozen=True)
+class Call:
+    """`function(inputs..., *args, **kwargs)`; with `listed`, the inputs are passed as one list (torch.cat)."""
+
+    function: str
+    args: tuple[Value, ...] = ()
+    kwargs: Mapping[str, Value] = field(default_factory=dict)
+    listed: bool = False
+
+
+@dataclass(frozen=True)
+class Infix:
+    operator: str
+
+
+class _Alias:
+    pass
+
+
+ALIAS = _Alias()
+Emit = Module | Call | Infix | _Alias
+Lowering = Callable[[Node, Sequence[Shape]], Emit]
+
+
+def _axis(axis: int, rank: int) -> int:
+    """A per-sample axis -> the same axis of the batched tensor."""
+    return axis % rank + 1
+
+
+def _kw(**pairs: tuple[Value, Value]) -> dict[str, Value]:
+    """Keyword arguments whose value differs from its default (each given as (value, default))."""
+    return {k: v for k, (v, default) in pairs.items() if v != default}
+
+
+def _conv2d(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: spatial.Conv2d = node.params  # type: ignore[assignment]
+    padding = spatial.conv2d_padding(p)
+    return Module("nn.Conv2d", (shapes[0][0], p.out), _kw(
+        kernel_size=(_int_or_pair(p.kernel), None), stride=(_int_or_pair(p.stride), 1),
+        padding=(padding if isinstance(padding, str) else _int_or_pair(padding), 0),
+        dilation=(_int_or_pair(p.dilation), 1), groups=(p.groups, 1), bias=(p.bias, True)))
+
+
+def _int_or_pair(v: int | tuple[int, int]) -> Value:
+    a, b = spatial.pair(v)
+    return a if a == b else (a, b)
+
+
+def _maxpool2d(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: spatial.MaxPool2d = node.params  # type: ignore[assignment]
+    return Call("F.max_pool2d", kwargs=_kw(
+        kernel_size=(_int_or_pair(p.kernel), None),
+        stride=(_int_or_pair(p.stride if p.stride is not None else p.kernel), None),
+        padding=(_int_or_pair(p.padding), 0), dilation=(_int_or_pair(p.dilation), 1), ceil_mode=(p.ceil_mode, False)))
+
+
+def _avgpool2d(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: spatial.AvgPool2d = node.params  # type: ignore[assignment]
+    return Call("F.avg_pool2d", kwargs=_kw(
+        kernel_size=(_int_or_pair(p.kernel), None),
+        stride=(_int_or_pair(p.stride if p.stride is not None else p.kernel), None),
+        padding=(_int_or_pair(p.padding), 0), ceil_mode=(p.ceil_mode, False),
+        count_include_pad=(p.count_include_pad, True)))
+
+
+def _adaptive(function: str) -> Lowering:
+    def lower(node: Node, shapes: Sequence[Shape]) -> Emit:
+        p: spatial.AdaptivePool2d = node.params  # type: ignore[assignment]
+        return Call(function, args=(_int_or_pair(p.size),))
+    return lower
+
+
+def _lrn(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: spatial.LRN = node.params  # type: ignore[assignment]
+    return Module("nn.LocalResponseNorm", (p.size,), _kw(alpha=(p.alpha, 1e-4), beta=(p.beta, 0.75), k=(p.k, 1.0)))
+
+
+def _linear(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: dense.Linear = node.params  # type: ignore[assignment]
+    return Module("nn.Linear", (shapes[0][-1], p.out), _kw(bias=(p.bias, True)))
+
+
+def _attention(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: dense.SelfAttention = node.params  # type: ignore[assignment]
+    return Module("SelfAttention", (shapes[0][1], p.heads), _kw(dropout=(p.dropout, 0.0), bias=(p.bias, True)),
+                  helper="self_attention")
+
+
+def _batchnorm(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: norm.BatchNorm = node.params  # type: ignore[assignment]
+    cls = {1: "nn.BatchNorm1d", 2: "nn.BatchNorm1d", 3: "nn.BatchNorm2d", 4: "nn.BatchNorm3d"}[len(shapes[0])]
+    return Module(cls, (shapes[0][0],), _kw(eps=(p.eps, 1e-5), momentum=(p.momentum, 0.1), affine=(p.affine, True)))
+
+
+def _layernorm(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: norm.LayerNorm = node.params  # type: ignore[assignment]
+    return Module("nn.LayerNorm", (shapes[0][-1],), _kw(eps=(p.eps, 1e-5), elementwise_affine=(p.affine, True),
+                                                       bias=(p.bias, True)))
+
+
+def _dropout(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: elementwise.Dropout = node.params  # type: ignore[assignment]
+    return Module("nn.Dropout", (p.p,) if p.p != 0.5 else ())
+
+
+def _function(name: str) -> Lowering:
+    return lambda node, shapes: Call(name)
+
+
+def _gelu(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: elementwise.Gelu = node.params  # type: ignore[assignment]
+    return Call("F.gelu", kwargs=_kw(approximate=(p.approximate, "none")))
+
+
+def _softmax(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: elementwise.Softmax = node.params  # type: ignore[assignment]
+    return Call("torch.softmax", kwargs={"dim": _axis(p.axis, len(shapes[0]))})
+
+
+def _flatten(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: tensor.Flatten = node.params  # type: ignore[assignment]
+    rank = len(shapes[0])
+    start, end = _axis(p.start, rank), _axis(p.end, rank)
+    return Call("torch.flatten", args=(start,) if end == rank else (start, end))
+
+
+def _reshape(node: Node, shapes: Sequence[Shape]) -> Emit:
+    return Call("torch.reshape", args=((-1, *(node.shape or ())),))
+
+
+def _permute(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: tensor.Permute = node.params  # type: ignore[assignment]
+    rank = len(shapes[0])
+    return Call("torch.permute", args=((0, *(_axis(d, rank) for d in p.dims)),))
+
+
+def _transpose(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: tensor.Transpose = node.params  # type: ignore[assignment]
+    rank = len(shapes[0])
+    return Call("torch.transpose", args=tuple(_axis(a, rank) for a in p.axes))
+
+
+def _concat(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: tensor.Concat = node.params  # type: ignore[assignment]
+    return Call("torch.cat", kwargs={"dim": _axis(p.axis, len(shapes[0]))}, listed=True)
+
+
+def _mean(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: tensor.Mean = node.params  # type: ignore[assignment]
+    axes = (p.axes,) if isinstance(p.axes, int) else p.axes
+    rank = len(shapes[0])
+    return Call("torch.mean", args=(tuple(_axis(a, rank) for a in axes),), kwargs=_kw(keepdim=(p.keepdim, False)))
+
+
+def _select(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: tensor.Select = node.params  # type: ignore[assignment]
+    return Call("torch.select", args=(_axis(p.axis, len(shapes[0])), p.position))
+
+
+LOWERINGS: dict[str, Lowering] = {
+    "conv2d": _conv2d,
+    "maxpool2d": _maxpool2d,
+    "avgpool2d": _avgpool2d,
+    "adaptive_avgpool2d": _adaptive("F.adaptive_avg_pool2d"),
+    "adaptive_maxpool2d": _adaptive("F.adaptive_max_pool2d"),
+    "lrn": _lrn,
+    "linear": _linear,
+    "self_attention": _attention,
+    "class_token": lambda node, shapes: Module("ClassToken", (shapes[0][1],), helper="class_token"),
+    "pos_embedding": lambda node, shapes: Module("PosEmbedding", tuple(shapes[0]), helper="pos_embedding"),
+    "batchnorm": _batchnorm,
+    "layernorm": _layernorm,
+    "relu": _function("F.relu"),
+    "relu6": _function("F.relu6"),
+    "silu": _function("F.silu"),
+    "sigmoid": _function("torch.sigmoid"),
+    "tanh": _function("torch.tanh"),
+    "hardswish": _function("F.hardswish"),
+    "hardsigmoid": _function("F.hardsigmoid"),
+    "identity": lambda node, shapes: ALIAS,
+    "gelu": _gelu,
+    "softmax": _softmax,
+    "dropout": _dropout,
+    "drop_path": lambda node, shapes: Module("DropPath", (node.params.p,), helper="drop_path"),  # type: ignore[union-attr]
+    "add": lambda node, shapes: Infix("+"),
+    "mul": lambda node, shapes: Infix("*"),
+    "flatten": _flatten,
+    "reshape": _reshape,
+    "permute": _permute,
+    "transpose": _transpose,
+    "concat": _concat,
+    "mean": _mean,
+    "select": _select,
+}

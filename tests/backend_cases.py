@@ -1,0 +1,56 @@
+"""The zoo as the backend tests build it: every spec in specs/, at a small input size.
+
+Backends are compared with the torch backend on the same weights, so what matters is each spec's ops,
+their configurations and connections, not its input size: `SMALL` gives each spec the smallest
+resolution its family allows. `SHALLOW` also shortens the repeat counts of the deep families (the
+repeated block is the same block, fewer times), for toolchains whose cost grows with the node count
+(the ONNX exporter), and VGG's classifier width (its weights dominate the file). Every other width,
+kernel, stride and op configuration stays that of the spec.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from reference import SPECS
+
+ZOO = sorted(SPECS.glob("*.yaml"))
+
+
+def _patch(name: str) -> int:
+    return int(name.rsplit("_", 1)[-1]) if name.startswith("vit") else int(name[-2:])
+
+
+def small(name: str) -> dict[str, Any]:
+    """Overrides that keep the spec's structure at a small input size (every layer keeps a >= 2x2 map
+    where the family needs it)."""
+    if name.startswith(("seed_cnn", "lenet")):
+        return {}
+    if name.startswith(("resnet", "resnext", "wide_resnet")):
+        return {"resolution": 64}  # the family's dynamic: range starts at 64
+    if name.startswith(("vgg", "densenet", "efficientnet")):
+        return {"resolution": 32}
+    if name.startswith(("vit", "mixer")):
+        patch = _patch(name)
+        depth = "num_layers" if name.startswith("vit") else "num_blocks"
+        return {"resolution": 2 * patch, depth: 1}  # a 2x2 patch grid; one of the identical encoder layers
+    raise AssertionError(f"no small overrides for {name}; add its family here")
+
+
+def shallow(name: str) -> dict[str, Any]:
+    """`small`, with the deep families' repeat counts cut to the first two of each kind of block."""
+    overrides = small(name)
+    if name.startswith(("resnet", "resnext", "wide_resnet")):
+        overrides["depths"] = [1, 2, 1, 1]
+    elif name.startswith("densenet"):
+        overrides["block_config"] = [2, 1, 1, 1]
+    elif name.startswith("efficientnet"):
+        overrides["depth_mult"] = 0.1  # every stage keeps its first block (ceil of the scaled depth)
+    elif name.startswith("vgg"):
+        overrides["hidden"] = 256  # the two 4096-wide classifier layers hold 120M of VGG's 130M+ weights
+    return overrides
+
+
+def spec(name: str) -> Path:
+    return SPECS / f"{name}.yaml"

@@ -1,0 +1,141 @@
+"""The onnx backend: every spec in specs/ exports, passes onnx.checker's full check, and matches the
+torch backend in ONNX Runtime (max relative error <= 1e-4) at two batch sizes.
+
+The ONNX exporter's cost grows with the node count (about 5 s per small network on 2 cores), so the zoo
+runs at `shallow` sizes (tests/backend_cases.py: every op configuration of the spec, fewer repeats of
+its blocks), and networks that come out identical at those sizes (resnet50/101/152) are converted once.
+resnet50 at full size goes through the command line, loaded with archspec's import blocked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxscript")
+ort = pytest.importorskip("onnxruntime")
+
+import archspec  # noqa: E402
+from archspec.backends import BuildOptions  # noqa: E402
+from archspec.backends.onnx.backend import require  # noqa: E402
+from archspec.errors import ArchspecError  # noqa: E402
+from archspec.registry import default_registry  # noqa: E402
+from backend_cases import ZOO, shallow, spec  # noqa: E402
+from reference import perturb_batchnorm, relative_error, save_state_dict  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TOLERANCE = 1e-4
+_converted: dict[str, float] = {}  # the network's source text -> its measured error
+
+
+# One spec per structural kind runs in a quick `-m "not slow"` pass; the default run converts them all.
+KINDS = {"seed_cnn_bn", "lenet5", "vgg11_lrn", "vgg16_bn", "resnet18", "resnet50", "resnext50_32x4d", "densenet121",
+         "efficientnet_b0", "vit_b_16", "mixer_b16"}
+CASES = [pytest.param(p, id=p.stem, marks=() if p.stem in KINDS else pytest.mark.slow) for p in ZOO]
+
+
+@pytest.mark.parametrize("path", CASES)
+def test_zoo_onnx_matches_torch_backend(path: Path, tmp_path: Path) -> None:
+    import onnx
+
+    compiled = archspec.compile_spec(path, shallow(path.stem))
+    registry = default_registry()
+    # The network's forward and constructors, without the spec's name and description.
+    key = registry.backend("torch-source").build(compiled.graph, BuildOptions()).text.split("def __init__", 1)[1]
+    if key in _converted:  # the same network as an earlier spec's at these sizes
+        return
+    # Non-trivial batch-norm statistics, handed to the onnx backend the way a user would: --weights.
+    reference = registry.backend("torch").build(compiled.graph, BuildOptions()).eval()
+    perturb_batchnorm(reference)
+    weights = save_state_dict(reference, tmp_path / "weights.pt")
+    options = dataclasses.replace(archspec.pipeline.options(compiled), weights=weights)
+    backend = registry.backend("onnx")
+    out = tmp_path / f"{path.stem}.onnx"
+    backend.save(backend.build(compiled.graph, options), compiled.graph, out, options)
+    model = onnx.load(str(out))
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    error = 0.0
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    for batch in (1, 3):
+        x = torch.randn(batch, *compiled.costs.input, generator=torch.Generator().manual_seed(batch))
+        with torch.no_grad():
+            expected = reference(x)
+        got = torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
+        assert got.shape == expected.shape and float(expected.abs().max()) > 0
+        error = max(error, relative_error(got, expected))
+    _converted[key] = error
+    print(f"onnx {path.stem}: max relative error {error:.3g}")
+    assert error <= TOLERANCE  # (a NaN error fails here too)
+
+
+@pytest.mark.slow
+def test_resnet50_cli_artifact_loads_without_archspec(tmp_path: Path) -> None:
+    out = tmp_path / "resnet50.onnx"
+    result = subprocess.run([sys.executable, "-m", "archspec.cli", "build", str(spec("resnet50")), "--backend", "onnx",
+                             "-o", str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["resnet50.onnx"]
+    x = torch.randn(2, 3, 160, 192, generator=torch.Generator().manual_seed(0))  # inside the spec's dynamic: range
+    torch.save(x, tmp_path / "x.pt")
+    script = (
+        "import sys; sys.modules['archspec'] = None\n"
+        "import onnx, onnxruntime, torch\n"
+        "onnx.checker.check_model(sys.argv[1], full_check=True)\n"
+        "s = onnxruntime.InferenceSession(sys.argv[1], providers=['CPUExecutionProvider'])\n"
+        "dims = [d.dim_param or d.dim_value for d in onnx.load(sys.argv[1]).graph.input[0].type.tensor_type.shape.dim]\n"
+        "assert dims == ['batch', 3, 'height', 'width'], dims\n"
+        "torch.save(torch.from_numpy(s.run(None, {'input': torch.load(sys.argv[2]).numpy()})[0]), sys.argv[3])\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script, str(out), str(tmp_path / "x.pt"), str(tmp_path / "y.pt")],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    reference = archspec.build(spec("resnet50")).eval()
+    with torch.no_grad():
+        error = relative_error(torch.load(tmp_path / "y.pt"), reference(x))
+    print(f"onnx resnet50 (full size, 160x192 input): max relative error {error:.3g}")
+    assert error <= TOLERANCE
+
+
+def test_check_prints_the_per_layer_report(capsys) -> None:
+    from archspec.cli import main
+
+    assert main(["check", str(spec("vit_b_16")), "--backend", "onnx"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^encoder\.layers\.0\.self_attention +self_attention +fallback +decomposed into MatMul", out, re.M)
+    assert "conv_proj" in out and "native    Conv" in out
+    assert out.rstrip().endswith("onnx: can compile this spec: 117 native, 24 fallback, 0 unsupported layer(s)")
+
+
+def test_unsupported_layer_is_a_located_error_and_writes_nothing(write_spec, tmp_path: Path, capsys) -> None:
+    from archspec.cli import main
+
+    path = write_spec("archspec: 1\nname: t\ninput: [3, 8, 8]\nlayers:\n  - {name: conv, op: conv2d, out: 4, kernel: 1}\n"
+                      "  - {name: pool, op: adaptive_maxpool2d, size: 3}\n  - {op: flatten}\n")
+    out = tmp_path / "out" / "t.onnx"
+    assert main(["check", str(path), "--backend", "onnx"]) == 1
+    assert re.search(r"^pool +adaptive_maxpool2d +unsupported +adaptive max pooling from 8x8 to 3x3", capsys.readouterr().out, re.M)
+    assert main(["build", str(path), "--backend", "onnx", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:6:" in err and "AS803: layer 'pool' (op adaptive_maxpool2d): the onnx backend cannot compile it" in err
+    assert not out.parent.exists() or not any(out.parent.iterdir())
+
+
+def test_missing_toolchain_is_named() -> None:
+    with pytest.raises(ArchspecError) as info:
+        require(["onnx", "no_such_package_for_archspec"], "onnx", "onnx")
+    assert info.value.code == "AS810" and "no_such_package_for_archspec" in info.value.message
+    assert "pip install \"archspec[onnx]\"" in info.value.message
+
+
+def test_unknown_setting_is_refused(capsys) -> None:
+    from archspec.cli import main
+
+    assert main(["build", str(spec("seed_cnn")), "--backend", "onnx", "--option", "opset=20", "-o", "/nonexistent/x"]) == 1
+    assert "AS809" in capsys.readouterr().err
