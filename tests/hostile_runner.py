@@ -84,6 +84,7 @@ def main() -> None:
                     "  - {op: batchnorm}\n  - {op: relu}\n  - {op: flatten}\n  - {op: linear, out: 2}\n")
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         assert archspec(["build", str(spec), "-o", str(warm / "warm.pt2")]) == 0
+        assert archspec(["build", str(spec), "--backend", "torch-source", "--save-weights", "-o", str(warm / "warm.py")]) == 0
         archspec(["summary", str(spec), "--json"])
     import torch  # noqa: F401  - loaded by the warm-up already; named so the hook never sees it
 

@@ -132,6 +132,9 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, ob
     for path in sorted(CORPUS.glob("*.yaml")):
         for command in (["validate"], ["summary", "--json"], ["build"]):
             cases.append({"name": f"{path.stem}.{command[0]}", "argv": [command[0], str(path), *command[1:]]})
+        if not expected(path)[0]:  # it builds: the generated-source backend must keep its strings literal too
+            cases.append({"name": f"{path.stem}.source", "argv": ["build", str(path), "--backend", "torch-source",
+                                                                   "--save-weights"]})
     for name in generated_specs(generated):
         cases.append({"name": f"{name}.summary", "argv": ["summary", str(generated / f"{name}.yaml")]})
     for name, (path, _) in poisoned_weights(weights).items():
@@ -171,6 +174,9 @@ def test_corpus_case(outcomes: dict[str, dict[str, object]], path: Path) -> None
     if not codes:  # it builds, into the current folder, one file named after the spec and nothing else
         built = outcomes[f"{path.stem}.build"]
         assert len(built["files"]) == 1 and built["files"][0].endswith(".pt2"), built["files"]
+        source = outcomes[f"{path.stem}.source"]
+        assert_clean(source)
+        assert source["code"] == 0 and sorted(Path(f).suffix for f in source["files"]) == [".py", ".safetensors"], source
     for marker in ("archspec-pwned", "archspec-injected", "archspec-escaped.pt2", "archspec-absolute.pt2"):
         assert not (Path("/tmp") / marker).exists()
 

@@ -55,7 +55,7 @@ def test_zoo_onnx_matches_torch_backend(path: Path, tmp_path: Path) -> None:
     reference = registry.backend("torch").build(compiled.graph, BuildOptions()).eval()
     perturb_batchnorm(reference)
     weights = save_state_dict(reference, tmp_path / "weights.pt")
-    options = dataclasses.replace(archspec.pipeline.options(compiled), weights=weights)
+    options = dataclasses.replace(archspec.pipeline.build_options(compiled, 0, None), weights=weights)
     backend = registry.backend("onnx")
     out = tmp_path / f"{path.stem}.onnx"
     backend.save(backend.build(compiled.graph, options), compiled.graph, out, options)

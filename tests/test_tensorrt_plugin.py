@@ -91,7 +91,7 @@ def test_missing_gpu_is_named() -> None:
 # -- dynamic shapes -> export and profile -----------------------------------------------------------------
 def test_profile_and_export_follow_the_spec_dynamic_ranges() -> None:
     compiled = archspec.compile_spec(ROOT / "specs/resnet18.yaml", {"resolution": 64, "num_classes": 5})
-    options = archspec.pipeline.options(compiled)
+    options = archspec.pipeline.build_options(compiled, 0, None)
     prof = profile(compiled.graph, options.dynamic)
     # resnet declares dynamic: {batch: [1, 256], resolution: [64, 512]}; opt = batch 32, the spec's own side
     assert (prof.min, prof.opt, prof.max) == ((1, 3, 64, 64), (32, 3, 64, 64), (256, 3, 512, 512))
@@ -167,7 +167,7 @@ def test_compile_and_save_at_the_torch_tensorrt_edge(tmp_path: Path) -> None:
     trt = FakeTorchTensorRT()
     compiled = archspec.compile_spec(ROOT / "specs/seed_cnn_bn.yaml")
     options = BuildOptions(settings={"precision": "fp16", "workspace": "1GiB", "engine": "true"})
-    program, example = TensorRTBackend().export(compiled.graph, archspec.pipeline.options(compiled), "cpu")
+    program, example = TensorRTBackend().export(compiled.graph, archspec.pipeline.build_options(compiled, 0, None), "cpu")
     result = compile_program(trt, program, example, profile(compiled.graph, options.dynamic), parse(options.settings),
                              {"fp16": torch.float16, "bf16": torch.bfloat16})
     assert isinstance(result, Compiled) and set(result.kwargs) <= set(REAL_COMPILE_KEYWORDS)
