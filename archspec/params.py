@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from archspec.errors import Location, SpecError, SpecErrors, did_you_mean
-from archspec.expr import Value, is_checked
+from archspec.expr import MAX_INT, Value, is_checked
 from archspec.load import load_text
 from archspec.spec import ParamDecl
 
@@ -30,10 +30,12 @@ def as_value(value: Any) -> Value:
 def type_error(decl: ParamDecl, value: Any) -> str | None:
     """Why `value` does not fit `decl`, or None when it does."""
     kind = decl.type
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+        return f"a number of {len(str(abs(value)))} digits is above the limit of 2**62"
     ok = {
         "int": isinstance(value, int) and not isinstance(value, bool),
         "float": isinstance(value, (int, float)) and not isinstance(value, bool)
-        and math.isfinite(value),
+        and (isinstance(value, int) or math.isfinite(value)),  # math.isfinite(10**400) overflows
         "bool": isinstance(value, bool),
         "str": isinstance(value, str),
         "list": isinstance(value, (list, tuple)),

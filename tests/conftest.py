@@ -25,3 +25,15 @@ def pytest_addoption(parser):
     parser.addoption("--deep", action="store_true", default=False,
                      help="fuzz deeply: hundreds of thousands of mutated specs on every core (tests/test_fuzz.py)")
     parser.addoption("--fuzz-seed", default="0", help="random seed of the mutation fuzzer (default 0)")
+    parser.addoption("--exhaustive", action="store_true", default=False,
+                     help="every backend on every spec of the zoo (ONNX and AOTInductor for all 43: about an hour "
+                          "on 2 cores); the default run covers one spec per structural kind")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--exhaustive"):
+        return
+    skip = pytest.mark.skip(reason="one spec per structural kind by default; --exhaustive runs every spec")
+    for item in items:
+        if "exhaustive" in item.keywords:
+            item.add_marker(skip)

@@ -16,11 +16,14 @@ import sys
 
 import pytest
 import torch
+import torch._inductor
 
 import archspec
 from archspec.backends.aoti.backend import device_setting
 from archspec.errors import ArchspecError
-from backend_cases import spec
+from archspec.backends import BuildOptions
+from archspec.registry import default_registry
+from backend_cases import ZOO, shallow, spec
 from reference import relative_error
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,3 +81,21 @@ def test_device_setting() -> None:
         device_setting({"precision": "fp16"}, cuda_available=False)
     with pytest.raises(ArchspecError, match="AS809.*'tpu'"):
         device_setting({"device": "tpu"}, cuda_available=True)
+
+
+@pytest.mark.exhaustive
+@pytest.mark.parametrize("path", [p for p in ZOO if p.stem != "resnet50"], ids=lambda p: p.stem)
+def test_zoo_aoti_matches_torch_backend(path: Path, tmp_path: Path) -> None:
+    """The rest of the zoo at small sizes (about a minute of compiling each: only with --exhaustive)."""
+    compiled = archspec.compile_spec(path, shallow(path.stem))
+    registry = default_registry()
+    reference = registry.backend("torch").build(compiled.graph, BuildOptions()).eval()
+    options = archspec.pipeline.build_options(compiled, 0, None)
+    backend = registry.backend("aoti")
+    out = tmp_path / f"{path.stem}.aoti.pt2"
+    backend.save(backend.build(compiled.graph, options), compiled.graph, out, options)
+    model = torch._inductor.aoti_load_package(str(out))
+    for batch in (1, 3):
+        x = torch.randn(batch, *compiled.costs.input, generator=torch.Generator().manual_seed(batch))
+        with torch.no_grad():
+            assert relative_error(model(x), reference(x)) <= 1e-4
