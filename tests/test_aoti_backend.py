@@ -35,6 +35,7 @@ LOAD = (
     "with torch.no_grad(): torch.save([model(x.to(sys.argv[4])).cpu() for x in xs], sys.argv[3])\n"
 )
 CASES = {
+    "lenet5": (spec("lenet5"), {}),
     "resnet50": (spec("resnet50"), {}),
     "vit_tiny": (spec("vit_b_16"), {"resolution": 32, "num_layers": 1, "hidden_dim": 32, "num_heads": 2, "mlp_dim": 64}),
 }
@@ -64,8 +65,11 @@ def build_and_load(name: str, tmp_path: Path, device: str) -> float:
 
 
 @pytest.mark.slow
-def test_cpu_package_loads_without_archspec_and_matches(tmp_path: Path) -> None:
-    assert build_and_load("resnet50", tmp_path, "cpu") <= 1e-4
+# resnet50 (the issue's acceptance command; its dynamic resolution range too) compiles for 80 s on 2 cores:
+# with --exhaustive. By default lenet5 takes the same path in 25 s.
+@pytest.mark.parametrize("name", ["lenet5", pytest.param("resnet50", marks=pytest.mark.exhaustive)])
+def test_cpu_package_loads_without_archspec_and_matches(tmp_path: Path, name: str) -> None:
+    assert build_and_load(name, tmp_path, "cpu") <= 1e-4
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -84,7 +88,7 @@ def test_device_setting() -> None:
 
 
 @pytest.mark.exhaustive
-@pytest.mark.parametrize("path", [p for p in ZOO if p.stem != "resnet50"], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [p for p in ZOO if p.stem not in CASES], ids=lambda p: p.stem)
 def test_zoo_aoti_matches_torch_backend(path: Path, tmp_path: Path) -> None:
     """The rest of the zoo at small sizes (about a minute of compiling each: only with --exhaustive)."""
     compiled = archspec.compile_spec(path, shallow(path.stem))

@@ -86,3 +86,27 @@ def format_report(report: Sequence[LayerSupport], backend: str) -> str:
 def from_supports(graph: Graph, supports: Callable[[str], bool], backend: str) -> list[LayerSupport]:
     """The report of a backend that declares only `supports(op)`: each op is native or unsupported."""
     return assess(graph, {node.op: NATIVE for node in graph.ops if supports(node.op)}, backend)
+
+
+class TableBackend:
+    """`supports`, `unsupported` and `coverage` of a backend from its coverage table; ops that other
+    plugins lower for this backend (`extra_lowerings`) are compiled through that lowering, a fallback.
+    The onnx, aoti and tensorrt backends share this instead of each writing it out."""
+
+    name: str
+    COVERAGE: CoverageTable = {}
+    PLUGIN_NOTE = "a plugin op, compiled through its torch lowering"
+
+    def __init__(self, *, extra_lowerings: Mapping[str, Callable[..., object]] | None = None):
+        self.extra = dict(extra_lowerings or {})
+        plugin_ops: CoverageTable = {op: Support("fallback", self.PLUGIN_NOTE) for op in self.extra}
+        self.table: CoverageTable = {**self.COVERAGE, **plugin_ops}
+
+    def supports(self, op: str) -> bool:
+        return op in self.table
+
+    def unsupported(self, graph: Graph) -> list[str]:
+        return sorted({s.op for s in self.coverage(graph) if s.level == "unsupported"})
+
+    def coverage(self, graph: Graph) -> list[LayerSupport]:
+        return assess(graph, self.table, self.name)

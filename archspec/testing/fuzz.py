@@ -119,6 +119,18 @@ class Report:
                 f"peak RSS {self.peak_rss_mb:.0f} MB")
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. /proc's VmHWM starts afresh at exec; getrusage's ru_maxrss
+    would also count the memory of the parent a spawned worker was forked from."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def zoo_seeds(specs: Path) -> list[Seed]:
     """Every thin spec in `specs`, and every family spec under it with each of its variants."""
     seeds = [Seed(p) for p in sorted(specs.glob("*.yaml"))]
@@ -223,7 +235,7 @@ class Fuzzer:
             self.run_case(next(order), report)
             if on_progress is not None and k % 1000 == 999:
                 on_progress(report)
-        report.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        report.peak_rss_mb = peak_rss_mb()
         return report
 
     def _round_robin(self) -> Iterator[Seed]:

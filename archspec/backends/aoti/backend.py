@@ -7,14 +7,14 @@ only on CUDA. Compiling is the slow step (minutes for a ResNet-50 on a few CPU c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from archspec.backends import BuildOptions
 from archspec.backends.aoti.coverage import COVERAGE
-from archspec.backends.coverage import CoverageTable, LayerSupport, Support, assess, refuse_unsupported
+from archspec.backends.coverage import TableBackend, refuse_unsupported
 from archspec.errors import ArchspecError
 from archspec.ir import Graph
 
@@ -39,24 +39,12 @@ def device_setting(settings: Mapping[str, str], cuda_available: bool) -> str:
     return device
 
 
-class AotiBackend:
+class AotiBackend(TableBackend):
     name = "aoti"
     suffix = ".aoti.pt2"
 
-    def __init__(self, *, extra_lowerings: Mapping[str, Callable[..., Any]] | None = None):
-        self.extra = dict(extra_lowerings or {})
-        plugin_ops: CoverageTable = {op: Support("fallback", "a plugin op, compiled through its torch lowering")
-                                     for op in self.extra}
-        self.table: CoverageTable = {**COVERAGE, **plugin_ops}
-
-    def supports(self, op: str) -> bool:
-        return op in self.table
-
-    def unsupported(self, graph: Graph) -> list[str]:
-        return sorted({s.op for s in self.coverage(graph) if s.level == "unsupported"})
-
-    def coverage(self, graph: Graph) -> list[LayerSupport]:
-        return assess(graph, self.table, self.name)
+    COVERAGE = COVERAGE
+    PLUGIN_NOTE = "a plugin op, compiled through its torch lowering"
 
     def build(self, graph: Graph, options: BuildOptions) -> Exported:
         import torch

@@ -7,14 +7,14 @@ fallbacks, since this backend cannot say which ONNX operators they become.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 import importlib.util
 from pathlib import Path
 import re
 from typing import Any
 
 from archspec.backends import BuildOptions
-from archspec.backends.coverage import CoverageTable, LayerSupport, Support, assess, refuse_unsupported
+from archspec.backends.coverage import TableBackend, refuse_unsupported
 from archspec.backends.onnx.coverage import COVERAGE, OPSET
 from archspec.errors import ArchspecError
 from archspec.ir import Graph
@@ -30,24 +30,12 @@ def require(packages: Sequence[str], backend: str, extra: str) -> None:
                             f"installed; pip install \"archspec[{extra}]\"")
 
 
-class OnnxBackend:
+class OnnxBackend(TableBackend):
     name = "onnx"
     suffix = ".onnx"
 
-    def __init__(self, *, extra_lowerings: Mapping[str, Callable[..., Any]] | None = None):
-        self.extra = dict(extra_lowerings or {})
-        plugin_ops: CoverageTable = {op: Support("fallback", "a plugin op, exported through its torch lowering")
-                                     for op in self.extra}
-        self.table: CoverageTable = {**COVERAGE, **plugin_ops}
-
-    def supports(self, op: str) -> bool:
-        return op in self.table
-
-    def unsupported(self, graph: Graph) -> list[str]:
-        return sorted({s.op for s in self.coverage(graph) if s.level == "unsupported"})
-
-    def coverage(self, graph: Graph) -> list[LayerSupport]:
-        return assess(graph, self.table, self.name)
+    COVERAGE = COVERAGE
+    PLUGIN_NOTE = "a plugin op, exported through its torch lowering"
 
     def build(self, graph: Graph, options: BuildOptions) -> Any:
         """The torch.onnx ONNXProgram (dynamic batch axis, and H, W where the spec declares a range)."""

@@ -13,14 +13,14 @@ torch-tensorrt is imported only here, only when the backend runs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 import importlib.util
 from pathlib import Path
 from typing import Any
 
 from archspec.backends import BuildOptions, DynamicDims
-from archspec.backends.coverage import CoverageTable, LayerSupport, Support, assess, refuse_unsupported
+from archspec.backends.coverage import TableBackend, refuse_unsupported
 from archspec.errors import ArchspecError
 from archspec.ir import Graph
 from archspec_tensorrt.coverage import COVERAGE
@@ -82,24 +82,12 @@ def compile_program(trt: Any, program: Any, example: Any, prof: Profile, setting
     return Compiled(module, program, example, inputs, kwargs, settings)
 
 
-class TensorRTBackend:
+class TensorRTBackend(TableBackend):
     name = "tensorrt"
     suffix = ".trt.ep"
 
-    def __init__(self, *, extra_lowerings: Mapping[str, Callable[..., Any]] | None = None):
-        self.extra = dict(extra_lowerings or {})
-        plugin_ops: CoverageTable = {op: Support("fallback", "a plugin op, through its torch lowering (PyTorch "
-                                                 "where TensorRT has no converter)") for op in self.extra}
-        self.table: CoverageTable = {**COVERAGE, **plugin_ops}
-
-    def supports(self, op: str) -> bool:
-        return op in self.table
-
-    def unsupported(self, graph: Graph) -> list[str]:
-        return sorted({s.op for s in self.coverage(graph) if s.level == "unsupported"})
-
-    def coverage(self, graph: Graph) -> list[LayerSupport]:
-        return assess(graph, self.table, self.name)
+    COVERAGE = COVERAGE
+    PLUGIN_NOTE = "a plugin op, through its torch lowering (PyTorch where TensorRT has no converter)"
 
     def export(self, graph: Graph, options: BuildOptions, device: str) -> tuple[Any, Any]:
         """The torch backend's module, eval mode, on `device`, exported with the spec's dynamic dimensions;
