@@ -142,6 +142,9 @@ class Expect(Model):
     source: str = ""
 
 
+MAX_DYNAMIC = 2**20
+
+
 class Dynamic(Model):
     """Input sizes a compiled artifact accepts at run time: `[min, max]` or `[min, opt, max]` for the batch
     and, where the family allows it, for the side of a [C, H, W] input (H and W vary independently).
@@ -155,6 +158,8 @@ class Dynamic(Model):
     def _ordered(cls, v: list[int] | None) -> list[int] | None:
         if v is not None and (v[0] < 1 or v != sorted(v)):
             raise ValueError("must be [min, max] or [min, opt, max] with 1 <= min <= opt <= max")
+        if v is not None and v[-1] > MAX_DYNAMIC:  # checked here, not left to overflow inside torch.export
+            raise ValueError(f"the largest size may be at most {MAX_DYNAMIC:,} (2**20)")
         return v
 
 
