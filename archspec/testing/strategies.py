@@ -581,7 +581,8 @@ class _Writer:
             axes = draw(st.sampled_from([[1, 2], [-1, -2], [2, 1]]))
             self.op("mean", {"axes": axes, **({"keepdim": True} if keep else {})}, name="gap",
                     out=(c, 1, 1) if keep else (c,))
-            if keep:
+            if keep:  # [C, 1, 1] is still an image: the rank-1 vector starts after this flatten
+                self.flatten = len(self.layers)
                 self.op("flatten", out=(c,))
         elif kind == "tokens":  # a token-shaped detour: [C, H*W] -> linear -> layernorm -> [C * D]
             self.flatten = len(self.layers)
