@@ -65,7 +65,7 @@ class _Drawing:
         nid = self.node_id()
         self.ids[node.name] = nid
         count = self.params.get(node.name, 0)
-        lines = ([node.op] if label_name == node.op else [label_name, node.op]) + [fmt_shape(node.shape or ())]] + ([f"params {human(count)}"] if count else [])
+        lines = ([node.op] if label_name == node.op else [label_name, node.op]) + [fmt_shape(node.shape or ())] + ([f"params {human(count)}"] if count else [])
         dot.node(nid, "\n".join(lines), tooltip=node.name, fillcolor=COLORS.get(self.category(node.op), "#ffffff"))
 
     def draw_box(self, dot: Any, title: str, detail: str, nodes: list[Node]) -> None:
