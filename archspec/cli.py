@@ -9,7 +9,7 @@ no name or message from a spec can write control characters to the terminal.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 import json
 import os
@@ -29,7 +29,7 @@ from archspec.validate import resolve_file
 from archspec.report import describe_op, human, table
 
 SPECS_DIR = Path("specs")
-USAGE_CODES = frozenset({"AS806"})  # a bad option value (an unknown backend among them)
+USAGE_CODES = frozenset({"AS806", "AS933"})  # a bad option value (an unknown backend among them)
 
 
 def _exists(path: Path) -> bool:
@@ -134,7 +134,84 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="print the spec format as JSON Schema")
     explain = sub.add_parser("explain", help="what an error code means, or an op's arguments")
     explain.add_argument("code", help="an error code (AS501) or an op name (conv2d)")
+    _view_parsers(sub, spec_command)
     return parser
+
+
+VIEWS = frozenset({"graph", "card", "diff", "fingerprint", "completion"})
+
+
+def _view_parsers(sub: argparse._SubParsersAction, spec_command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """archspec graph, card, diff, fingerprint, completion (archspec.views; docs/views.md)."""
+    from archspec.views.graph import DEFAULT_DEPTH, FORMATS
+
+    graph = spec_command("graph", "draw the graph with Graphviz: blocks as clusters, repeats collapsed")
+    graph.add_argument("-o", "--output", help=f"output file; its suffix picks the format ({', '.join(FORMATS)}); default <name>.svg")
+    card = spec_command("card", "one self-contained HTML page: graph, per-stage chart, layer table, expect: status, source")
+    card.add_argument("-o", "--output", help="output file (default <name>.html)")
+    for p in (graph, card):
+        p.add_argument("--depth", type=int, default=DEFAULT_DEPTH,
+                       help=f"nesting levels drawn as clusters; deeper blocks and repeats are one box (default {DEFAULT_DEPTH})")
+        p.add_argument("--no-collapse", action="store_true", help="draw every copy of a repeat, not one copy and a ×N box")
+    diff = sub.add_parser("diff", help="layers added, removed and changed between two specs; params/MACs per stage")
+    diff.add_argument("a", help="spec file, or the name of a spec in ./specs")
+    diff.add_argument("b", help="spec file, or the name of a spec in ./specs")
+    diff.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a parameter of both")
+    diff.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE", help="raise a limit (docs/limits.md)")
+    diff.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    fingerprint = spec_command("fingerprint", "canonical SHA-256 of the lowered network (names and formatting left out)")
+    fingerprint.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    completion = sub.add_parser("completion", help="print a shell completion script (bash or zsh)")
+    completion.add_argument("shell", choices=["bash", "zsh"])
+
+
+def _view(args: argparse.Namespace, registry: Registry) -> int:
+    """Run one of the view commands: compile, hand the IR to archspec.views, write or print the result."""
+    from archspec.backends.artifacts import output_path, write_bytes_atomically
+    from archspec.views import card, diff, fingerprint, graph
+
+    if args.command == "completion":
+        try:
+            import shtab
+        except ImportError:
+            raise ArchspecError("AS934", "shell completion needs shtab: pip install 'archspec[views]'") from None
+        _out(shtab.complete(_parser(), shell=args.shell))
+        return 0
+    limits = _limits(args.limit)
+    overrides = _overrides(args.set)
+    if args.command == "diff":
+        a, b = _spec_path(args.a), _spec_path(args.b)
+        ca = pipeline.compile_spec(a, overrides, registry, limits=limits)
+        cb = pipeline.compile_spec(b, overrides, registry, limits=limits)
+        result = diff.diff(ca.graph, ca.costs, cb.graph, cb.costs, (ca.resolved.name, cb.resolved.name))
+        _out(json.dumps(result.to_json()) if args.json else diff.text(result))
+        return 0
+    path = _spec_path(args.spec)
+    if args.command == "fingerprint":
+        compiled = pipeline.compile_spec(path, overrides, registry, args.variant, limits)
+        digest = fingerprint.fingerprint(compiled.graph)
+        _out(json.dumps({"name": compiled.resolved.name, "spec": path, "fingerprint": digest,
+                         "format": fingerprint.FORMAT}) if args.json else f"{digest}  {path}")
+        return 0
+    if args.depth < 0:
+        raise ArchspecError("AS806", f"--depth {args.depth}: give a whole number >= 0")
+    fmt = graph.format_of(args.output) if args.command == "graph" and args.output else "svg"
+    compiled = pipeline.compile_spec(path, overrides, registry, args.variant, limits, expect=args.command != "card")
+    if args.command == "graph":
+        out = output_path(args.output, compiled.graph.name, ".svg")
+        data = graph.render(graph.to_dot(compiled.graph, compiled.costs, registry, args.depth, not args.no_collapse), fmt)
+    else:
+        out = output_path(args.output, compiled.graph.name, ".html")
+        page, warnings = card.render_card(path, compiled, registry, args.depth, not args.no_collapse)
+        for warning in warnings:
+            _err(f"warning: {warning}")
+        data = page.encode()
+    try:
+        write_bytes_atomically(out, data)
+    except OSError as exc:
+        raise ArchspecError("AS804", f"cannot write {out}: {exc.strerror or exc}") from None
+    _out(f"wrote {out}")
+    return 0
 
 
 def _run(args: argparse.Namespace, registry: Registry) -> int:
@@ -155,6 +232,8 @@ def _run(args: argparse.Namespace, registry: Registry) -> int:
             return 2
         _out(f"{code}: {CODES[code]}")
         return 0
+    if args.command in VIEWS:
+        return _view(args, registry)
     limits = _limits(args.limit)
     backend = getattr(args, "backend", None)
     if backend is not None and backend not in registry.backends and not registry.conflict("backend", backend):

@@ -160,4 +160,9 @@ CODES: dict[str, str] = {
              "toolchain failed on it.",
     "AS809": "An unknown or invalid backend setting (--option KEY=VALUE); the message lists the valid ones.",
     "AS810": "A backend needs a package or a device that is not available here; the message names it.",
+    "AS931": "Graphviz's `dot` program is not installed (or cannot run); install it with apt-get install graphviz "
+             "or brew install graphviz. archspec graph -o x.dot needs no dot.",
+    "AS932": "Graphviz's `dot` failed to lay out or render the graph; the message has its last words.",
+    "AS933": "archspec graph: the -o suffix names no known format (svg, png, pdf, dot, html).",
+    "AS934": "A view (graph, card, completion) needs a Python package that is not installed: pip install 'archspec[views]'.",
 }

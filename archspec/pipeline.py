@@ -50,15 +50,16 @@ class Compiled:
 
 def compile_spec(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None,
                  registry: Registry | None = None, variant: str | None = None, limits: Limits = DEFAULT, *,
-                 optimize: bool = False) -> Compiled:
+                 optimize: bool = False, expect: bool = True) -> Compiled:
     """Validate, lower and count a spec file (optionally one `variant` of its family's table);
     raise SpecErrors with every located problem. `optimize` applies the inference rewrites after the
-    expect: check (which states the reference figures of the unrewritten network)."""
+    expect: check (which states the reference figures of the unrewritten network). `expect=False`
+    skips that check, for views that show its result instead (archspec card)."""
     registry = registry or default_registry()
     resolved = resolve_file(path, registry, variant, limits)
     graph = lower(resolved, registry, overrides, COMMAND_LINE, limits)
     costs = count(graph, registry)
-    if not overrides:
+    if expect and not overrides:
         check_expect(resolved, costs)
     if optimize:
         plan = inference_plan(graph, registry)
