@@ -3,7 +3,8 @@
 Layers are aligned scope by scope: the nodes directly under one path (`layer1.0.`) in A and B are
 matched as sequences (difflib), by their own name, or by their op where the name is one lowering made
 up (`relu_1`), so inserting an unnamed layer does not make every later unnamed layer of the scope look
-renamed. A matched pair is "changed" when its op, arguments (defaults filled in) or output shape differ.
+renamed. A matched pair is "changed" when its op, arguments (defaults filled in), input or output shapes
+differ: a linear layer whose input grew is a changed layer (more parameters), though written the same.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Change:
     a: Layer
     b: Layer
     arguments: dict[str, tuple[Any, Any]]  # argument -> (value in A, value in B), only those that differ
+    inputs: tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, ...], ...]]  # input shapes in A, in B
 
     @property
     def what(self) -> list[str]:
@@ -43,13 +45,16 @@ class Change:
         if self.a.op != self.b.op:
             parts.append(f"op {self.a.op} -> {self.b.op}")
         parts += [f"{k} {_show(va)} -> {_show(vb)}" for k, (va, vb) in self.arguments.items()]
+        if self.inputs[0] != self.inputs[1]:
+            parts.append(f"input {_shapes(self.inputs[0])} -> {_shapes(self.inputs[1])}")
         if self.a.output != self.b.output:
             parts.append(f"output {fmt_shape(self.a.output)} -> {fmt_shape(self.b.output)}")
         return parts
 
     def to_json(self) -> dict[str, Any]:
         return {"a": self.a.to_json(), "b": self.b.to_json(),
-                "arguments": {k: [va, vb] for k, (va, vb) in self.arguments.items()}}
+                "arguments": {k: [va, vb] for k, (va, vb) in self.arguments.items()},
+                "inputs": [[list(s) for s in side] for side in self.inputs]}
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,10 @@ class Diff:
             "total": {"params": list(self.params), "macs": list(self.macs),
                       "params_delta": self.params[1] - self.params[0], "macs_delta": self.macs[1] - self.macs[0]},
         }
+
+
+def _shapes(shapes: tuple[tuple[int, ...], ...]) -> str:
+    return ", ".join(fmt_shape(s) for s in shapes)
 
 
 def _show(value: Any) -> str:
@@ -155,8 +164,9 @@ def diff(a: Graph, costs_a: Costs, b: Graph, costs_b: Costs, names: tuple[str, s
     for x, y in pairs:
         args_x, args_y = _arguments(x), _arguments(y)
         arguments = {k: (args_x.get(k), args_y.get(k)) for k in dict.fromkeys([*args_x, *args_y]) if args_x.get(k) != args_y.get(k)}
-        if x.op != y.op or arguments or x.shape != y.shape:
-            changed.append(Change(layer(layers_a[x.name]), layer(layers_b[y.name]), arguments))
+        inputs = (tuple(a.input_shapes(x)), tuple(b.input_shapes(y)))
+        if x.op != y.op or arguments or x.shape != y.shape or inputs[0] != inputs[1]:
+            changed.append(Change(layer(layers_a[x.name]), layer(layers_b[y.name]), arguments, inputs))
     stages_a, stages_b = _per_stage(costs_a), _per_stage(costs_b)
     stages = tuple(StageDelta(s, (stages_a.get(s, (0, 0))[0], stages_b.get(s, (0, 0))[0]),
                               (stages_a.get(s, (0, 0))[1], stages_b.get(s, (0, 0))[1]))
