@@ -66,21 +66,24 @@ class _Drawing:
         self.ids[node.name] = nid
         count = self.params.get(node.name, 0)
         lines = ([node.op] if label_name == node.op else [label_name, node.op]) + [fmt_shape(node.shape or ())] + ([f"params {human(count)}"] if count else [])
-        dot.node(nid, "\n".join(lines), tooltip=node.name, fillcolor=COLORS.get(self.category(node.op), "#ffffff"))
+        dot.node(nid, "\\n".join(lines), tooltip=node.name, fillcolor=COLORS.get(self.category(node.op), "#ffffff"))
 
-    def draw_box(self, dot: Any, title: str, detail: str, nodes: list[Node]) -> None:
+    def draw_box(self, dot: Any, title: str, detail: str, nodes: list[Node], tooltip: str) -> None:
         nid = self.node_id()
         for node in nodes:
             self.ids[node.name] = nid
         count = sum(self.params.get(n.name, 0) for n in nodes)
         last = nodes[-1].shape or ()
         lines = [title, detail, fmt_shape(last)] + ([f"params {human(count)}"] if count else [])
-        dot.node(nid, "\n".join(lines), tooltip=title, shape="box3d", style="filled", fillcolor=COLORS["box"])
+        dot.node(nid, "\\n".join(lines), tooltip=tooltip, shape="box3d", style="filled", fillcolor=COLORS["box"])
 
     def draw_group(self, dot: Any, group: Group) -> None:
         if level(group.path) > self.depth:
-            copies = f"×{len(group.children)}" if group.is_repeat else f"block · {len(group.nodes())} layers"
-            self.draw_box(dot, _short(group.path), copies, group.nodes())
+            nodes = group.nodes()
+            if group.is_repeat:
+                self.draw_box(dot, f"{_short(group.path)} ×{len(group.children)}", f"repeat · {len(nodes)} layers", nodes, group.path)
+            else:
+                self.draw_box(dot, _short(group.path), f"block · {len(nodes)} layers", nodes, group.path)
             return
         with dot.subgraph(name=f"cluster_{group.path}") as cluster:
             label = f"{_short(group.path)} ×{len(group.children)}" if group.is_repeat else _short(group.path)
@@ -116,7 +119,7 @@ class _Drawing:
         first, last = _path(run[0]), _path(run[-1])
         span = _short(first) if len(run) == 1 else f"{_short(first)}–{segments(last)[-1]}"
         nodes = [n for item in run for n in (item.nodes() if isinstance(item, Group) else [item])]
-        self.draw_box(dot, f"{span} ×{len(run)}", f"built like {_short(_path(shown))}", nodes)
+        self.draw_box(dot, f"{span} ×{len(run)}", f"built like {_short(_path(shown))}", nodes, f"{first} ... {last}")
 
 
 def _path(item: Group | Node) -> str:
