@@ -92,3 +92,19 @@ def test_pictures_in_every_format(capsys, tmp_path):
     (tmp_path / "folder.svg").mkdir()
     assert main(["graph", str(ROOT / "specs/seed_cnn.yaml"), "-o", str(tmp_path / "folder.svg")]) == 1
     assert "AS804" in capsys.readouterr().err
+
+
+def test_views_never_import_torch(tmp_path):
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\nfrom archspec.cli import main\n"
+        f"for argv in (['graph', 'resnet18', '-o', {str(tmp_path / 'g.dot')!r}], ['card', 'resnet18', '-o', {str(tmp_path / 'c.html')!r}],"
+        " ['diff', 'seed_cnn', 'seed_cnn_bn'], ['fingerprint', 'seed_cnn'], ['schema']):\n"
+        "    assert main(argv) == 0, argv\n"
+        "print('torch imported' if 'torch' in sys.modules else 'torch-free', file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "torch-free"
