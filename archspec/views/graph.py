@@ -56,16 +56,14 @@ class _Drawing:
     def category(self, op: str) -> str:
         if op == "input":
             return "input"
-        try:
-            return self.registry.op(op).category if self.registry else ""
-        except Exception:  # an op a plugin no longer provides: draw it plain
-            return ""
+        return self.registry.op(op).category if self.registry is not None and op in self.registry.ops else ""
 
     def draw_node(self, dot: Any, node: Node, label_name: str) -> None:
         nid = self.node_id()
         self.ids[node.name] = nid
         count = self.params.get(node.name, 0)
-        lines = ([node.op] if label_name == node.op else [label_name, node.op]) + [fmt_shape(node.shape or ())] + ([f"params {human(count)}"] if count else [])
+        lines = [node.op] if label_name == node.op else [label_name, node.op]  # an auto-named layer: its op once
+        lines += [fmt_shape(node.shape or ())] + ([f"params {human(count)}"] if count else [])
         dot.node(nid, "\\n".join(lines), tooltip=node.name, fillcolor=COLORS.get(self.category(node.op), "#ffffff"))
 
     def draw_box(self, dot: Any, title: str, detail: str, nodes: list[Node], tooltip: str) -> None:
@@ -102,15 +100,17 @@ class _Drawing:
             for child in group.children:
                 self.draw_item(dot, child)
             return
-        shown: Group | Node | None = None
+        shown: Group | Node | None = None  # the copy drawn last; a run of copies built like it follows
+        shown_signature: tuple[Any, ...] = ()
         run: list[Group | Node] = []
         for child in group.children:
-            if shown is not None and _signature(child) == _signature(shown):
+            signature = _signature(child)
+            if shown is not None and signature == shown_signature:
                 run.append(child)
                 continue
             self._flush(dot, shown, run)
             self.draw_item(dot, child)
-            shown, run = child, []
+            shown, shown_signature, run = child, signature, []
         self._flush(dot, shown, run)
 
     def _flush(self, dot: Any, shown: Group | Node | None, run: list[Group | Node]) -> None:
