@@ -15,6 +15,9 @@ HAS_DOT = shutil.which("dot") is not None
 CONV_FILL = (0xCF, 0xE2, 0xFF)  # graph.COLORS["conv"]: a drawn conv node
 
 
+SECTIONS = {"summary": "table", "expect": "table", "stages": "svg", "graph": "div"}  # the card's parts, by id
+
+
 class Page(HTMLParser):
     """Counts what the card must hold: rows of each table, chart bars, inline SVG, anything loaded from outside."""
 
@@ -28,7 +31,7 @@ class Page(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
-        if "id" in a:
+        if a.get("id") in SECTIONS:
             self.open.append(a["id"])
         if tag == "tr" and self.open:
             self.rows[self.open[-1]] = self.rows.get(self.open[-1], 0) + 1
@@ -40,12 +43,8 @@ class Page(HTMLParser):
             self.external.append(f"{tag} {a}")
 
     def handle_endtag(self, tag):
-        if tag in ("table", "svg", "div") and self.open and tag == self._tag_of(self.open[-1]):
+        if self.open and tag == SECTIONS[self.open[-1]]:  # sections do not nest their own tag inside
             self.open.pop()
-
-    @staticmethod
-    def _tag_of(ident):
-        return {"summary": "table", "expect": "table", "stages": "svg", "graph": "div"}.get(ident)
 
 
 def card(capsys, tmp_path, spec, *extra):
