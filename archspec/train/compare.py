@@ -40,7 +40,7 @@ def parse_entry(text: str, resolve_spec: Any = str) -> Entry:
         raise ArchspecError(BAD_ENTRY, f"entry {text!r}: write SPEC or SPEC:key=value,... (e.g. seed_cnn:dropout=true)")
     overrides: dict[str, Any] = {}
     training: dict[str, Any] = {}
-    for item in (p for p in rest.split(",") if p.strip()) if sep else ():
+    for item in (p for p in _split(rest) if p.strip()) if sep else ():
         key, eq, value = item.partition("=")
         key = key.strip()
         if not eq or not key:
@@ -59,8 +59,22 @@ def parse_entry(text: str, resolve_spec: Any = str) -> Entry:
     return Entry(text, resolve_spec(spec), overrides, training)
 
 
+def _split(text: str) -> list[str]:
+    """Split at commas outside brackets, so a list value stays whole: `widths=[4,8,8],dropout=true`."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += (char in "[{") - (char in "]}")
+        if char == "," and depth <= 0:
+            parts.append(text[start:i])
+            start = i + 1
+    return [*parts, text[start:]]
+
+
 def folder_name(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", label).strip("._") or "entry"
+    """`specs/seed_cnn.yaml:dropout=true` -> `seed_cnn_dropout=true`: the spec's stem, then its settings."""
+    spec, sep, rest = label.partition(":")
+    text = Path(spec).stem + ("_" + rest if sep else "")
+    return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", text).strip("._") or "entry"
 
 
 def compare(entries: list[Entry], base: TrainOptions, out: Path) -> list[tuple[str, Any]]:

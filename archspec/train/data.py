@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import gzip
+import importlib.util
 from pathlib import Path
 import pickle
 import struct
@@ -139,15 +140,33 @@ def _where(kind: str, path: Path) -> str:
 
 
 def _digits() -> tuple[Split, Split, tuple[str, ...]]:
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    images = torch.from_numpy(np.rint(bunch.images * (255 / 16))).to(torch.uint8).unsqueeze(1)  # 0..16 -> 0..255
-    labels = torch.from_numpy(bunch.target).long()
+    table = _digits_table()
+    images = torch.from_numpy(np.rint(table[:, :64].reshape(-1, 1, 8, 8) * (255 / 16))).to(torch.uint8)  # 0..16 -> 0..255
+    labels = torch.from_numpy(table[:, 64]).long()
     # A fixed split: the same 360 test images on every run and every machine.
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
     test, train = order[:360], order[360:]
     return Split(images[train], labels[train]), Split(images[test], labels[test]), tuple(str(i) for i in range(10))
+
+
+def _digits_table() -> np.ndarray:
+    """scikit-learn's digits.csv.gz (64 pixels and the label per row), the file load_digits reads.
+    Read directly when it is where scikit-learn keeps it: importing sklearn costs seconds in every
+    process (DDP workers, each test subprocess); load_digits is the fallback."""
+    spec = importlib.util.find_spec("sklearn")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / "datasets" / "data" / "digits.csv.gz"
+        if path.is_file():
+            table = np.loadtxt(path, delimiter=",")
+            if table.shape == (1797, 65):
+                return table
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise ArchspecError(MISSING, "--data digits needs scikit-learn: pip install scikit-learn "
+                            "(or pip install 'archspec[train]')") from None
+    bunch = load_digits()
+    return np.concatenate([bunch.data, bunch.target[:, None]], axis=1)
 
 
 # --- CIFAR: the official pickles, read without running code ---------------------------------------
