@@ -349,6 +349,24 @@ def prepare(images: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
     return x
 
 
+RESIZE_ONCE_BYTES = 1 << 29  # resized splits up to 512 MiB are resized once, larger ones batch by batch
+
+
+def fit(split: Split, shape: tuple[int, int, int]) -> Split:
+    """`split` resized once to the spec's (H, W), still uint8 (channels stay), where the result is small
+    (digits to 32x32: 1.5 MB): the per-batch resize of `prepare` then has nothing left to do. Larger
+    results (CIFAR at 224x224: 7.5 GB) keep their size and are resized batch by batch."""
+    n, channels, height, width = split.images.shape
+    if (height, width) == shape[1:] or n * channels * shape[1] * shape[2] > RESIZE_ONCE_BYTES:
+        return split
+    chunks = []
+    for start in range(0, n, 1024):
+        x = split.images[start:start + 1024].float().div_(255)
+        x = F.interpolate(x, size=shape[1:], mode="bilinear", antialias=True, align_corners=False)
+        chunks.append(x.mul_(255).round_().clamp_(0, 255).to(torch.uint8))
+    return Split(torch.cat(chunks), split.labels)
+
+
 def gray(x: torch.Tensor) -> torch.Tensor:
     """RGB (N, 3, H, W) -> luminance (ITU-R 601, as PIL and torchvision) repeated over 3 channels."""
     weights = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)

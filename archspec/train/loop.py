@@ -189,7 +189,7 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
     torch.manual_seed(options.seed)  # dropout and anything else drawing from the global generator
     random.seed(options.seed)
     saved = checkpoint.restore(folder, module, optimizer) if resuming else checkpoint.Saved(0, 0, [], 0.0)
-    train_set, test_set = dataset.train.to(device), dataset.test.to(device)
+    train_set, test_set = (data.fit(split.to(device), model.shape) for split in (dataset.train, dataset.test))
     steps = len(train_set) // options.batch_size
     if steps == 0:
         raise ArchspecError(BAD_OPTION, f"--batch-size {options.batch_size} is larger than the training set "
@@ -313,6 +313,6 @@ def evaluate_file(spec: str, weights: str, data_text: str, overrides: dict[str, 
     path = Path(weights)
     checkpoint.load_weights(model.module, checkpoint.read_weights(path), path)
     chosen = dataset.test if split == "test" else dataset.train
-    return evaluate(model.module.to(device), chosen.to(device), model.shape, len(dataset.classes), dataset.classes,
+    return evaluate(model.module.to(device), data.fit(chosen.to(device), model.shape), model.shape, len(dataset.classes), dataset.classes,
                     device, precision)
 
