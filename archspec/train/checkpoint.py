@@ -60,8 +60,8 @@ def save(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
     tensors, scalars = _split_optimizer(optimizer.state_dict())
     tensors["rng/torch"] = torch.get_rng_state()
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        for i, state in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng/cuda/{i}"] = state
+        for i, rng in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng/cuda/{i}"] = rng
     write_bytes_atomically(folder / f"{stem}.state.safetensors", save_tensors(tensors, metadata={"epoch": str(saved.epoch)}))
     version, internal, gauss = random.getstate()
     state = {

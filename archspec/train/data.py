@@ -312,8 +312,8 @@ def _read_images(folder: Path, classes: tuple[str, ...], size: tuple[int, int] |
         files = sorted(p for p in (folder / name).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if (folder / name).is_dir() else []
         for file in files:
             try:
-                with Image.open(file) as image:
-                    image = image.convert("RGB")
+                with Image.open(file) as opened:
+                    image = opened.convert("RGB")
                     if size is not None and image.size != (size[1], size[0]):
                         image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
                     array = np.asarray(image, dtype=np.uint8).copy()

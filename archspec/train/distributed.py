@@ -37,10 +37,12 @@ def launch(options: TrainOptions) -> object:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
+    from archspec import pipeline
     from archspec.train import loop
 
     loop.check(options)  # fail here, once, rather than in every worker
     loop.device_of(options.device)
+    pipeline.compile_spec(options.spec, options.overrides, variant=options.variant)  # spec errors, located
     if options.device.startswith("cuda") and options.nproc > torch.cuda.device_count():
         raise ArchspecError(LAUNCH_FAILED, f"--nproc {options.nproc} needs as many GPUs; {torch.cuda.device_count()} visible")
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=options.nproc, run_id=f"archspec-{uuid.uuid4().hex[:12]}",
