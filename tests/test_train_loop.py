@@ -162,6 +162,20 @@ def test_cuda_without_a_gpu_is_a_clear_error(tmp_path: Path, capsys) -> None:
     assert status == 1 and "AS914" in err and "no CUDA device" in err and "--device cpu" in err
 
 
+def test_out_must_be_a_folder(tmp_path: Path, capsys) -> None:
+    (tmp_path / "file").write_text("x")
+    status, _, err = main(capsys, "train", LENET, "--data", "digits", "--out", str(tmp_path / "file"))
+    assert status == 2 and "AS913" in err and "not a folder" in err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_bf16_training_learns(tmp_path: Path, capsys) -> None:
+    code, _, err = main(capsys, "train", LENET, "--data", "digits", "--epochs", "3", "--optimizer", "adamw", "--lr", "0.004",
+                        "--device", "cuda", "--precision", "bf16", "--augment", "hflip,crop", "--out", str(tmp_path / "r"))
+    assert code == 0, err
+    assert history(tmp_path / "r")[-1]["test_acc"] > 0.8
+
+
 def test_eval_refuses_weights_of_another_model(tmp_path: Path, capsys) -> None:
     import archspec
     from safetensors.torch import save_file
@@ -214,3 +228,23 @@ def test_compile_trains_like_eager(tmp_path: Path, capsys) -> None:
         assert code == 0, err
     eager, compiled = history(tmp_path / "eager"), history(tmp_path / "compiled")
     assert compiled[0]["test_loss"] == pytest.approx(eager[0]["test_loss"], rel=1e-3)
+
+
+def test_progress_bar_redraws_on_a_terminal_and_writes_lines_otherwise() -> None:
+    import io
+
+    from archspec.train.report import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty, plain = Terminal(), io.StringIO()
+    for stream in (tty, plain):
+        progress = Progress(2, 5, steps=4, batch=8, stream=stream)
+        for step in range(1, 5):
+            progress.update(step)
+    assert tty.getvalue().startswith("\repoch 2/5 [") and "4/4" in tty.getvalue() and tty.getvalue().endswith("\n")
+    assert "#" * 30 in tty.getvalue()
+    assert plain.getvalue() == plain.getvalue().splitlines()[0] + "\n" and "\r" not in plain.getvalue()
+    assert plain.getvalue().startswith("epoch 2/5: step 4/4,")  # throttled: only the last step of a fast epoch

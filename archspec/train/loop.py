@@ -14,6 +14,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 import hashlib
 import math
+import os
 from pathlib import Path
 import random
 import sys
@@ -176,6 +177,8 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
     model = build_model(options.spec, options.overrides, options.variant, len(dataset.classes), options.seed)
     aug.check(augments, model.shape)
     folder = run_folder(options, model.name)
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise ArchspecError(BAD_OPTION, f"--out {folder} exists and is not a folder; give a folder for the run")
     resuming = options.resume and checkpoint.has_run(folder)
     if checkpoint.has_run(folder) and not options.resume:
         raise ArchspecError(BAD_OPTION, f"{folder}/ already holds a run; add --resume to continue it, or give another --out")
