@@ -213,7 +213,7 @@ def _training(args: argparse.Namespace) -> int:
     result = train(base.with_(spec=_spec_path(args.spec), variant=args.variant))
     last = result.history[-1]
     _out(f"wrote {result.folder / 'model.safetensors'}: test accuracy {100 * last.test_acc:.2f}% after "
-         f"{last.epoch} epochs, {result.seconds:.1f} s of training")
+         f"{last.epoch} epoch{'s' if last.epoch != 1 else ''}, {result.seconds:.1f} s of training")
     return 0
 
 
