@@ -29,7 +29,9 @@ from archspec.validate import resolve_file
 from archspec.report import describe_op, human, table
 
 SPECS_DIR = Path("specs")
-USAGE_CODES = frozenset({"AS806", "AS933"})  # a bad option value (an unknown backend among them)
+USAGE_CODES = frozenset({"AS806",  # a bad option value (an unknown backend among them)
+                         "AS933",  # graph: an unknown -o suffix
+                         "AS911", "AS913", "AS918"})  # training: no dataset there, a bad training option or entry
 
 
 def _exists(path: Path) -> bool:
@@ -135,6 +137,7 @@ def _parser() -> argparse.ArgumentParser:
     explain = sub.add_parser("explain", help="what an error code means, or an op's arguments")
     explain.add_argument("code", help="an error code (AS501) or an op name (conv2d)")
     _view_parsers(sub, spec_command)
+    _training_parsers(sub)
     return parser
 
 
@@ -214,7 +217,87 @@ def _view(args: argparse.Namespace, registry: Registry) -> int:
     return 0
 
 
+def _training_flags(p: argparse.ArgumentParser) -> None:
+    """The options of train and compare (archspec.train.TrainOptions; docs/training.md)."""
+    p.add_argument("--data", required=True, help="digits, cifar10[:PATH], cifar100[:PATH], mnist[:PATH], "
+                   "fashion-mnist[:PATH], folder:PATH, or a dataset folder")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec parameter")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=64, help="global batch (split over --nproc processes)")
+    p.add_argument("--lr", type=float, help="learning rate (default: sgd 0.05, adamw 0.001)")
+    p.add_argument("--weight-decay", type=float, help="(default: sgd 5e-4, adamw 0.05; not on biases and norms)")
+    p.add_argument("--optimizer", default="sgd", help="sgd (momentum 0.9) or adamw")
+    p.add_argument("--schedule", default="cosine", help="cosine, step (x0.1 at 1/2 and 3/4) or none")
+    p.add_argument("--augment", default="", metavar="LIST",
+                   help="comma-separated: hflip, vflip, transpose, grayscale, brightness=F, crop[=PAD]")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
+    p.add_argument("--precision", default="fp32", help="fp32 or bf16 (autocast)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the module")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--seed", type=_seed, default=0, help="weights, data order, augmentation and dropout")
+    p.add_argument("--nproc", type=int, default=1, help="processes (DDP through torch's elastic launcher)")
+    p.add_argument("--threads", type=int, help="CPU threads per process")
+
+
+def _training_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    train = sub.add_parser("train", help="train a spec on a dataset; checkpoints in --out (default runs/<name>)")
+    train.add_argument("spec", help="spec file, or the name of a spec in ./specs")
+    train.add_argument("--variant", help="a row of the family's variants table")
+    train.add_argument("--out", help="run folder (default: runs/<spec name>)")
+    _training_flags(train)
+    ev = sub.add_parser("eval", help="loss, top-1/top-5 accuracy and confusion matrix of trained weights")
+    ev.add_argument("spec", help="spec file, or the name of a spec in ./specs")
+    ev.add_argument("--weights", required=True, help="a .safetensors written by archspec train, or its run folder")
+    ev.add_argument("--data", required=True, help="the dataset (as for train)")
+    ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec parameter")
+    ev.add_argument("--variant", help="a row of the family's variants table")
+    ev.add_argument("--split", default="test", help="test (default) or train")
+    ev.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
+    ev.add_argument("--precision", default="fp32", help="fp32 or bf16 (autocast)")
+    ev.add_argument("--json", action="store_true", help="one JSON object: loss, top1, top5 (fractions), confusion")
+    compare = sub.add_parser("compare", help="train several specs or variants; results.md, results.csv, PNG curves")
+    compare.add_argument("entries", nargs="+", metavar="SPEC[:k=v,...]",
+                         help="e.g. seed_cnn seed_cnn_bn seed_cnn:dropout=true seed_cnn:augment=hflip+crop")
+    compare.add_argument("--out", default="runs/compare", help="folder for the table, the curves and each entry's run")
+    _training_flags(compare)
+
+
+def _training(args: argparse.Namespace) -> int:
+    """train, eval, compare: arguments -> archspec.train (imported here: torch loads only for these)."""
+    from archspec.train import TrainOptions, train
+
+    if args.command == "eval":
+        from archspec.train.loop import evaluate_file
+        from archspec.train.report import eval_text
+
+        result = evaluate_file(_spec_path(args.spec), args.weights, args.data, _overrides(args.set), args.variant,
+                               args.device, args.split, args.precision)
+        _out(json.dumps(result.to_json()) if args.json else eval_text(result))
+        return 0
+    base = TrainOptions(spec="", data=args.data, overrides=_overrides(args.set), epochs=args.epochs,
+                        batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, optimizer=args.optimizer,
+                        schedule=args.schedule, augment=args.augment, device=args.device, precision=args.precision,
+                        compile=args.compile, out=args.out, resume=args.resume, seed=args.seed, nproc=args.nproc,
+                        threads=args.threads)
+    if args.command == "compare":
+        from archspec.train.compare import compare, parse_entry
+        from archspec.train.report import markdown
+
+        entries = [parse_entry(text, _spec_path) for text in args.entries]
+        results = compare(entries, base, Path(args.out))
+        _out(markdown(results))
+        _out(f"wrote {Path(args.out) / 'results.md'}, results.csv, loss.png, accuracy.png")
+        return 0
+    result = train(base.with_(spec=_spec_path(args.spec), variant=args.variant))
+    last = result.history[-1]
+    _out(f"wrote {result.folder / 'model.safetensors'}: test accuracy {100 * last.test_acc:.2f}% after "
+         f"{last.epoch} epoch{'s' if last.epoch != 1 else ''}, {result.seconds:.1f} s of training")
+    return 0
+
+
 def _run(args: argparse.Namespace, registry: Registry) -> int:
+    if args.command in ("train", "eval", "compare"):
+        return _training(args)
     if args.command == "list":
         return _list(Path(args.specs), registry)
     if args.command == "schema":

@@ -165,4 +165,17 @@ CODES: dict[str, str] = {
     "AS932": "Graphviz's `dot` failed to lay out or render the graph; the message has its last words.",
     "AS933": "archspec graph: the -o suffix names no known format (svg, png, pdf, dot, html).",
     "AS934": "A view (graph, card, completion) needs a Python package that is not installed: pip install 'archspec[views]'.",
+    "AS911": "Training data is not where --data points (no such dataset or folder, or files missing); the message "
+             "says which files go where (docs/training.md).",
+    "AS912": "A training data file is there but cannot be read: corrupt, truncated, or not in the official format "
+             "(a CIFAR pickle that asks for anything but arrays and lists is refused, never run).",
+    "AS913": "A training option is wrong (optimizer, schedule, precision, augmentation, batch size, device name), "
+             "or does not fit the spec or the data (classes, channels, a non-square input for transpose), or --out "
+             "already holds a run (add --resume).",
+    "AS914": "The training device is not available here (--device cuda without a CUDA GPU).",
+    "AS915": "A checkpoint cannot be used: missing or unreadable files, weights that do not fit the model, or a "
+             "--resume whose options differ from the run's.",
+    "AS916": "A distributed training process (--nproc) failed; its own messages come before this one.",
+    "AS917": "A training or evaluation step failed (out of memory, a runtime error, a loss that became NaN).",
+    "AS918": "A compare entry is not SPEC or SPEC:key=value,... with known training keys or spec parameters.",
 }

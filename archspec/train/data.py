@@ -1,0 +1,384 @@
+"""The DATA argument -> a dataset in memory: uint8 images (N, C, H, W) and int64 labels per split.
+
+Kinds, with no downloads at run time:
+
+    digits           scikit-learn's bundled 8x8 digits (1,797 images; a fixed 80/20 split, seed 0)
+    cifar10[:PATH]   the official python version, a `cifar-10-batches-py` folder
+    cifar100[:PATH]  the official python version, a `cifar-100-python` folder (fine labels)
+    mnist[:PATH], fashion-mnist[:PATH]   the four idx files, raw or .gz
+    folder:PATH      an image folder: PATH/train/<class>/*.png|jpg and PATH/test/<class>/... (or val/)
+
+A bare PATH is recognised by its files. The CIFAR pickles are read by an unpickler that accepts only
+numpy's array reconstruction and builtin values, so a planted pickle cannot run code. Images stay uint8
+(CIFAR-10 is 150 MB) and are resized to the spec's input batch by batch, on the training device
+(`prepare`); image folders, whose images differ in size, are resized once when read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import gzip
+import importlib.util
+from pathlib import Path
+import pickle
+import struct
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from archspec.errors import ArchspecError
+
+MISSING = "AS911"  # the dataset is not where the DATA argument points (usage: exit 2)
+CORRUPT = "AS912"  # a data file is there but cannot be read (exit 1)
+
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+FASHION_CLASSES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+DEFAULT_PATHS = {"cifar10": "data/cifar-10-batches-py", "cifar100": "data/cifar-100-python", "mnist": "data/mnist",
+                 "fashion-mnist": "data/fashion-mnist"}
+KINDS = ("digits", "cifar10", "cifar100", "mnist", "fashion-mnist", "folder")
+MEAN, STD = 0.5, 0.5  # inputs are scaled to [-1, 1]: one rule for every dataset, no statistics to compute
+
+
+@dataclass(frozen=True)
+class Split:
+    images: torch.Tensor  # uint8 (N, C, H, W)
+    labels: torch.Tensor  # int64 (N,)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def to(self, device: torch.device) -> "Split":
+        return Split(self.images.to(device), self.labels.to(device))
+
+    def subset(self, n: int) -> "Split":
+        return Split(self.images[:n], self.labels[:n])
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str  # as given (digits, cifar10:PATH, ...), for the results table
+    kind: str
+    train: Split
+    test: Split
+    classes: tuple[str, ...]
+
+
+def parse(text: str) -> tuple[str, Path | None]:
+    """DATA -> (kind, path). A bare kind uses its default folder; a bare path is recognised by its files."""
+    kind, sep, rest = text.partition(":")
+    if sep and kind in KINDS:
+        if kind == "digits":
+            raise ArchspecError(MISSING, "digits is bundled with scikit-learn and takes no path: write --data digits")
+        if not rest:
+            raise ArchspecError(MISSING, f"--data {text!r}: give the folder after the colon, e.g. {kind}:data/{kind}")
+        return kind, Path(rest)
+    if text == "digits":
+        return "digits", None
+    if text in DEFAULT_PATHS:
+        return text, Path(DEFAULT_PATHS[text])
+    if text == "folder":
+        raise ArchspecError(MISSING, "--data folder needs a path: --data folder:PATH (PATH/train/<class>/..., PATH/test/<class>/...)")
+    path = Path(text)
+    if not path.is_dir():
+        raise ArchspecError(MISSING, f"--data {text!r} is neither a dataset ({', '.join(KINDS)}) nor a folder; "
+                            "give e.g. --data digits, --data cifar10:PATH or the path of a dataset folder")
+    return _detect(path), path
+
+
+def _detect(path: Path) -> str:
+    if (path / "data_batch_1").exists() or (path / "test_batch").exists():
+        return "cifar10"
+    if (path / "train").is_file() and (path / "meta").is_file():
+        return "cifar100"
+    if any((path / f"{name}{gz}").exists() for name in MNIST_FILES for gz in ("", ".gz")):
+        return "mnist"
+    return "folder"
+
+
+def load(text: str, image_size: tuple[int, int] | None = None) -> Dataset:
+    """Read the dataset DATA names. `image_size` (H, W) is used by image folders only, whose images are
+    resized when read; the others keep their own size until `prepare`."""
+    kind, path = parse(text)
+    if kind == "digits":
+        train, test, classes = _digits()
+    elif kind == "cifar10":
+        train, test, classes = _cifar10(_folder(path, kind))
+    elif kind == "cifar100":
+        train, test, classes = _cifar100(_folder(path, kind))
+    elif kind in ("mnist", "fashion-mnist"):
+        train, test, classes = _mnist(_folder(path, kind), kind)
+    else:
+        train, test, classes = _image_folder(_folder(path, kind), image_size)
+    return Dataset(text, kind, train, test, classes)
+
+
+def _folder(path: Path | None, kind: str) -> Path:
+    assert path is not None
+    if not path.is_dir():
+        raise ArchspecError(MISSING, f"no {kind} data at {path}/. {_where(kind, path)}")
+    return path
+
+
+def _where(kind: str, path: Path) -> str:
+    """What to put where, for each kind: the message a missing or incomplete dataset gets."""
+    if kind == "cifar10":
+        return (f"Download {CIFAR10_URL} (the python version), extract it, and give its cifar-10-batches-py folder "
+                f"(data_batch_1 ... data_batch_5, test_batch, batches.meta) as --data cifar10:{path}")
+    if kind == "cifar100":
+        return (f"Download {CIFAR100_URL} (the python version), extract it, and give its cifar-100-python folder "
+                f"(train, test, meta) as --data cifar100:{path}")
+    if kind in ("mnist", "fashion-mnist"):
+        return (f"Put the four idx files ({', '.join(MNIST_FILES)}; raw or .gz, as distributed) in {path}/ "
+                f"and give --data {kind}:{path}")
+    return (f"An image folder holds one subfolder per class under {path}/train/ and {path}/test/ (or val/), "
+            f"with {', '.join(IMAGE_SUFFIXES)} images in them")
+
+
+def _digits() -> tuple[Split, Split, tuple[str, ...]]:
+    table = _digits_table()
+    images = torch.from_numpy(np.rint(table[:, :64].reshape(-1, 1, 8, 8) * (255 / 16))).to(torch.uint8)  # 0..16 -> 0..255
+    labels = torch.from_numpy(table[:, 64]).long()
+    # A fixed split: the same 360 test images on every run and every machine.
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
+    test, train = order[:360], order[360:]
+    return Split(images[train], labels[train]), Split(images[test], labels[test]), tuple(str(i) for i in range(10))
+
+
+def _digits_table() -> np.ndarray:
+    """scikit-learn's digits.csv.gz (64 pixels and the label per row), the file load_digits reads.
+    Read directly when it is where scikit-learn keeps it: importing sklearn costs seconds in every
+    process (DDP workers, each test subprocess); load_digits is the fallback."""
+    spec = importlib.util.find_spec("sklearn")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / "datasets" / "data" / "digits.csv.gz"
+        if path.is_file():
+            table = np.loadtxt(path, delimiter=",")
+            if table.shape == (1797, 65):
+                return table
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise ArchspecError(MISSING, "--data digits needs scikit-learn: pip install scikit-learn "
+                            "(or pip install 'archspec[train]')") from None
+    bunch = load_digits()
+    return np.concatenate([bunch.data, bunch.target[:, None]], axis=1)
+
+
+# --- CIFAR: the official pickles, read without running code ---------------------------------------
+
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("_codecs", "encode"),  # how protocol-2 pickles written by Python 3 spell bytes
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Builds dicts, lists, strings, bytes, numbers and numpy arrays; refuses every other global, so
+    the pickle's opcodes cannot call os.system or import anything."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _ALLOWED_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refused global {module}.{name}: a CIFAR file holds only arrays, lists and strings")
+
+
+def _unpickle(path: Path, kind: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise ArchspecError(MISSING, f"{path} is missing. {_where(kind, path.parent)}")
+    try:
+        with open(path, "rb") as file:
+            data = _RestrictedUnpickler(file, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            struct.error, UnicodeDecodeError, MemoryError) as exc:
+        raise ArchspecError(CORRUPT, f"{path} is not a {kind} batch file in the official python format ({exc}); "
+                            f"replace it with the file from the official archive") from None
+    except OSError as exc:
+        raise ArchspecError(CORRUPT, f"cannot read {path}: {exc.strerror or exc}") from None
+    if not isinstance(data, dict):
+        raise ArchspecError(CORRUPT, f"{path} holds a {type(data).__name__}, not the dictionary of a {kind} batch file; "
+                            f"replace it with the file from the official archive")
+    return {k.decode("latin1") if isinstance(k, bytes) else str(k): v for k, v in data.items()}
+
+
+def _cifar_batch(path: Path, kind: str, label_key: str, classes: int) -> Split:
+    batch = _unpickle(path, kind)
+    images, labels = batch.get("data"), batch.get(label_key)
+    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 2 or images.shape[1] != 3 * 32 * 32:
+        raise ArchspecError(CORRUPT, f"{path}: 'data' must be a uint8 array of shape (N, 3072) in a {kind} batch file; "
+                            "replace it with the file from the official archive")
+    if not isinstance(labels, list) or len(labels) != images.shape[0] or not all(
+            isinstance(v, int) and 0 <= v < classes for v in labels):
+        raise ArchspecError(CORRUPT, f"{path}: {label_key!r} must be a list of {images.shape[0]} labels in 0..{classes - 1}; "
+                            "replace it with the file from the official archive")
+    return Split(torch.from_numpy(images.reshape(-1, 3, 32, 32).copy()), torch.tensor(labels, dtype=torch.long))
+
+
+def _names(path: Path, kind: str, key: str, count: int) -> tuple[str, ...]:
+    if not path.is_file():
+        return tuple(str(i) for i in range(count))
+    names = _unpickle(path, kind).get(key)
+    if not isinstance(names, list) or len(names) != count:
+        raise ArchspecError(CORRUPT, f"{path}: {key!r} must list {count} class names; replace it with the official file")
+    return tuple(n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n) for n in names)
+
+
+def _concat(splits: list[Split]) -> Split:
+    return Split(torch.cat([s.images for s in splits]), torch.cat([s.labels for s in splits]))
+
+
+def _cifar10(path: Path) -> tuple[Split, Split, tuple[str, ...]]:
+    missing = [n for n in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"] if not (path / n).is_file()]
+    if missing:
+        raise ArchspecError(MISSING, f"{path}/ lacks {', '.join(missing)}. {_where('cifar10', path)}")
+    train = _concat([_cifar_batch(path / f"data_batch_{i}", "cifar10", "labels", 10) for i in range(1, 6)])
+    test = _cifar_batch(path / "test_batch", "cifar10", "labels", 10)
+    return train, test, _names(path / "batches.meta", "cifar10", "label_names", 10)
+
+
+def _cifar100(path: Path) -> tuple[Split, Split, tuple[str, ...]]:
+    missing = [n for n in ("train", "test") if not (path / n).is_file()]
+    if missing:
+        raise ArchspecError(MISSING, f"{path}/ lacks {', '.join(missing)}. {_where('cifar100', path)}")
+    train = _cifar_batch(path / "train", "cifar100", "fine_labels", 100)
+    test = _cifar_batch(path / "test", "cifar100", "fine_labels", 100)
+    return train, test, _names(path / "meta", "cifar100", "fine_label_names", 100)
+
+
+# --- MNIST idx files ------------------------------------------------------------------------------
+
+def _idx(folder: Path, name: str, kind: str, images: bool) -> torch.Tensor:
+    raw, packed = folder / name, folder / f"{name}.gz"
+    path = raw if raw.is_file() else packed
+    if not path.is_file():
+        raise ArchspecError(MISSING, f"{folder}/ lacks {name} (or {name}.gz). {_where(kind, folder)}")
+    try:
+        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise ArchspecError(CORRUPT, f"cannot read {path}: {exc}; replace it with the file as distributed") from None
+    dims = 3 if images else 1
+    magic = 0x0800 | dims
+    if len(data) < 4 + 4 * dims or struct.unpack(">I", data[:4])[0] != magic:
+        raise ArchspecError(CORRUPT, f"{path} is not an idx file of {'images' if images else 'labels'} "
+                            f"(magic number {magic:#010x} expected); replace it with the file as distributed")
+    shape = struct.unpack(f">{dims}I", data[4:4 + 4 * dims])
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims)
+    if body.size != int(np.prod(shape)):
+        raise ArchspecError(CORRUPT, f"{path} is truncated or padded: its header says {'x'.join(map(str, shape))} values, "
+                            f"it holds {body.size}; replace it with the file as distributed")
+    return torch.from_numpy(body.reshape(shape).copy())
+
+
+def _mnist(path: Path, kind: str) -> tuple[Split, Split, tuple[str, ...]]:
+    splits = []
+    for prefix in ("train", "t10k"):
+        images = _idx(path, f"{prefix}-images-idx3-ubyte", kind, True)
+        labels = _idx(path, f"{prefix}-labels-idx1-ubyte", kind, False).long()
+        if len(images) != len(labels) or (len(labels) and int(labels.max()) > 9):
+            raise ArchspecError(CORRUPT, f"{path}/{prefix}-*: {len(images)} images but {len(labels)} labels "
+                                "(or a label above 9); replace the files with the ones distributed")
+        splits.append(Split(images.unsqueeze(1), labels))
+    classes = FASHION_CLASSES if kind == "fashion-mnist" else tuple(str(i) for i in range(10))
+    return splits[0], splits[1], classes
+
+
+# --- image folders ----------------------------------------------------------------------------------
+
+def _image_folder(path: Path, size: tuple[int, int] | None) -> tuple[Split, Split, tuple[str, ...]]:
+    train_dir = path / "train"
+    test_dir = next((path / n for n in ("test", "val") if (path / n).is_dir()), None)
+    if not train_dir.is_dir() or test_dir is None:
+        raise ArchspecError(MISSING, f"{path}/ is not an image folder: it needs train/ and test/ (or val/). {_where('folder', path)}")
+    classes = tuple(sorted(p.name for p in train_dir.iterdir() if p.is_dir()))
+    if not classes:
+        raise ArchspecError(MISSING, f"{train_dir}/ has no class subfolders. {_where('folder', path)}")
+    extra = sorted({p.name for p in test_dir.iterdir() if p.is_dir()} - set(classes))
+    if extra:
+        raise ArchspecError(CORRUPT, f"{test_dir}/ has classes that {train_dir}/ lacks: {', '.join(extra)}; "
+                            "use the same class folders in both")
+    return _read_images(train_dir, classes, size), _read_images(test_dir, classes, size), classes
+
+
+def _read_images(folder: Path, classes: tuple[str, ...], size: tuple[int, int] | None) -> Split:
+    from PIL import Image, UnidentifiedImageError
+
+    images, labels = [], []
+    for label, name in enumerate(classes):
+        files = sorted(p for p in (folder / name).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if (folder / name).is_dir() else []
+        for file in files:
+            try:
+                with Image.open(file) as opened:
+                    image = opened.convert("RGB")
+                    if size is not None and image.size != (size[1], size[0]):
+                        image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+                    array = np.asarray(image, dtype=np.uint8).copy()
+            except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+                raise ArchspecError(CORRUPT, f"{file} is not a readable image ({type(exc).__name__}); "
+                                    "replace or remove it") from None
+            images.append(torch.from_numpy(array).permute(2, 0, 1))
+            labels.append(label)
+    if not images:
+        raise ArchspecError(MISSING, f"{folder}/ holds no images ({', '.join(IMAGE_SUFFIXES)}) in its class folders")
+    shapes = {tuple(t.shape) for t in images}
+    if len(shapes) > 1:
+        raise ArchspecError(CORRUPT, f"{folder}/: images differ in size ({', '.join(map(str, sorted(shapes)[:3]))}); "
+                            "this happens only without a target size")
+    return Split(torch.stack(images), torch.tensor(labels, dtype=torch.long))
+
+
+def prepare(images: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+    """uint8 (N, C, H, W) on the device -> float in [0, 1] with the spec's (C, H, W): resized (bilinear,
+    antialiased) and converted between gray and RGB where they differ."""
+    x = images.float().div_(255)
+    channels, height, width = shape
+    if x.shape[1] != channels:
+        if x.shape[1] == 1:
+            x = x.expand(-1, channels, -1, -1)
+        elif x.shape[1] == 3 and channels == 1:
+            x = gray(x)[:, :1]
+        else:
+            raise ArchspecError("AS913", f"the data has {x.shape[1]} channels and the spec takes {channels}; "
+                                "use a spec with 1 or 3 input channels")
+    if x.shape[-2:] != (height, width):
+        x = F.interpolate(x, size=(height, width), mode="bilinear", antialias=True, align_corners=False).clamp_(0, 1)
+    return x
+
+
+RESIZE_ONCE_BYTES = 1 << 29  # resized splits up to 512 MiB are resized once, larger ones batch by batch
+
+
+def fit(split: Split, shape: tuple[int, int, int]) -> Split:
+    """`split` resized once to the spec's (H, W), still uint8 (channels stay), where the result is small
+    (digits to 32x32: 1.5 MB): the per-batch resize of `prepare` then has nothing left to do. Larger
+    results (CIFAR at 224x224: 7.5 GB) keep their size and are resized batch by batch."""
+    n, channels, height, width = split.images.shape
+    if (height, width) == shape[1:] or n * channels * shape[1] * shape[2] > RESIZE_ONCE_BYTES:
+        return split
+    chunks = []
+    for start in range(0, n, 1024):
+        x = split.images[start:start + 1024].float().div_(255)
+        x = F.interpolate(x, size=shape[1:], mode="bilinear", antialias=True, align_corners=False)
+        chunks.append(x.mul_(255).round_().clamp_(0, 255).to(torch.uint8))
+    return Split(torch.cat(chunks), split.labels)
+
+
+def gray(x: torch.Tensor) -> torch.Tensor:
+    """RGB (N, 3, H, W) -> luminance (ITU-R 601, as PIL and torchvision) repeated over 3 channels."""
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x * weights).sum(1, keepdim=True).expand(-1, 3, -1, -1)
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    return (x - MEAN) / STD
+
+
+def describe(dataset: Dataset) -> str:
+    shape = "x".join(map(str, dataset.train.images.shape[1:]))
+    return (f"{dataset.name}: {len(dataset.train):,} train / {len(dataset.test):,} test images of {shape}, "
+            f"{len(dataset.classes)} classes")
+

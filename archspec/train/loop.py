@@ -1,0 +1,321 @@
+"""One training run: the spec's module (archspec.build), the data on the device, epochs of steps,
+an evaluation after each epoch, a checkpoint after each epoch.
+
+A step's batch is a slice of a permutation that depends only on (seed, epoch), and its augmentation
+draws come from a generator seeded the same way, so an epoch computes the same steps whether the run
+was resumed or not, and whether one process or N took the batch (each takes its contiguous share of
+the global batch; DDP's averaged gradients then equal one process's). The learning rate is a function
+of the step. The last incomplete batch of an epoch is dropped, so every step sees the full batch.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+import hashlib
+import math
+import os
+from pathlib import Path
+import random
+import sys
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from archspec import pipeline
+from archspec.errors import ArchspecError, SpecErrors
+from archspec.train import OPTIMIZERS, PRECISIONS, SCHEDULES, TrainOptions, augment as aug, checkpoint, data
+from archspec.train.metrics import EpochMetrics, EvalResult, Tally
+from archspec.train.report import Progress, epoch_line
+
+BAD_OPTION = "AS913"  # usage: exit 2
+NO_DEVICE = "AS914"
+STEP_FAILED = "AS917"
+EVAL_BATCH = 256
+
+
+@dataclass(frozen=True)
+class Rank:
+    """This process's place in a distributed run (rank 0 of 1 without one)."""
+
+    rank: int = 0
+    world: int = 1
+    local: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+@dataclass
+class RunResult:
+    name: str  # the spec's name
+    folder: Path
+    dataset: str
+    augment: str
+    params: int
+    seconds: float
+    history: list[EpochMetrics] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Model:
+    """The built module with what the loop needs to know about it."""
+
+    module: torch.nn.Module
+    name: str
+    params: int
+    shape: tuple[int, int, int]  # the spec's input (C, H, W)
+
+
+def check(options: TrainOptions) -> None:
+    """Option values, before anything is loaded or built."""
+    if options.optimizer not in OPTIMIZERS:
+        raise ArchspecError(BAD_OPTION, f"--optimizer {options.optimizer!r}: use {' or '.join(OPTIMIZERS)}")
+    if options.schedule not in SCHEDULES:
+        raise ArchspecError(BAD_OPTION, f"--schedule {options.schedule!r}: use {', '.join(SCHEDULES)}")
+    if options.precision not in PRECISIONS:
+        raise ArchspecError(BAD_OPTION, f"--precision {options.precision!r}: use {' or '.join(PRECISIONS)}")
+    if options.epochs < 1 or options.batch_size < 1 or options.nproc < 1:
+        raise ArchspecError(BAD_OPTION, "--epochs, --batch-size and --nproc must be at least 1")
+    if options.batch_size % options.nproc:
+        raise ArchspecError(BAD_OPTION, f"--batch-size {options.batch_size} is the global batch: it must divide by "
+                            f"--nproc {options.nproc}")
+    if not (options.learning_rate > 0 and math.isfinite(options.learning_rate)) or not (0 <= options.decay < 1e3):
+        raise ArchspecError(BAD_OPTION, "--lr must be a positive number and --weight-decay at least 0")
+    if options.threads is not None and options.threads < 1:
+        raise ArchspecError(BAD_OPTION, "--threads must be at least 1")
+    aug.parse(options.augment)
+    data.parse(options.data)
+
+
+def device_of(text: str, rank: Rank = Rank()) -> torch.device:
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise ArchspecError(BAD_OPTION, f"--device {text!r}: use cpu or cuda (cuda:N)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ArchspecError(NO_DEVICE, f"--device {text}: no CUDA device is available here (torch "
+                                f"{torch.__version__}, CUDA build: {torch.version.cuda or 'none'}); use --device cpu")
+        if rank.world > 1:  # one GPU per process
+            device = torch.device("cuda", rank.local)
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ArchspecError(NO_DEVICE, f"no CUDA device {device.index}: {torch.cuda.device_count()} visible")
+    elif device.type != "cpu":
+        raise ArchspecError(BAD_OPTION, f"--device {text!r}: use cpu or cuda (cuda:N)")
+    return device
+
+
+def build_model(spec: str, overrides: dict[str, Any], variant: str | None, classes: int, seed: int) -> Model:
+    """Build the spec's module as a user would; set num_classes from the data unless --set gave it."""
+    compiled = pipeline.compile_spec(spec, overrides, variant=variant)
+    out = compiled.costs.output
+    if tuple(out) != (classes,):
+        if "num_classes" in overrides or len(out) != 1:
+            raise ArchspecError(BAD_OPTION, f"the spec outputs {list(out)} but the data has {classes} classes; "
+                                f"--set num_classes={classes} (or a spec with a {classes}-way head)")
+        overrides = {**overrides, "num_classes": classes}
+        try:
+            compiled = pipeline.compile_spec(spec, overrides, variant=variant)
+        except SpecErrors as exc:
+            if any(e.code == "AS206" for e in exc.errors):  # the spec has no num_classes parameter
+                raise ArchspecError(BAD_OPTION, f"the spec outputs {list(out)} but the data has {classes} classes, and it "
+                                    "has no num_classes parameter to change; use a spec whose head fits the data") from None
+            raise
+    shape = tuple(compiled.costs.input)
+    if len(shape) != 3:
+        raise ArchspecError(BAD_OPTION, f"the spec takes input {list(shape)}; training needs images (C, H, W)")
+    module = pipeline.build(spec, seed=seed, variant=variant, **overrides)
+    return Model(module, compiled.graph.name, compiled.costs.params, (int(shape[0]), int(shape[1]), int(shape[2])))
+
+
+def spec_input(spec: str, overrides: dict[str, Any], variant: str | None) -> tuple[int, ...]:
+    return tuple(pipeline.compile_spec(spec, overrides, variant=variant).costs.input)
+
+
+def derived_seed(seed: int, epoch: int, purpose: str) -> int:
+    """A 63-bit seed for one purpose in one epoch, the same on every machine."""
+    digest = hashlib.blake2b(f"{seed}:{epoch}:{purpose}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def learning_rate(options: TrainOptions, step: int, epoch: int, steps_per_epoch: int) -> float:
+    base = options.learning_rate
+    if options.schedule == "cosine":
+        total = max(1, options.epochs * steps_per_epoch)
+        return base * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+    if options.schedule == "step":  # x0.1 at half and at three quarters of the epochs
+        return base * 0.1 ** ((epoch >= math.ceil(options.epochs / 2)) + (epoch >= math.ceil(options.epochs * 3 / 4)))
+    return base
+
+
+def make_optimizer(options: TrainOptions, module: torch.nn.Module) -> torch.optim.Optimizer:
+    # No weight decay on biases and norm parameters (1-D tensors), as the usual recipes do.
+    decay = [p for p in module.parameters() if p.requires_grad and p.ndim > 1]
+    rest = [p for p in module.parameters() if p.requires_grad and p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": options.decay}, {"params": rest, "weight_decay": 0.0}]
+    if options.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=options.learning_rate)
+    return torch.optim.SGD(groups, lr=options.learning_rate, momentum=0.9)
+
+
+def run_folder(options: TrainOptions, name: str) -> Path:
+    return Path(options.out) if options.out else Path("runs") / name
+
+
+def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
+    check(options)
+    device = device_of(options.device, rank)
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    augments = aug.parse(options.augment)
+    shape = spec_input(options.spec, options.overrides, options.variant)
+    dataset = data.load(options.data, (int(shape[1]), int(shape[2])) if len(shape) == 3 else None)
+    model = build_model(options.spec, options.overrides, options.variant, len(dataset.classes), options.seed)
+    aug.check(augments, model.shape)
+    folder = run_folder(options, model.name)
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise ArchspecError(BAD_OPTION, f"--out {folder} exists and is not a folder; give a folder for the run")
+    resuming = options.resume and checkpoint.has_run(folder)
+    if checkpoint.has_run(folder) and not options.resume:
+        raise ArchspecError(BAD_OPTION, f"{folder}/ already holds a run; add --resume to continue it, or give another --out")
+    if options.resume and not resuming and rank.main and not options.quiet:
+        print(f"no checkpoint in {folder}/ yet: starting from epoch 1", file=sys.stderr)
+    if resuming:
+        checkpoint.check_options(folder, options)
+
+    module = model.module.to(device).train()
+    optimizer = make_optimizer(options, module)
+    torch.manual_seed(options.seed)  # dropout and anything else drawing from the global generator
+    random.seed(options.seed)
+    saved = checkpoint.restore(folder, module, optimizer) if resuming else checkpoint.Saved(0, 0, [], 0.0)
+    train_set, test_set = (data.fit(split.to(device), model.shape) for split in (dataset.train, dataset.test))
+    steps = len(train_set) // options.batch_size
+    if steps == 0:
+        raise ArchspecError(BAD_OPTION, f"--batch-size {options.batch_size} is larger than the training set "
+                            f"({len(train_set)} images)")
+    forward: Any = module
+    if rank.world > 1 and device.type == "cuda":
+        module = forward = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    if rank.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        forward = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+    if options.compile:
+        forward = torch.compile(forward)
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if options.precision == "bf16" else nullcontext
+    history, step, seconds = list(saved.history), saved.step, saved.seconds
+    if rank.main and not options.quiet:
+        where = f"{rank.world} processes" if rank.world > 1 else str(device)
+        print(f"{model.name}: {model.params:,} params on {where}; {data.describe(dataset)}; run folder {folder}/",
+              file=sys.stderr)
+    for epoch in range(saved.epoch, options.epochs):
+        start = time.perf_counter()
+        tally = Tally(len(dataset.classes), device)
+        order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(derived_seed(options.seed, epoch, "order")))
+        draws = torch.Generator().manual_seed(derived_seed(options.seed, epoch, "augment"))
+        progress = Progress(epoch + 1, options.epochs, steps, options.batch_size, enabled=rank.main and not options.quiet)
+        share = options.batch_size // rank.world
+        lr = learning_rate(options, step, epoch, steps)
+        for i in range(steps):
+            batch = order[i * options.batch_size:(i + 1) * options.batch_size]
+            params = aug.draw(augments, options.batch_size, draws)
+            mine = slice(rank.rank * share, (rank.rank + 1) * share)
+            index = batch[mine].to(device)
+            x = data.prepare(train_set.images[index], model.shape)
+            x = data.normalize(aug.apply(x, augments, [p[mine] for p in params]))
+            y = train_set.labels[index]
+            lr = learning_rate(options, step, epoch, steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            try:
+                with autocast():
+                    logits = forward(x)
+                loss = F.cross_entropy(logits.float(), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            except torch.cuda.OutOfMemoryError:
+                raise ArchspecError(STEP_FAILED, f"out of memory on {device} at batch {share}; use a smaller --batch-size") from None
+            except (RuntimeError, ValueError, TypeError) as exc:
+                first = (str(exc).strip().splitlines() or [""])[0]
+                raise ArchspecError(STEP_FAILED, f"the training step failed: {type(exc).__name__}: {first}") from None
+            tally.add(logits.detach().float(), y, loss.detach() * y.shape[0])
+            step += 1
+            progress.update(i + 1)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        train_seconds = time.perf_counter() - start
+        if rank.world > 1:
+            import torch.distributed as dist
+
+            sums = tally.sums.clone()
+            dist.all_reduce(sums)
+            tally.merged(sums)
+        train_loss, train_acc, _ = tally.result()
+        if not math.isfinite(train_loss):
+            raise ArchspecError(STEP_FAILED, f"the training loss became {train_loss} in epoch {epoch + 1}; "
+                                "lower --lr (or use --precision fp32)")
+        result = evaluate(module, test_set, model.shape, len(dataset.classes), dataset.classes, device,
+                          options.precision, confusion=False) if rank.main else None
+        seconds_epoch = time.perf_counter() - start
+        if rank.main and result is not None:
+            metrics = EpochMetrics(epoch + 1, train_loss, train_acc, result.loss, result.top1, result.top5,
+                                   steps * options.batch_size / max(train_seconds, 1e-9), seconds_epoch, lr)
+            history.append(metrics)
+            seconds += seconds_epoch
+            checkpoint.save(folder, module, optimizer, options, checkpoint.Saved(epoch + 1, step, history, seconds))
+            if not options.quiet:
+                print(epoch_line(metrics, options.epochs), flush=True)
+        if rank.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+    if rank.main:
+        checkpoint.save_final(folder, module)
+    return RunResult(model.name, folder, dataset.name, options.augment, model.params, seconds, history)
+
+
+@torch.no_grad()
+def evaluate(module: torch.nn.Module, split: data.Split, shape: tuple[int, int, int], classes: int,
+             names: tuple[str, ...], device: torch.device, precision: str = "fp32", confusion: bool = True) -> EvalResult:
+    """Loss, top-1/top-5 and (optionally) the confusion matrix of `module` in eval mode on `split`."""
+    was_training = module.training
+    module.eval()
+    tally = Tally(classes, device, confusion=confusion)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+    try:
+        with autocast:
+            for start in range(0, len(split), EVAL_BATCH):
+                x = data.normalize(data.prepare(split.images[start:start + EVAL_BATCH], shape))
+                y = split.labels[start:start + EVAL_BATCH]
+                logits = module(x).float()
+                tally.add(logits, y, F.cross_entropy(logits, y, reduction="sum"))
+    except (RuntimeError, ValueError, TypeError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise ArchspecError(STEP_FAILED, f"evaluation failed: {type(exc).__name__}: {first}") from None
+    finally:
+        module.train(was_training)
+    loss, top1, top5 = tally.result()
+    matrix = tally.confusion.tolist() if tally.confusion is not None else []
+    return EvalResult(loss, top1, top5, tally.n, matrix, names)
+
+
+def evaluate_file(spec: str, weights: str, data_text: str, overrides: dict[str, Any], variant: str | None,
+                  device_text: str = "cpu", split: str = "test", precision: str = "fp32") -> EvalResult:
+    """`archspec eval`: build the spec, load trained weights, evaluate on a split of DATA."""
+    if split not in ("test", "train"):
+        raise ArchspecError(BAD_OPTION, f"--split {split!r}: use test or train")
+    device = device_of(device_text)
+    shape = spec_input(spec, overrides, variant)
+    dataset = data.load(data_text, (int(shape[1]), int(shape[2])) if len(shape) == 3 else None)
+    model = build_model(spec, overrides, variant, len(dataset.classes), 0)
+    path = Path(weights)
+    checkpoint.load_weights(model.module, checkpoint.read_weights(path), path)
+    chosen = dataset.test if split == "test" else dataset.train
+    return evaluate(model.module.to(device), data.fit(chosen.to(device), model.shape), model.shape, len(dataset.classes), dataset.classes,
+                    device, precision)
+

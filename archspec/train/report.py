@@ -1,0 +1,142 @@
+"""What a run shows and writes: the progress bar, per-epoch lines, and the comparison outputs
+(results.md, results.csv, loss.png, accuracy.png).
+
+On a terminal the progress bar redraws one line (carriage return); into a file or a pipe it writes a
+plain line at most every PLAIN_EVERY seconds, so logs stay readable.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+import sys
+import time
+from typing import TYPE_CHECKING, TextIO
+
+from archspec.backends.artifacts import write_bytes_atomically
+from archspec.text import printable
+
+if TYPE_CHECKING:
+    from archspec.train.loop import RunResult
+    from archspec.train.metrics import EpochMetrics, EvalResult
+
+PLAIN_EVERY = 10.0
+WIDTH = 30
+
+
+class Progress:
+    """One epoch's progress on `stream` (stderr by default)."""
+
+    def __init__(self, epoch: int, epochs: int, steps: int, batch: int, enabled: bool = True,
+                 stream: TextIO | None = None):
+        self.stream = stream or sys.stderr
+        self.enabled = enabled and steps > 0
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.label, self.steps, self.batch = f"epoch {epoch}/{epochs}", steps, batch
+        self.start = self.last = time.perf_counter()
+
+    def update(self, step: int, loss: float | None = None) -> None:
+        """`step` steps done (1-based); `loss` only when it is already on the host (no device sync here)."""
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if not self.tty and now - self.last < PLAIN_EVERY and step < self.steps:
+            return
+        if self.tty and now - self.last < 0.1 and step < self.steps:
+            return
+        self.last = now
+        rate = step * self.batch / max(now - self.start, 1e-9)
+        tail = f" loss {loss:.4f}" if loss is not None else ""
+        if self.tty:
+            filled = WIDTH * step // self.steps
+            bar = "#" * filled + "." * (WIDTH - filled)
+            self.stream.write(f"\r{self.label} [{bar}] {step}/{self.steps} {rate:,.0f} img/s{tail}\x1b[K")
+            if step >= self.steps:
+                self.stream.write("\n")
+        else:
+            self.stream.write(f"{self.label}: step {step}/{self.steps}, {rate:,.0f} img/s{tail}\n")
+        self.stream.flush()
+
+
+def epoch_line(m: "EpochMetrics", epochs: int) -> str:
+    return (f"epoch {m.epoch}/{epochs}: train loss {m.train_loss:.4f} acc {100 * m.train_acc:.2f}% | "
+            f"test loss {m.test_loss:.4f} acc {100 * m.test_acc:.2f}% | {m.images_per_s:,.0f} img/s | "
+            f"{m.seconds:.1f} s | lr {m.lr:.3g}")
+
+
+def eval_text(result: "EvalResult") -> str:
+    lines = [f"loss {result.loss:.4f}  top-1 {100 * result.top1:.2f}%  top-5 {100 * result.top5:.2f}%  "
+             f"({result.images:,} images)"]
+    if len(result.classes) <= 20:
+        names = [printable(c)[:8] for c in result.classes]
+        width = max(6, *(len(n) for n in names), *(len(str(v)) for row in result.confusion for v in row))
+        lines.append("confusion (rows: true class, columns: predicted):")
+        lines.append(" " * (width + 1) + " ".join(n.rjust(width) for n in names))
+        for name, row in zip(names, result.confusion):
+            lines.append(name.rjust(width) + " " + " ".join(str(v).rjust(width) for v in row))
+    else:
+        lines.append(f"confusion matrix: {len(result.classes)} classes; --json prints it")
+    return "\n".join(lines)
+
+
+# --- compare ----------------------------------------------------------------------------------------
+
+COLUMNS = ("model", "dataset", "augment", "training time (s)", "params", "train loss", "train acc", "test loss", "test acc")
+
+
+def rows(results: list[tuple[str, "RunResult"]]) -> list[list[str]]:
+    table = []
+    for label, r in results:
+        last = r.history[-1]
+        table.append([label, r.dataset, r.augment or "-", f"{r.seconds:.1f}", str(r.params), f"{last.train_loss:.4f}",
+                      f"{last.train_acc:.4f}", f"{last.test_loss:.4f}", f"{last.test_acc:.4f}"])
+    return table
+
+
+def markdown(results: list[tuple[str, "RunResult"]]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "| " + " | ".join("---" for _ in COLUMNS) + " |"]
+    for row in rows(results):
+        shown = [*row[:4], f"{int(row[4]):,}", row[5], f"{100 * float(row[6]):.2f}%", row[7], f"{100 * float(row[8]):.2f}%"]
+        lines.append("| " + " | ".join(s.replace("|", "\\|") for s in shown) + " |")
+    note = ("\nTraining time is the sum of the epochs' wall time (evaluation included). Train loss and accuracy "
+            "are the last epoch's averages over its steps, in train mode (augmented, with dropout); test figures "
+            "come from evaluating after that epoch.\n")
+    return "\n".join(lines) + "\n" + note
+
+
+def write_csv(path: Path, results: list[tuple[str, "RunResult"]]) -> None:
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(COLUMNS)
+    writer.writerows(rows(results))
+    write_bytes_atomically(path, text.getvalue().encode())
+
+
+def write_curves(folder: Path, results: list[tuple[str, "RunResult"]]) -> list[Path]:
+    """loss.png and accuracy.png: train (dashed) and test (solid) per entry, over epochs."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed, and never a GUI window from a command-line tool
+    import matplotlib.pyplot as plt
+
+    written = []
+    for name, train_key, test_key, ylabel in (("loss.png", "train_loss", "test_loss", "loss"),
+                                              ("accuracy.png", "train_acc", "test_acc", "accuracy")):
+        figure, axes = plt.subplots(figsize=(7, 4.5), dpi=100)
+        for index, (label, r) in enumerate(results):
+            epochs = [m.epoch for m in r.history]
+            color = f"C{index % 10}"
+            axes.plot(epochs, [getattr(m, train_key) for m in r.history], "--", color=color, label=f"{label} (train)")
+            axes.plot(epochs, [getattr(m, test_key) for m in r.history], "-", color=color, label=f"{label} (test)")
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(ylabel)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize="small")
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        plt.close(figure)
+        write_bytes_atomically(folder / name, buffer.getvalue())
+        written.append(folder / name)
+    return written
