@@ -3,9 +3,10 @@ a real run that learns, eval agreeing with it, resume after a SIGKILL giving the
 uninterrupted run, the comparison table and curves, and clear errors for bad options and checkpoints."""
 
 import json
-import os
 from pathlib import Path
 import signal
+import subprocess
+import sys
 
 import pytest
 from safetensors.torch import load_file
@@ -62,29 +63,32 @@ def test_training_learns_and_eval_agrees(tmp_path: Path, capsys) -> None:
     assert code == 2 and "AS913" in err and "--resume" in err  # the folder holds a run: never overwritten silently
 
 
+KILLED_CHILD = """
+import os, signal, sys
+import torch
+from archspec import cli
+
+steps, count, step = int(sys.argv[1]), 0, torch.optim.SGD.step
+
+def counting_step(self, *a, **k):
+    global count
+    count += 1
+    if count > steps:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return step(self, *a, **k)
+
+torch.optim.SGD.step = counting_step
+sys.exit(cli.main(sys.argv[2:]))
+"""
+
+
 def killed_after(steps: int, args: list[str]) -> int:
-    """Run `archspec ARGS` in a forked child that SIGKILLs itself when optimizer step `steps` + 1 begins
+    """Run `archspec ARGS` in a child process that SIGKILLs itself when optimizer step `steps` + 1 begins
     (no cleanup at all, as a power cut or the OOM killer would); return the signal that ended it.
-    Forking, rather than starting a new interpreter, saves importing torch again (seconds)."""
-    pid = os.fork()
-    if pid == 0:
-        try:
-            count = 0
-            step = torch.optim.SGD.step
-
-            def counting_step(self, *a, **k):
-                nonlocal count
-                count += 1
-                if count > steps:
-                    os.kill(os.getpid(), signal.SIGKILL)
-                return step(self, *a, **k)
-
-            torch.optim.SGD.step = counting_step
-            cli.main(args)
-        finally:
-            os._exit(3)  # never return into pytest
-    _, status = os.waitpid(pid, 0)
-    return os.WTERMSIG(status) if os.WIFSIGNALED(status) else -os.WEXITSTATUS(status)
+    A new interpreter, not a fork: autograd refuses to run in a child forked after it ran in the parent."""
+    child = subprocess.run([sys.executable, "-c", KILLED_CHILD, str(steps), *args], capture_output=True, text=True)
+    assert child.returncode < 0, child.stderr  # ended by a signal, not by an error
+    return -child.returncode
 
 
 def test_resume_after_sigkill_mid_epoch_gives_the_same_weights(tmp_path: Path, capsys) -> None:

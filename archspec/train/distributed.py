@@ -1,9 +1,9 @@
 """`--nproc N`: the training loop in N processes under DistributedDataParallel, launched by
 torch.distributed's elastic launcher (what `torchrun --standalone --nproc-per-node N` runs), with a
 c10d rendezvous on a free loopback port. CUDA runs one GPU per process over NCCL; CPU runs use gloo.
-CPU workers are forked from the launching process, which has imported torch but computed nothing, so
-they start in a fraction of a second instead of importing torch again; CUDA workers are spawned, as
-CUDA requires.
+CPU workers fork from a fork server that imported torch and this module once and has computed nothing:
+forking the launching process itself would break autograd when it already ran there (a notebook, the test
+suite), and spawning imports torch again in every worker. CUDA workers are spawned, as CUDA requires.
 
 Each process takes its contiguous share of every global batch (archspec.train.loop), so with the same
 global batch the run matches one process up to the order of floating-point sums. Batch norm keeps
@@ -17,6 +17,7 @@ command line reports it like any other error rather than as a launcher traceback
 from __future__ import annotations
 
 from dataclasses import dataclass
+import multiprocessing
 import os
 import uuid
 
@@ -47,7 +48,10 @@ def launch(options: TrainOptions) -> object:
         raise ArchspecError(LAUNCH_FAILED, f"--nproc {options.nproc} needs as many GPUs; {torch.cuda.device_count()} visible")
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=options.nproc, run_id=f"archspec-{uuid.uuid4().hex[:12]}",
                           rdzv_backend="c10d", rdzv_endpoint="127.0.0.1:0", max_restarts=0, monitor_interval=0.1,
-                          start_method="spawn" if options.device.startswith("cuda") else "fork")
+                          start_method="spawn" if options.device.startswith("cuda") else "forkserver")
+    if config.start_method == "forkserver":
+        # the fork server imports torch and this module once; workers fork from it, fresh
+        multiprocessing.set_forkserver_preload([__name__])
     try:
         results = elastic_launch(config, _worker)(options)
     except ChildFailedError as exc:
