@@ -101,7 +101,25 @@ def _batchnorm(node: Node, shapes: Sequence[Shape]) -> Emit:
 
 def _layernorm(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: norm.LayerNorm = node.params  # type: ignore[assignment]
-    return nn.LayerNorm(shapes[0][-1], eps=p.eps, elementwise_affine=p.affine, bias=p.bias)
+    rank, axis = len(shapes[0]), norm.norm_axis(p, shapes[0])
+    if axis == rank - 1:
+        return nn.LayerNorm(shapes[0][-1], eps=p.eps, elementwise_affine=p.affine, bias=p.bias)
+    return modules.AxisLayerNorm(shapes[0][axis], torch_axis(axis, rank), p.eps, p.affine, p.bias)
+
+
+def _layer_scale(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: norm.LayerScale = node.params  # type: ignore[assignment]
+    return modules.LayerScale(norm.LAYER_SCALE.weights(p, shapes)["gamma"], p.init)
+
+
+def pad_widths(p: tensor.Pad) -> tuple[int, ...]:
+    """numpy-style [before, after] per sample axis -> F.pad's flat tuple, last axis first."""
+    return tuple(w for before, after in reversed(p.widths) for w in (before, after))
+
+
+def _pad(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: tensor.Pad = node.params  # type: ignore[assignment]
+    return Call(F.pad, args=(pad_widths(p),), kwargs={"value": p.value})
 
 
 def _function(target: Callable[..., Any], inplace_ok: bool = False) -> Lowering:
@@ -171,6 +189,7 @@ LOWERINGS: dict[str, Lowering] = {
     "pos_embedding": lambda node, shapes: modules.PosEmbedding(*shapes[0]),
     "batchnorm": _batchnorm,
     "layernorm": _layernorm,
+    "layer_scale": _layer_scale,
     "relu": _function(F.relu, inplace_ok=True),
     "relu6": _function(F.relu6, inplace_ok=True),
     "silu": _function(F.silu, inplace_ok=True),
@@ -192,4 +211,5 @@ LOWERINGS: dict[str, Lowering] = {
     "concat": _concat,
     "mean": _mean,
     "select": _select,
+    "pad": _pad,
 }

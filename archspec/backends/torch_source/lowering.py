@@ -128,8 +128,22 @@ def _batchnorm(node: Node, shapes: Sequence[Shape]) -> Emit:
 
 def _layernorm(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: norm.LayerNorm = node.params  # type: ignore[assignment]
-    return Module("nn.LayerNorm", (shapes[0][-1],), _kw(eps=(p.eps, 1e-5), elementwise_affine=(p.affine, True),
-                                                       bias=(p.bias, True)))
+    rank, axis = len(shapes[0]), norm.norm_axis(p, shapes[0])
+    options = _kw(eps=(p.eps, 1e-5), elementwise_affine=(p.affine, True), bias=(p.bias, True))
+    if axis == rank - 1:
+        return Module("nn.LayerNorm", (shapes[0][-1],), options)
+    return Module("AxisLayerNorm", (shapes[0][axis], _axis(axis, rank)), options, helper="axis_layer_norm")
+
+
+def _layer_scale(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: norm.LayerScale = node.params  # type: ignore[assignment]
+    return Module("LayerScale", (norm.LAYER_SCALE.weights(p, shapes)["gamma"], p.init), helper="layer_scale")
+
+
+def _pad(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: tensor.Pad = node.params  # type: ignore[assignment]
+    flat = tuple(w for before, after in reversed(p.widths) for w in (before, after))  # F.pad: last axis first
+    return Call("F.pad", args=(flat,), kwargs=_kw(value=(p.value, 0.0)))
 
 
 def _dropout(node: Node, shapes: Sequence[Shape]) -> Emit:
@@ -204,6 +218,7 @@ LOWERINGS: dict[str, Lowering] = {
     "pos_embedding": lambda node, shapes: Module("PosEmbedding", tuple(shapes[0]), helper="pos_embedding"),
     "batchnorm": _batchnorm,
     "layernorm": _layernorm,
+    "layer_scale": _layer_scale,
     "relu": _function("F.relu"),
     "relu6": _function("F.relu6"),
     "silu": _function("F.silu"),
@@ -225,4 +240,5 @@ LOWERINGS: dict[str, Lowering] = {
     "concat": _concat,
     "mean": _mean,
     "select": _select,
+    "pad": _pad,
 }

@@ -22,7 +22,8 @@ from archspec.ir import Graph, Node
 
 # Names the generated file binds itself, beside Python's own.
 FILE_NAMES = frozenset({"self", "x", "torch", "nn", "F", "annotations", "SPEC_NAME", "INPUT_SHAPE",
-                        "SelfAttention", "ClassToken", "PosEmbedding", "DropPath"})
+                        "SelfAttention", "ClassToken", "PosEmbedding", "DropPath",
+                        "LayerScale", "AxisLayerNorm"})
 RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins)) | FILE_NAMES
 _IDENTIFIER_PART = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _INDEX_PART = re.compile(r"^[0-9]+$")
