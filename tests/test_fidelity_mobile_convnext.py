@@ -150,3 +150,15 @@ def test_full_size_convnext_matches_torchvision(variant: str, tmp_path: Path) ->
     reference = _torchvision(variant)()
     _randomise_norms_and_scales(reference)
     assert_matches_reference(SPECS / f"{variant}.yaml", reference, tmp_path, resolution=32, batch=1)
+
+
+def test_option_a_shortcut_matches_the_reference_lambda(write_spec) -> None:
+    """`pad` on channels after a strided subsample is the CIFAR ResNet's option-A shortcut, written in the
+    reference code as F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, planes // 4, planes // 4), "constant", 0)."""
+    path = write_spec("archspec: 1\nname: option_a\nparams: {planes: 16}\ninput: [8, 9, 9]\nlayers:\n"
+                      "  - {name: subsample, op: maxpool2d, kernel: 1, stride: 2}\n"
+                      "  - {name: shortcut, op: pad, widths: [['${planes // 4}', '${planes // 4}'], [0, 0], [0, 0]]}\n")
+    x = torch.randn(3, 8, 9, 9)
+    expected = nn.functional.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, 4, 4), "constant", 0)
+    assert archspec.summary(path).output == (16, 5, 5)
+    torch.testing.assert_close(archspec.build(path)(x), expected, rtol=0, atol=0)
