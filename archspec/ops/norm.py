@@ -80,10 +80,11 @@ def _layer_scale_shape(p: LayerScale, inputs: Sequence[Shape]) -> Shape:
 
 def _layer_scale_weights(p: LayerScale, inputs: Sequence[Shape]) -> dict[str, Shape]:
     # Trailing size-1 axes let the scale broadcast against the sample: (C, 1, 1) on [C, H, W], as
-    # torchvision's CNBlock.layer_scale; (D,) on [T, D], as timm's LayerScale.gamma.
+    # torchvision's CNBlock.layer_scale; (D,) on [T, D], as timm's LayerScale.gamma. The key "" says the
+    # tensor sits at the layer's own path (`blocks.0.layer_scale`), like torchvision's, not below it.
     shape = inputs[0]
     axis = _scale_axis(p, shape)
-    return {"gamma": (shape[axis], *(1,) * (len(shape) - 1 - axis))}
+    return {"": (shape[axis], *(1,) * (len(shape) - 1 - axis))}
 
 
 LAYER_SCALE = OpDef("layer_scale", LayerScale, (1, 1), _layer_scale_shape, _layer_scale_weights,

@@ -3,6 +3,8 @@
 An entry takes the node and its input shapes (per sample) and returns:
   * an nn.Module, called with the node's inputs (ops with weights or train/eval behaviour);
   * a `Call`: a torch function applied to the inputs, for stateless ops;
+  * an `Owned` tensor: a function of the inputs and one learned tensor registered at the layer's own
+    path (layer scale, as torchvision registers it), no submodule;
   * `ALIAS`: the node is its input (identity).
 Per-sample axes from the IR become torch axes by skipping the batch axis.
 """
@@ -40,12 +42,23 @@ class Call:
     accumulate: Callable[..., Any] | None = None
 
 
+@dataclass(frozen=True)
+class Owned:
+    """`target(parameter, *inputs)` with one learned tensor that the layer owns itself, with no submodule:
+    it is registered at the layer's own path (`stages.0.blocks.0.layer_scale`), as torchvision registers
+    CNBlock.layer_scale on the block, so the block's state dict lists it before its submodules' tensors,
+    in the reference's order and under the reference's leaf name."""
+
+    value: torch.Tensor
+    target: Callable[..., Any]
+
+
 class _Alias:
     pass
 
 
 ALIAS = _Alias()
-Emit = nn.Module | Call | _Alias
+Emit = nn.Module | Call | Owned | _Alias
 Lowering = Callable[[Node, Sequence[Shape]], Emit]
 
 
@@ -109,7 +122,7 @@ def _layernorm(node: Node, shapes: Sequence[Shape]) -> Emit:
 
 def _layer_scale(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: norm.LayerScale = node.params  # type: ignore[assignment]
-    return modules.LayerScale(norm.LAYER_SCALE.weights(p, shapes)["gamma"], p.init)
+    return Owned(torch.full(norm.LAYER_SCALE.weights(p, shapes)[""], p.init), operator.mul)
 
 
 def pad_widths(p: tensor.Pad) -> tuple[int, ...]:

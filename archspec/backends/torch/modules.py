@@ -64,18 +64,6 @@ class DropPath(nn.Module):
         return f"p={self.p}"
 
 
-class LayerScale(nn.Module):
-    """A learned scale per entry of one axis (ConvNeXt's layer scale): `gamma * x`, gamma initialised to
-    a constant and shaped to broadcast, e.g. (C, 1, 1) on [N, C, H, W]."""
-
-    def __init__(self, shape: tuple[int, ...], init: float):
-        super().__init__()
-        self.gamma = nn.Parameter(torch.full(shape, init))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.gamma * x
-
-
 class AxisLayerNorm(nn.LayerNorm):
     """Layer norm over one axis other than the last: moved last, normalised, moved back. On [N, C, H, W]
     with axis 1 this is torchvision's LayerNorm2d (permute, F.layer_norm, permute back), step for step."""

@@ -4,6 +4,7 @@ An entry takes the node and its input shapes (per sample) and returns:
   * a `Module`: a constructor call assigned to the layer's attribute in `__init__`, called in `forward`;
   * a `Call`: a torch function applied to the inputs (stateless ops);
   * an `Infix`: inputs joined by an operator (`a + b`);
+  * an `Owned` tensor: an `nn.Parameter` at the layer's own path, applied with an operator;
   * `ALIAS`: the node is its input.
 Arguments are Python values (numbers, booleans, tuples, the few strings an op's typed parameters allow);
 the renderer writes them as literals, so no text from a spec is ever pasted into the file. The calls are
@@ -47,12 +48,23 @@ class Infix:
     operator: str
 
 
+@dataclass(frozen=True)
+class Owned:
+    """A learned tensor the layer owns itself, at the layer's own path (no submodule; see the torch
+    backend's `Owned`): `nn.Parameter(torch.full(shape, fill))` in `__init__`, `tensor <operator> input` in
+    `forward`."""
+
+    shape: tuple[int, ...]
+    fill: float
+    operator: str
+
+
 class _Alias:
     pass
 
 
 ALIAS = _Alias()
-Emit = Module | Call | Infix | _Alias
+Emit = Module | Call | Infix | Owned | _Alias
 Lowering = Callable[[Node, Sequence[Shape]], Emit]
 
 
@@ -137,7 +149,7 @@ def _layernorm(node: Node, shapes: Sequence[Shape]) -> Emit:
 
 def _layer_scale(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: norm.LayerScale = node.params  # type: ignore[assignment]
-    return Module("LayerScale", (norm.LAYER_SCALE.weights(p, shapes)["gamma"], p.init), helper="layer_scale")
+    return Owned(norm.LAYER_SCALE.weights(p, shapes)[""], p.init, "*")
 
 
 def _pad(node: Node, shapes: Sequence[Shape]) -> Emit:
