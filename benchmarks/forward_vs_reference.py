@@ -16,7 +16,9 @@ import sys
 from archspec.bench import BenchOptions, bench
 
 ROOT = Path(__file__).resolve().parents[1]
-CASES = {"resnet50": "torchvision", "efficientnet_b0": "torchvision", "vit_b_16": "torchvision", "mixer_b16": "timm"}
+CASES = {"resnet50": "torchvision", "efficientnet_b0": "torchvision", "vit_b_16": "torchvision", "mixer_b16": "timm",
+         "mobilenet_v1": "timm", "mobilenet_v2": "torchvision", "mobilenet_v3_large": "torchvision",
+         "mnasnet1_0": "torchvision", "seresnet50": "timm", "convnext_tiny": "torchvision"}
 
 
 def main() -> int:

@@ -31,6 +31,8 @@ def small(name: str) -> dict[str, Any]:
         return {"resolution": 64}  # the family's dynamic: range starts at 64
     if name.startswith(("vgg", "densenet", "efficientnet")):
         return {"resolution": 32}
+    if name.startswith(("mobilenet", "mnasnet", "seresnet", "convnext")):
+        return {"resolution": 32}  # /32 networks: the last stage is 1x1, the heads pool globally
     if name.startswith(("vit", "mixer")):
         patch = _patch(name)
         depth = "num_layers" if name.startswith("vit") else "num_blocks"
@@ -47,6 +49,10 @@ def shallow(name: str) -> dict[str, Any]:
         overrides["block_config"] = [2, 1, 1, 1]
     elif name.startswith("efficientnet"):
         overrides["depth_mult"] = 0.1  # every stage keeps its first block (ceil of the scaled depth)
+    elif name.startswith("convnext"):
+        overrides["depths"] = [1, 1, 2, 1]  # the stage blocks are one block repeated
+    elif name.startswith("seresnet"):
+        overrides["depths"] = [1, 2, 1, 1]
     elif name.startswith("vgg"):
         overrides["hidden"] = 256  # the two 4096-wide classifier layers hold 120M of VGG's 130M+ weights
     return overrides

@@ -140,3 +140,26 @@ def test_unknown_setting_is_refused(capsys) -> None:
 
     assert main(["build", str(spec("seed_cnn")), "--backend", "onnx", "--option", "opset=20", "-o", "/nonexistent/x"]) == 1
     assert "AS809" in capsys.readouterr().err
+
+
+def test_layer_norm_axis_layer_scale_and_pad_export(tmp_path: Path) -> None:
+    """The ops no spec of the default KINDS uses: channel layer norm, layer scale (on channels and on the
+    last axis), constant padding with a non-zero value."""
+    compiled = archspec.compile_spec(ROOT / "tests/specs/layer_ops.yaml")
+    registry = default_registry()
+    reference = registry.backend("torch").build(compiled.graph, BuildOptions()).eval()
+    with torch.no_grad():  # away from the initial scales and affine parameters
+        for p in reference.parameters():
+            p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    weights = save_state_dict(reference, tmp_path / "weights.pt")
+    options = dataclasses.replace(archspec.pipeline.build_options(compiled, 0, None), weights=weights)
+    backend = registry.backend("onnx")
+    out = tmp_path / "layer_ops.onnx"
+    backend.save(backend.build(compiled.graph, options), compiled.graph, out, options)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    x = torch.randn(3, *compiled.costs.input, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = reference(x)
+    error = relative_error(torch.from_numpy(session.run(None, {"input": x.numpy()})[0]), expected)
+    print(f"onnx layer_ops: max relative error {error:.3g}")
+    assert error <= TOLERANCE

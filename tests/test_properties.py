@@ -126,6 +126,15 @@ def test_valid_specs_match_torch(case: tuple[str, SpecFacts], spec_dir: Path) ->
         pytest.fail(f"a valid spec was rejected:\n{exc}\n--- spec ---\n{text}")
 
 
+@settings(max_examples=15, **SETTINGS)
+@given(case=valid_specs(max_stages=4, stages=("misc",)))
+def test_single_layer_ops_match_torch(case: tuple[str, SpecFacts], spec_dir: Path) -> None:
+    """Only the stage of single-layer ops (pooling, norms over any axis, layer scale, constant padding,
+    activations...), which the mixed draw above reaches a few times per run."""
+    text, facts = case
+    check_against_torch(write(spec_dir, text), facts)
+
+
 def test_residual_example_matches_torch() -> None:
     """One fixed spec through the same checks (the tiny residual network the codegen tests use)."""
     compiled = archspec.compile_spec(ROOT / "tests/specs/residual.yaml")

@@ -84,6 +84,11 @@ def test_unknown_top_level_key_lists_allowed_keys(write_spec):
         ("{op: conv2d, out: 8, kernel: 3, repeat: 100000}", "AS404"),
         ("{op: linear, out: 100000000000}", "AS502"),
         ("{name: 1bad, op: relu}", "AS409"),
+        ("{op: pad, widths: [[0, 0], [1, 1]]}", "AS501"),           # one [before, after] per sample axis
+        ("{op: pad, widths: [[0, 0], [1, 1], [-1, 0]]}", "AS403"),  # no negative (cropping) widths
+        ("{op: layer_scale, axis: 3}", "AS501"),
+        ("{op: layer_scale, init: true}", "AS403"),
+        ("{op: layernorm, axis: -4}", "AS501"),
     ],
 )
 def test_bad_layer_gives_located_code(write_spec, layer, code):

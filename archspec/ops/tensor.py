@@ -111,6 +111,20 @@ def _select_shape(p: Select, inputs: Sequence[Shape]) -> Shape:
     return (*shape[:axis], *shape[axis + 1 :])
 
 
+class Pad(OpParams):
+    widths: tuple[tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]], ...] = Field(
+        description="[before, after] for every sample axis, in axis order (numpy.pad's pad_width)")
+    value: float = Field(0.0, description="the constant written into the padding")
+
+
+def _pad_shape(p: Pad, inputs: Sequence[Shape]) -> Shape:
+    shape = inputs[0]
+    if len(p.widths) != len(shape):
+        raise ShapeError(f"has {len(p.widths)} [before, after] pair(s) in widths; give one for each of the "
+                         f"{len(shape)} sample axes")
+    return tuple(d + before + after for d, (before, after) in zip(shape, p.widths))
+
+
 OPS: list[OpDef[Any]] = [
     OpDef("flatten", Flatten, (1, 1), _flatten_shape, doc="Merges the sample axes start..end (all by default).",
           category="tensor"),
@@ -121,4 +135,6 @@ OPS: list[OpDef[Any]] = [
     OpDef("mean", Mean, (1, 1), _mean_shape, doc="Mean over sample axes.", category="tensor"),
     OpDef("select", Select, (1, 1), _select_shape, doc="Takes one position along an axis (e.g. the class token).",
           category="tensor"),
+    OpDef("pad", Pad, (1, 1), _pad_shape, doc="Pads every sample axis with a constant (e.g. zero channels for a "
+          "ResNet option-A shortcut).", category="tensor"),
 ]

@@ -21,7 +21,8 @@ with broadcasting), layers switched off with `if:` or `repeat: 0`, then flatten 
 (linear, layer norm), sometimes on a token-shaped [C, H*W] tensor, or after a global mean, or after a
 small transformer: tokens by flatten/reshape and transpose/permute, a linear embedding, class token,
 position embedding, pre-norm encoder blocks (self_attention, drop_path, an MLP sized by `in_shape`),
-then select or mean. Also lrn, identity, softmax, adaptive max pooling and more activations, some
+then select or mean. Also lrn, identity, softmax, adaptive max pooling, layer scale and layer norm
+over any axis of a feature map, constant padding of every axis, and more activations, some
 named like Python builtins. Integer arguments are sometimes written as expressions of the spec's
 parameters. Shapes are tracked while drawing, so no layer gets an empty output. The expected shapes, parameter and MAC counts in `SpecFacts` are computed here with
 torch's formulas, written out independently of archspec's ops, so they check the core rather than
@@ -362,8 +363,31 @@ class _Writer:
     def misc(self) -> None:
         c, h, w = self.shape
         kind = self.draw(st.sampled_from(["pool", "act", "dropout", "bn", "lrn", "identity", "drop_path",
-                                          "adaptive_max", "softmax"]))
-        if kind == "pool":
+                                          "adaptive_max", "softmax", "layer_scale", "axis_norm", "pad"]))
+        if kind == "layer_scale":  # one learned scale per entry of the axis: (n, 1, ...) broadcasting
+            axis = self.draw(st.sampled_from([0, 1, 2, -1, -3]))
+            args: Data = {"axis": axis} if axis or self.chance(0.3) else {}
+            if self.chance(0.5):
+                args["init"] = self.draw(st.sampled_from([1e-6, 0.1, 1.0]))
+            self.op("layer_scale", args, params=self.shape[axis])
+        elif kind == "axis_norm":  # layer norm over channels (ConvNeXt's LayerNorm2d) or another axis
+            axis = self.draw(st.sampled_from([0, -3, 1, -1]))
+            args = {"axis": axis}
+            if self.chance(0.3):
+                args["eps"] = 1e-6
+            affine, bias = not self.chance(0.2), not self.chance(0.2)
+            if not affine:
+                args["affine"] = False
+            if not bias:
+                args["bias"] = False
+            self.op("layernorm", args, params=(self.shape[axis] * (2 if bias else 1)) if affine else 0)
+        elif kind == "pad":  # constant padding of every axis, e.g. zero channels of an option-A shortcut
+            widths = [[self.draw(st.integers(0, 2)), self.draw(st.integers(0, 2))] for _ in range(3)]
+            args = {"widths": widths}
+            if self.chance(0.4):
+                args["value"] = self.draw(st.sampled_from([1.0, -0.5, 0.0]))
+            self.op("pad", args, out=(c + sum(widths[0]), h + sum(widths[1]), w + sum(widths[2])))
+        elif kind == "pool":
             self.pool()
         elif kind == "lrn":
             self.op("lrn", {"size": self.draw(st.integers(1, 5)), **({"alpha": 1e-3, "k": 2.0} if self.chance(0.5) else {})})
@@ -704,7 +728,7 @@ STAGES = ("plain", "plain", "misc", "residual_inline", "concat", "squeeze_excite
 
 
 @st.composite
-def _cases(draw: Callable[[st.SearchStrategy[Any]], Any], max_stages: int = 5) -> _Case:
+def _cases(draw: Callable[[st.SearchStrategy[Any]], Any], max_stages: int = 5, stages: Sequence[str] = STAGES) -> _Case:
     c, h, w = draw(st.integers(1, 8)), draw(st.integers(8, 40)), draw(st.integers(8, 40))
     env = {"num_classes": draw(st.integers(1, 10)), "base": draw(st.integers(2, 8))}
     params: Data = {"num_classes": env["num_classes"], "base": {"type": "int", "default": env["base"], "min": 1}}
@@ -719,7 +743,7 @@ def _cases(draw: Callable[[st.SearchStrategy[Any]], Any], max_stages: int = 5) -
     else:
         shape = [c, h, w]
     writer = _Writer(draw, (c, h, w), env)
-    for stage in draw(st.lists(st.sampled_from(STAGES), min_size=1, max_size=max_stages)):
+    for stage in draw(st.lists(st.sampled_from(stages), min_size=1, max_size=max_stages)):
         getattr(writer, stage)()
     writer.head()
     writer.scopes[("layers",)] = tuple(writer.names)
@@ -738,9 +762,10 @@ def _cases(draw: Callable[[st.SearchStrategy[Any]], Any], max_stages: int = 5) -
     return _Case(data, facts, tuple(writer.infos), dict(writer.scopes), env, writer.flatten, writer.classifier_in)
 
 
-def valid_specs(max_stages: int = 5) -> st.SearchStrategy[tuple[str, SpecFacts]]:
-    """(YAML text, SpecFacts) of random valid full specs; see the module docstring for what they hold."""
-    return _cases(max_stages).map(lambda case: (dump(case.data), case.facts))
+def valid_specs(max_stages: int = 5, stages: Sequence[str] = STAGES) -> st.SearchStrategy[tuple[str, SpecFacts]]:
+    """(YAML text, SpecFacts) of random valid full specs; see the module docstring for what they hold.
+    `stages` narrows the kinds of stage drawn (names in `STAGES`), e.g. ("misc",) for the single-layer ops."""
+    return _cases(max_stages, tuple(stages)).map(lambda case: (dump(case.data), case.facts))
 
 
 # -- invalid specs ------------------------------------------------------------------------------------
@@ -802,7 +827,9 @@ WRONG_VALUES: Mapping[str, Mapping[str, Sequence[Any]]] = {
                "stride": [1.5, "2", True], "padding": ["full", 1.5, True], "dilation": [True, 1.5],
                "groups": [0, 1.5, True], "bias": [1, 0, "true", None], "in_channels": [2.5, "3"]},
     "batchnorm": {"eps": [0, -1e-5, "small", True], "momentum": ["fast", True], "affine": [1, "yes"]},
-    "layernorm": {"eps": [0, "tiny"], "affine": [1], "bias": [0, "no"]},
+    "layernorm": {"eps": [0, "tiny"], "affine": [1], "bias": [0, "no"], "axis": [0.5, "0"]},
+    "layer_scale": {"init": ["small", True], "axis": [0.5, "0", True]},
+    "pad": {"widths": ["x", 1, [[1]], [[-1, 0], [0, 0], [0, 0]], [[0.5, 0], [0, 0], [0, 0]]], "value": ["zero", True]},
     "linear": {"out": [0, -1, 2.5, "10", True], "bias": [1, "no"], "in_features": ["x", 1.5]},
     "maxpool2d": {"kernel": [2.5, "2", True], "stride": [1.5, "2"], "padding": [0.5, "1"], "ceil_mode": [1, "true"],
                   "dilation": [1.5, True]},

@@ -50,7 +50,8 @@ COVERAGE: CoverageTable = {
     "class_token": _native("Expand + Concat"),
     "pos_embedding": _native("Add"),
     "batchnorm": _native("BatchNormalization (inference)"),
-    "layernorm": _native("LayerNormalization"),
+    "layernorm": _native("LayerNormalization (between two Transposes for an axis other than the last)"),
+    "layer_scale": _native("Mul"),
     "relu": _native("Relu"),
     "relu6": _native("Clip"),
     "silu": Support("fallback", "x * Sigmoid(x) (no Swish operator at this opset)"),
@@ -72,6 +73,7 @@ COVERAGE: CoverageTable = {
     "concat": _native("Concat"),
     "mean": _native("ReduceMean"),
     "select": _native("Gather"),
+    "pad": _native("Pad"),
 }
 assert all(isinstance(v, Support) or callable(v) for v in COVERAGE.values())
 NATIVE_OPS = frozenset(op for op, v in COVERAGE.items() if v is NATIVE)

@@ -13,7 +13,7 @@ import re
 
 from torch import fx, nn
 
-from archspec.backends.torch.lowering import ALIAS, Call, Lowering
+from archspec.backends.torch.lowering import ALIAS, Call, Lowering, Owned
 from archspec.errors import ArchspecError
 from archspec.ir import Graph, Node
 from archspec.ops.elementwise import broadcast
@@ -30,7 +30,7 @@ def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str) -> fx
     """Build the GraphModule for `graph` (weights initialised from torch's global RNG)."""
     fx_graph = fx.Graph()
     values: dict[str, fx.Node] = {graph.input.name: fx_graph.placeholder("x")}
-    submodules: dict[str, nn.Module] = {}
+    submodules: dict[str, nn.Module | nn.Parameter] = {}  # in graph order: containers are created in it
     for node in graph.ops:
         shapes = graph.input_shapes(node)
         try:
@@ -53,6 +53,13 @@ def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str) -> fx
                 raise ArchspecError("AS803", f"layer {node.name!r}: {clash!r} is an attribute of torch.nn.Module; rename the layer")
             submodules[node.name] = emit
             values[node.name] = fx_graph.create_node("call_module", node.name, tuple(inputs), {}, name=label)
+        elif isinstance(emit, Owned):
+            clash = _module_path_clash(node.name)
+            if clash:
+                raise ArchspecError("AS803", f"layer {node.name!r}: {clash!r} is an attribute of torch.nn.Module; rename the layer")
+            submodules[node.name] = nn.Parameter(emit.value)
+            tensor = fx_graph.create_node("get_attr", node.name, name=f"{label}_tensor")
+            values[node.name] = fx_graph.create_node("call_function", emit.target, (tensor, *inputs), {}, name=label)
         elif isinstance(emit, Call):
             if emit.fold:
                 values[node.name] = _fold(fx_graph, graph, node, emit, inputs, label)
@@ -64,7 +71,7 @@ def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str) -> fx
                 values[node.name] = fx_graph.create_node("call_function", emit.target, args, kwargs, name=label)
         else:
             raise ArchspecError("AS803", f"the torch lowering of {node.op!r} returned {type(emit).__name__}; "
-                                "it must return an nn.Module, a Call or ALIAS")
+                                "it must return an nn.Module, a Call, an Owned tensor or ALIAS")
     assert graph.output is not None
     fx_graph.output(values[graph.output])
     root = nn.Module()
@@ -115,14 +122,17 @@ def _accumulable(graph: Graph, node: Node, k: int) -> bool:
             and graph.node(name).shape == node.shape)
 
 
-def _attach(root: nn.Module, dotted: str, module: nn.Module) -> None:
+def _attach(root: nn.Module, dotted: str, member: nn.Module | nn.Parameter) -> None:
     *parents, leaf = dotted.split(".")
     current = root
     for part in parents:
         if not hasattr(current, part):
             current.add_module(part, nn.Module())
         current = getattr(current, part)
-    current.add_module(leaf, module)
+    if isinstance(member, nn.Parameter):
+        current.register_parameter(leaf, member)
+    else:
+        current.add_module(leaf, member)
 
 
 def _class_name(name: str) -> str:

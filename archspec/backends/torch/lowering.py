@@ -3,6 +3,8 @@
 An entry takes the node and its input shapes (per sample) and returns:
   * an nn.Module, called with the node's inputs (ops with weights or train/eval behaviour);
   * a `Call`: a torch function applied to the inputs, for stateless ops;
+  * an `Owned` tensor: a function of the inputs and one learned tensor registered at the layer's own
+    path (layer scale, as torchvision registers it), no submodule;
   * `ALIAS`: the node is its input (identity).
 Per-sample axes from the IR become torch axes by skipping the batch axis.
 """
@@ -40,12 +42,23 @@ class Call:
     accumulate: Callable[..., Any] | None = None
 
 
+@dataclass(frozen=True)
+class Owned:
+    """`target(parameter, *inputs)` with one learned tensor that the layer owns itself, with no submodule:
+    it is registered at the layer's own path (`stages.0.blocks.0.layer_scale`), as torchvision registers
+    CNBlock.layer_scale on the block, so the block's state dict lists it before its submodules' tensors,
+    in the reference's order and under the reference's leaf name."""
+
+    value: torch.Tensor
+    target: Callable[..., Any]
+
+
 class _Alias:
     pass
 
 
 ALIAS = _Alias()
-Emit = nn.Module | Call | _Alias
+Emit = nn.Module | Call | Owned | _Alias
 Lowering = Callable[[Node, Sequence[Shape]], Emit]
 
 
@@ -101,7 +114,25 @@ def _batchnorm(node: Node, shapes: Sequence[Shape]) -> Emit:
 
 def _layernorm(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: norm.LayerNorm = node.params  # type: ignore[assignment]
-    return nn.LayerNorm(shapes[0][-1], eps=p.eps, elementwise_affine=p.affine, bias=p.bias)
+    rank, axis = len(shapes[0]), norm.norm_axis(p, shapes[0])
+    if axis == rank - 1:
+        return nn.LayerNorm(shapes[0][-1], eps=p.eps, elementwise_affine=p.affine, bias=p.bias)
+    return modules.AxisLayerNorm(shapes[0][axis], torch_axis(axis, rank), p.eps, p.affine, p.bias)
+
+
+def _layer_scale(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: norm.LayerScale = node.params  # type: ignore[assignment]
+    return Owned(torch.full(norm.LAYER_SCALE.weights(p, shapes)[""], p.init), operator.mul)
+
+
+def pad_widths(p: tensor.Pad) -> tuple[int, ...]:
+    """numpy-style [before, after] per sample axis -> F.pad's flat tuple, last axis first."""
+    return tuple(w for before, after in reversed(p.widths) for w in (before, after))
+
+
+def _pad(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: tensor.Pad = node.params  # type: ignore[assignment]
+    return Call(F.pad, args=(pad_widths(p),), kwargs={"value": p.value})
 
 
 def _function(target: Callable[..., Any], inplace_ok: bool = False) -> Lowering:
@@ -171,6 +202,7 @@ LOWERINGS: dict[str, Lowering] = {
     "pos_embedding": lambda node, shapes: modules.PosEmbedding(*shapes[0]),
     "batchnorm": _batchnorm,
     "layernorm": _layernorm,
+    "layer_scale": _layer_scale,
     "relu": _function(F.relu, inplace_ok=True),
     "relu6": _function(F.relu6, inplace_ok=True),
     "silu": _function(F.silu, inplace_ok=True),
@@ -192,4 +224,5 @@ LOWERINGS: dict[str, Lowering] = {
     "concat": _concat,
     "mean": _mean,
     "select": _select,
+    "pad": _pad,
 }

@@ -62,3 +62,18 @@ class DropPath(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+class AxisLayerNorm(nn.LayerNorm):
+    """Layer norm over one axis other than the last: moved last, normalised, moved back. On [N, C, H, W]
+    with axis 1 this is torchvision's LayerNorm2d (permute, F.layer_norm, permute back), step for step."""
+
+    def __init__(self, size: int, axis: int, eps: float, affine: bool, bias: bool):
+        super().__init__(size, eps=eps, elementwise_affine=affine, bias=bias)
+        self.axis = axis
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.movedim(self.axis, -1)).movedim(-1, self.axis)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, axis={self.axis}"

@@ -4,6 +4,7 @@ An entry takes the node and its input shapes (per sample) and returns:
   * a `Module`: a constructor call assigned to the layer's attribute in `__init__`, called in `forward`;
   * a `Call`: a torch function applied to the inputs (stateless ops);
   * an `Infix`: inputs joined by an operator (`a + b`);
+  * an `Owned` tensor: an `nn.Parameter` at the layer's own path, applied with an operator;
   * `ALIAS`: the node is its input.
 Arguments are Python values (numbers, booleans, tuples, the few strings an op's typed parameters allow);
 the renderer writes them as literals, so no text from a spec is ever pasted into the file. The calls are
@@ -47,12 +48,23 @@ class Infix:
     operator: str
 
 
+@dataclass(frozen=True)
+class Owned:
+    """A learned tensor the layer owns itself, at the layer's own path (no submodule; see the torch
+    backend's `Owned`): `nn.Parameter(torch.full(shape, fill))` in `__init__`, `tensor <operator> input` in
+    `forward`."""
+
+    shape: tuple[int, ...]
+    fill: float
+    operator: str
+
+
 class _Alias:
     pass
 
 
 ALIAS = _Alias()
-Emit = Module | Call | Infix | _Alias
+Emit = Module | Call | Infix | Owned | _Alias
 Lowering = Callable[[Node, Sequence[Shape]], Emit]
 
 
@@ -128,8 +140,22 @@ def _batchnorm(node: Node, shapes: Sequence[Shape]) -> Emit:
 
 def _layernorm(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: norm.LayerNorm = node.params  # type: ignore[assignment]
-    return Module("nn.LayerNorm", (shapes[0][-1],), _kw(eps=(p.eps, 1e-5), elementwise_affine=(p.affine, True),
-                                                       bias=(p.bias, True)))
+    rank, axis = len(shapes[0]), norm.norm_axis(p, shapes[0])
+    options = _kw(eps=(p.eps, 1e-5), elementwise_affine=(p.affine, True), bias=(p.bias, True))
+    if axis == rank - 1:
+        return Module("nn.LayerNorm", (shapes[0][-1],), options)
+    return Module("AxisLayerNorm", (shapes[0][axis], _axis(axis, rank)), options, helper="axis_layer_norm")
+
+
+def _layer_scale(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: norm.LayerScale = node.params  # type: ignore[assignment]
+    return Owned(norm.LAYER_SCALE.weights(p, shapes)[""], p.init, "*")
+
+
+def _pad(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: tensor.Pad = node.params  # type: ignore[assignment]
+    flat = tuple(w for before, after in reversed(p.widths) for w in (before, after))  # F.pad: last axis first
+    return Call("F.pad", args=(flat,), kwargs=_kw(value=(p.value, 0.0)))
 
 
 def _dropout(node: Node, shapes: Sequence[Shape]) -> Emit:
@@ -204,6 +230,7 @@ LOWERINGS: dict[str, Lowering] = {
     "pos_embedding": lambda node, shapes: Module("PosEmbedding", tuple(shapes[0]), helper="pos_embedding"),
     "batchnorm": _batchnorm,
     "layernorm": _layernorm,
+    "layer_scale": _layer_scale,
     "relu": _function("F.relu"),
     "relu6": _function("F.relu6"),
     "silu": _function("F.silu"),
@@ -225,4 +252,5 @@ LOWERINGS: dict[str, Lowering] = {
     "concat": _concat,
     "mean": _mean,
     "select": _select,
+    "pad": _pad,
 }

@@ -13,7 +13,7 @@ COVERAGE: CoverageTable = {
     **{op: NATIVE for op in ("conv2d", "maxpool2d", "avgpool2d", "adaptive_avgpool2d", "linear", "class_token",
                              "pos_embedding", "batchnorm", "layernorm", "relu", "relu6", "sigmoid", "tanh",
                              "hardsigmoid", "gelu", "softmax", "add", "mul", "flatten", "reshape", "permute",
-                             "transpose", "concat", "mean", "select")},
+                             "transpose", "concat", "mean", "select", "layer_scale", "pad")},
     "self_attention": Support("native", "TensorRT attention converter (scaled_dot_product_attention)"),
     "silu": Support("fallback", "decomposed into sigmoid and mul by torch-tensorrt's lowering"),
     "hardswish": Support("fallback", "decomposed into clamp, add, mul by torch-tensorrt's lowering"),
