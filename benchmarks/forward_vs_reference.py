@@ -16,7 +16,9 @@ import sys
 from archspec.bench import BenchOptions, bench
 
 ROOT = Path(__file__).resolve().parents[1]
-CASES = {"resnet50": "torchvision", "efficientnet_b0": "torchvision", "vit_b_16": "torchvision", "mixer_b16": "timm"}
+CASES = {"resnet50": "torchvision", "efficientnet_b0": "torchvision", "vit_b_16": "torchvision", "mixer_b16": "timm",
+         "alexnet": "torchvision", "googlenet": "torchvision", "inception_v3": "torchvision", "xception": "timm",
+         "squeezenet1_0": "torchvision", "shufflenet_v2_x1_0": "torchvision"}
 
 
 def main() -> int:
