@@ -14,6 +14,9 @@ reference's own size, at sizes where the ceil_mode poolings round up; the weight
 The state dicts go through .pt files, which keep registration order. (A .safetensors file of timm's
 Xception comes back with sorted keys, block10 before block2, and today's shape-and-order pairing then
 mixes up the identical middle-flow blocks without an error; pairing by name, issue 8 section 3, fixes it.)
+
+The chunk / channel-shuffle idiom of docs/spec-format.md is checked to be the family's own and to compute
+torch's chunk and nn.ChannelShuffle exactly.
 """
 
 from __future__ import annotations
@@ -126,3 +129,32 @@ def test_matches_reference(name: str, tmp_path: Path) -> None:
     resolution = FIDELITY[name]
     overrides = {} if resolution == REFERENCE[name]["input"][1] else {"resolution": resolution}
     assert_matches_reference(SPECS / f"{name}.yaml", reference, tmp_path, **overrides)
+
+
+def _worked_example_blocks() -> str:
+    """The `blocks:` of the chunk / channel-shuffle worked example in docs/spec-format.md, verbatim."""
+    text = (SPECS.parent / "docs" / "spec-format.md").read_text()
+    section = text.split("## Worked example: chunk and channel shuffle", 1)[1]
+    return section.split("```yaml\n", 1)[1].split("```", 1)[0]
+
+
+def test_worked_example_is_the_family_and_computes_torch_chunk_and_channel_shuffle(write_spec) -> None:
+    """The documented idiom is the one ShuffleNet v2's family uses, and computes exactly torch's
+    x.chunk(2, dim=1) and nn.ChannelShuffle, for 3 groups as well as ShuffleNet's 2."""
+    blocks = _worked_example_blocks()
+    family = (SPECS / "families" / "shufflenet_v2.yaml").read_text()
+    for block in blocks.split("\n  # ")[1:]:  # each documented block, comment line included, is in the family
+        assert "  # " + block.rstrip() in family
+    spec = write_spec("archspec: 1\nname: idiom\ninput: [6, 4, 5]\n" + blocks + """
+layers:
+  - {name: first, op: chunk, from: input, index: 0}
+  - {name: second, op: chunk, from: input, index: 1}
+  - {name: shuffled, op: channel_shuffle, from: input, groups: 3}
+  - {name: out, op: concat, from: [first, second, shuffled], axis: 0}
+""")
+    costs = archspec.summary(spec)
+    assert (costs.params, costs.macs, tuple(costs.output)) == (0, 0, (12, 4, 5))
+    x = torch.randn(2, 6, 4, 5)
+    first, second = x.chunk(2, dim=1)
+    expected = torch.cat([first, second, nn.ChannelShuffle(3)(x)], dim=1)
+    assert torch.equal(archspec.build(spec)(x), expected)
