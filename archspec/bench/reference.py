@@ -22,15 +22,26 @@ _VITS = ("vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14")
 _MIXERS = ("mixer_s32", "mixer_s16", "mixer_b32", "mixer_b16", "mixer_l32", "mixer_l16")
 _MOBILE = ("mobilenet_v2", "mobilenet_v3_large", "mnasnet1_0")
 _CONVNEXTS = ("convnext_tiny", "convnext_small", "convnext_base", "convnext_large")
+_CLASSIC = ("alexnet", "googlenet", "inception_v3", "squeezenet1_0", "squeezenet1_1", "shufflenet_v2_x0_5",
+            "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0")
+# Constructor arguments that make a torchvision model the architecture its spec describes (and its
+# reference figures were measured on): GoogLeNet and Inception v3 without auxiliary classifiers, whose
+# tensors the spec does not have, and without the input transform. No init: the weights are replaced.
+_TORCHVISION_ARGUMENTS: Mapping[str, Mapping[str, Any]] = {
+    "googlenet": {"aux_logits": False, "transform_input": False, "init_weights": False},
+    "inception_v3": {"aux_logits": False, "transform_input": False, "init_weights": False},
+}
 
 # spec name -> constructor name. timm only where its module order and tensor roles line up with ours
 # (its VGG head is convolutional and its ViT has a separate qkv layout: use torchvision for those).
 REFERENCES: Mapping[str, Mapping[str, str]] = {
-    "torchvision": {name: name for name in _RESNETS + _DENSENETS + _EFFICIENTNETS + _VGGS + _VITS + _MOBILE + _CONVNEXTS},
+    "torchvision": {name: name for name in _RESNETS + _DENSENETS + _EFFICIENTNETS + _VGGS + _VITS + _MOBILE + _CONVNEXTS
+                   + _CLASSIC},
     "timm": {**{name: name for name in _RESNETS + _DENSENETS + ("efficientnet_b0",)},
              **{name: f"{name}_224" for name in _MIXERS},
              # the reference figures of these two are timm's (SE-ResNet-50: the paper's Caffe layout)
-             "mobilenet_v1": "mobilenetv1_100", "seresnet50": "legacy_seresnet50"},
+             "mobilenet_v1": "mobilenetv1_100", "seresnet50": "legacy_seresnet50",
+             "xception": "legacy_xception"},  # timm 1.0's name for the original (Keras-port) Xception
 }
 
 
@@ -50,7 +61,7 @@ def build_reference(library: str, spec: str, overrides: Mapping[str, Any]) -> nn
     constructor has a matching argument; any other override is an error (the reference cannot follow)."""
     reference_name(library, spec)
     constructor = REFERENCES[library][spec]
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = dict(_TORCHVISION_ARGUMENTS.get(constructor, {})) if library == "torchvision" else {}
     for key, value in overrides.items():
         if key == "num_classes":
             kwargs["num_classes"] = value
