@@ -109,6 +109,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="also write the weights as <output>.safetensors (backends that write source: torch-source)")
     build.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                        help="a backend setting, e.g. --option precision=fp16 (archspec check --backend NAME lists them)")
+    convert = spec_command("convert-weights", "write a reference checkpoint's tensors under the spec's names (.safetensors)")
+    convert.add_argument("weights", help="the reference state dict (.safetensors, .pt, .pth)")
+    convert.add_argument("-o", "--output", help="output file (default: <name>.safetensors)")
     check = spec_command("check", "per-layer report of what a backend compiles, falls back on, or cannot compile")
     check.add_argument("--backend", default="torch")
     build.add_argument("--optimize", action="store_true",
@@ -172,7 +175,12 @@ def _run(args: argparse.Namespace, registry: Registry) -> int:
     elif args.command == "build":
         out = pipeline.build_file(path, args.output, backend=args.backend, seed=args.seed, weights=args.weights,
                                   overrides=overrides, variant=args.variant, registry=registry, limits=limits,
-                                  optimize=args.optimize, save_weights=args.save_weights, settings=_settings(args.option))
+                                  optimize=args.optimize, save_weights=args.save_weights, settings=_settings(args.option),
+                                  report=_out)
+        _out(f"wrote {out}")
+    elif args.command == "convert-weights":
+        out = pipeline.convert_weights(path, args.weights, args.output, overrides=overrides, variant=args.variant,
+                                       registry=registry, limits=limits, report=_out)
         _out(f"wrote {out}")
     elif args.command == "check":
         layers = pipeline.coverage(pipeline.compile_spec(path, overrides, registry, args.variant, limits), args.backend, registry)
