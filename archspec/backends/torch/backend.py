@@ -66,7 +66,7 @@ class TorchBackend:
             module = generate(graph, self.table, graph.name)
         state = module.state_dict()
         pairing = pair_state_dict(state, read_state_dict(Path(options.weights)), graph)
-        tensors = {k: v.to(state[k].dtype).contiguous().clone() for k, v in pairing.mapped.items()}
+        tensors = {k: v.to(state[k].dtype).contiguous() for k, v in pairing.mapped.items()}
         data = save(tensors, metadata={"archspec_spec": graph.name, "source": Path(options.weights).name})
         write_bytes_atomically(path, data)
         if options.report is not None:
