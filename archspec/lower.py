@@ -417,7 +417,7 @@ def _assign_init(lowerer: _Lowerer, rules: list[tuple[InitRule, Document, Path]]
         def fail(code: str, message: str, at: Path) -> None:
             errors.append(SpecError(code, message, doc.locate(at), at))
 
-        def value(raw: Any, at: Path) -> Any:
+        def evaluated(raw: Any, at: Path) -> Any:
             try:
                 return resolve(raw, lowerer.global_env, Meter())
             except ExprError as exc:
@@ -425,7 +425,7 @@ def _assign_init(lowerer: _Lowerer, rules: list[tuple[InitRule, Document, Path]]
                 raise _Skip() from None
 
         try:
-            active = rule.if_ is None or value(rule.if_, (*path, "if"))
+            active = rule.if_ is None or evaluated(rule.if_, (*path, "if"))
         except _Skip:
             continue
         if not isinstance(active, bool):
@@ -441,7 +441,7 @@ def _assign_init(lowerer: _Lowerer, rules: list[tuple[InitRule, Document, Path]]
                 continue
             name, raw = parsed
             try:
-                args = {k: value(v, (*path, tensor, name, k)) for k, v in raw.items()}
+                args = {k: evaluated(v, (*path, tensor, name, k)) for k, v in raw.items()}
             except _Skip:
                 continue
             made = init_data.make(name, args)

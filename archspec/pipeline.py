@@ -51,15 +51,16 @@ class Compiled:
 
 def compile_spec(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None,
                  registry: Registry | None = None, variant: str | None = None, limits: Limits = DEFAULT, *,
-                 optimize: bool = False) -> Compiled:
+                 optimize: bool = False, expect: bool = True) -> Compiled:
     """Validate, lower and count a spec file (optionally one `variant` of its family's table);
     raise SpecErrors with every located problem. `optimize` applies the inference rewrites after the
-    expect: check (which states the reference figures of the unrewritten network)."""
+    expect: check (which states the reference figures of the unrewritten network); `expect=False`
+    leaves that check to the caller (archspec summary prints the table first)."""
     registry = registry or default_registry()
     resolved = resolve_file(path, registry, variant, limits)
     graph = lower(resolved, registry, overrides, COMMAND_LINE, limits)
     costs = count(graph, registry)
-    if not overrides:
+    if expect and not overrides:
         check_expect(resolved, costs)
     if optimize:
         plan = inference_plan(graph, registry)
@@ -100,6 +101,14 @@ def check_expect(resolved: Resolved, costs: Costs) -> None:
                                     "fix the layers (or the figure, if it was wrong)", doc.locate(path), path))
     if errors:
         raise SpecErrors(errors)
+
+
+def check_compiled_expect(compiled: Compiled, overrides: Mapping[str, Any] | None, registry: Registry) -> None:
+    """check_expect for a spec compiled with expect=False (against the unrewritten graph's figures)."""
+    if overrides:
+        return
+    plan = compiled.optimized
+    check_expect(compiled.resolved, compiled.costs if plan is None else count(plan.source, registry))
 
 
 MAX_SEED = 2**64 - 1
