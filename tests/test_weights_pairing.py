@@ -90,7 +90,35 @@ def test_strict_position_names_both_layers(tmp_path: Path) -> None:
         archspec.build(spec, weights=tmp_path / "ref.pt")
     error = caught.value.errors[0]
     assert error.code == "AS704" and error.location is not None and error.location.file == str(spec)
-    assert "'stage.a2.weight' [8, 8, 3, 3]" in error.message and "'x.a.weight' [8, 4, 1, 1]" in error.message
+    assert "layer 'stage.a2' (weight [8, 8, 3, 3])" in error.message and "'x.a' (weight [8, 4, 1, 1])" in error.message
+
+
+def test_unordered_checkpoint_needs_numbered_names_for_same_shaped_siblings(tmp_path: Path) -> None:
+    """A .safetensors file keeps no order: two same-shaped layers named a and b come back sorted, so their
+    order is no evidence and pairing them by position is AS705; numbered names (features.2, features.10)
+    keep their order, and a .pt file keeps registration order."""
+    from safetensors.torch import save_file
+
+    spec = tmp_path / "chain.yaml"
+    spec.write_text("""archspec: 1
+name: chain
+input: [4]
+layers:
+  - {name: first, op: linear, out: 4}
+  - {name: second, op: linear, out: 4}
+""")
+    torch.manual_seed(0)
+    reference = nn.Sequential()
+    reference.add_module("zeta", nn.Linear(4, 4))
+    reference.add_module("alpha", nn.Linear(4, 4))
+    state = {k: v.contiguous() for k, v in reference.state_dict().items()}
+    save_file(state, str(tmp_path / "ref.safetensors"))
+    torch.save(state, tmp_path / "ref.pt")
+    with pytest.raises(SpecErrors) as caught:
+        archspec.build(spec, weights=tmp_path / "ref.safetensors")
+    assert caught.value.errors[0].code == "AS705" and "'zeta'" in caught.value.errors[0].message
+    ours = archspec.build(spec, weights=tmp_path / "ref.pt")  # registration order: first is zeta
+    assert torch.equal(ours.state_dict()["first.weight"], reference.zeta.weight)
 
 
 def test_name_with_another_shape_is_an_error(tmp_path: Path) -> None:

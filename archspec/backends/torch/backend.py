@@ -65,7 +65,8 @@ class TorchBackend:
         with torch.random.fork_rng(devices=[]), torch.device("meta"):
             module = generate(graph, self.table, graph.name)
         state = module.state_dict()
-        pairing = pair_state_dict(state, read_state_dict(Path(options.weights)), graph)
+        source = Path(options.weights)
+        pairing = pair_state_dict(state, read_state_dict(source), graph, ordered=source.suffix != ".safetensors")
         tensors = {k: v.to(state[k].dtype).contiguous() for k, v in pairing.mapped.items()}
         data = save(tensors, metadata={"archspec_spec": graph.name, "source": Path(options.weights).name})
         write_bytes_atomically(path, data)

@@ -162,15 +162,16 @@ def _shape(t: torch.Tensor) -> list[int]:
 
 
 def pair_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, torch.Tensor],
-                    graph: Graph | None = None, naming: Naming | None = None) -> Pairing:
+                    graph: Graph | None = None, naming: Naming | None = None, ordered: bool = True) -> Pairing:
     """Pair our tensors with a checkpoint's, or raise a (located, where the graph is given) error.
 
     1. By name: our name itself, else our name after the spec's rename rules, is a checkpoint name of the
        same shape. A name with another shape is an error (AS706).
-    2. By position, strictly: the k-th tensor left on our side (registration order) with the k-th left in
-       the checkpoint (file order); shapes and roles must agree and both sides run out together (AS704).
-       Two of our layers on parallel branches whose tensors have the same shapes would pair by an order
-       that nothing fixes: that is an error (AS705), resolved by names.
+    2. By position, strictly: the k-th layer left on our side (registration order) with the k-th left in
+       the checkpoint (file order; `ordered` False for a file that keeps none), their tensors by leaf name;
+       leaves and shapes must agree and both sides run out together (AS704). Two layers with tensors of
+       the same shapes whose order nothing fixes (parallel branches; alphabetical order in a .safetensors
+       file) are an error (AS705), resolved by names.
     """
     naming = naming or (graph.naming if graph is not None else Naming())
     rules = []
@@ -203,56 +204,89 @@ def pair_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, to
     if not left_ours and not left_ref:
         return pairing
     if not naming.by_position:
-        shown = ", ".join(repr(n) for n in (left_ours or left_ref)[:5])
+        left = left_ours or left_ref
+        shown = ", ".join(repr(n) for n in left[:5])
         side = "of the spec's tensors" if left_ours else "of the checkpoint's tensors"
-        _fail("AS707", f"{len(left_ours or left_ref)} {side} pair by no name ({shown}{', ...' if len(left_ours or left_ref) > 5 else ''}) "
+        _fail("AS707", f"{len(left)} {side} pair by no name ({shown}{', ...' if len(left) > 5 else ''}) "
               "and the spec says weights: {by_position: false}; add rename rules", layers, (left_ours or [""])[0])
-    for k in range(max(len(left_ours), len(left_ref))):
-        if k >= len(left_ours):
-            extra = left_ref[k:]
+    ours_groups, ref_groups = _groups(left_ours), _groups(left_ref)
+    for k in range(max(len(ours_groups), len(ref_groups))):
+        if k >= len(ours_groups):
+            extra = [n for _, names in ref_groups[k:] for n in names]
             _fail("AS704", f"the checkpoint has {len(extra)} tensor(s) more than the spec after pairing by name and "
                   f"position: {', '.join(f'{n!r} {_shape(reference[n])}' for n in extra[:5])}"
                   f"{', ...' if len(extra) > 5 else ''}. The weights are not for this architecture",
                   layers, left_ours[-1] if left_ours else "")
-        name = left_ours[k]
-        if k >= len(left_ref):
-            _fail("AS704", f"no checkpoint tensor is left for the spec's {name!r} {_shape(ours[name])} "
-                  f"(and {len(left_ours) - k - 1} more); the weights are not for this architecture", layers, name)
-        ref_name = left_ref[k]
-        a, b = ours[name], reference[ref_name]
-        if tuple(a.shape) != tuple(b.shape) or _role(name) != _role(ref_name):
-            what = "shape" if tuple(a.shape) != tuple(b.shape) else "role"
-            _fail("AS704", f"by position, the spec's {name!r} {_shape(a)} (layer {layers.layer(name)!r}) meets the "
-                  f"checkpoint's {ref_name!r} {_shape(b)}: their {what}s differ. The spec orders its layers differently "
-                  "from the checkpoint (or the weights are for another architecture): name the layers as the reference "
-                  "does, or add weights: rename: rules", layers, name)
-        pairing.mapped[name] = b
-        pairing.by_position += 1
-    _check_unambiguous(left_ours, ours, layers)
+        mine, names = ours_groups[k]
+        if k >= len(ref_groups):
+            _fail("AS704", f"no checkpoint tensor is left for the spec's {names[0]!r} {_shape(ours[names[0]])} "
+                  f"(and {len(left_ours) - left_ours.index(names[0]) - 1} more); the weights are not for this architecture",
+                  layers, names[0])
+        theirs, ref_names = ref_groups[k]
+        by_leaf = {_leaf(n): n for n in ref_names}
+        for name in names:
+            ref_name = by_leaf.get(_leaf(name))
+            if ref_name is None or tuple(ours[name].shape) != tuple(reference[ref_name].shape) or len(names) != len(ref_names):
+                got = ", ".join(f"{_leaf(n)} {_shape(reference[n])}" for n in ref_names)
+                want = ", ".join(f"{_leaf(n)} {_shape(ours[n])}" for n in names)
+                _fail("AS704", f"by position, the spec's layer {mine!r} ({want}) meets the checkpoint's {theirs!r} ({got}): "
+                      "they differ. The spec orders its layers differently from the checkpoint (or the weights are for "
+                      "another architecture): name the layers as the reference does, or add weights: rename: rules",
+                      layers, name)
+            pairing.mapped[name] = reference[ref_name]
+            pairing.by_position += 1
+    _check_unambiguous(ours_groups, ref_groups, ours, layers, ordered)
     return pairing
 
 
-def _check_unambiguous(names: list[str], ours: Mapping[str, torch.Tensor], layers: _Layers) -> None:
-    """Positions are trustworthy only where the data flow fixes the order: two layers paired by position
-    with the same tensor shapes, neither reading the other, could be either one in the checkpoint."""
-    if layers.graph is None:
-        return
-    signature: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
+def _leaf(name: str) -> str:
+    return name.rsplit(".", 1)[-1]
+
+
+def _groups(names: list[str]) -> list[tuple[str, list[str]]]:
+    """Tensors by the module that holds them (the name less its last part), in order of first appearance.
+    Positions count modules, and a module's tensors pair by leaf name (weight, bias, running_mean, ...):
+    their order inside a module is not evidence (a .safetensors file sorts them)."""
+    groups: dict[str, list[str]] = {}
     for name in names:
-        layer = layers.layer(name)
-        if layer is not None:
-            signature.setdefault(layer, []).append((_role(name), tuple(ours[name].shape)))
-    groups: dict[tuple[tuple[str, tuple[int, ...]], ...], list[str]] = {}
-    for layer, sig in signature.items():
-        groups.setdefault(tuple(sig), []).append(layer)
-    for group in groups.values():
-        for i, a in enumerate(group):
-            for b in group[i + 1:]:
-                if layers.parallel(a, b):
-                    tensor = next(n for n in names if layers.layer(n) == a)
-                    _fail("AS705", f"layers {a!r} and {b!r} have tensors of the same shapes on parallel branches, so "
-                          "pairing by position cannot tell which checkpoint tensors are whose. Name them as the "
-                          "reference does (its module paths), or add weights: rename: rules", layers, tensor)
+        groups.setdefault(name.rsplit(".", 1)[0] if "." in name else "", []).append(name)
+    return list(groups.items())
+
+
+def _signature(names: list[str], state: Mapping[str, torch.Tensor]) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    return tuple(sorted((_leaf(n), tuple(state[n].shape)) for n in names))
+
+
+def _first_difference_is_a_number(a: str, b: str) -> bool:
+    for x, y in zip(a.split("."), b.split(".")):
+        if x != y:
+            return x.isdigit() and y.isdigit()
+    return True
+
+
+def _check_unambiguous(ours_groups: list[tuple[str, list[str]]], ref_groups: list[tuple[str, list[str]]],
+                       ours: Mapping[str, torch.Tensor], layers: _Layers, ordered: bool) -> None:
+    """Positions are evidence only where an order is fixed. On our side the data flow fixes it: two layers
+    paired by position with the same tensor shapes, neither reading the other, could be either one in the
+    checkpoint. On the checkpoint's side, a file without an order (.safetensors) fixes it only by numbered
+    names (features.2 before features.10): siblings with other names were sorted alphabetically."""
+    same: dict[tuple[tuple[str, tuple[int, ...]], ...], list[int]] = {}
+    for k, (_, names) in enumerate(ours_groups):
+        same.setdefault(_signature(names, ours), []).append(k)
+    for positions in same.values():
+        for i, k in enumerate(positions):
+            for j in positions[i + 1:]:
+                a, b = ours_groups[k], ours_groups[j]
+                la, lb = layers.layer(a[1][0]), layers.layer(b[1][0])
+                parallel = la is not None and lb is not None and la != lb and layers.parallel(la, lb)
+                unsorted = not ordered and not _first_difference_is_a_number(ref_groups[k][0], ref_groups[j][0])
+                if parallel or unsorted:
+                    why = ("lie on parallel branches, so nothing fixes their order" if parallel else
+                           f"pair by position with the checkpoint's {ref_groups[k][0]!r} and {ref_groups[j][0]!r}, whose "
+                           "order a .safetensors file does not keep (save a .pt/.pth, which does)")
+                    _fail("AS705", f"layers {la or a[0]!r} and {lb or b[0]!r} have tensors of the same shapes and {why}: "
+                          "pairing by position cannot tell which checkpoint tensors are whose. Name them as the reference "
+                          "does (its module paths), or add weights: rename: rules", layers, a[1][0])
 
 
 def match_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, torch.Tensor],
@@ -264,7 +298,7 @@ def match_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, t
 def load_reference_weights(module: nn.Module, path: Path, graph: Graph | None = None) -> Pairing:
     reference = read_state_dict(path)
     state = module.state_dict()
-    pairing = pair_state_dict(state, reference, graph)
+    pairing = pair_state_dict(state, reference, graph, ordered=path.suffix != ".safetensors")
     with torch.no_grad():
         module.load_state_dict({k: v.to(state[k].dtype) for k, v in pairing.mapped.items()}, strict=True)
     return pairing
