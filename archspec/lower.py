@@ -338,9 +338,13 @@ class _Lowerer:
         other = name if name in self.graph else self.parents.get(name)
         if other is None:
             other = next((p for p in (".".join(parts[:k]) for k in range(1, len(parts))) if p in self.graph), None)
+        if other == name:
+            self.error("AS430", f"the module path {name!r} is already another layer's (a repeat's copies are named "
+                       "NAME.0, NAME.1, ...); rename one of them", where)
+            return False
         if other is not None:
-            self.error("AS430", f"layer {name!r} clashes with layer {other!r}: one module path is the same as, or "
-                       "contains, the other (a dotted or numbered name against a repeat's copies?); rename one", where)
+            self.error("AS430", f"layer {name!r} clashes with layer {other!r}: one module path contains the other "
+                       "(a dotted or numbered name beside a repeat's copies?); rename one", where)
             return False
         for k in range(1, len(parts)):
             self.parents.setdefault(".".join(parts[:k]), name)
