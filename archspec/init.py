@@ -65,20 +65,23 @@ def split(value: object) -> tuple[str, Mapping[str, Any]] | str:
 def make(name: str, args: Mapping[str, object]) -> Init | str:
     """Evaluated arguments -> Init (defaults filled in), or a message saying which argument is wrong."""
     values: list[tuple[str, InitArg]] = []
+    numbers: dict[str, float] = {}
     for key, default in DISTRIBUTIONS[name].items():
         value = args.get(key, default[0] if isinstance(default, tuple) else default)
         if isinstance(default, tuple):
-            if value not in default:
+            if not isinstance(value, str) or value not in default:
                 return f"{name} {key}: {value!r} is not one of {', '.join(default)}"
+            values.append((key, value))
         elif isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"{name} {key}: {value!r} is not a number"
         else:
-            value = float(value)
-            if value != value or value in (float("inf"), float("-inf")):
+            number = float(value)
+            if number != number or number in (float("inf"), float("-inf")):
                 return f"{name} {key}: {value!r} is not a finite number"
-        values.append((key, value))
-    if name in ("normal", "trunc_normal", "trunc_normal_tf") and float(dict(values)["std"]) < 0:  # type: ignore[arg-type]
+            numbers[key] = number
+            values.append((key, number))
+    if numbers.get("std", 0.0) < 0:
         return f"{name} std: must be >= 0"
-    if name in ("uniform", "trunc_normal", "trunc_normal_tf") and float(dict(values)["a"]) > float(dict(values)["b"]):  # type: ignore[arg-type]
+    if name in ("uniform", "trunc_normal", "trunc_normal_tf") and numbers["a"] > numbers["b"]:
         return f"{name}: a must not exceed b"
     return Init(name, tuple(values))

@@ -411,7 +411,7 @@ def _unread_layers(graph: Graph, doc: Document) -> list[SpecError]:
     return errors
 
 
-def _assign_init(lowerer: _Lowerer, rules: list[tuple[InitRule, Document, Path]]) -> list[SpecError]:
+def _assign_init(lowerer: _Lowerer, rules: Sequence[tuple[InitRule, Document, Path]]) -> list[SpecError]:
     """Evaluate the init: rules and record on each matching node how to fill each of its tensors.
     Rules apply in order, so a later rule (a thin spec's, or a more specific one below) wins."""
     graph, registry = lowerer.graph, lowerer.registry
@@ -459,10 +459,10 @@ def _assign_init(lowerer: _Lowerer, rules: list[tuple[InitRule, Document, Path]]
             if (rule.ops is not None and node.op not in rule.ops) or (rule.layer is not None and not glob_matches(rule.layer, node.name)):
                 continue
             op = registry.op(node.op)
-            tensors = op.weights(node.params, graph.input_shapes(node))  # type: ignore[arg-type]
-            matched = matched or ((node.name, list(tensors)) if tensors else None)
+            owned = op.weights(node.params, graph.input_shapes(node))
+            matched = matched or ((node.name, list(owned)) if owned else None)
             for tensor, init in dists.items():
-                if tensor in tensors:
+                if tensor in owned:
                     chosen.setdefault(node.name, {})[tensor] = init
                     found.add(tensor)
         for tensor in dists:

@@ -174,9 +174,9 @@ def _check_names(doc: Document, spec: Spec | SpecRef) -> Iterable[SpecError]:
         if problem:
             where: Path = ("blocks", block_name)
             yield SpecError("AS409", f"block {block_name!r}: {problem}", doc.locate_key(where), where)
-    for layer, block_name in _layers_in(spec):
+    for layer, scope in _layers_in(spec):
         if layer.name is not None:
-            problem = layer_name_problem(layer.name, top_level=block_name is None)
+            problem = layer_name_problem(layer.name, top_level=scope is None)
             if problem:
                 where = (*layer.where, "name")
                 yield SpecError("AS409", f"layer name {layer.name!r}: {problem}", doc.locate(where), where)

@@ -210,6 +210,14 @@ def pair_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, to
         _fail("AS707", f"{len(left)} {side} pair by no name ({shown}{', ...' if len(left) > 5 else ''}) "
               "and the spec says weights: {by_position: false}; add rename rules", layers, (left_ours or [""])[0])
     ours_groups, ref_groups = _groups(left_ours), _groups(left_ref)
+    if not ordered:
+        # A file without an order comes back sorted by name (classifier before features): take the order of
+        # the top-level modules from ours where their names agree, numbered children in their numeric order.
+        # Whatever order this makes is checked below like any other (shapes, and AS705 for guesses).
+        rank: dict[str, int] = {}
+        for path, _ in ours_groups:
+            rank.setdefault(path.split(".")[0], len(rank))
+        ref_groups.sort(key=lambda g: (rank.get(g[0].split(".")[0], len(rank)), natural_key(g[0])))
     for k in range(max(len(ours_groups), len(ref_groups))):
         if k >= len(ours_groups):
             extra = [n for _, names in ref_groups[k:] for n in names]
