@@ -236,8 +236,15 @@ def _check_inputs(doc: Document, layer: Layer) -> Iterable[SpecError]:
                         f"skipped, e.g. else: {refs[0]}", doc.locate((*layer.where, "if")), (*layer.where, "if"))
 
 
+MAX_RULES = 200  # rename and init rules each: every rule is tried on every tensor or layer, so bound them
+
+
 def _check_weights(doc: Document, spec: Spec) -> Iterable[SpecError]:
     if spec.weights is None:
+        return
+    if len(spec.weights.rename) > MAX_RULES:
+        yield SpecError("AS437", f"{len(spec.weights.rename)} rename rules; at most {MAX_RULES}",
+                        doc.locate(("weights", "rename")), ("weights", "rename"))
         return
     for k, rule in enumerate(spec.weights.rename):
         try:
@@ -250,6 +257,10 @@ def _check_weights(doc: Document, spec: Spec) -> Iterable[SpecError]:
 def check_init_rules(doc: Document, rules: Iterable[InitRule], registry: Registry, scope: set[str] | None,
                      where: Path = ("init",)) -> Iterable[SpecError]:
     """Static checks of init: rules (ops known, patterns and distributions valid, expressions over `scope`)."""
+    rules = list(rules)
+    if len(rules) > MAX_RULES:
+        yield SpecError("AS438", f"{len(rules)} init rules; at most {MAX_RULES}", doc.locate(where), where)
+        return
     for k, rule in enumerate(rules):
         path = (*where, k)
         if rule.op is None and rule.layer is None:
