@@ -164,8 +164,9 @@ CODES: dict[str, str] = {
              "differ in shape or role, or one side has tensors left over. The message names both layers: the spec "
              "orders its layers differently from the reference; name them as the reference does or add weights: rename.",
     "AS705": "Pairing by position would be ambiguous: two layers with tensors of the same shapes lie on parallel "
-             "branches, so the checkpoint's order cannot tell them apart. Name them as the reference does, or add a "
-             "weights: rename rule.",
+             "branches, or their order in a .safetensors file (which keeps none) comes from sorting their names, so "
+             "the checkpoint's order cannot tell them apart. Name them as the reference does, or add a weights: "
+             "rename rule (or give a .pt/.pth file, which keeps the order).",
     "AS706": "A checkpoint tensor has the name of one of the model's tensors but another shape.",
     "AS707": "Tensors are left that no name pairs, and the spec says weights: {by_position: false}.",
     "AS801": "A plugin failed to load and was skipped.",
