@@ -176,3 +176,19 @@ def test_by_position_false_refuses_unnamed_tensors(tmp_path: Path) -> None:
     with pytest.raises(SpecErrors) as caught:
         archspec.build(spec, weights=weights)
     assert caught.value.errors[0].code == "AS707"
+
+
+def test_path_patterns() -> None:
+    from archspec.paths import PatternError, glob_matches, parse_rename
+
+    assert glob_matches("**.bn3", "bn3") and glob_matches("**.bn3", "layer1.0.bn3")
+    assert glob_matches("layer*.*.bn3", "layer4.2.bn3") and not glob_matches("layer*.bn3", "layer4.2.bn3")
+    assert not glob_matches("*" * 50 + "b", "a" * 100)  # linear wildcard matching, no blow-up
+    dense = parse_rename("features.denseblock{b}.{i}", "features.denseblock{b}.denselayer{i + 1}")
+    assert dense.apply("features.denseblock2.9.conv1.weight") == "features.denseblock2.denselayer10.conv1.weight"
+    assert dense.apply("features.norm5.weight") is None
+    anywhere = parse_rename("**.downsample.conv", "**.downsample.0")
+    assert anywhere.apply("layer2.0.downsample.conv.weight") == "layer2.0.downsample.0.weight"
+    for ours, ref in [("a.{x}{y}", "b"), ("a", "{z}"), ("a", "**.b"), ("a.{i}", "b{i"), ("**", "b")]:
+        with pytest.raises(PatternError):
+            parse_rename(ours, ref)
