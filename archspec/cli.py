@@ -102,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     summary = spec_command("summary", "per-layer table of output shapes, parameters and MACs")
     summary.add_argument("--json", action="store_true", help="one JSON object on stdout")
     summary.add_argument("--optimize", action="store_true", help="count the inference-optimized graph")
+    summary.add_argument("--verbose", action="store_true", help="also show how each layer's tensors are initialised (init:)")
     build = spec_command("build", "compile a spec with a backend and write the artifact")
     build.add_argument("-o", "--output", help="output file (default: <name><backend suffix>, e.g. vgg16.pt2)")
     build.add_argument("--backend", default="torch")
@@ -111,6 +112,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="also write the weights as <output>.safetensors (backends that write source: torch-source)")
     build.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                        help="a backend setting, e.g. --option precision=fp16 (archspec check --backend NAME lists them)")
+    convert = spec_command("convert-weights", "write a reference checkpoint's tensors under the spec's names (.safetensors)")
+    convert.add_argument("weights", help="the reference state dict (.safetensors, .pt, .pth)")
+    convert.add_argument("-o", "--output", help="output file (default: <name>.safetensors)")
     check = spec_command("check", "per-layer report of what a backend compiles, falls back on, or cannot compile")
     check.add_argument("--backend", default="torch")
     build.add_argument("--optimize", action="store_true",
@@ -329,12 +333,20 @@ def _run(args: argparse.Namespace, registry: Registry) -> int:
         c = compiled.costs
         _out(f"ok: {path}: {compiled.graph.name}, {c.params:,} params, {human(c.macs)} MACs, output {list(c.output)}")
     elif args.command == "summary":
-        costs = pipeline.compile_spec(path, overrides, registry, args.variant, limits, optimize=args.optimize).costs
-        _out(json.dumps(costs.to_json()) if args.json else table(costs))
+        # The table is printed even when expect: fails: that is when it is needed. Then the mismatch, exit 1.
+        compiled = pipeline.compile_spec(path, overrides, registry, args.variant, limits, optimize=args.optimize, expect=False)
+        costs = compiled.costs
+        _out(json.dumps(costs.to_json()) if args.json else table(costs, compiled.graph if args.verbose else None))
+        pipeline.check_compiled_expect(compiled, overrides, registry)
     elif args.command == "build":
         out = pipeline.build_file(path, args.output, backend=args.backend, seed=args.seed, weights=args.weights,
                                   overrides=overrides, variant=args.variant, registry=registry, limits=limits,
-                                  optimize=args.optimize, save_weights=args.save_weights, settings=_settings(args.option))
+                                  optimize=args.optimize, save_weights=args.save_weights, settings=_settings(args.option),
+                                  report=_out)
+        _out(f"wrote {out}")
+    elif args.command == "convert-weights":
+        out = pipeline.convert_weights(path, args.weights, args.output, overrides=overrides, variant=args.variant,
+                                       registry=registry, limits=limits, report=_out)
         _out(f"wrote {out}")
     elif args.command == "check":
         layers = pipeline.coverage(pipeline.compile_spec(path, overrides, registry, args.variant, limits), args.backend, registry)

@@ -136,6 +136,18 @@ CODES: dict[str, str] = {
              "letter, at most 100 characters, not a Python keyword; block and layer names also not an attribute of "
              "torch.nn.Module (training, graph, forward, ...).",
     "AS410": "The graph is empty or has no output.",
+    "AS430": "Two layers' module paths clash: one is the same as, or the parent of, the other (a dotted or numbered "
+             "layer name such as downsample.0 against a repeat's copies downsample.0, downsample.1, ...).",
+    "AS431": "A layer with if: and several inputs does not say which input passes on when it is skipped "
+             "(else: NAME, one of its from: inputs), or else: is used without if: or names no input of the layer.",
+    "AS432": "from: is an expression; from: names earlier layers (or input) as written. Pick between inputs with "
+             "if: (two layers of the same name) or else:.",
+    "AS433": "A parameter default is an expression; defaults are plain values. Derive values in vars: instead.",
+    "AS434": "Nothing reads a layer's output, so it never reaches the network's output (a branch no merge reads, "
+             "or a merge that was skipped); it would be counted and computed for nothing.",
+    "AS437": "A weights: rename rule is invalid (pattern parts, captures, or the ref template's {expressions}).",
+    "AS438": "An init: rule is invalid: no op:/layer:, an unknown op or distribution, an unknown or wrong argument.",
+    "AS439": "An init: rule names a tensor that no layer it matches has (the message lists one layer's tensors).",
     "AS411": "Expanding the spec takes more work than the limit (nested repeats of layers that make nothing).",
     "AS501": "Shapes do not fit: an op cannot take the shape its input gives.",
     "AS502": "A tensor is larger than the size limit.",
@@ -148,6 +160,15 @@ CODES: dict[str, str] = {
              "(integer keys, meta/sparse/nested/quantized tensors, complex or boolean values).",
     "AS702": "A weights file does not match the model's structure.",
     "AS703": "A weights tensor holds NaN or infinity.",
+    "AS704": "Pairing a checkpoint by position failed: the k-th unnamed tensor of the model and of the checkpoint "
+             "differ in shape or role, or one side has tensors left over. The message names both layers: the spec "
+             "orders its layers differently from the reference; name them as the reference does or add weights: rename.",
+    "AS705": "Pairing by position would be ambiguous: two layers with tensors of the same shapes lie on parallel "
+             "branches, or their order in a .safetensors file (which keeps none) comes from sorting their names, so "
+             "the checkpoint's order cannot tell them apart. Name them as the reference does, or add a weights: "
+             "rename rule (or give a .pt/.pth file, which keeps the order).",
+    "AS706": "A checkpoint tensor has the name of one of the model's tensors but another shape.",
+    "AS707": "Tensors are left that no name pairs, and the spec says weights: {by_position: false}.",
     "AS801": "A plugin failed to load and was skipped.",
     "AS802": "Two plugins provide the same op or backend name.",
     "AS803": "An unknown backend, or a backend that cannot lower an op of the graph.",

@@ -39,6 +39,33 @@ def valid_name(name: str) -> bool:
     return all(_NAME_PART.match(p) and not keyword.iskeyword(p) for p in parts) and not parts[0].isdigit()
 
 
+InitArg = int | float | str | bool | None
+
+
+@dataclass(frozen=True)
+class Init:
+    """How a backend fills one tensor when it builds the layer: a distribution of the closed set in
+    `archspec.init.DISTRIBUTIONS` and its evaluated arguments (data, not code), with the spec rule it
+    came from."""
+
+    kind: str
+    args: tuple[tuple[str, InitArg], ...] = ()
+    rule: Location | None = None
+
+    def __str__(self) -> str:
+        return self.kind + (f"({', '.join(f'{k}={v!r}' for k, v in self.args)})" if self.args else "")
+
+
+@dataclass(frozen=True)
+class Naming:
+    """How the graph's tensor names map to a reference checkpoint's (the spec's `weights:` section):
+    rename rules (ours pattern, ref template, where written), and whether tensors no name pairs may be
+    paired by position."""
+
+    rename: tuple[tuple[str, str, Location | None], ...] = ()
+    by_position: bool = True
+
+
 @dataclass(frozen=True)
 class Node:
     name: str
@@ -47,6 +74,7 @@ class Node:
     inputs: tuple[str, ...] = ()
     shape: Shape | None = None
     source: Location | None = None
+    init: tuple[tuple[str, Init], ...] = ()  # tensor (relative to the layer) -> how to fill it; absent: the backend's default
 
     @property
     def kind(self) -> NodeKind:
@@ -64,6 +92,7 @@ class Graph:
     _dag: nx.DiGraph = field(default_factory=nx.DiGraph)
     output: str | None = None
     _order: dict[str, int] = field(default_factory=dict)  # declaration position, for sorting users
+    naming: Naming = Naming()
 
     # -- building -------------------------------------------------------------------------
     def add(self, node: Node) -> Node:
@@ -182,7 +211,18 @@ class Graph:
             raise GraphError(f"IR graph {self.name!r} is malformed:\n  " + "\n  ".join(problems))
 
     def copy(self) -> Graph:
-        return Graph(self.name, dict(self._nodes), self._dag.copy(), self.output, dict(self._order))
+        return Graph(self.name, dict(self._nodes), self._dag.copy(), self.output, dict(self._order), self.naming)
+
+    def reaches(self) -> dict[str, int]:
+        """Per node, a bit set (an int, bit k for the k-th node in declaration order) of the nodes it
+        depends on, itself included: u depends on v when bit(v) is in reaches[u]."""
+        bits: dict[str, int] = {}
+        for k, node in enumerate(self._nodes.values()):
+            value = 1 << k
+            for src in node.inputs:
+                value |= bits.get(src, 0)
+            bits[node.name] = value
+        return bits
 
 
 def numel(shape: Iterable[int]) -> int:

@@ -25,14 +25,16 @@ from pydantic import ValidationError
 
 from archspec.errors import Location, Path, SpecError, SpecErrors, did_you_mean, one_of
 from archspec.expr import ExprError, Meter, Value, resolve
-from archspec.ir import INPUT_OP, Graph, Node, Shape, numel
+from archspec import init as init_data
+from archspec.ir import INPUT_OP, Graph, Init, Naming, Node, Shape, numel
 from archspec.limits import DEFAULT, Limits
 from archspec.load import Document
 from archspec.names import MODULE_ATTRIBUTES
 from archspec.ops.base import OpDef, ShapeError
 from archspec.params import COMMAND_LINE, bind
 from archspec.registry import Registry
-from archspec.spec import Block, Check, Layer, Repeat
+from archspec.paths import glob_matches
+from archspec.spec import Block, Check, InitRule, Layer, Repeat
 from archspec.validate import Resolved
 
 MAX_NODES = DEFAULT.nodes
@@ -65,6 +67,7 @@ class _Lowerer:
     work: int = 0
     budget: int = 0
     deferred_locations: frozenset[Location | None] = frozenset()
+    parents: dict[str, str] = field(default_factory=dict)  # every proper prefix of a node path -> a node under it
 
     def __post_init__(self) -> None:
         self.deferred_locations = frozenset(e.location for e in self.resolved.deferred)
@@ -145,10 +148,11 @@ class _Lowerer:
                 if layer.if_ is not None and not self._condition(layer, env):
                     # Skipped: the name reads the layer's input, unless a kept layer already holds it
                     # (alternatives such as `head` if wide / `head` if not wide, in either order).
+                    passed = sources[layer.inputs.index(layer.else_)] if layer.else_ and layer.inputs else sources[0]
                     if local not in names or local in skipped:
-                        names[local] = sources[0]
+                        names[local] = passed
                         skipped.add(local)
-                    previous = sources[0]
+                    previous = passed
                     continue
             except _Skip:
                 names[local] = previous = None
@@ -321,8 +325,30 @@ class _Lowerer:
             self.error("AS405", f"the graph grows past {self.limits.nodes} nodes here; check repeat: counts "
                        "(or raise --limit nodes=N)", layer.where)
             raise _Abort()
+        if not self._path_is_free(name, layer):
+            return None
         self.graph.add(Node(name, op.name, params, tuple(sources), shape, self.doc.locate(layer.where)))
         return name
+
+    def _path_is_free(self, name: str, layer: Layer) -> bool:
+        """A node's path is a module path in the built network: it may not be another node's path, nor a
+        parent of one (`x` beside `x.0`), which dotted and numbered names could otherwise produce."""
+        where = (*layer.where, "name") if layer.name else layer.where
+        parts = name.split(".")
+        other = name if name in self.graph else self.parents.get(name)
+        if other is None:
+            other = next((p for p in (".".join(parts[:k]) for k in range(1, len(parts))) if p in self.graph), None)
+        if other == name:
+            self.error("AS430", f"the module path {name!r} is already another layer's (a repeat's copies are named "
+                       "NAME.0, NAME.1, ...); rename one of them", where)
+            return False
+        if other is not None:
+            self.error("AS430", f"layer {name!r} clashes with layer {other!r}: one module path contains the other "
+                       "(a dotted or numbered name beside a repeat's copies?); rename one", where)
+            return False
+        for k in range(1, len(parts)):
+            self.parents.setdefault(".".join(parts[:k]), name)
+        return True
 
     def plugin_failed(self, op: OpDef[Any], part: str, exc: Exception, path: Path) -> None:
         provider = self.registry.ops[op.name].provider if op.name in self.registry.ops else "an unknown package"
@@ -355,9 +381,97 @@ def lower(resolved: Resolved, registry: Registry, overrides: Mapping[str, Any] |
         raise SpecErrors(found, limits.errors, stopped=len(found) >= limits.errors)
     if output is None or output == "input":
         raise SpecErrors([SpecError("AS410", "the network has no op layers after its input; add layers", doc.locate(("layers",)))])
-    lowerer.graph.output = output
-    lowerer.graph.lint()
-    return lowerer.graph
+    graph = lowerer.graph
+    graph.output = output
+    errors = _unread_layers(graph, doc)
+    errors += _assign_init(lowerer, [(rule, doc, ("init", k)) for k, rule in enumerate(spec.init)]
+                           + [(rule, resolved.thin_doc or doc, ("init", k)) for k, rule in enumerate(resolved.thin_init)])
+    if errors:
+        raise SpecErrors(errors, limits.errors)
+    if spec.weights is not None:
+        graph.naming = Naming(tuple((r.ours, r.ref, doc.locate(("weights", "rename", k)))
+                                    for k, r in enumerate(spec.weights.rename)), spec.weights.by_position)
+    graph.lint()
+    return graph
+
+
+def _unread_layers(graph: Graph, doc: Document) -> list[SpecError]:
+    """A layer whose output nothing reads would be counted and computed for nothing (a branch a merge
+    forgot, or a merge that was skipped): an error at the layer, never a silent cost."""
+    assert graph.output is not None
+    needed = graph.reaches()[graph.output]
+    errors = []
+    reported: set[Location | None] = set()
+    for k, node in enumerate(graph):
+        if not needed >> k & 1 and node.source not in reported:
+            reported.add(node.source)
+            errors.append(SpecError("AS434", f"nothing reads the output of layer {node.name!r} ({node.op}), so it "
+                                    "would not reach the network's output; use it in a later layer's from:, or remove it",
+                                    node.source, ()))
+    return errors
+
+
+def _assign_init(lowerer: _Lowerer, rules: Sequence[tuple[InitRule, Document, Path]]) -> list[SpecError]:
+    """Evaluate the init: rules and record on each matching node how to fill each of its tensors.
+    Rules apply in order, so a later rule (a thin spec's, or a more specific one below) wins."""
+    graph, registry = lowerer.graph, lowerer.registry
+    errors: list[SpecError] = []
+    chosen: dict[str, dict[str, Init]] = {}
+    for rule, doc, path in rules:
+        def fail(code: str, message: str, at: Path) -> None:
+            errors.append(SpecError(code, message, doc.locate(at), at))
+
+        def evaluated(raw: Any, at: Path) -> Any:
+            try:
+                return resolve(raw, lowerer.global_env, Meter())
+            except ExprError as exc:
+                fail(exc.code, exc.message, at)
+                raise _Skip() from None
+
+        try:
+            active = rule.if_ is None or evaluated(rule.if_, (*path, "if"))
+        except _Skip:
+            continue
+        if not isinstance(active, bool):
+            fail("AS408", f"if: gives {active!r}; it must be true or false", (*path, "if"))
+            continue
+        if not active:
+            continue
+        dists: dict[str, Init] = {}
+        for tensor, value in rule.tensors.items():
+            parsed = init_data.split(value)
+            if isinstance(parsed, str):
+                fail("AS438", f"init {tensor}: {parsed}", (*path, tensor))
+                continue
+            name, raw = parsed
+            try:
+                args = {k: evaluated(v, (*path, tensor, name, k)) for k, v in raw.items()}
+            except _Skip:
+                continue
+            made = init_data.make(name, args)
+            if isinstance(made, str):
+                fail("AS438", f"init {tensor}: {made}", (*path, tensor))
+                continue
+            dists[tensor] = Init(made.kind, made.args, doc.locate((*path, tensor)))
+        found: set[str] = set()
+        matched: tuple[str, list[str]] | None = None  # a layer the rule matched, and its tensors
+        for node in graph.ops:
+            if (rule.ops is not None and node.op not in rule.ops) or (rule.layer is not None and not glob_matches(rule.layer, node.name)):
+                continue
+            op = registry.op(node.op)
+            owned = op.weights(node.params, graph.input_shapes(node))
+            matched = matched or ((node.name, list(owned)) if owned else None)
+            for tensor, init in dists.items():
+                if tensor in owned:
+                    chosen.setdefault(node.name, {})[tensor] = init
+                    found.add(tensor)
+        for tensor in dists:
+            if matched and tensor not in found:
+                fail("AS439", f"init: no layer this rule matches has a tensor {tensor!r} (layer {matched[0]!r} has "
+                     f"{', '.join(matched[1])})", (*path, tensor))
+    for name, tensors in chosen.items():
+        graph.replace(name, init=tuple(tensors.items()))
+    return errors
 
 
 def _input_shape(lowerer: _Lowerer, env: Mapping[str, Value]) -> Shape:

@@ -5,6 +5,9 @@ Names of the spec, its variants, blocks and layers become file names (`archspec 
 name is a short ASCII identifier: letters, digits and `_`, starting with a letter. That rules out path
 separators, dots, NUL, control and bidi characters and look-alike letters in one stroke.
 
+A layer name may also be a dotted path of such names and indices (`downsample.0`), like the module
+paths of a reference implementation, so that checkpoints pair by name (see `layer_name_problem`).
+
 A layer or block name is also an attribute of the built `torch.nn.Module` (or `torch.fx.GraphModule`),
 so it must not shadow one of theirs (`training`, `graph`, `code`, `forward`, ...). The set is written
 out here because the core never imports torch; `tests/test_names.py` checks it against the installed
@@ -55,6 +58,34 @@ def name_problem(name: object, *, module_attribute: bool = False) -> str | None:
         return f"{name!r} is a Python keyword"
     if module_attribute and name in MODULE_ATTRIBUTES:
         return f"{name!r} is an attribute of the built torch module; choose another name (e.g. {name}_)"
+    return None
+
+
+_INDEX = re.compile(r"0|[1-9][0-9]*")
+
+
+def layer_name_problem(name: object, *, top_level: bool = False) -> str | None:
+    """Why `name` cannot name a layer (None when it can).
+
+    A layer name may be a module path like the reference's: dotted parts, each an identifier (the rule of
+    `name_problem`, not a module attribute) or an index (`0`, `12`), e.g. `downsample.0` or `features.3`,
+    so that its parameters carry the reference checkpoint's names. A top-level layer's path cannot start
+    with an index: the built module's own attributes are identifiers."""
+    if not isinstance(name, str):
+        return f"a name must be a string, not {type(name).__name__}"
+    if len(name) > MAX_NAME_CHARS:
+        return f"a name may have at most {MAX_NAME_CHARS} characters, this one has {len(name)}"
+    parts = name.split(".")
+    for k, part in enumerate(parts):
+        if _INDEX.fullmatch(part):
+            if k == 0 and top_level:
+                return f"a top-level layer's name cannot start with an index ({part!r}); put it inside a named layer"
+            continue
+        if part.isdigit():
+            return f"index {part!r}: write indices without leading zeros"
+        problem = name_problem(part, module_attribute=True)
+        if problem:
+            return problem if len(parts) == 1 else f"part {part!r} of {name!r}: {problem}"
     return None
 
 

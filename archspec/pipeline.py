@@ -10,6 +10,7 @@
     coverage       IR -> per-layer report of what a backend compiles (archspec check; build refuses the rest)
     output_path    where the artifact goes: checked before the build starts
     backend        IR -> artifact (torch: nn.Module, saved as a torch.export .pt2; torch-source, onnx, aoti, ...)
+    convert        (archspec convert-weights) a reference checkpoint -> the spec's tensor names, .safetensors
 
 Nothing here imports torch: a backend is imported by the registry when it is used. A backend's own
 failure (an exception that is not one of our errors) is reported as a bug in the package providing it.
@@ -17,7 +18,7 @@ failure (an exception that is not one of our errors) is reported as a bug in the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 import os
 from pathlib import Path
@@ -54,7 +55,7 @@ def compile_spec(path: str | os.PathLike[str], overrides: Mapping[str, Any] | No
     """Validate, lower and count a spec file (optionally one `variant` of its family's table);
     raise SpecErrors with every located problem. `optimize` applies the inference rewrites after the
     expect: check (which states the reference figures of the unrewritten network). `expect=False`
-    skips that check, for views that show its result instead (archspec card)."""
+    leaves that check to the caller: archspec summary prints the table first, archspec card shows its result."""
     registry = registry or default_registry()
     resolved = resolve_file(path, registry, variant, limits)
     graph = lower(resolved, registry, overrides, COMMAND_LINE, limits)
@@ -69,7 +70,7 @@ def compile_spec(path: str | os.PathLike[str], overrides: Mapping[str, Any] | No
 
 def build_options(compiled: Compiled, seed: int, weights: str | os.PathLike[str] | None,
                   channels_last: bool | None = None, save_weights: bool = False,
-                  settings: Mapping[str, str] | None = None) -> BuildOptions:
+                  settings: Mapping[str, str] | None = None, report: Callable[[str], None] | None = None) -> BuildOptions:
     """Backend options; channels_last defaults to the optimizer's choice (off without optimize)."""
     plan = compiled.optimized
     if channels_last is None:
@@ -78,7 +79,7 @@ def build_options(compiled: Compiled, seed: int, weights: str | os.PathLike[str]
     description = spec.ref.description if spec.ref is not None and spec.ref.description else spec.spec.description
     return BuildOptions(seed=seed, weights=Path(weights) if weights else None, optimized=plan, channels_last=channels_last,
                         dynamic=dynamic_dims(compiled), save_weights=save_weights, settings=dict(settings or {}),
-                        description=description)
+                        description=description, report=report)
 
 
 def check_expect(resolved: Resolved, costs: Costs) -> None:
@@ -100,6 +101,14 @@ def check_expect(resolved: Resolved, costs: Costs) -> None:
                                     "fix the layers (or the figure, if it was wrong)", doc.locate(path), path))
     if errors:
         raise SpecErrors(errors)
+
+
+def check_compiled_expect(compiled: Compiled, overrides: Mapping[str, Any] | None, registry: Registry) -> None:
+    """check_expect for a spec compiled with expect=False (against the unrewritten graph's figures)."""
+    if overrides:
+        return
+    plan = compiled.optimized
+    check_expect(compiled.resolved, compiled.costs if plan is None else count(plan.source, registry))
 
 
 MAX_SEED = 2**64 - 1
@@ -157,7 +166,8 @@ def build_file(path: str | os.PathLike[str], output: str | os.PathLike[str] | No
                backend: str = "torch", seed: int = 0, weights: str | os.PathLike[str] | None = None,
                overrides: Mapping[str, Any] | None = None, variant: str | None = None,
                registry: Registry | None = None, limits: Limits = DEFAULT, optimize: bool = False,
-               save_weights: bool = False, settings: Mapping[str, str] | None = None) -> Path:
+               save_weights: bool = False, settings: Mapping[str, str] | None = None,
+               report: Callable[[str], None] | None = None) -> Path:
     """Compile a spec and write the backend's artifact; nothing is left behind on failure."""
     registry = registry or default_registry()
     check_seed(seed)
@@ -167,10 +177,33 @@ def build_file(path: str | os.PathLike[str], output: str | os.PathLike[str] | No
     out = output_path(output, compiled.graph.name, target.suffix)  # refused before the (long) build, not after
     # Saved weights keep the default memory format (torch.export warns on NHWC tensors); whoever loads
     # the artifact picks the format for their device.
-    options = build_options(compiled, seed, weights, channels_last=False, save_weights=save_weights, settings=settings)
+    options = build_options(compiled, seed, weights, channels_last=False, save_weights=save_weights, settings=settings,
+                            report=report)
     artifact = _guarded(registry, backend, "build", lambda: target.build(compiled.graph, options))
     try:
         _guarded(registry, backend, "save", lambda: target.save(artifact, compiled.graph, out, options))
+    except OSError as exc:
+        raise ArchspecError("AS804", f"cannot write {out}: {exc.strerror or exc}") from None
+    return out
+
+
+def convert_weights(path: str | os.PathLike[str], weights: str | os.PathLike[str],
+                    output: str | os.PathLike[str] | None = None, *, overrides: Mapping[str, Any] | None = None,
+                    variant: str | None = None, registry: Registry | None = None, limits: Limits = DEFAULT,
+                    report: Callable[[str], None] | None = None) -> Path:
+    """Pair a reference checkpoint with the spec's tensors (as --weights does) and write them under the
+    spec's names as .safetensors (default `<name>.safetensors`), for fine-tuning from the reference."""
+    registry = registry or default_registry()
+    compiled = compile_spec(path, overrides, registry, variant, limits)
+    check_footprint(compiled.graph, compiled.costs, limits, BUILD_BATCH)
+    out = output_path(output, compiled.graph.name, ".safetensors")
+    target = registry.backend("torch")
+    convert = getattr(target, "convert_weights", None)
+    if convert is None:
+        raise ArchspecError("AS803", "the torch backend installed here cannot convert weights")
+    options = build_options(compiled, 0, weights, report=report)
+    try:
+        _guarded(registry, "torch", "convert-weights", lambda: convert(compiled.graph, options, out))
     except OSError as exc:
         raise ArchspecError("AS804", f"cannot write {out}: {exc.strerror or exc}") from None
     return out

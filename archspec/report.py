@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic_core import PydanticUndefined
 
+from archspec.ir import Graph
 from archspec.lower import fmt_shape
 from archspec.ops.base import OpDef
 from archspec.passes.counts import Costs
@@ -19,13 +20,24 @@ def human(n: int) -> str:
     return str(n)
 
 
-def table(costs: Costs) -> str:
-    rows = [("layer", "op", "output", "params", "MACs")]
-    rows += [(l.name, l.op, fmt_shape(l.output), f"{l.params:,}", f"{l.macs:,}") for l in costs.layers]
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+def _init_text(graph: Graph, name: str) -> str:
+    """How a layer's tensors start (its init: rules), e.g. `weight=kaiming_normal(...) bias=zeros`."""
+    if name not in graph:
+        return ""
+    return " ".join(f"{tensor}={init}" for tensor, init in graph.node(name).init)
+
+
+def table(costs: Costs, graph: Graph | None = None) -> str:
+    """The per-layer table; with `graph`, a last column says how each layer's tensors are initialised
+    (init: rules; a tensor no rule names keeps the backend's default, PyTorch's reset_parameters)."""
+    rows = [("layer", "op", "output", "params", "MACs") + (("init",) if graph is not None else ())]
+    rows += [(l.name, l.op, fmt_shape(l.output), f"{l.params:,}", f"{l.macs:,}")
+             + ((_init_text(graph, l.name),) if graph is not None else ()) for l in costs.layers]
+    n = len(rows[0])
+    widths = [max(len(r[i]) for r in rows) for i in range(n)]
     lines = []
     for k, row in enumerate(rows):
-        cells = [row[i].ljust(widths[i]) if i < 3 else row[i].rjust(widths[i]) for i in range(5)]
+        cells = [row[i].ljust(widths[i]) if i < 3 or i == 5 else row[i].rjust(widths[i]) for i in range(n)]
         lines.append("  ".join(cells).rstrip())
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))

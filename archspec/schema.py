@@ -29,6 +29,10 @@ def json_schema(registry: Registry) -> dict[str, Any]:
     # In YAML a layer's op arguments sit beside op/name/from/repeat/if, not under `args`.
     layer["properties"].pop("args", None)
     layer["additionalProperties"] = True
+    rule = schema["$defs"]["InitRule"]
+    # An init: rule's tensors (weight: ..., bias: ...) sit beside op/layer/if, not under `tensors`.
+    rule["properties"].pop("tensors", None)
+    rule["additionalProperties"] = True
     ops = registry.op_names()
     op = layer["properties"]["op"]
     op["description"] = "An op (" + ", ".join(ops) + ") or the name of a block of this spec."

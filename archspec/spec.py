@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictBool, Stri
 from archspec.errors import Path
 
 ParamType = Literal["int", "float", "bool", "str", "list", "any"]
-LAYER_KEYS = ("op", "name", "from", "repeat", "if")
+LAYER_KEYS = ("op", "name", "from", "repeat", "if", "else")
 
 
 class Model(BaseModel):
@@ -86,7 +86,14 @@ class Layer(Model):
     from_: str | Annotated[list[str], Field(min_length=1)] | None = Field(None, alias="from")
     repeat: StrictInt | str | Repeat | None = None
     if_: StrictBool | str | None = Field(None, alias="if")
+    else_: str | None = Field(None, alias="else")  # with if: false and several inputs: the one that passes on
     args: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _index_name(cls, v: Any) -> Any:
+        # `name: 0` (YAML reads an int) names a layer like the reference's numbered children.
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else v
 
     @model_validator(mode="before")
     @classmethod
@@ -130,6 +137,46 @@ class Block(Model):
     checks: list[Check] = Field(default_factory=list)
     layers: list[Layer] = Field(min_length=1)
     output: str | None = None
+
+
+class Rename(Model):
+    """One rule of `weights: rename:`: our tensor names matching `ours` are looked up in a reference
+    checkpoint as `ref` (archspec.paths)."""
+
+    ours: str
+    ref: str
+
+
+class Weights(Model):
+    """How the spec's tensor names map to its reference checkpoint's."""
+
+    rename: list[Rename] = Field(default_factory=list)
+    by_position: StrictBool = Field(True, description="pair tensors that no name pairs by their order (strictly)")
+
+
+INIT_KEYS = ("op", "layer", "if")
+
+
+class InitRule(Model):
+    """One rule of `init:`: the layers it applies to (`op:` and/or a `layer:` glob, `if:`), and for each
+    of their tensors (`weight`, `bias`, `out_proj.weight`, ...) a distribution. Later rules win."""
+
+    op: str | Annotated[list[str], Field(min_length=1)] | None = None
+    layer: str | None = None
+    if_: StrictBool | str | None = Field(None, alias="if")
+    tensors: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_tensors(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        fixed = {k: v for k, v in data.items() if k in INIT_KEYS}
+        return {**fixed, "tensors": {k: v for k, v in data.items() if k not in INIT_KEYS}}
+
+    @property
+    def ops(self) -> list[str] | None:
+        return None if self.op is None else [self.op] if isinstance(self.op, str) else list(self.op)
 
 
 class Expect(Model):
@@ -178,6 +225,8 @@ class Spec(Model):
     output: str | None = None
     expect: Expect | None = None
     dynamic: Dynamic | None = None
+    weights: Weights | None = None
+    init: list[InitRule] = Field(default_factory=list)
 
 
 class SpecRef(Model):
@@ -188,3 +237,4 @@ class SpecRef(Model):
     variant: str | None = None
     set: dict[str, Any] = Field(default_factory=dict)
     expect: Expect | None = None
+    init: list[InitRule] = Field(default_factory=list)  # applied after the family's rules (they win)

@@ -16,14 +16,16 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from archspec.errors import Location, Path, SpecError, SpecErrors, did_you_mean, one_of
-from archspec.expr import FUNCTIONS, ExprError, expression_source, names_used
+from archspec import init as init_data
+from archspec.expr import FUNCTIONS, ExprError, expression_source, is_expression, names_used
 from archspec.limits import DEFAULT, Limits
 from archspec.load import Document, load_file
-from archspec.names import name_problem, param_problem
+from archspec.names import layer_name_problem, name_problem, param_problem
 from archspec.params import COMMAND_LINE, type_error
 from archspec.ops.base import RESERVED_LAYER_KEYS
 from archspec.registry import Registry
-from archspec.spec import Layer, Model, ParamDecl, Repeat, Spec, SpecRef
+from archspec.paths import PatternError, glob_problem, parse_rename
+from archspec.spec import InitRule, Layer, Model, ParamDecl, Repeat, Spec, SpecRef
 
 FORMAT_VERSION = 1
 MAX_USE_DEPTH = DEFAULT.use_depth
@@ -47,6 +49,8 @@ class Resolved:
     expect_doc: Document | None = None  # where `spec_expect` was written
     ref: SpecRef | None = None
     deferred: tuple[SpecError, ...] = ()  # errors found by validation that lowering reports with its own
+    thin_init: tuple[InitRule, ...] = ()  # the thin spec's own init: rules, applied after the family's
+    thin_doc: Document | None = None  # where they were written
 
     @property
     def expect(self) -> Any:
@@ -135,7 +139,11 @@ def _check_param_decls(doc: Document, decls: Mapping[str, ParamDecl], where: Pat
         if problem or name in RESERVED_LAYER_KEYS:
             yield SpecError("AS203", f"{name!r} cannot be a parameter name: {problem or 'it is a layer key'}; "
                             f"use an identifier not in {sorted(RESERVED_LAYER_KEYS)}", doc.locate_key(path), path)
-        if not decl.required:
+        if not decl.required and is_expression(decl.default):
+            yield SpecError("AS433", f"default of {name!r} is an expression; a default is a plain value. Compute "
+                            "derived values in vars: (e.g. vars: {width: '${base * 2}'}) and read those",
+                            doc.locate(path), path)
+        elif not decl.required:
             problem = type_error(decl, decl.default)
             if problem:
                 yield SpecError("AS208", f"default of {name!r}: {problem}", doc.locate(path), path)
@@ -166,9 +174,9 @@ def _check_names(doc: Document, spec: Spec | SpecRef) -> Iterable[SpecError]:
         if problem:
             where: Path = ("blocks", block_name)
             yield SpecError("AS409", f"block {block_name!r}: {problem}", doc.locate_key(where), where)
-    for layer, _ in _layers_in(spec):
+    for layer, scope in _layers_in(spec):
         if layer.name is not None:
-            problem = name_problem(layer.name, module_attribute=True)
+            problem = layer_name_problem(layer.name, top_level=scope is None)
             if problem:
                 where = (*layer.where, "name")
                 yield SpecError("AS409", f"layer name {layer.name!r}: {problem}", doc.locate(where), where)
@@ -195,12 +203,88 @@ def _check_layers(doc: Document, spec: Spec, registry: Registry) -> Iterable[Spe
             continue
         else:
             yield SpecError("AS204", f"unknown op or block {layer.op!r}.{did_you_mean(layer.op, known)} "
-                            "Run `archspec list` for the ops; blocks are declared under blocks:.", doc.locate((*path, "op")), (*path, "op"))
+                            "Run `archspec list` for the ops (built-in and from installed plugins; an op from a plugin "
+                            "needs that plugin installed, and --no-plugins leaves it out); blocks are declared under blocks:.",
+                            doc.locate((*path, "op")), (*path, "op"))
             continue
+        yield from _check_inputs(doc, layer)
         for arg in layer.args:
             if arg not in allowed:
                 yield SpecError("AS403", f"{layer.op!r} has no argument {arg!r}.{did_you_mean(arg, allowed)}"
                                 f" Its arguments: {one_of(allowed) or 'none'}.", doc.locate_key((*path, arg)), (*path, arg))
+
+
+def _check_inputs(doc: Document, layer: Layer) -> Iterable[SpecError]:
+    """from: names layers (never an expression), and a skippable layer with several inputs says which
+    one passes on when it is skipped (else:), so a skipped merge cannot silently drop a branch."""
+    refs = layer.inputs or []
+    for k, ref in enumerate(refs):
+        if is_expression(ref):
+            at = (*layer.where, "from") + ((k,) if isinstance(layer.from_, list) else ())
+            yield SpecError("AS432", f"from: {ref!r} is an expression; from: names earlier layers (or input) as written. "
+                            "To choose between inputs, write both layers with if: and give them the same name, or "
+                            "use a layer's else:", doc.locate(at), at)
+    if layer.else_ is not None:
+        at = (*layer.where, "else")
+        if layer.if_ is None:
+            yield SpecError("AS431", "else: names the input a skipped layer passes on; it needs an if:", doc.locate(at), at)
+        elif layer.else_ not in refs:
+            yield SpecError("AS431", f"else: {layer.else_!r} must be one of this layer's from: inputs "
+                            f"({', '.join(refs) or 'none'})", doc.locate(at), at)
+    elif layer.if_ is not None and len(refs) > 1:
+        yield SpecError("AS431", f"this layer has {len(refs)} inputs and an if:; say which input passes on when it is "
+                        f"skipped, e.g. else: {refs[0]}", doc.locate((*layer.where, "if")), (*layer.where, "if"))
+
+
+MAX_RULES = 200  # rename and init rules each: every rule is tried on every tensor or layer, so bound them
+
+
+def _check_weights(doc: Document, spec: Spec) -> Iterable[SpecError]:
+    if spec.weights is None:
+        return
+    if len(spec.weights.rename) > MAX_RULES:
+        yield SpecError("AS437", f"{len(spec.weights.rename)} rename rules; at most {MAX_RULES}",
+                        doc.locate(("weights", "rename")), ("weights", "rename"))
+        return
+    for k, rule in enumerate(spec.weights.rename):
+        try:
+            parse_rename(rule.ours, rule.ref)
+        except PatternError as exc:
+            at: Path = ("weights", "rename", k)
+            yield SpecError("AS437", f"rename rule: {exc}", doc.locate(at), at)
+
+
+def check_init_rules(doc: Document, rules: Iterable[InitRule], registry: Registry, scope: set[str] | None,
+                     where: Path = ("init",)) -> Iterable[SpecError]:
+    """Static checks of init: rules (ops known, patterns and distributions valid, expressions over `scope`)."""
+    rules = list(rules)
+    if len(rules) > MAX_RULES:
+        yield SpecError("AS438", f"{len(rules)} init rules; at most {MAX_RULES}", doc.locate(where), where)
+        return
+    for k, rule in enumerate(rules):
+        path = (*where, k)
+        if rule.op is None and rule.layer is None:
+            yield SpecError("AS438", "an init rule says which layers it applies to: op: and/or layer:", doc.locate(path), path)
+        for op in rule.ops or []:
+            if op not in registry.ops:
+                yield SpecError("AS438", f"init rule: unknown op {op!r}.{did_you_mean(op, registry.ops)}",
+                                doc.locate((*path, "op")), (*path, "op"))
+        if rule.layer is not None:
+            problem = glob_problem(rule.layer)
+            if problem:
+                yield SpecError("AS438", f"init rule layer: {problem}", doc.locate((*path, "layer")), (*path, "layer"))
+        if not rule.tensors:
+            yield SpecError("AS438", "an init rule names at least one tensor, e.g. weight: zeros", doc.locate(path), path)
+        if scope is not None:
+            yield from _check_value(doc, rule.if_, (*path, "if"), scope)
+        for tensor, value in rule.tensors.items():
+            parsed = init_data.split(value)
+            if isinstance(parsed, str):
+                yield SpecError("AS438", f"init {tensor}: {parsed}", doc.locate((*path, tensor)), (*path, tensor))
+            elif scope is not None:
+                name, args = parsed
+                for arg, raw in args.items():
+                    yield from _check_value(doc, raw, (*path, tensor, name, arg), scope)
 
 
 SHAPE_NAMES = ("in_channels", "in_shape")
@@ -307,6 +391,8 @@ def validate_document(doc: Document, registry: Registry, deferred: list[SpecErro
         raise SpecErrors(errors) from None
     _remember_paths(spec, ())
     errors.extend(_check_names(doc, spec))
+    if isinstance(spec, SpecRef):
+        errors.extend(check_init_rules(doc, spec.init, registry, None))
     if isinstance(spec, Spec):
         errors.extend(_check_param_decls(doc, spec.params, ("params",)))
         errors.extend(_check_var_names(doc, spec.vars, ("vars",)))
@@ -318,6 +404,8 @@ def validate_document(doc: Document, registry: Registry, deferred: list[SpecErro
                                         doc.locate_key(("blocks", block_name)), ("blocks", block_name)))
         errors.extend(_check_layers(doc, spec, registry))
         errors.extend(_check_block_cycles(doc, spec))
+        errors.extend(_check_weights(doc, spec))
+        errors.extend(check_init_rules(doc, spec.init, registry, set(spec.params) | set(spec.vars)))
         if not errors and deferred is not None:
             # Lowering can go on past these, and find shape errors to report with them.
             deferred.extend(_check_expressions(doc, spec))
@@ -411,6 +499,7 @@ def resolve_file(path: str | os.PathLike[str], registry: Registry, variant: str 
     for key, value in ref.set.items():
         settings[key] = Setting(value, ref_doc.locate(("set", key)))
     if chosen != ref.variant:  # another network than the one the thin spec's expect: describes
-        return Resolved(family, family_doc, chosen or ref.name, chosen, settings, deferred=tuple(deferred))
+        return Resolved(family, family_doc, chosen or ref.name, chosen, settings, deferred=tuple(deferred),
+                        thin_init=tuple(ref.init), thin_doc=ref_doc)
     return Resolved(family, family_doc, ref.name, ref.variant, settings, expect_doc=ref_doc, ref=ref,
-                    deferred=tuple(deferred))
+                    deferred=tuple(deferred), thin_init=tuple(ref.init), thin_doc=ref_doc)

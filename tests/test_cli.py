@@ -98,7 +98,7 @@ def test_weights_from_pt_file_and_mismatch(capsys, tmp_path):
     loaded = archspec.build(SEED, weights=tmp_path / "ref.pt")
     assert all(torch.equal(a, b) for a, b in zip(reference.state_dict().values(), loaded.state_dict().values()))
     code, _, err = run(capsys, "build", SEED_BN, "--weights", str(tmp_path / "ref.pt"), "-o", str(tmp_path / "x.pt2"))
-    assert code == 1 and "AS702" in err and not (tmp_path / "x.pt2").exists()
+    assert code == 1 and "AS704" in err and "seed_cnn.yaml:" in err and not (tmp_path / "x.pt2").exists()
     (tmp_path / "evil.pt").write_bytes(b"not a pickle")
     code, _, err = run(capsys, "build", SEED, "--weights", str(tmp_path / "evil.pt"), "-o", str(tmp_path / "y.pt2"))
     assert code == 1 and "AS701" in err

@@ -52,6 +52,7 @@ class BuildOptions:
     save_weights: bool = False  # write the weights beside a source artifact (torch-source)
     settings: Mapping[str, str] = field(default_factory=dict)  # --option KEY=VALUE; each backend checks its own
     description: str = ""  # the spec's description, for artifacts that carry documentation
+    report: Callable[[str], None] | None = None  # where a backend says what it did (how --weights paired)
 
 
 class Backend(Protocol):

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from archspec.ir import Shape, numel
 
 # Keys a layer uses for itself; an op parameter may not take one of these names.
-RESERVED_LAYER_KEYS = frozenset({"op", "name", "from", "repeat", "if"})
+RESERVED_LAYER_KEYS = frozenset({"op", "name", "from", "repeat", "if", "else"})
 
 
 class OpParams(BaseModel):

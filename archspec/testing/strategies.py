@@ -1143,7 +1143,8 @@ class _Mutator:
         return self.text({}, codes, mutation)
 
     def bad_if(self) -> InvalidSpec:
-        info = self.layer(lambda i: i.path[0] == "layers")
+        # not a merge: a merge with if: must also say which input passes on (else:), another error (AS431)
+        info = self.layer(lambda i: i.path[0] == "layers" and not isinstance(_at(self.data, i.path).get("from"), list))
         assert info is not None
         value = self.draw(st.sampled_from(["${1}", "${base}", "yes please", "${[True]}", "${None}"]))
         return self.put_value((*info.path, "if"), json.dumps(value), {"AS408"}, f"if: {value!r}")
@@ -1151,7 +1152,7 @@ class _Mutator:
     def bad_layer_name(self) -> InvalidSpec:
         info = self.layer(lambda i: i.live)
         assert info is not None
-        name = self.draw(st.sampled_from(["1conv", "conv-1", "conv.1", "class", "_private", "conv 1", "", "lambda", "x.0"]))
+        name = self.draw(st.sampled_from(["1conv", "conv-1", "conv.", "class", "_private", "conv 1", "", "lambda", "x.01"]))
         return self.put_value((*info.path, "name"), json.dumps(name), {"AS409"}, f"name: {name!r}")
 
     def duplicate_layer_name(self) -> InvalidSpec | None:

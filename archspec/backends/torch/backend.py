@@ -17,7 +17,7 @@ from archspec.backends.export import export_program
 from archspec.backends.torch.codegen import generate
 from archspec.backends.torch.lowering import LOWERINGS, Lowering
 from archspec.backends.torch.optimize import apply_plan
-from archspec.backends.torch.weights import load_reference_weights
+from archspec.backends.torch.weights import load_reference_weights, pair_state_dict, read_state_dict
 from archspec.errors import ArchspecError
 from archspec.ir import Graph
 
@@ -47,12 +47,31 @@ class TorchBackend:
             torch.manual_seed(options.seed)
             module = generate(source, self.table, graph.name)
         if options.weights is not None:
-            load_reference_weights(module, Path(options.weights))
+            pairing = load_reference_weights(module, Path(options.weights), source)
+            if options.report is not None:
+                options.report(pairing.summary(str(options.weights)))
         if options.optimized is not None:
             module = apply_plan(module, options.optimized, self.table)
         if options.channels_last:
             module = module.to(memory_format=torch.channels_last)
         return module
+
+    def convert_weights(self, graph: Graph, options: BuildOptions, path: Path) -> None:
+        """Write the checkpoint `options.weights` under the graph's tensor names (.safetensors), paired as
+        --weights pairs it. The module is made on the meta device: only names and shapes are needed."""
+        from safetensors.torch import save
+
+        assert options.weights is not None
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            module = generate(graph, self.table, graph.name)
+        state = module.state_dict()
+        source = Path(options.weights)
+        pairing = pair_state_dict(state, read_state_dict(source), graph, ordered=source.suffix != ".safetensors")
+        tensors = {k: v.to(state[k].dtype).contiguous() for k, v in pairing.mapped.items()}
+        data = save(tensors, metadata={"archspec_spec": graph.name, "source": Path(options.weights).name})
+        write_bytes_atomically(path, data)
+        if options.report is not None:
+            options.report(pairing.summary(str(options.weights)))
 
     def save(self, artifact: nn.Module, graph: Graph, path: Path, options: BuildOptions = BuildOptions()) -> None:
         """torch.export the module (eval mode, the spec's dynamic dimensions) and write it atomically.

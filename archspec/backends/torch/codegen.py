@@ -13,6 +13,7 @@ import re
 
 from torch import fx, nn
 
+from archspec.backends.torch.init import initialise
 from archspec.backends.torch.lowering import ALIAS, Call, Lowering, Owned
 from archspec.errors import ArchspecError
 from archspec.ir import Graph, Node
@@ -51,6 +52,8 @@ def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str) -> fx
             clash = _module_path_clash(node.name)
             if clash:
                 raise ArchspecError("AS803", f"layer {node.name!r}: {clash!r} is an attribute of torch.nn.Module; rename the layer")
+            if node.init:
+                initialise(emit, node.name, node.init)
             submodules[node.name] = emit
             values[node.name] = fx_graph.create_node("call_module", node.name, tuple(inputs), {}, name=label)
         elif isinstance(emit, Owned):

@@ -1,14 +1,14 @@
-"""Initial weights from a reference implementation's state dict, matched by structure.
+"""Initial weights from a reference implementation's state dict: paired by name, or strictly by position.
 
-Tensors with the same name and shape on both sides are paired first (specs name layers like the
-reference where they can). Names may differ (`features.0.weight` vs `features.conv0.weight`), so the
-rest are paired by order, shape and role: each of our state-dict entries, in registration order (the
-spec's layer order), takes the next unused reference entry of the same shape and role (weight, bias,
-running_mean, ...). Where both follow the same layer order this is exact pairing by position; it also
-tolerates a reference that registers a tensor early (torchvision's ViT registers class_token before
-conv_proj). A .pt/.pth state dict keeps registration order; a .safetensors file does not (its keys come
-back sorted), so there the order is reconstructed from numbered names and the name pass matters more.
-Anything left over on either side, or a tensor with no partner, is an AS702 error naming both sides.
+Our tensor names follow the spec's layer names (`layer1.0.downsample.0.weight`); a spec names its layers
+like the reference's modules where it can, and its `weights: rename:` rules map the rest (torchvision's
+`encoder_layer_0` for our `0`, DenseNet's 1-based `denselayer1`). A tensor whose own name, or renamed
+name, is in the checkpoint pairs by name. What is left pairs by position, strictly: the k-th of ours with
+the k-th of the checkpoint, every shape and role checked, and never where two of our layers with tensors of
+the same shapes lie on parallel branches (their order is not fixed by anything the checkpoint shows). Any
+mismatch is an error naming both tensors, located at our layer in the spec: weights never pair silently
+wrong. A .pt/.pth state dict keeps registration order; a .safetensors file does not (its keys come back
+sorted), so there the order is reconstructed from numbered names and pairing by name matters more.
 
 A weights file comes from a stranger too. Only a state dict of string keys and dense, real, finite
 tensors is taken: integer keys, meta/sparse/nested/quantized tensors and tensor subclasses, complex and
@@ -20,14 +20,17 @@ taken only for integer buffers (batch norm's num_batches_tracked).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 import warnings
 
 import torch
 from torch import nn
 
-from archspec.errors import ArchspecError
+from archspec.errors import ArchspecError, Location, SpecError, SpecErrors
+from archspec.ir import Graph, Naming
+from archspec.paths import PatternError, parse_rename, renamed
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -107,49 +110,203 @@ def natural_key(name: str) -> list[tuple[int, int | str]]:
     return [(0, int(p)) if p.isdigit() else (1, p) for p in name.split(".")]
 
 
-def match_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Our names -> reference tensors, or an AS702 error naming what does not match.
+@dataclass
+class Pairing:
+    """Our tensor names -> checkpoint tensors, and how many were paired by name and by position."""
 
-    First every tensor whose name and shape are the same on both sides is paired. The rest are paired
-    in order: each of ours takes the first unused reference tensor of the same shape and role.
+    mapped: dict[str, torch.Tensor] = field(default_factory=dict)
+    by_name: int = 0
+    by_position: int = 0
+
+    def summary(self, source: str) -> str:
+        return (f"weights: {len(self.mapped)} tensors from {source}: {self.by_name} paired by name, "
+                f"{self.by_position} by position")
+
+
+class _Layers:
+    """Where our tensors come from in the spec: tensor name -> layer (IR node), for located errors and
+    for the data-flow test of ambiguous positions."""
+
+    def __init__(self, graph: Graph | None):
+        self.graph = graph
+        self.reaches = graph.reaches() if graph is not None else {}
+        self.index = {name: k for k, name in enumerate(self.reaches)}
+
+    def layer(self, tensor: str) -> str | None:
+        parts = tensor.split(".")
+        for k in range(len(parts) - 1, 0, -1):
+            prefix = ".".join(parts[:k])
+            if prefix in self.index:
+                return prefix
+        return None
+
+    def location(self, tensor: str) -> Location | None:
+        name = self.layer(tensor)
+        return self.graph.node(name).source if self.graph is not None and name is not None else None
+
+    def parallel(self, a: str, b: str) -> bool:
+        """Neither layer depends on the other: their order is not fixed by the data flow."""
+        ra, rb = self.reaches[a], self.reaches[b]
+        return not (ra >> self.index[b] & 1) and not (rb >> self.index[a] & 1)
+
+
+def _fail(code: str, message: str, layers: _Layers, tensor: str) -> NoReturn:
+    location = layers.location(tensor)
+    if location is None:
+        raise ArchspecError(code, message)
+    raise SpecErrors([SpecError(code, message, location)])
+
+
+def _shape(t: torch.Tensor) -> list[int]:
+    return list(t.shape)
+
+
+def pair_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, torch.Tensor],
+                    graph: Graph | None = None, naming: Naming | None = None, ordered: bool = True) -> Pairing:
+    """Pair our tensors with a checkpoint's, or raise a (located, where the graph is given) error.
+
+    1. By name: our name itself, else our name after the spec's rename rules, is a checkpoint name of the
+       same shape. A name with another shape is an error (AS706).
+    2. By position, strictly: the k-th layer left on our side (registration order) with the k-th left in
+       the checkpoint (file order; `ordered` False for a file that keeps none), their tensors by leaf name;
+       leaves and shapes must agree and both sides run out together (AS704). Two layers with tensors of
+       the same shapes whose order nothing fixes (parallel branches; alphabetical order in a .safetensors
+       file) are an error (AS705), resolved by names.
     """
-    mapped: dict[str, torch.Tensor] = {}
-    used = set()
+    naming = naming or (graph.naming if graph is not None else Naming())
+    rules = []
+    for ours_pattern, ref_template, where in naming.rename:
+        rules.append(parse_rename(ours_pattern, ref_template))
+    layers = _Layers(graph)
+    pairing = Pairing()
+    used: set[str] = set()
     for name, tensor in ours.items():
-        ref = reference.get(name)
-        if ref is not None and tuple(ref.shape) == tuple(tensor.shape):
-            mapped[name] = ref
-            used.add(name)
-    remaining = [(n, t) for n, t in reference.items() if n not in used]
-    taken = [False] * len(remaining)
-    start = 0  # everything before this index is taken: keeps the scan linear for well-ordered pairs
-    for name, tensor in ours.items():
-        if name in mapped:
-            continue
-        shape, role = tuple(tensor.shape), _role(name)
-        for k in range(start, len(remaining)):
-            ref_name, ref = remaining[k]
-            if not taken[k] and tuple(ref.shape) == shape and _role(ref_name) == role:
-                taken[k] = True
-                mapped[name] = ref
-                break
-        else:
-            expected = next((ref for k, ref in enumerate(remaining) if not taken[k]), None)
-            hint = f"; the next unmatched reference tensor is {expected[0]!r} {list(expected[1].shape)}" if expected else ""
-            raise ArchspecError("AS702", f"no reference tensor of shape {list(shape)} is left for {name!r}{hint}. "
-                                "The weights are not for this architecture, or the spec's layer order differs from the reference")
-        while start < len(taken) and taken[start]:
-            start += 1
-    leftover = [f"{n!r} {list(t.shape)}" for k, (n, t) in enumerate(remaining) if not taken[k]]
-    if leftover:
-        raise ArchspecError("AS702", f"{len(leftover)} reference tensor(s) have no counterpart in the model: "
-                            + ", ".join(leftover[:5]) + (", ..." if len(leftover) > 5 else ""))
-    return mapped
+        candidates = [name]
+        try:
+            other = renamed(name, rules)
+        except PatternError as exc:
+            raise ArchspecError("AS437", str(exc)) from None
+        if other != name:
+            candidates.append(other)
+        present = [c for c in candidates if c in reference and c not in used]
+        match = next((c for c in present if tuple(reference[c].shape) == tuple(tensor.shape)), None)
+        if match is not None:
+            pairing.mapped[name] = reference[match]
+            used.add(match)
+            pairing.by_name += 1
+        elif present:
+            c = present[0]
+            _fail("AS706", f"the checkpoint's {c!r} is {_shape(reference[c])} but the spec's {name!r} is {_shape(tensor)}: "
+                  "the weights are for another configuration (a --set value, a variant?) or another architecture",
+                  layers, name)
+    left_ours = [n for n in ours if n not in pairing.mapped]
+    left_ref = [n for n in reference if n not in used]
+    if not left_ours and not left_ref:
+        return pairing
+    if not naming.by_position:
+        left = left_ours or left_ref
+        shown = ", ".join(repr(n) for n in left[:5])
+        side = "of the spec's tensors" if left_ours else "of the checkpoint's tensors"
+        _fail("AS707", f"{len(left)} {side} pair by no name ({shown}{', ...' if len(left) > 5 else ''}) "
+              "and the spec says weights: {by_position: false}; add rename rules", layers, (left_ours or [""])[0])
+    ours_groups, ref_groups = _groups(left_ours), _groups(left_ref)
+    if not ordered:
+        # A file without an order comes back sorted by name (classifier before features): take the order of
+        # the top-level modules from ours where their names agree, numbered children in their numeric order.
+        # Whatever order this makes is checked below like any other (shapes, and AS705 for guesses).
+        rank: dict[str, int] = {}
+        for path, _ in ours_groups:
+            rank.setdefault(path.split(".")[0], len(rank))
+        ref_groups.sort(key=lambda g: (rank.get(g[0].split(".")[0], len(rank)), natural_key(g[0])))
+    for k in range(max(len(ours_groups), len(ref_groups))):
+        if k >= len(ours_groups):
+            extra = [n for _, names in ref_groups[k:] for n in names]
+            _fail("AS704", f"the checkpoint has {len(extra)} tensor(s) more than the spec after pairing by name and "
+                  f"position: {', '.join(f'{n!r} {_shape(reference[n])}' for n in extra[:5])}"
+                  f"{', ...' if len(extra) > 5 else ''}. The weights are not for this architecture",
+                  layers, left_ours[-1] if left_ours else "")
+        mine, names = ours_groups[k]
+        if k >= len(ref_groups):
+            _fail("AS704", f"no checkpoint tensor is left for the spec's {names[0]!r} {_shape(ours[names[0]])} "
+                  f"(and {len(left_ours) - left_ours.index(names[0]) - 1} more); the weights are not for this architecture",
+                  layers, names[0])
+        theirs, ref_names = ref_groups[k]
+        by_leaf = {_leaf(n): n for n in ref_names}
+        for name in names:
+            ref_name = by_leaf.get(_leaf(name))
+            if ref_name is None or tuple(ours[name].shape) != tuple(reference[ref_name].shape) or len(names) != len(ref_names):
+                got = ", ".join(f"{_leaf(n)} {_shape(reference[n])}" for n in ref_names)
+                want = ", ".join(f"{_leaf(n)} {_shape(ours[n])}" for n in names)
+                _fail("AS704", f"by position, the spec's layer {mine!r} ({want}) meets the checkpoint's {theirs!r} ({got}): "
+                      "they differ. The spec orders its layers differently from the checkpoint (or the weights are for "
+                      "another architecture): name the layers as the reference does, or add weights: rename: rules",
+                      layers, name)
+            pairing.mapped[name] = reference[ref_name]
+            pairing.by_position += 1
+    _check_unambiguous(ours_groups, ref_groups, ours, layers, ordered)
+    return pairing
 
 
-def load_reference_weights(module: nn.Module, path: Path) -> None:
+def _leaf(name: str) -> str:
+    return name.rsplit(".", 1)[-1]
+
+
+def _groups(names: list[str]) -> list[tuple[str, list[str]]]:
+    """Tensors by the module that holds them (the name less its last part), in order of first appearance.
+    Positions count modules, and a module's tensors pair by leaf name (weight, bias, running_mean, ...):
+    their order inside a module is not evidence (a .safetensors file sorts them)."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(name.rsplit(".", 1)[0] if "." in name else "", []).append(name)
+    return list(groups.items())
+
+
+def _signature(names: list[str], state: Mapping[str, torch.Tensor]) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    return tuple(sorted((_leaf(n), tuple(state[n].shape)) for n in names))
+
+
+def _first_difference_is_a_number(a: str, b: str) -> bool:
+    for x, y in zip(a.split("."), b.split(".")):
+        if x != y:
+            return x.isdigit() and y.isdigit()
+    return True
+
+
+def _check_unambiguous(ours_groups: list[tuple[str, list[str]]], ref_groups: list[tuple[str, list[str]]],
+                       ours: Mapping[str, torch.Tensor], layers: _Layers, ordered: bool) -> None:
+    """Positions are evidence only where an order is fixed. On our side the data flow fixes it: two layers
+    paired by position with the same tensor shapes, neither reading the other, could be either one in the
+    checkpoint. On the checkpoint's side, a file without an order (.safetensors) fixes it only by numbered
+    names (features.2 before features.10): siblings with other names were sorted alphabetically."""
+    same: dict[tuple[tuple[str, tuple[int, ...]], ...], list[int]] = {}
+    for k, (_, names) in enumerate(ours_groups):
+        same.setdefault(_signature(names, ours), []).append(k)
+    for positions in same.values():
+        for i, k in enumerate(positions):
+            for j in positions[i + 1:]:
+                a, b = ours_groups[k], ours_groups[j]
+                la, lb = layers.layer(a[1][0]), layers.layer(b[1][0])
+                parallel = la is not None and lb is not None and la != lb and layers.parallel(la, lb)
+                unsorted = not ordered and not _first_difference_is_a_number(ref_groups[k][0], ref_groups[j][0])
+                if parallel or unsorted:
+                    why = ("lie on parallel branches, so nothing fixes their order" if parallel else
+                           f"pair by position with the checkpoint's {ref_groups[k][0]!r} and {ref_groups[j][0]!r}, whose "
+                           "order a .safetensors file does not keep (save a .pt/.pth, which does)")
+                    _fail("AS705", f"layers {la or a[0]!r} and {lb or b[0]!r} have tensors of the same shapes and {why}: "
+                          "pairing by position cannot tell which checkpoint tensors are whose. Name them as the reference "
+                          "does (its module paths), or add weights: rename: rules", layers, a[1][0])
+
+
+def match_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, torch.Tensor],
+                     graph: Graph | None = None) -> dict[str, torch.Tensor]:
+    """Our names -> reference tensors (see `pair_state_dict`)."""
+    return pair_state_dict(ours, reference, graph).mapped
+
+
+def load_reference_weights(module: nn.Module, path: Path, graph: Graph | None = None) -> Pairing:
     reference = read_state_dict(path)
-    ours = module.state_dict()  # once: a state_dict() per tensor made loading quadratic (2 s for inception_v3)
-    mapped = match_state_dict(ours, reference)
+    state = module.state_dict()
+    pairing = pair_state_dict(state, reference, graph, ordered=path.suffix != ".safetensors")
     with torch.no_grad():
-        module.load_state_dict({k: v.to(ours[k].dtype) for k, v in mapped.items()}, strict=True)
+        module.load_state_dict({k: v.to(state[k].dtype) for k, v in pairing.mapped.items()}, strict=True)
+    return pairing

@@ -1,0 +1,170 @@
+"""init: rules give every zoo family its reference's initialization, checked statistically: over several
+seeds, each tensor's values (pooled) have the mean, the spread and the distribution (two-sample
+Kolmogorov-Smirnov) of the same tensor in the reference constructor's model; constants are equal exactly.
+Small configurations of each family keep this quick; the comparison is per tensor, so sizes matter only
+where the distribution depends on them (fans), and there both sides have the same shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+from unittest import mock
+
+import pytest
+import torch
+from torch import nn
+
+import archspec
+from archspec.backends.torch.weights import pair_state_dict
+from reference import SPECS
+
+SEEDS = (0, 1, 2)
+SAMPLE = 20_000  # values per tensor and seed: the schemes draw i.i.d. within a tensor, so a prefix is a fair sample
+FAMILIES = SPECS / "families"
+
+
+def ks_statistic(a: torch.Tensor, b: torch.Tensor) -> float:
+    """The two-sample Kolmogorov-Smirnov statistic: the largest gap between the empirical CDFs."""
+    a, b = torch.sort(a.double())[0], torch.sort(b.double())[0]
+    points = torch.cat([a, b])
+    cdf_a = torch.searchsorted(a, points, right=True).double() / len(a)
+    cdf_b = torch.searchsorted(b, points, right=True).double() / len(b)
+    return float((cdf_a - cdf_b).abs().max())
+
+
+def assert_same_distributions(ours: list[dict[str, torch.Tensor]], theirs: list[dict[str, torch.Tensor]]) -> int:
+    """Per tensor, pooled over seeds: constants equal; else mean, std and KS within 6-sigma-like bounds
+    (a wrong scheme is off by factors, far outside them). Returns how many tensors were compared."""
+    compared = 0
+    for name in ours[0]:
+        if not ours[0][name].is_floating_point():
+            continue
+        o = torch.cat([s[name].flatten()[:SAMPLE] for s in ours]).double()
+        r = torch.cat([s[name].flatten()[:SAMPLE] for s in theirs]).double()
+        n = len(o)
+        if float(r.std()) == 0.0 or n < 2:
+            assert torch.equal(o, r), f"{name}: expected the constant {float(r[0])}, got mean {float(o.mean())}"
+        else:
+            spread = float(r.std())
+            assert abs(float(o.mean() - r.mean())) <= 6 * spread * (2 / n) ** 0.5, f"{name}: mean {float(o.mean()):.3g} vs {float(r.mean()):.3g}"
+            assert abs(float(o.std()) / spread - 1) <= 6 * (1 / n) ** 0.5 + 0.01, f"{name}: std {float(o.std()):.4g} vs {spread:.4g}"
+            assert ks_statistic(o, r) <= 2.7 * (2 / n) ** 0.5, f"{name}: distributions differ (KS {ks_statistic(o, r):.3f})"
+        compared += 1
+    return compared
+
+
+def compare(spec: Path, make_reference: Callable[[], nn.Module], **overrides: Any) -> int:
+    """Our build and the reference's constructor, seeded alike, tensors paired as --weights pairs them."""
+    graph = archspec.compile_spec(spec, overrides).graph
+    ours, theirs = [], []
+    for seed in SEEDS:
+        mine = archspec.build(spec, seed=seed, **overrides).state_dict()
+        torch.manual_seed(seed)
+        reference = make_reference().state_dict()
+        pairs = pair_state_dict(mine, reference, graph).mapped
+        ours.append(mine)
+        theirs.append({k: pairs[k] for k in mine})
+    return assert_same_distributions(ours, theirs)
+
+
+@contextmanager
+def small_vgg_classifier(sizes: dict[int, int]) -> Iterator[None]:
+    """torchvision's VGG hard-codes a 25088 -> 4096 -> 4096 classifier; shrink those Linear layers while its
+    own constructor (and its init loop) runs, so the test stays small. The init it applies is unchanged."""
+    base = nn.Linear
+
+    class Linear(base):  # type: ignore[misc, valid-type]
+        def __init__(self, i: int, o: int, *args: Any, **kwargs: Any) -> None:
+            super().__init__(sizes.get(i, i), sizes.get(o, o), *args, **kwargs)
+
+    with mock.patch.object(nn, "Linear", Linear):
+        yield
+
+
+VGG_CFG = [8, "M", 16, "M"]
+
+
+def _vgg() -> nn.Module:
+    from torchvision.models.vgg import VGG, make_layers
+
+    with small_vgg_classifier({512 * 7 * 7: 16 * 7 * 7, 4096: 64}):
+        return VGG(make_layers(VGG_CFG, batch_norm=True), num_classes=10)
+
+
+def test_vgg_starts_like_torchvision() -> None:
+    assert compare(FAMILIES / "vgg.yaml", _vgg, cfg=VGG_CFG, batch_norm=True, hidden=64, num_classes=10, resolution=32) > 10
+
+
+def test_resnet_zero_init_residual_starts_like_torchvision() -> None:
+    from torchvision.models.resnet import BasicBlock, ResNet
+
+    n = compare(SPECS / "resnet18.yaml", lambda: ResNet(BasicBlock, [1, 1, 1, 1], num_classes=10, zero_init_residual=True),
+                depths=[1, 1, 1, 1], num_classes=10, zero_init_residual=True)
+    assert n > 30
+
+
+def test_densenet_starts_like_torchvision() -> None:
+    from torchvision.models import DenseNet
+
+    assert compare(FAMILIES / "densenet.yaml", lambda: DenseNet(8, (1, 1, 1, 1), 16, num_classes=10),
+                   growth_rate=8, block_config=[1, 1, 1, 1], num_init_features=16, num_classes=10, resolution=32) > 20
+
+
+def test_efficientnet_starts_like_torchvision() -> None:
+    from torchvision.models.efficientnet import EfficientNet, _efficientnet_conf
+
+    setting, last = _efficientnet_conf("efficientnet_b0", width_mult=0.25, depth_mult=0.5)  # one small block per stage
+    assert compare(FAMILIES / "efficientnet.yaml", lambda: EfficientNet(setting, 0.2, num_classes=10, last_channel=last),
+                   width_mult=0.25, depth_mult=0.5, num_classes=10, resolution=32) > 20
+
+
+def test_vit_starts_like_torchvision() -> None:
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    sizes = dict(patch_size=8, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64, num_classes=10, representation_size=16)
+    assert compare(FAMILIES / "vit.yaml", lambda: VisionTransformer(image_size=32, **sizes), resolution=32, **sizes) > 20
+
+
+def test_mixer_starts_like_timm() -> None:
+    from timm.models.mlp_mixer import MlpMixer
+
+    assert compare(FAMILIES / "mixer.yaml", lambda: MlpMixer(num_classes=10, img_size=32, patch_size=8, num_blocks=2, embed_dim=32),
+                   resolution=32, patch_size=8, num_blocks=2, embed_dim=32, num_classes=10) > 20
+
+
+def test_lenet_and_seed_cnn_keep_pytorch_defaults() -> None:
+    from test_fidelity_vgg import LeNet5
+
+    assert compare(SPECS / "lenet5.yaml", LeNet5) == 10
+
+    def seed_cnn() -> nn.Module:  # the course's seed CNN as plain PyTorch: default init everywhere
+        layers: list[nn.Module] = []
+        width = 3
+        for out in (6, 12, 24):
+            layers += [nn.Conv2d(width, out, 5, padding="same"), nn.BatchNorm2d(out), nn.ReLU(), nn.MaxPool2d(2)]
+            width = out
+        return nn.Sequential(*layers, nn.Flatten(), nn.Linear(24 * 16, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
+                             nn.Linear(84, 10))
+
+    assert compare(SPECS / "seed_cnn_bn.yaml", seed_cnn) > 10
+
+
+def test_the_comparison_sees_a_wrong_scheme(tmp_path: Path) -> None:
+    """A thin spec's init: rules come after the family's and win: here they put PyTorch's defaults back, which
+    the comparison must refuse (it has the power to tell schemes apart)."""
+    thin = tmp_path / "vgg_default_init.yaml"
+    thin.write_text(f"""archspec: 1
+name: vgg_default_init
+use: families/vgg.yaml
+init:
+  - {{op: [conv2d, linear], weight: default, bias: default}}
+""")
+    family = tmp_path / "families"
+    family.mkdir()
+    (family / "vgg.yaml").write_text((FAMILIES / "vgg.yaml").read_text())
+    summary = archspec.compile_spec(thin, {"cfg": VGG_CFG}).graph
+    assert dict(summary.node("features.0.conv").init)["weight"].kind == "default"
+    with pytest.raises(AssertionError):
+        compare(thin, _vgg, cfg=VGG_CFG, batch_norm=True, hidden=64, num_classes=10, resolution=32)

@@ -1,0 +1,194 @@
+"""--weights can never pair silently wrong: by name (dotted and numbered layer names, weights: rename rules),
+else strictly by position, with a located error naming both layers wherever position is not evidence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import archspec
+from archspec.cli import main
+from archspec.errors import SpecErrors
+
+SPEC = Path(__file__).parent / "specs" / "projection_after_main.yaml"
+
+
+class RegNetLikeReference(nn.Module):
+    """The reference registers the projection before the main branch (torchvision's ResBottleneckBlock)."""
+
+    def __init__(self, width: int = 8):
+        super().__init__()
+        self.proj = nn.Sequential(nn.Conv2d(4, width, 1, bias=False), nn.BatchNorm2d(width))
+        self.f = nn.Sequential(nn.Conv2d(4, width, 1, bias=False), nn.BatchNorm2d(width))
+        self.fc = nn.Linear(width * 64, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(torch.relu(torch.relu(self.f(x)) + self.proj(x)), 1))
+
+
+def _reference(tmp_path: Path) -> tuple[RegNetLikeReference, Path]:
+    torch.manual_seed(0)
+    reference = RegNetLikeReference().eval()
+    with torch.no_grad():  # the two branches must differ, or a swap would go unseen
+        for bn in (reference.proj[1], reference.f[1]):
+            bn.running_mean.normal_()
+            bn.running_var.uniform_(0.5, 1.5)
+            bn.weight.normal_()
+    path = tmp_path / "regnet_like.pth"
+    torch.save(reference.state_dict(), path)
+    return reference, path
+
+
+def test_swapped_same_shape_tensors_are_a_located_error(tmp_path: Path, capsys) -> None:
+    _, weights = _reference(tmp_path)
+    with pytest.raises(SpecErrors) as caught:
+        archspec.build(SPEC, weights=weights)
+    error = caught.value.errors[0]
+    assert error.code == "AS705"
+    assert error.location is not None and error.location.file.endswith("projection_after_main.yaml")
+    assert "'stage.a'" in error.message and "'stage.proj'" in error.message
+    out = tmp_path / "x.pt2"
+    code = main(["build", str(SPEC), "--weights", str(weights), "-o", str(out)])
+    assert code == 1 and not out.exists()
+    assert "projection_after_main.yaml:" in capsys.readouterr().err
+
+
+def test_rename_rules_pair_the_same_checkpoint_exactly(tmp_path: Path) -> None:
+    reference, weights = _reference(tmp_path)
+    text = SPEC.read_text().replace("layers:\n  - {name: stage", """weights:
+  rename:
+    - {ours: "stage.a", ref: "f.0"}
+    - {ours: "stage.a_bn", ref: "f.1"}
+    - {ours: "stage.proj", ref: "proj.0"}
+    - {ours: "stage.proj_bn", ref: "proj.1"}
+layers:
+  - {name: stage""", 1)
+    spec = tmp_path / "renamed.yaml"
+    spec.write_text(text)
+    ours = archspec.build(spec, weights=weights).eval()
+    x = torch.randn(2, 4, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(ours(x), reference(x))
+
+
+def test_strict_position_names_both_layers(tmp_path: Path) -> None:
+    """A main branch longer than the projection: by position the k-th tensors differ in shape (AS704)."""
+    spec = tmp_path / "longer.yaml"
+    spec.write_text(SPEC.read_text().replace("      - {op: relu}\n      - {name: proj",
+                                             "      - {op: relu}\n      - {name: a2, op: conv2d, out: $width, kernel: 3, padding: 1, bias: false}\n      - {name: proj")
+                    .replace("from: [relu, proj_bn]", "from: [a2, proj_bn]"))
+    torch.manual_seed(0)
+    reference = nn.ModuleDict({"proj": nn.Conv2d(4, 8, 1, bias=False), "proj_bn": nn.BatchNorm2d(8),
+                               "a": nn.Conv2d(4, 8, 1, bias=False), "a_bn": nn.BatchNorm2d(8),
+                               "a2": nn.Conv2d(8, 8, 3, bias=False), "fc": nn.Linear(512, 3)})
+    state = {f"x.{k}": v for k, v in reference.state_dict().items()}
+    torch.save(state, tmp_path / "ref.pt")
+    with pytest.raises(SpecErrors) as caught:
+        archspec.build(spec, weights=tmp_path / "ref.pt")
+    error = caught.value.errors[0]
+    assert error.code == "AS704" and error.location is not None and error.location.file == str(spec)
+    assert "layer 'stage.a2' (weight [8, 8, 3, 3])" in error.message and "'x.a' (weight [8, 4, 1, 1])" in error.message
+
+
+def test_unordered_checkpoint_needs_numbered_names_for_same_shaped_siblings(tmp_path: Path) -> None:
+    """A .safetensors file keeps no order: two same-shaped layers named a and b come back sorted, so their
+    order is no evidence and pairing them by position is AS705; numbered names (features.2, features.10)
+    keep their order, and a .pt file keeps registration order."""
+    from safetensors.torch import save_file
+
+    spec = tmp_path / "chain.yaml"
+    spec.write_text("""archspec: 1
+name: chain
+input: [4]
+layers:
+  - {name: first, op: linear, out: 4}
+  - {name: second, op: linear, out: 4}
+""")
+    torch.manual_seed(0)
+    reference = nn.Sequential()
+    reference.add_module("zeta", nn.Linear(4, 4))
+    reference.add_module("alpha", nn.Linear(4, 4))
+    state = {k: v.contiguous() for k, v in reference.state_dict().items()}
+    save_file(state, str(tmp_path / "ref.safetensors"))
+    torch.save(state, tmp_path / "ref.pt")
+    with pytest.raises(SpecErrors) as caught:
+        archspec.build(spec, weights=tmp_path / "ref.safetensors")
+    assert caught.value.errors[0].code == "AS705" and "'zeta'" in caught.value.errors[0].message
+    ours = archspec.build(spec, weights=tmp_path / "ref.pt")  # registration order: first is zeta
+    assert torch.equal(ours.state_dict()["first.weight"], reference.zeta.weight)
+
+
+def test_name_with_another_shape_is_an_error(tmp_path: Path) -> None:
+    ours = archspec.build(SPEC)
+    state = dict(ours.state_dict())
+    state["fc.weight"] = torch.zeros(3, 7)
+    torch.save(state, tmp_path / "bad.pt")
+    with pytest.raises(SpecErrors) as caught:
+        archspec.build(SPEC, weights=tmp_path / "bad.pt")
+    assert caught.value.errors[0].code == "AS706" and "'fc.weight'" in caught.value.errors[0].message
+
+
+def test_cli_counts_and_convert_weights_round_trip(tmp_path: Path, capsys) -> None:
+    """A one-block-per-stage ResNet: torchvision's checkpoint pairs all by name (numbered downsample.0/1);
+    convert-weights writes it under our names, and that file loads by name too, to the same tensors."""
+    from torchvision.models.resnet import BasicBlock, ResNet
+
+    torch.manual_seed(0)
+    reference = ResNet(BasicBlock, [1, 1, 1, 1], num_classes=10)
+    torch.save(reference.state_dict(), tmp_path / "r18.pth")
+    spec = Path(__file__).resolve().parents[1] / "specs" / "resnet18.yaml"
+    converted = tmp_path / "r18.safetensors"
+    assert main(["convert-weights", str(spec), str(tmp_path / "r18.pth"), "-o", str(converted),
+                 "--set", "num_classes=10", "--set", "depths=[1, 1, 1, 1]"]) == 0
+    assert f"{len(reference.state_dict())} paired by name, 0 by position" in capsys.readouterr().out
+    from safetensors.torch import load_file
+
+    saved = load_file(str(converted))
+    assert "layer2.0.downsample.0.weight" in saved
+    assert torch.equal(saved["layer2.0.downsample.1.running_var"], reference.layer2[0].downsample[1].running_var)
+    ours = archspec.build(spec, weights=converted, num_classes=10, resolution=64, depths=[1, 1, 1, 1]).state_dict()
+    assert all(torch.equal(ours[k], v) for k, v in reference.state_dict().items())  # torchvision's names are ours
+
+
+def test_cli_says_how_tensors_paired(tmp_path: Path, capsys) -> None:
+    _, weights = _reference(tmp_path)
+    spec = tmp_path / "half.yaml"  # the branches named by rules, the head (ours: head, theirs: fc) by position
+    spec.write_text(SPEC.read_text().replace("{name: fc, op: linear", "{name: head, op: linear").replace("layers:\n  - {name: stage", """weights:
+  rename:
+    - {ours: "stage.a", ref: "f.0"}
+    - {ours: "stage.a_bn", ref: "f.1"}
+    - {ours: "stage.proj", ref: "proj.0"}
+    - {ours: "stage.proj_bn", ref: "proj.1"}
+layers:
+  - {name: stage""", 1))
+    assert main(["build", str(spec), "--weights", str(weights), "-o", str(tmp_path / "half.pt2")]) == 0
+    out = capsys.readouterr().out
+    assert "14 tensors from" in out and "12 paired by name, 2 by position" in out
+
+
+def test_by_position_false_refuses_unnamed_tensors(tmp_path: Path) -> None:
+    spec = tmp_path / "strict.yaml"
+    spec.write_text(SPEC.read_text().replace("layers:\n  - {name: stage", "weights: {by_position: false}\nlayers:\n  - {name: stage", 1))
+    _, weights = _reference(tmp_path)
+    with pytest.raises(SpecErrors) as caught:
+        archspec.build(spec, weights=weights)
+    assert caught.value.errors[0].code == "AS707"
+
+
+def test_path_patterns() -> None:
+    from archspec.paths import PatternError, glob_matches, parse_rename
+
+    assert glob_matches("**.bn3", "bn3") and glob_matches("**.bn3", "layer1.0.bn3")
+    assert glob_matches("layer*.*.bn3", "layer4.2.bn3") and not glob_matches("layer*.bn3", "layer4.2.bn3")
+    assert not glob_matches("*" * 50 + "b", "a" * 100)  # linear wildcard matching, no blow-up
+    dense = parse_rename("features.denseblock{b}.{i}", "features.denseblock{b}.denselayer{i + 1}")
+    assert dense.apply("features.denseblock2.9.conv1.weight") == "features.denseblock2.denselayer10.conv1.weight"
+    assert dense.apply("features.norm5.weight") is None
+    anywhere = parse_rename("**.downsample.conv", "**.downsample.0")
+    assert anywhere.apply("layer2.0.downsample.conv.weight") == "layer2.0.downsample.0.weight"
+    for ours, ref in [("a.{x}{y}", "b"), ("a", "{z}"), ("a", "**.b"), ("a.{i}", "b{i"), ("**", "b")]:
+        with pytest.raises(PatternError):
+            parse_rename(ours, ref)
