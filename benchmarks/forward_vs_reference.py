@@ -16,7 +16,8 @@ import sys
 from archspec.bench import BenchOptions, bench
 
 ROOT = Path(__file__).resolve().parents[1]
-CASES = {"resnet50": "torchvision", "efficientnet_b0": "torchvision", "vit_b_16": "torchvision", "mixer_b16": "timm"}
+CASES = {"resnet50": "torchvision", "efficientnet_b0": "torchvision", "vit_b_16": "torchvision", "mixer_b16": "timm",
+         "regnet_y_400mf": "torchvision"}
 
 
 def main() -> int:
