@@ -78,8 +78,9 @@ def _same_as_torchvision(reference: nn.Module, ours: nn.Module) -> None:
     assert [b.shape for b in ours.buffers()] == [b.shape for b in reference.buffers()]
 
 
-# One RegNetX and two RegNetY rows by default; --exhaustive checks the whole table (15 rows, ~1 s each).
-DEFAULT_VARIANTS = {"regnet_x_400mf", "regnet_y_800mf", "regnet_y_1_6gf"}
+# One RegNetX and one RegNetY row by default (regnet_y_400mf is the zoo's); --exhaustive checks the
+# whole table (15 rows, 1 to 7 s each on the loaded 2-core machine).
+DEFAULT_VARIANTS = {"regnet_x_400mf", "regnet_y_800mf"}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=() if n in DEFAULT_VARIANTS else pytest.mark.exhaustive)
@@ -107,7 +108,7 @@ def test_regnet_y_400mf_registers_torchvision_shapes_in_order() -> None:
     _same_as_torchvision(reference, ours)
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     depth=st.integers(1, 28),
     w_0=st.integers(1, 32).map(lambda k: 8 * k),

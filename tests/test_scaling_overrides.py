@@ -90,10 +90,11 @@ def _attention_macs(family: str, overrides: dict[str, Any]) -> int:
 
 
 def _measured(module: torch.nn.Module, shape: tuple[int, ...], device: str) -> tuple[int, tuple[int, ...]]:
-    """MACs per sample and output shape per sample of one forward pass in eval mode."""
+    """MACs per sample and output shape per sample of one forward pass in train mode (the convention's:
+    in eval mode under no_grad nn.MultiheadAttention takes a fused CPU kernel the counter does not see)."""
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        out = module.eval()(torch.zeros(2, *shape, device=device))
+        out = module.train()(torch.randn(2, *shape, device=device))
     return counter.get_total_flops() // 4, tuple(out.shape[1:])  # batch 2, 2 FLOPs per MAC
 
 
@@ -135,7 +136,8 @@ def test_overrides_keep_summary_and_module_consistent_exhaustive(family: Path) -
     _test(family, 25)
 
 
-@pytest.mark.parametrize("phi", [3.3, 2.5, 0.7])
+@pytest.mark.parametrize("phi", [3.3, pytest.param(2.5, marks=pytest.mark.exhaustive),
+                                 pytest.param(0.7, marks=pytest.mark.exhaustive)])
 def test_efficientnet_any_phi_matches_the_built_module(phi: float) -> None:
     """`archspec summary specs/efficientnet_b0.yaml --set phi=3.3` (issue 8): a compound-scaled network at
     its own compound-scaled resolution, alpha^phi deep and beta^phi wide."""
