@@ -11,6 +11,7 @@ literal "$" ("$$x" is the string "$x"), and any other string is a literal.
 from __future__ import annotations
 
 import ast
+from collections import ChainMap
 from collections.abc import Callable, Mapping
 import functools
 import inspect
@@ -30,6 +31,10 @@ MAX_AST_NODES = 200
 MAX_INT = 2**62
 MAX_EXPONENT = 64
 MAX_SEQUENCE_LEN = 10_000  # elements at every nesting level plus string characters
+# Evaluation steps of one expression (Meter). Without comprehensions every expression was bounded by its
+# size; a comprehension multiplies (nested ones multiply again), so the count itself is the bound. About
+# a fifth of a second of evaluation; RegNet's generator takes a few hundred steps.
+MAX_STEPS = 100_000
 
 _SHORTHAND = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*")
 _NEWLINE = re.compile(r"\r\n|\r|\n")
@@ -264,6 +269,42 @@ def _range(*args: Value) -> Value:
 
 
 @_function
+def _log(x: Value, base: Value = None) -> Value:
+    """The natural logarithm of x > 0, or its logarithm to a base > 0 other than 1, as a float."""
+    v = _number(x, "log")
+    if v <= 0:
+        raise ExprError("AS304", f"log() of {v}: the argument must be above 0")
+    if base is None:
+        return math.log(v)
+    b = _number(base, "log")
+    if b <= 0 or b == 1:
+        raise ExprError("AS304", f"log() to base {b}: the base must be above 0 and not 1")
+    return math.log(v) / math.log(b)  # not math.log(v, b), which would turn huge ints into the same floats anyway
+
+
+@_function
+def _exp(x: Value) -> Value:
+    """e raised to the power x, as a float (an overflow is an error, not infinity)."""
+    try:
+        return _bounded(math.exp(_number(x, "exp")))
+    except OverflowError:
+        raise ExprError("AS305", f"exp({x}) is too large") from None
+
+
+@_function
+def _zip(*lists: Value) -> Value:
+    """Lists walked in step: zip([1, 2], [3, 4]) is [[1, 3], [2, 4]]; as long as the shortest."""
+    if not lists:
+        raise ExprError("AS304", "zip() needs at least one list")
+    for v in lists:
+        if not isinstance(v, tuple):
+            raise ExprError("AS304", f"zip() needs lists, not {_tname(v)}")
+    pairs = tuple(zip(*lists))
+    _limit_size(len(pairs) * (len(lists) + 1))  # each element is a new list of len(lists)
+    return pairs
+
+
+@_function
 def _make_divisible(v: Value, divisor: Value = 8, min_value: Value = None, round_limit: Value = 0.9) -> Value:
     """v rounded to a multiple of divisor, at least min_value and round_limit * v (as timm/torchvision)."""
     v, d = _number(v, "make_divisible"), _whole(divisor, "make_divisible")
@@ -292,15 +333,16 @@ _SIGNATURES = {name: inspect.signature(fn) for name, fn in _FUNCTIONS.items()}
 _FORBIDDEN: dict[type, str] = {
     ast.Attribute: "attribute access (x.y) is not allowed",
     ast.Lambda: "lambda is not allowed",
-    ast.ListComp: "comprehensions are not allowed", ast.SetComp: "comprehensions are not allowed",
-    ast.DictComp: "comprehensions are not allowed", ast.GeneratorExp: "comprehensions are not allowed",
+    ast.SetComp: "only list comprehensions [... for x in xs] are allowed",
+    ast.DictComp: "only list comprehensions [... for x in xs] are allowed",
+    ast.GeneratorExp: "only list comprehensions are allowed: write [... for x in xs], in brackets",
     ast.JoinedStr: "f-strings are not allowed", ast.FormattedValue: "f-strings are not allowed",
     ast.NamedExpr: "the walrus operator (:=) is not allowed",
     ast.Dict: "dict/set literals are not allowed", ast.Set: "dict/set literals are not allowed",
     ast.Starred: "* unpacking is not allowed",
 }
 _ALLOWED = (ast.Constant, ast.Name, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp,
-            ast.Tuple, ast.List, ast.Subscript, ast.Slice, ast.Call)
+            ast.Tuple, ast.List, ast.Subscript, ast.Slice, ast.Call, ast.ListComp)
 _BAD_OPS = {ast.MatMult: "@", ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^", ast.LShift: "<<",
             ast.RShift: ">>", ast.Invert: "~", ast.Is: "is", ast.IsNot: "is not"}
 
@@ -333,6 +375,13 @@ def _reject(node: ast.AST, slices: set[int]) -> str | None:
         return f"{_tname(node.value)} literals are not allowed"
     if isinstance(node, ast.Slice) and id(node) not in slices:
         return "multi-dimensional indexing (a[i:j, k]) is not allowed"
+    if isinstance(node, ast.ListComp):
+        for gen in node.generators:
+            if gen.is_async:
+                return "async comprehensions are not allowed"
+            targets = gen.target.elts if isinstance(gen.target, ast.Tuple) else [gen.target]
+            if not all(isinstance(t, ast.Name) for t in targets):
+                return "a comprehension binds names only: for x in xs, or for a, b in zip(xs, ys)"
     if isinstance(node, ast.Call):
         if node.keywords:
             return "keyword arguments are not allowed; pass arguments by position"
@@ -432,17 +481,24 @@ def _compare(op: ast.cmpop, a: Value, b: Value) -> bool:
     raise ExprError("AS304", f"cannot compare {_tname(a)} {sym} {_tname(b)}")
 
 
-_MAKERS = (ast.BinOp, ast.Call, ast.List, ast.Tuple, ast.Subscript)  # parts whose list or string result is new
+_MAKERS = (ast.BinOp, ast.Call, ast.List, ast.Tuple, ast.Subscript, ast.ListComp)  # parts whose list or string result is new
 
 
 class Meter:
     """Counts evaluation steps: one per expression part, plus the length of every list or string that an
     operation walks (sum, min, max, in, comparisons, slices, concatenation). A caller that evaluates many
     expressions (lowering) charges these steps to its work budget, so a short expression over a long list,
-    evaluated in every copy of a repeat, is paid for."""
+    evaluated in every copy of a repeat, is paid for. Every turn of a comprehension's loop is charged
+    too, and evaluation stops with AS305 once `limit` steps are spent, so nested comprehensions over long
+    ranges end in a located error, not a hang."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = MAX_STEPS) -> None:
         self.steps = 0
+        self.limit = limit
+
+    def over(self) -> ExprError:
+        return ExprError("AS305", f"evaluating the expression takes more than {self.limit:,} steps; "
+                         "check the ranges of its comprehensions")
 
 
 class _Evaluator:
@@ -452,6 +508,8 @@ class _Evaluator:
     def eval(self, node: ast.expr) -> Value:
         self.meter.steps += 1
         try:
+            if self.meter.steps > self.meter.limit:
+                raise self.meter.over()
             value = self._eval(node)
             if (type(value) is tuple or type(value) is str) and isinstance(node, _MAKERS) and (
                     not isinstance(node, ast.Subscript) or isinstance(node.slice, ast.Slice)):
@@ -503,7 +561,54 @@ class _Evaluator:
             return self._subscript(node)
         if isinstance(node, ast.Call):
             return self._call(node)
+        if isinstance(node, ast.ListComp):
+            return self._list_comprehension(node)
         raise ExprError("AS302", f"{type(node).__name__.lower()} is not allowed")  # _parse rejects these first
+
+    def _list_comprehension(self, node: ast.ListComp) -> Value:
+        """[elt for a in xs if c for b in ys ...]: Python's semantics (the first list is read in the
+        enclosing scope, the loop names are local to the comprehension), every turn charged to the Meter."""
+        result: list[Value] = []
+        weight = [0]
+        outer = self.scope
+        local: dict[str, Value] = {}
+        self.scope = ChainMap(local, outer)  # type: ignore[arg-type]
+
+        def loop(k: int) -> None:
+            if k == len(node.generators):
+                value = self.eval(node.elt)
+                weight[0] += 1 + _weight(value)
+                _limit_size(weight[0])  # as it grows: the list is never built past the limit
+                result.append(value)
+                return
+            gen = node.generators[k]
+            items = self.eval(gen.iter)
+            if not isinstance(items, (tuple, str)):
+                raise ExprError("AS304", f"a comprehension loops over a list or a string, not {_tname(items)}")
+            for item in items:
+                self.meter.steps += 1
+                if self.meter.steps > self.meter.limit:
+                    raise self.meter.over()
+                self._bind(gen.target, item, local)
+                if all(self.eval(cond) for cond in gen.ifs):
+                    loop(k + 1)
+
+        try:
+            loop(0)
+        finally:
+            self.scope = outer
+        return _remember(tuple(result))
+
+    def _bind(self, target: ast.expr, item: Value, local: dict[str, Value]) -> None:
+        if isinstance(target, ast.Name):
+            local[target.id] = item
+            return
+        names = target.elts  # type: ignore[attr-defined]  # _reject allows a name or a tuple of names
+        if not isinstance(item, tuple) or len(item) != len(names):
+            got = f"a list of {len(item)}" if isinstance(item, tuple) else _tname(item)
+            raise ExprError("AS304", f"cannot unpack {got} into {len(names)} names")
+        for name, value in zip(names, item):
+            local[name.id] = value
 
     def _lookup(self, name: str) -> Value:
         if name in self.scope:
@@ -601,8 +706,25 @@ def resolve(value: object, scope: Mapping[str, Value], meter: Meter | None = Non
 
 
 def names_used(source: str) -> set[str]:
-    """The free names of an expression: scope names it reads (called built-in functions are not names)."""
-    body = _parse(source).body
-    nodes = list(ast.walk(body))
-    called = {id(n.func) for n in nodes if isinstance(n, ast.Call) and n.func.id in FUNCTIONS}  # type: ignore[attr-defined]
-    return {n.id for n in nodes if isinstance(n, ast.Name) and id(n) not in called}
+    """The free names of an expression: scope names it reads (called built-in functions are not names,
+    nor are the loop names of a comprehension inside it)."""
+    return _free_names(_parse(source).body, frozenset())
+
+
+def _free_names(node: ast.AST, bound: frozenset[str]) -> set[str]:
+    if isinstance(node, ast.Name):
+        return set() if node.id in bound else {node.id}
+    if isinstance(node, ast.ListComp):
+        free: set[str] = set()
+        for gen in node.generators:  # the first list is read outside, later ones see earlier loop names
+            free |= _free_names(gen.iter, bound)
+            bound = bound | {t.id for t in ast.walk(gen.target) if isinstance(t, ast.Name)}
+            for cond in gen.ifs:
+                free |= _free_names(cond, bound)
+        return free | _free_names(node.elt, bound)
+    names: set[str] = set()
+    for child in ast.iter_child_nodes(node):
+        if isinstance(node, ast.Call) and child is node.func and isinstance(child, ast.Name) and child.id in FUNCTIONS:
+            continue
+        names |= _free_names(child, bound)
+    return names

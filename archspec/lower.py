@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from archspec.errors import Location, Path, SpecError, SpecErrors, did_you_mean, one_of
-from archspec.expr import ExprError, Meter, Value, resolve
+from archspec.expr import MAX_STEPS, ExprError, Meter, Value, resolve
 from archspec import init as init_data
 from archspec.ir import INPUT_OP, Graph, Init, Naming, Node, Shape, numel
 from archspec.limits import DEFAULT, Limits
@@ -98,7 +98,9 @@ class _Lowerer:
 
     def evaluate(self, value: Any, env: Mapping[str, Value], path: Path) -> Any:
         """Resolve expressions in `value`; on failure record a located error and raise _Skip."""
-        meter = Meter()
+        # Never more steps than the work budget has left: comprehensions in every copy of a repeat
+        # stop at the budget, not at the per-expression limit times the number of copies.
+        meter = Meter(min(MAX_STEPS, max(1, self.budget - self.work) * STEPS_PER_UNIT))
         try:
             return resolve(value, env, meter)
         except ExprError as exc:

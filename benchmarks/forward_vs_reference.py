@@ -20,7 +20,8 @@ CASES = {"resnet50": "torchvision", "efficientnet_b0": "torchvision", "vit_b_16"
          "mobilenet_v1": "timm", "mobilenet_v2": "torchvision", "mobilenet_v3_large": "torchvision",
          "mnasnet1_0": "torchvision", "seresnet50": "timm", "convnext_tiny": "torchvision",
          "alexnet": "torchvision", "googlenet": "torchvision", "inception_v3": "torchvision", "xception": "timm",
-         "squeezenet1_0": "torchvision", "shufflenet_v2_x1_0": "torchvision"}
+         "squeezenet1_0": "torchvision", "shufflenet_v2_x1_0": "torchvision",
+         "regnet_y_400mf": "torchvision"}
 
 
 def main() -> int:

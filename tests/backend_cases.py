@@ -29,7 +29,7 @@ def small(name: str) -> dict[str, Any]:
         return {}
     if name.startswith(("resnet", "resnext", "wide_resnet")):
         return {"resolution": 64}  # the family's dynamic: range starts at 64
-    if name.startswith(("vgg", "densenet", "efficientnet")):
+    if name.startswith(("vgg", "densenet", "efficientnet", "regnet")):
         return {"resolution": 32}
     if name.startswith(("mobilenet", "mnasnet", "seresnet", "convnext")):
         return {"resolution": 32}  # /32 networks: the last stage is 1x1, the heads pool globally

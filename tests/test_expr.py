@@ -98,6 +98,8 @@ def test_scope_names_shadow_nothing_when_called() -> None:
         ("is_int(3)", True), ("is_int(3.0)", False), ("is_int(True)", False),
         ("is_list(x)", True), ("is_list(name)", False), ("is_str(name)", True), ("is_str(3)", False),
         ("sqrt(16)", 4.0), ("sqrt(2.25)", 1.5),
+        ("log(1)", 0.0), ("log(8, 2)", 3.0), ("log(100, 10)", 2.0), ("exp(0)", 1.0), ("log(exp(2))", 2.0),
+        ("zip(x, [4, 5, 6])", ((1, 4), (2, 5), (3, 6))), ("zip(x, [4])", ((1, 4),)), ("zip(x)", ((1,), (2,), (3,))),
     ],
 )
 def test_functions(source: str, expected: object) -> None:
@@ -152,7 +154,7 @@ def test_make_divisible_matches_reference(v: float, divisor: int, min_value: int
 
 def test_every_function_has_a_one_line_docstring() -> None:
     expected = {"ceil", "floor", "round", "round_half_up", "int", "float", "abs", "min", "max", "sum", "len",
-                "range", "make_divisible", "divisible", "is_int", "is_list", "is_str", "sqrt"}
+                "range", "make_divisible", "divisible", "is_int", "is_list", "is_str", "sqrt", "log", "exp", "zip"}
     assert set(FUNCTIONS) == expected
     for name, fn in FUNCTIONS.items():
         assert fn.__doc__ and "\n" not in fn.__doc__.strip(), name
@@ -179,10 +181,16 @@ def test_syntax_error_has_code_and_column() -> None:
     [
         ("width.bit_length", "attribute access"),
         ("lambda: 1", "lambda"),
-        ("[i for i in x]", "comprehensions"),
-        ("{i for i in x}", "comprehensions"),
-        ("(i for i in x)", "comprehensions"),
-        ("{i: i for i in x}", "comprehensions"),
+        ("{i for i in x}", "only list comprehensions"),
+        ("(i for i in x)", "only list comprehensions"),
+        ("sum(i for i in x)", "only list comprehensions"),
+        ("{i: i for i in x}", "only list comprehensions"),
+        ("[i for i.real in x]", "binds names only"),
+        ("[i for x[0] in x]", "binds names only"),
+        ("[i for *a, b in x]", "binds names only"),
+        ("[i for i in x if i.real]", "attribute access"),
+        ("[(lambda: i) for i in x]", "lambda"),
+        ("[i for i in x][0].bit_length", "attribute access"),
         ("f'{width}'", "f-strings"),
         ("(y := 1)", "walrus"),
         ("max(x, default=1)", "keyword arguments"),
@@ -250,6 +258,10 @@ def test_unknown_name_suggests() -> None:
         ("make_divisible(10, 0)", "divisor"), ("make_divisible(10, 2.5)", "whole number"),
         ("make_divisible('a')", "needs a number"), ("ceil()", "missing"), ("len(x, x)", "too many"),
         ("round(1.5, 0.5)", "whole number"),
+        ("log(0)", "above 0"), ("log(-1)", "above 0"), ("log(2, 1)", "base"), ("log(2, 0)", "base"),
+        ("log('a')", "needs a number"), ("exp(flag)", "booleans"), ("zip()", "at least one"), ("zip(x, 3)", "needs lists"),
+        ("[i for i in width]", "loops over a list"), ("[a for a, b in x]", "cannot unpack int"),
+        ("[a for a, b in [[1, 2, 3]]]", "cannot unpack a list of 3"),
     ],
 )
 def test_evaluation_errors(source: str, words: str) -> None:
@@ -276,6 +288,8 @@ def test_error_column_points_at_the_failing_part() -> None:
         "10.0 ** 400", "ceil(1e300)", "int(1e300)", "round(1e300)", "sum([2**62, 2**62])", "abs(-2**62 - 1) ",
         "range(10001)", "range(-2**62, 2**62)", "'ab' * 5001", "x * 4000", "x + range(9999)",
         "[range(10000)]", "[[0] * 5000, [0] * 5000]", "round(5, -100)",
+        "exp(710)", "exp(1e308)", "[i for i in range(10001)]", "[[i, i] for i in range(5000)]",
+        "[0 for i in range(10000) for j in range(10000)]", "[x for i in range(10000)]",
     ],
 )
 def test_limits(source: str) -> None:
@@ -331,10 +345,76 @@ def test_limit_on_scope_values() -> None:
     ],
 )
 def test_hostile_expressions(source: str, code: str) -> None:
+    _quickly_fails(source, code)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "[0 for i in range(10000) for j in range(10000) if False]",  # makes nothing, loops 10^8 times
+        "sum([sum([1 for j in range(10000)]) for i in range(10000)])",
+        "[[[0 for a in range(10000) if False] for b in range(10000)] for c in range(10000)]",
+        "len([[0] * 9999 for i in range(10000)])",  # each turn makes a large list: charged by its length
+        "[exp(i) for i in range(1000)]",
+    ],
+)
+def test_hostile_comprehensions_stop_with_a_located_error(source: str) -> None:
+    err = _quickly_fails(source, "AS305")
+    assert err.column is not None
+
+
+def _quickly_fails(source: str, code: str) -> ExprError:
     start = time.perf_counter()
     err = code_of(source)
     assert err.code == code, err
     assert time.perf_counter() - start < 1.0
+    return err
+
+
+# ---- comprehensions -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ("[i * 2 for i in x]", (2, 4, 6)), ("[i for i in x if i > 1]", (2, 3)), ("[c for c in name]", ("c", "o", "n", "v")),
+        ("[a + b for a, b in zip(x, x[1:])]", (3, 5)), ("[[i, j] for i in range(3) for j in range(i)]", ((1, 0), (2, 0), (2, 1))),
+        ("[x for x in x]", (1, 2, 3)),  # the first list is read in the enclosing scope, as in Python
+        ("[[j for j in range(i)] for i in x]", ((0,), (0, 1), (0, 1, 2))), ("[i for i in []]", ()),
+        ("sum([i * width for i in x])", 384), ("[i for i in x if i != 2 if i != 3]", (1,)),
+        ("[width * 2 for width in x]", (2, 4, 6)),  # the loop name shadows the scope's width inside only
+    ],
+)
+def test_list_comprehensions_match_python(source: str, expected: object) -> None:
+    assert ev(source) == expected
+    assert ev(f"[{source}, width]")[1] == 64  # loop names do not leak out  # type: ignore[index]
+
+    def frozen(v: object) -> object:
+        return tuple(frozen(e) for e in v) if isinstance(v, (list, tuple)) else v
+
+    python = eval(source, {"zip": zip, "sum": sum, "range": range, **SCOPE})  # trusted text (test only)
+    assert frozen(python) == expected
+
+
+def test_comprehension_turns_are_charged_to_the_meter() -> None:
+    from archspec.expr import Meter
+
+    small, large = Meter(), Meter()
+    evaluate("[i for i in range(10)]", {}, small)
+    evaluate("[i for i in range(1000)]", {}, large)
+    assert large.steps >= 100 * small.steps // 2 and large.steps >= 2000
+    with pytest.raises(ExprError) as info:
+        evaluate("[i for i in range(1000)]", {}, Meter(limit=500))
+    assert info.value.code == "AS305" and "500 steps" in info.value.message
+
+
+def test_names_used_skips_comprehension_names() -> None:
+    assert names_used("[a + b for a in xs for b in a if c]") == {"xs", "c"}
+    assert names_used("[x for x in x]") == {"x"}
+    assert names_used("[y for y in range(3)] + [y]") == {"y"}
+    assert names_used("[[p for p in q] for q in r]") == {"r"}
+    assert names_used("[a for a, b in zip(u, v)]") == {"u", "v"}
+    assert code_of("[i for i in x][i]").code == "AS303"  # the loop name is gone after the comprehension
 
 
 def test_deep_nesting_below_the_limit_evaluates() -> None:

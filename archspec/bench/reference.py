@@ -19,6 +19,7 @@ _DENSENETS = ("densenet121", "densenet161", "densenet169", "densenet201")
 _EFFICIENTNETS = tuple(f"efficientnet_b{i}" for i in range(8))
 _VGGS = ("vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg16_bn")
 _VITS = ("vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14")
+_REGNETS = ("regnet_y_400mf",)
 _MIXERS = ("mixer_s32", "mixer_s16", "mixer_b32", "mixer_b16", "mixer_l32", "mixer_l16")
 _MOBILE = ("mobilenet_v2", "mobilenet_v3_large", "mnasnet1_0")
 _CONVNEXTS = ("convnext_tiny", "convnext_small", "convnext_base", "convnext_large")
@@ -36,7 +37,7 @@ _TORCHVISION_ARGUMENTS: Mapping[str, Mapping[str, Any]] = {
 # (its VGG head is convolutional and its ViT has a separate qkv layout: use torchvision for those).
 REFERENCES: Mapping[str, Mapping[str, str]] = {
     "torchvision": {name: name for name in _RESNETS + _DENSENETS + _EFFICIENTNETS + _VGGS + _VITS + _MOBILE + _CONVNEXTS
-                   + _CLASSIC},
+                   + _CLASSIC + _REGNETS},
     "timm": {**{name: name for name in _RESNETS + _DENSENETS + ("efficientnet_b0",)},
              **{name: f"{name}_224" for name in _MIXERS},
              # the reference figures of these two are timm's (SE-ResNet-50: the paper's Caffe layout)

@@ -47,6 +47,7 @@ HOSTILE_VALUES: tuple[Any, ...] = (
     "x" * 300, [], [0], [1, 2, 3], [[[[1]]]], [-1, -1], {}, {"op": "relu"}, {"a": {"b": {"c": 1}}},
     "${1/0}", "${2**64}", "${9**9**9}", "${'a'*10**9}", "${[0]*10**6}", "${range(10**9)}",
     "${__import__('os')}", "${().__class__}", "${lambda: 1}", "${[x for x in range(9)]}", "${f'{1}'}",
+    "${[0 for i in range(10**4) for j in range(10**4) if False]}", "${exp(999)}", "${[x.y for x in [1]]}", "${log(0)}",
     "${in_shape}", "${in_channels * 0}", "${-in_channels}", "${x}", "${", "$", "$$", "${}", "${1 if}",
     "${max()}", "${min([])}", "${len(1)}", "${sqrt(-1)}", "${round(1, 10**9)}", "${(1,)*65}",
     "../../etc/passwd", "/dev/zero", "a/b/c", "name.with.dots", "training", "graph", "forward", "self", "class",

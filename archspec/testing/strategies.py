@@ -1084,7 +1084,8 @@ class _Mutator:
     def attribute_access(self) -> InvalidSpec:
         return self._expression(["${in_channels.real}", "${base.bit_length()}", "${(1).__class__}", "${in_shape.count(1)}",
                                  "${num_classes.numerator * 1}", "${[1, 2].index(1)}", "${(lambda: 3)()}",
-                                 "${[x for x in range(3)][0]}", "${base if (y := 2) else 1}"], {"AS302"},
+                                 "${sum(x for x in range(3))}", "${[x.real for x in range(3)][0]}", "${{x for x in range(3)}}",
+                                 "${base if (y := 2) else 1}"], {"AS302"},
                                 "forbidden construct")
 
     def unknown_variable(self) -> InvalidSpec:

@@ -1,0 +1,156 @@
+"""Non-default settings stay consistent: random `--set` overrides of every family spec in specs/families/
+(num_classes, resolution, phi, widths, depths: whatever each family declares, within small bounds) give
+summary figures equal to those measured on the built module.
+
+Measured on the module: the parameter count from module.parameters(), the output shape from a forward
+pass, and the MACs from torch.utils.flop_counter.FlopCounterMode (total / 2). On the CPU, a ViT's
+attention products run in a fused kernel the counter does not see, so 2 * L * T^2 * D is added (the
+convention of docs/spec-format.md); on the meta device they run as matrix products, which it counts. The
+modules are built and run on the meta device (torch's shape-checking kernels, no memory, no arithmetic),
+so even a compound-scaled EfficientNet at its own resolution is cheap; networks under 20M MACs also run
+one real forward pass on the CPU. Two examples per family by default, 25 with --exhaustive.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import archspec
+from reference import SPECS
+
+FAMILIES = sorted((SPECS / "families").glob("*.yaml"))
+CPU_FORWARD_MACS = 20 * 10**6
+classes = st.integers(1, 16)
+small = st.integers(1, 8)
+
+
+def _vgg_cfg() -> st.SearchStrategy[list[Any]]:
+    stage = st.tuples(small, st.integers(1, 2)).map(lambda t: [t[0]] * t[1] + ["M"])
+    return st.lists(stage, min_size=1, max_size=5).map(lambda stages: [x for s in stages for x in s])
+
+
+def _vit() -> st.SearchStrategy[dict[str, Any]]:
+    def make(patch: int, grid: int, heads: int, head_dim: int, **rest: Any) -> dict[str, Any]:
+        return {"patch_size": patch, "resolution": patch * grid, "num_heads": heads, "hidden_dim": heads * head_dim, **rest}
+    return st.builds(make, patch=st.sampled_from([4, 8, 16]), grid=st.integers(1, 3), heads=st.integers(1, 2),
+                     head_dim=st.sampled_from([2, 4, 8]), num_layers=st.integers(0, 2), mlp_dim=st.integers(1, 16),
+                     num_classes=classes, representation_size=st.none() | st.integers(1, 8))
+
+
+def _mixer() -> st.SearchStrategy[dict[str, Any]]:
+    def make(patch: int, grid: int, **rest: Any) -> dict[str, Any]:
+        return {"patch_size": patch, "resolution": patch * grid, **rest}
+    return st.builds(make, patch=st.sampled_from([4, 8]), grid=st.integers(1, 3), num_blocks=st.integers(0, 2),
+                     embed_dim=st.integers(2, 16), mlp_ratio=st.tuples(st.sampled_from([0.5, 1.0]), st.sampled_from([1.0, 4.0])).map(list),
+                     stem_norm=st.booleans(), num_classes=classes)
+
+
+# Per family: overrides that keep the network small. A family without an entry gets num_classes only
+# (at its default size: on the meta device that is still cheap); add an entry when adding a family.
+STRATEGIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
+    "seed_cnn": st.fixed_dictionaries({"num_classes": classes, "resolution": st.integers(8, 40),
+                                       "widths": st.lists(small, min_size=1, max_size=3),
+                                       "hidden": st.lists(small, min_size=0, max_size=2), "batch_norm": st.booleans()}),
+    "lenet": st.fixed_dictionaries({"num_classes": classes, "resolution": st.integers(16, 40),
+                                    "widths": st.lists(small, min_size=2, max_size=2), "hidden": st.lists(small, min_size=2, max_size=2)}),
+    "vgg": st.fixed_dictionaries({"num_classes": classes, "resolution": st.integers(32, 64), "cfg": _vgg_cfg(),
+                                  "hidden": st.integers(1, 16), "batch_norm": st.booleans()}),
+    "resnet": st.fixed_dictionaries({"num_classes": classes, "resolution": st.integers(32, 64),
+                                     "block": st.sampled_from(["basic", "bottleneck"]),
+                                     "depths": st.lists(st.integers(0, 2), min_size=4, max_size=4),
+                                     "groups": st.sampled_from([1, 2]), "width_per_group": st.sampled_from([4, 8])}),
+    "densenet": st.fixed_dictionaries({"num_classes": classes, "resolution": st.integers(32, 64), "growth_rate": small,
+                                       "block_config": st.lists(st.integers(1, 2), min_size=4, max_size=4),
+                                       "num_init_features": st.integers(2, 16), "bn_size": st.integers(1, 4)}),
+    "efficientnet": st.fixed_dictionaries({"num_classes": classes, "phi": st.floats(0, 2.5) | st.integers(0, 7),
+                                           "published_table": st.booleans(),
+                                           "resolution": st.none() | st.integers(32, 64)},
+                                          optional={"depth_mult": st.floats(0.1, 1.0), "width_mult": st.floats(0.1, 1.0)}),
+    "vit": _vit(),
+    "mixer": _mixer(),
+    "regnet": st.fixed_dictionaries({"num_classes": classes, "resolution": st.integers(32, 64), "depth": st.integers(1, 8),
+                                     "w_0": st.integers(1, 4).map(lambda k: 8 * k), "w_a": st.floats(0, 30),
+                                     "w_m": st.floats(1.5, 3.0), "group_width": st.sampled_from([1, 2, 4, 8]),
+                                     "se_ratio": st.sampled_from([0.0, 0.25])}),
+}
+
+
+def _attention_macs(family: str, overrides: dict[str, Any]) -> int:
+    """2 * L * T^2 * D: the attention products FlopCounterMode does not count (ViT only)."""
+    if family != "vit":
+        return 0
+    tokens = (overrides["resolution"] // overrides["patch_size"]) ** 2 + 1
+    return 2 * overrides["num_layers"] * tokens**2 * overrides["hidden_dim"]
+
+
+def _measured(module: torch.nn.Module, shape: tuple[int, ...], device: str) -> tuple[int, tuple[int, ...]]:
+    """MACs per sample and output shape per sample of one forward pass in train mode (the convention's:
+    in eval mode under no_grad nn.MultiheadAttention takes a fused CPU kernel the counter does not see)."""
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        out = module.train()(torch.randn(2, *shape, device=device))
+    return counter.get_total_flops() // 4, tuple(out.shape[1:])  # batch 2, 2 FLOPs per MAC
+
+
+def check_overrides(family: Path, overrides: dict[str, Any]) -> None:
+    costs = archspec.summary(family, **overrides)
+    with torch.device("meta"):
+        module = archspec.build(family, **overrides)
+    assert sum(p.numel() for p in module.parameters()) == costs.params, overrides
+    macs, output = _measured(module, tuple(costs.input), "meta")
+    assert output == tuple(costs.output), overrides
+    assert macs == costs.macs, overrides  # on meta, attention runs as plain matrix products, which count
+    if costs.macs <= CPU_FORWARD_MACS:  # the real thing too, where it is cheap
+        cpu = archspec.build(family, **overrides)
+        cpu_macs, cpu_output = _measured(cpu, tuple(costs.input), "cpu")
+        assert cpu_output == output, overrides
+        assert cpu_macs + _attention_macs(family.stem, overrides) == costs.macs, overrides
+
+
+def _test(family: Path, examples: int) -> None:
+    strategy = STRATEGIES.get(family.stem, st.fixed_dictionaries({"num_classes": classes}))
+
+    @settings(max_examples=examples, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(strategy)
+    def run(overrides: dict[str, Any]) -> None:
+        check_overrides(family, overrides)
+
+    run()
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda p: p.stem)
+def test_overrides_keep_summary_and_module_consistent(family: Path) -> None:
+    _test(family, 2)
+
+
+@pytest.mark.exhaustive
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda p: p.stem)
+def test_overrides_keep_summary_and_module_consistent_exhaustive(family: Path) -> None:
+    _test(family, 25)
+
+
+@pytest.mark.parametrize("phi", [3.3, pytest.param(2.5, marks=pytest.mark.exhaustive),
+                                 pytest.param(0.7, marks=pytest.mark.exhaustive)])
+def test_efficientnet_any_phi_matches_the_built_module(phi: float) -> None:
+    """`archspec summary specs/efficientnet_b0.yaml --set phi=3.3` (issue 8): a compound-scaled network at
+    its own compound-scaled resolution, alpha^phi deep and beta^phi wide."""
+    spec = SPECS / "efficientnet_b0.yaml"
+    check_overrides(spec, {"phi": phi})
+    costs, b0 = archspec.summary(spec, phi=phi), archspec.summary(spec)
+    assert costs.input == (3, round(224 * 1.15**phi), round(224 * 1.15**phi))
+    assert costs.params > b0.params and costs.macs > b0.macs
+
+
+def test_efficientnet_whole_phi_is_the_published_variant_unless_the_rule_is_asked_for() -> None:
+    b0 = SPECS / "efficientnet_b0.yaml"
+    figures = lambda c: (c.params, c.macs, c.input, c.output)  # noqa: E731
+    assert figures(archspec.summary(b0, phi=3)) == figures(archspec.summary(SPECS / "efficientnet_b3.yaml"))
+    rule = archspec.summary(b0, phi=3, published_table=False)
+    assert rule.input == (3, 341, 341) and rule.params != archspec.summary(b0, phi=3).params
