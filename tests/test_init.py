@@ -170,8 +170,7 @@ def test_senet_starts_like_timm_legacy() -> None:
     """timm's legacy_seresnet50 with one block per stage: the SE convs' biases and last_linear keep PyTorch's."""
     from timm.models.senet import SENet, SEResNetBottleneck
 
-    make = lambda: SENet(SEResNetBottleneck, [1, 1, 1, 1], groups=1, reduction=16, inplanes=64, input_3x3=False,
-                         downsample_kernel_size=1, downsample_padding=0, num_classes=10)
+    make = lambda: SENet(SEResNetBottleneck, [1, 1, 1, 1], groups=1, reduction=16, num_classes=10)  # legacy_seresnet50's args
     assert compare(FAMILIES / "senet.yaml", make, variant="seresnet50", depths=[1, 1, 1, 1], num_classes=10,
                    resolution=32) > 40
 
