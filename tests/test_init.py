@@ -55,12 +55,12 @@ def assert_same_distributions(ours: list[dict[str, torch.Tensor]], theirs: list[
     return compared
 
 
-def compare(spec: Path, make_reference: Callable[[], nn.Module], **overrides: Any) -> int:
+def compare(spec: Path, make_reference: Callable[[], nn.Module], variant: str | None = None, **overrides: Any) -> int:
     """Our build and the reference's constructor, seeded alike, tensors paired as --weights pairs them."""
-    graph = archspec.compile_spec(spec, overrides).graph
+    graph = archspec.compile_spec(spec, overrides, variant=variant).graph
     ours, theirs = [], []
     for seed in SEEDS:
-        mine = archspec.build(spec, seed=seed, **overrides).state_dict()
+        mine = archspec.build(spec, seed=seed, variant=variant, **overrides).state_dict()
         torch.manual_seed(seed)
         reference = make_reference().state_dict()
         pairs = pair_state_dict(mine, reference, graph).mapped
@@ -132,6 +132,65 @@ def test_mixer_starts_like_timm() -> None:
 
     assert compare(FAMILIES / "mixer.yaml", lambda: MlpMixer(num_classes=10, img_size=32, patch_size=8, num_blocks=2, embed_dim=32),
                    resolution=32, patch_size=8, num_blocks=2, embed_dim=32, num_classes=10) > 20
+
+
+
+# MobileNet v1/v2/v3, MNASNet, SE-ResNet, ConvNeXt and RegNet at narrow widths, few blocks and 10 classes.
+
+def test_mobilenet_v1_starts_like_timm() -> None:
+    """timm's goog init: its depthwise convs draw with fan-out k*k*out/groups (= k*k), the others k*k*out."""
+    from timm.models.efficientnet import _gen_mobilenet_v1
+
+    assert compare(FAMILIES / "mobilenet_v1.yaml", lambda: _gen_mobilenet_v1("mobilenetv1_100", 0.25, num_classes=10),
+                   width_mult=0.25, num_classes=10, resolution=32) > 50
+
+
+def test_mobilenet_v2_starts_like_torchvision() -> None:
+    from torchvision.models import MobileNetV2
+
+    assert compare(FAMILIES / "mobilenet_v2.yaml", lambda: MobileNetV2(num_classes=10, width_mult=0.25),
+                   width_mult=0.25, num_classes=10, resolution=32) > 50
+
+
+def test_mobilenet_v3_starts_like_torchvision() -> None:
+    from torchvision.models import mobilenet_v3_small
+
+    assert compare(FAMILIES / "mobilenet_v3.yaml", lambda: mobilenet_v3_small(num_classes=10, width_mult=0.5),
+                   variant="mobilenet_v3_small", width_mult=0.5, num_classes=10, resolution=32) > 50
+
+
+def test_mnasnet_starts_like_torchvision() -> None:
+    from torchvision.models import MNASNet
+
+    assert compare(FAMILIES / "mnasnet.yaml", lambda: MNASNet(0.5, num_classes=10),
+                   alpha=0.5, num_classes=10, resolution=32) > 50
+
+
+def test_senet_starts_like_timm_legacy() -> None:
+    """timm's legacy_seresnet50 with one block per stage: the SE convs' biases and last_linear keep PyTorch's."""
+    from timm.models.senet import SENet, SEResNetBottleneck
+
+    make = lambda: SENet(SEResNetBottleneck, [1, 1, 1, 1], groups=1, reduction=16, num_classes=10)  # legacy_seresnet50's args
+    assert compare(FAMILIES / "senet.yaml", make, variant="seresnet50", depths=[1, 1, 1, 1], num_classes=10,
+                   resolution=32) > 40
+
+
+def test_convnext_starts_like_torchvision() -> None:
+    """trunc-normal convs and linears, layer norms 1/0, and every layer scale exactly the constant 1e-6."""
+    from torchvision.models.convnext import CNBlockConfig, ConvNeXt
+
+    widths = [8, 16, 32, 64]
+    settings = [CNBlockConfig(w, nxt, 1) for w, nxt in zip(widths, widths[1:] + [None])]
+    assert compare(FAMILIES / "convnext.yaml", lambda: ConvNeXt(settings, num_classes=10),
+                   widths=widths, depths=[1, 1, 1, 1], num_classes=10, resolution=32) > 40
+
+
+def test_regnet_starts_like_torchvision() -> None:
+    from torchvision.models.regnet import BlockParams, RegNet
+
+    row = dict(depth=4, w_0=16, w_a=8.0, w_m=2.0, group_width=8, se_ratio=0.25)
+    make = lambda: RegNet(BlockParams.from_init_params(**row), num_classes=10)
+    assert compare(FAMILIES / "regnet.yaml", make, num_classes=10, resolution=32, **row) > 40
 
 
 def test_lenet_and_seed_cnn_keep_pytorch_defaults() -> None:
