@@ -176,21 +176,6 @@ init:
 # Xception (23M parameters each, about 30-60 s here) run only with --exhaustive.
 
 
-def compare_in_order(spec: Path, make_reference: Callable[[], nn.Module], **overrides: Any) -> int:
-    """As compare(), but tensors paired by state-dict order (shapes checked): GoogLeNet's and ShuffleNet v2's
-    layer names are not torchvision's module paths, and their parallel branches hold same-shaped tensors,
-    which --weights refuses to pair by position (AS705); tests/test_fidelity_classic.py checks the orders."""
-    ours, theirs = [], []
-    for seed in SEEDS:
-        mine = archspec.build(spec, seed=seed, **overrides).state_dict()
-        torch.manual_seed(seed)
-        reference = make_reference().state_dict()
-        assert [tuple(t.shape) for t in mine.values()] == [tuple(t.shape) for t in reference.values()]
-        ours.append(mine)
-        theirs.append(dict(zip(mine, reference.values())))
-    return assert_same_distributions(ours, theirs)
-
-
 @pytest.mark.exhaustive
 def test_alexnet_keeps_pytorch_defaults_like_torchvision() -> None:
     from torchvision.models import AlexNet
@@ -205,8 +190,8 @@ def test_alexnet_keeps_pytorch_defaults_like_torchvision() -> None:
 def test_googlenet_starts_like_torchvision() -> None:
     from torchvision.models import GoogLeNet
 
-    n = compare_in_order(FAMILIES / "googlenet.yaml", lambda: GoogLeNet(num_classes=10, aux_logits=False, transform_input=False,
-                                                                        init_weights=True), num_classes=10, resolution=32)
+    n = compare(FAMILIES / "googlenet.yaml", lambda: GoogLeNet(num_classes=10, aux_logits=False, transform_input=False,
+                                                               init_weights=True), num_classes=10, resolution=32)
     assert n > 150
 
 
@@ -238,5 +223,5 @@ def test_shufflenet_v2_keeps_pytorch_defaults_like_torchvision() -> None:
     from torchvision.models import ShuffleNetV2
 
     widths = [24, 8, 16, 32, 64]
-    assert compare_in_order(FAMILIES / "shufflenet_v2.yaml", lambda: ShuffleNetV2([1, 1, 1], widths, num_classes=10),
-                            stages_repeats=[1, 1, 1], stages_out_channels=widths, num_classes=10, resolution=32) > 40
+    assert compare(FAMILIES / "shufflenet_v2.yaml", lambda: ShuffleNetV2([1, 1, 1], widths, num_classes=10),
+                   stages_repeats=[1, 1, 1], stages_out_channels=widths, num_classes=10, resolution=32) > 40
