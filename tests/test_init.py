@@ -227,3 +227,60 @@ init:
     assert dict(summary.node("features.0.conv").init)["weight"].kind == "default"
     with pytest.raises(AssertionError):
         compare(thin, _vgg, cfg=VGG_CFG, batch_norm=True, hidden=64, num_classes=10, resolution=32)
+
+
+# --- AlexNet, GoogLeNet, Inception v3, Xception, SqueezeNet, ShuffleNet v2 (issue 8 section 4) ---
+# Their references hard-code their widths, so most are compared at full size (num_classes 10): the
+# schemes' fans depend on the shapes, and both sides have the same ones. The full-size Inception v3 and
+# Xception (23M parameters each, about 30-60 s here) run only with --exhaustive.
+
+
+@pytest.mark.exhaustive
+def test_alexnet_keeps_pytorch_defaults_like_torchvision() -> None:
+    from torchvision.models import AlexNet
+
+    def reference() -> nn.Module:
+        with small_vgg_classifier({4096: 64}):  # the two hidden layers 4096 -> 64; the init is unchanged
+            return AlexNet(num_classes=10)
+
+    assert compare(FAMILIES / "alexnet.yaml", reference, hidden=64, num_classes=10, resolution=63) == 16
+
+
+def test_googlenet_starts_like_torchvision() -> None:
+    from torchvision.models import GoogLeNet
+
+    n = compare(FAMILIES / "googlenet.yaml", lambda: GoogLeNet(num_classes=10, aux_logits=False, transform_input=False,
+                                                               init_weights=True), num_classes=10, resolution=32)
+    assert n > 150
+
+
+@pytest.mark.exhaustive
+def test_inception_v3_starts_like_torchvision() -> None:
+    from torchvision.models import Inception3
+
+    n = compare(FAMILIES / "inception_v3.yaml", lambda: Inception3(num_classes=10, aux_logits=False, transform_input=False,
+                                                                   init_weights=True), num_classes=10, resolution=75)
+    assert n > 250
+
+
+@pytest.mark.exhaustive
+def test_xception_starts_like_timm() -> None:
+    from timm.models.xception import Xception
+
+    assert compare(FAMILIES / "xception.yaml", lambda: Xception(num_classes=10), num_classes=10, resolution=32) > 100
+
+
+@pytest.mark.parametrize("version", ["1_1", pytest.param("1_0", marks=pytest.mark.exhaustive)])
+def test_squeezenet_starts_like_torchvision(version: str) -> None:
+    from torchvision.models import SqueezeNet
+
+    n = compare(SPECS / f"squeezenet{version}.yaml", lambda: SqueezeNet(version, num_classes=10), num_classes=10, resolution=32)
+    assert n == 52  # 8 Fire modules of 3 convs, the stem and the classifier conv: weight and bias each
+
+
+def test_shufflenet_v2_keeps_pytorch_defaults_like_torchvision() -> None:
+    from torchvision.models import ShuffleNetV2
+
+    widths = [24, 8, 16, 32, 64]
+    assert compare(FAMILIES / "shufflenet_v2.yaml", lambda: ShuffleNetV2([1, 1, 1], widths, num_classes=10),
+                   stages_repeats=[1, 1, 1], stages_out_channels=widths, num_classes=10, resolution=32) > 40

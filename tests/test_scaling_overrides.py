@@ -51,6 +51,31 @@ def _mixer() -> st.SearchStrategy[dict[str, Any]]:
                      stem_norm=st.booleans(), num_classes=classes)
 
 
+def _rows(*columns: st.SearchStrategy[Any], min_size: int = 1, max_size: int = 3) -> st.SearchStrategy[list[list[Any]]]:
+    """A table of rows (a stage or block list), each row one draw of the columns."""
+    return st.lists(st.tuples(*columns).map(list), min_size=min_size, max_size=max_size)
+
+
+def _squeezenet() -> st.SearchStrategy[dict[str, Any]]:
+    # at most three 3x3/2 poolings after a stride-2 stem: 48 pixels leave at least 2 at the end
+    cfg = st.lists(st.just("M") | st.tuples(small, small).map(list), min_size=1, max_size=6).filter(
+        lambda c: c.count("M") <= 3 and any(x != "M" for x in c))
+    custom = st.fixed_dictionaries({"num_classes": classes, "resolution": st.integers(48, 64),
+                                    "stem": st.tuples(small, st.sampled_from([3, 7])).map(list), "cfg": cfg})
+    variant = st.fixed_dictionaries({"variant": st.sampled_from(["squeezenet1_0", "squeezenet1_1"]),
+                                     "num_classes": classes, "resolution": st.integers(21, 64)})
+    return custom | variant
+
+
+def _mnasnet() -> st.SearchStrategy[dict[str, Any]]:
+    stacks = _rows(st.sampled_from([3, 5]), st.sampled_from([1, 2]), st.integers(1, 6), st.integers(1, 2),
+                   min_size=6, max_size=6)
+    return st.fixed_dictionaries({"num_classes": classes, "resolution": st.integers(32, 64),
+                                  "alpha": st.floats(0.1, 1.5), "stacks": stacks,
+                                  "widths": st.lists(st.integers(1, 24), min_size=8, max_size=8)},
+                                 optional={"variant": st.sampled_from(["mnasnet0_5", "mnasnet0_75", "mnasnet1_0", "mnasnet1_3"])})
+
+
 # Per family: overrides that keep the network small. A family without an entry gets num_classes only
 # (at its default size: on the meta device that is still cheap); add an entry when adding a family.
 STRATEGIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
@@ -78,6 +103,45 @@ STRATEGIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
                                      "w_0": st.integers(1, 4).map(lambda k: 8 * k), "w_a": st.floats(0, 30),
                                      "w_m": st.floats(1.5, 3.0), "group_width": st.sampled_from([1, 2, 4, 8]),
                                      "se_ratio": st.sampled_from([0.0, 0.25])}),
+    "alexnet": st.fixed_dictionaries({"num_classes": classes, "resolution": st.integers(63, 96),
+                                      "widths": st.lists(small, min_size=5, max_size=5), "hidden": st.integers(1, 16)}),
+    "googlenet": st.fixed_dictionaries({"num_classes": classes, "resolution": st.integers(15, 64),
+                                        "modules": st.lists(st.lists(small, min_size=6, max_size=6), min_size=9, max_size=9)}),
+    "inception_v3": st.fixed_dictionaries({"num_classes": classes, "resolution": st.integers(75, 120),
+                                           "pool_features": st.lists(small, min_size=3, max_size=3),
+                                           "channels_7x7": st.lists(small, min_size=4, max_size=4)}),
+    "xception": st.fixed_dictionaries({"num_classes": classes, "resolution": st.integers(7, 64), "middle_width": st.integers(1, 16)}),
+    "squeezenet": _squeezenet(),
+    "shufflenet_v2": st.fixed_dictionaries(  # stage widths are even: each unit splits its channels in halves
+        {"num_classes": classes, "resolution": st.integers(1, 64),
+         "stages_repeats": st.lists(st.integers(1, 2), min_size=3, max_size=3),
+         "stages_out_channels": st.tuples(small, *[small.map(lambda c: 2 * c)] * 3, small).map(list)},
+        optional={"variant": st.sampled_from(["shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0"])}),
+    "mobilenet_v1": st.fixed_dictionaries({"num_classes": classes, "resolution": st.integers(32, 64),
+                                           "width_mult": st.floats(0.05, 1.25),
+                                           "stages": _rows(st.integers(1, 64), st.integers(1, 2), st.sampled_from([1, 2]))},
+                                          optional={"variant": st.sampled_from(["mobilenet_v1", "mobilenet_v1_125"])}),
+    "mobilenet_v2": st.fixed_dictionaries({"num_classes": classes, "resolution": st.integers(32, 64),
+                                           "width_mult": st.floats(0.05, 1.4),
+                                           "stages": _rows(st.integers(1, 6), st.integers(1, 32), st.integers(1, 2),
+                                                           st.sampled_from([1, 2]))}),
+    "mobilenet_v3": st.fixed_dictionaries(
+        {"num_classes": classes, "resolution": st.integers(32, 64), "width_mult": st.floats(0.05, 1.25),
+         "stem_width": st.integers(1, 16), "last_channel": st.integers(1, 32),
+         "bneck": _rows(st.sampled_from([3, 5]), st.integers(1, 32), st.integers(1, 16), st.booleans(),
+                        st.sampled_from(["RE", "HS"]), st.sampled_from([1, 2]), max_size=4)},
+        optional={"variant": st.sampled_from(["mobilenet_v3_large", "mobilenet_v3_small"])}),
+    "mnasnet": _mnasnet(),
+    "senet": st.fixed_dictionaries({"num_classes": classes, "resolution": st.integers(32, 64),
+                                    "block": st.sampled_from(["basic", "bottleneck", "resnext"]),
+                                    "depths": st.lists(st.integers(0, 2), min_size=4, max_size=4),
+                                    "groups": st.sampled_from([1, 2]), "base_width": st.sampled_from([4, 8]),
+                                    "reduction": st.integers(1, 16)}),
+    "convnext": st.fixed_dictionaries({"num_classes": classes, "resolution": st.integers(32, 64),
+                                       "widths": st.lists(small, min_size=4, max_size=4),
+                                       "depths": st.lists(st.integers(0, 2), min_size=4, max_size=4),
+                                       "layer_scale": st.floats(1e-6, 1.0)},
+                                      optional={"variant": st.sampled_from(["convnext_tiny", "convnext_small", "convnext_base", "convnext_large"])}),
 }
 
 
