@@ -29,6 +29,9 @@ def json_schema(registry: Registry) -> dict[str, Any]:
     # In YAML a layer's op arguments sit beside op/name/from/repeat/if, not under `args`.
     layer["properties"].pop("args", None)
     layer["additionalProperties"] = True
+    # `name: 0`: YAML reads an int, which names a layer like a reference's numbered child (spec.Layer).
+    layer["properties"]["name"] = {"anyOf": [{"type": "string"}, {"type": "integer", "minimum": 0}, {"type": "null"}],
+                                   "description": "The layer's name: an identifier, an index, or a dotted path of them."}
     rule = schema["$defs"]["InitRule"]
     # An init: rule's tensors (weight: ..., bias: ...) sit beside op/layer/if, not under `tensors`.
     rule["properties"].pop("tensors", None)

@@ -33,6 +33,16 @@ def perturb_batchnorm(module: nn.Module, seed: int = 0) -> None:
                     m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
 
 
+def perturb_zero_tensors(module: nn.Module, seed: int = 0) -> None:
+    """Fill every all-zero parameter with small random values: heads that the reference schemes
+    zero-initialise (ViT, Mixer) would make every output 0 and hide any difference before them."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            if not p.any():
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
+
+
 def save_state_dict(module: nn.Module, path: Path) -> Path:
     """.pt (what torchvision publishes; keeps registration order) or .safetensors (timm; sorted keys)."""
     state = {k: v.contiguous() for k, v in module.state_dict().items()}

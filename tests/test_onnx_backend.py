@@ -28,7 +28,7 @@ from archspec.backends.onnx.backend import require  # noqa: E402
 from archspec.errors import ArchspecError  # noqa: E402
 from archspec.registry import default_registry  # noqa: E402
 from backend_cases import ZOO, shallow, spec  # noqa: E402
-from reference import perturb_batchnorm, relative_error, save_state_dict  # noqa: E402
+from reference import perturb_batchnorm, perturb_zero_tensors, relative_error, save_state_dict  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-4
@@ -56,6 +56,7 @@ def test_zoo_onnx_matches_torch_backend(path: Path, tmp_path: Path) -> None:
     # Non-trivial batch-norm statistics, handed to the onnx backend the way a user would: --weights.
     reference = registry.backend("torch").build(compiled.graph, BuildOptions()).eval()
     perturb_batchnorm(reference)
+    perturb_zero_tensors(reference)
     weights = save_state_dict(reference, tmp_path / "weights.pt")
     options = dataclasses.replace(archspec.pipeline.build_options(compiled, 0, None), weights=weights)
     backend = registry.backend("onnx")

@@ -31,7 +31,8 @@ def stage_of(name: str) -> str:
     hold repeats of their own (EfficientNet's `stages.1.blocks.0`), the outer copy (`stages.1`); a layer
     outside any repeat belongs to its top-level block or is a stage of its own (`conv1`, `classifier`)."""
     parts = segments(name)
-    numbered = [k for k, part in enumerate(parts) if part.isdigit()]
+    # A number at the end names a layer (`downsample.0`, a reference's numbered child), not a copy.
+    numbered = [k for k, part in enumerate(parts[:-1]) if part.isdigit()]
     if not numbered:
         return parts[0]
     first = numbered[0]
