@@ -413,12 +413,22 @@ def _unread_layers(graph: Graph, doc: Document) -> list[SpecError]:
     return errors
 
 
+def _network_tensors(graph: Graph, registry: Registry, cache: set[str]) -> set[str]:
+    """The names of every tensor any layer of the network owns (weight, bias, ...), computed once."""
+    if not cache:
+        for node in graph.ops:
+            cache.update(registry.op(node.op).weights(node.params, graph.input_shapes(node)))
+        cache.add("")  # computed, even for a network without tensors
+    return cache
+
+
 def _assign_init(lowerer: _Lowerer, rules: Sequence[tuple[InitRule, Document, Path]]) -> list[SpecError]:
     """Evaluate the init: rules and record on each matching node how to fill each of its tensors.
     Rules apply in order, so a later rule (a thin spec's, or a more specific one below) wins."""
     graph, registry = lowerer.graph, lowerer.registry
     errors: list[SpecError] = []
     chosen: dict[str, dict[str, Init]] = {}
+    network_tensors: set[str] = set()  # filled on first use by _network_tensors
     for rule, doc, path in rules:
         def fail(code: str, message: str, at: Path) -> None:
             errors.append(SpecError(code, message, doc.locate(at), at))
@@ -468,7 +478,9 @@ def _assign_init(lowerer: _Lowerer, rules: Sequence[tuple[InitRule, Document, Pa
                     chosen.setdefault(node.name, {})[tensor] = init
                     found.add(tensor)
         for tensor in dists:
-            if matched and tensor not in found:
+            # A family's rule may name a tensor that some configurations lack (conv biases only where
+            # squeeze-excitation is on): an error only where nothing in the network has such a tensor (a typo).
+            if matched and tensor not in found and tensor not in _network_tensors(graph, registry, network_tensors):
                 fail("AS439", f"init: no layer this rule matches has a tensor {tensor!r} (layer {matched[0]!r} has "
                      f"{', '.join(matched[1])})", (*path, tensor))
     for name, tensors in chosen.items():

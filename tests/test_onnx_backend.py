@@ -4,7 +4,7 @@ torch backend in ONNX Runtime (max relative error <= 1e-4) at two batch sizes.
 The ONNX exporter's cost grows with the node count (about 5 s per small network on 2 cores), so the zoo
 runs at `shallow` sizes (tests/backend_cases.py: every op configuration of the spec, fewer repeats of
 its blocks), and networks that come out identical at those sizes (resnet50/101/152) are converted once.
-resnet50 at full size goes through the command line, loaded with archspec's import blocked.
+resnet18 at full size goes through the command line, loaded with archspec's import blocked.
 """
 
 from __future__ import annotations
@@ -79,12 +79,12 @@ def test_zoo_onnx_matches_torch_backend(path: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_resnet50_cli_artifact_loads_without_archspec(tmp_path: Path) -> None:
-    out = tmp_path / "resnet50.onnx"
-    result = subprocess.run([sys.executable, "-m", "archspec.cli", "build", str(spec("resnet50")), "--backend", "onnx",
+def test_resnet18_cli_artifact_loads_without_archspec(tmp_path: Path) -> None:
+    out = tmp_path / "resnet18.onnx"
+    result = subprocess.run([sys.executable, "-m", "archspec.cli", "build", str(spec("resnet18")), "--backend", "onnx",
                              "-o", str(out)], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
-    assert [p.name for p in tmp_path.iterdir()] == ["resnet50.onnx"]
+    assert [p.name for p in tmp_path.iterdir()] == ["resnet18.onnx"]
     x = torch.randn(2, 3, 160, 192, generator=torch.Generator().manual_seed(0))  # inside the spec's dynamic: range
     torch.save(x, tmp_path / "x.pt")
     script = (
@@ -99,10 +99,10 @@ def test_resnet50_cli_artifact_loads_without_archspec(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-c", script, str(out), str(tmp_path / "x.pt"), str(tmp_path / "y.pt")],
                          capture_output=True, text=True, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    reference = archspec.build(spec("resnet50")).eval()
+    reference = archspec.build(spec("resnet18")).eval()
     with torch.no_grad():
         error = relative_error(torch.load(tmp_path / "y.pt"), reference(x))
-    print(f"onnx resnet50 (full size, 160x192 input): max relative error {error:.3g}")
+    print(f"onnx resnet18 (full size, 160x192 input): max relative error {error:.3g}")
     assert error <= TOLERANCE
 
 
