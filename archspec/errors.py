@@ -147,7 +147,8 @@ CODES: dict[str, str] = {
              "or a merge that was skipped); it would be counted and computed for nothing.",
     "AS437": "A weights: rename rule is invalid (pattern parts, captures, or the ref template's {expressions}).",
     "AS438": "An init: rule is invalid: no op:/layer:, an unknown op or distribution, an unknown or wrong argument.",
-    "AS439": "An init: rule names a tensor that no layer it matches has (the message lists one layer's tensors).",
+    "AS439": "An init: rule names a tensor that no layer of the network has, a misspelling (the message lists one "
+             "matched layer's tensors).",
     "AS411": "Expanding the spec takes more work than the limit (nested repeats of layers that make nothing).",
     "AS501": "Shapes do not fit: an op cannot take the shape its input gives.",
     "AS502": "A tensor is larger than the size limit.",
