@@ -959,7 +959,9 @@ class _Mutator:
         if bad is None:
             return None
         value: Any = bad if self.draw(st.booleans()) else [self.draw(st.sampled_from(info.before)), bad]
-        return self.put_value((*info.path, "from"), json.dumps(value), {"AS401"}, f"from: {value!r}")
+        # two inputs on a layer with an if: is also AS431 (which input passes when it is skipped), reported first
+        codes = {"AS401", "AS431"} if isinstance(value, list) else {"AS401"}
+        return self.put_value((*info.path, "from"), json.dumps(value), codes, f"from: {value!r}")
 
     def shape_mismatch(self) -> InvalidSpec:
         c, h, w = self.case.facts.input
