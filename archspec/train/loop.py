@@ -176,7 +176,8 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
     dataset = data.load(options.data, (int(shape[1]), int(shape[2])) if len(shape) == 3 else None)
     model = build_model(options.spec, options.overrides, options.variant, len(dataset.classes), options.seed)
     aug.check(augments, model.shape)
-    folder = run_folder(options, model.name)
+    # `..` resolved first, as creating the missing parents would: x/../../f must be checked as f
+    folder = Path(os.path.abspath(run_folder(options, model.name)))
     if os.path.lexists(folder) and not folder.is_dir():
         raise ArchspecError(BAD_OPTION, f"--out {folder} exists and is not a folder; give a folder for the run")
     resuming = options.resume and checkpoint.has_run(folder)
