@@ -170,6 +170,9 @@ def test_out_must_be_a_folder(tmp_path: Path, capsys) -> None:
     (tmp_path / "file").write_text("x")
     status, _, err = main(capsys, "train", LENET, "--data", "digits", "--out", str(tmp_path / "file"))
     assert status == 2 and "AS913" in err and "not a folder" in err
+    # through a missing folder and `..`, the same file: refused before anything is created
+    status, _, err = main(capsys, "train", LENET, "--data", "digits", "--out", str(tmp_path / "missing/../file"))
+    assert status == 2 and "AS913" in err and "not a folder" in err and not (tmp_path / "missing").exists()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -252,6 +255,3 @@ def test_progress_bar_redraws_on_a_terminal_and_writes_lines_otherwise() -> None
     assert "#" * 30 in tty.getvalue()
     assert plain.getvalue() == plain.getvalue().splitlines()[0] + "\n" and "\r" not in plain.getvalue()
     assert plain.getvalue().startswith("epoch 2/5: step 4/4,")  # throttled: only the last step of a fast epoch
-    # through a missing folder and `..`, the same file: refused before anything is created
-    status, _, err = main(capsys, "train", LENET, "--data", "digits", "--out", str(tmp_path / "missing/../file"))
-    assert status == 2 and "AS913" in err and "not a folder" in err and not (tmp_path / "missing").exists()
