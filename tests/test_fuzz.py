@@ -16,7 +16,7 @@ import pytest
 from archspec.testing.fuzz import fuzz_in_processes, shrink_lines, zoo_seeds
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
-DEFAULT_CASES = 4_000  # about 25 cases per seed; --deep for more
+DEFAULT_CASES = 2_500  # about 15 cases per seed; --deep for more
 DEEP_CASES = 300_000
 
 
