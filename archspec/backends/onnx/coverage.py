@@ -76,6 +76,7 @@ COVERAGE: CoverageTable = {
     "pad": _native("Pad"),
     "interpolate": _native("Resize"),
     "upsample": _native("Resize"),
+    "conv_transpose2d": _native("ConvTranspose"),
 }
 assert all(isinstance(v, Support) or callable(v) for v in COVERAGE.values())
 NATIVE_OPS = frozenset(op for op, v in COVERAGE.items() if v is NATIVE)

@@ -72,6 +72,12 @@ def _conv2d(node: Node, shapes: Sequence[Shape]) -> Emit:
     return nn.Conv2d(shapes[0][0], p.out, p.kernel, p.stride, spatial.conv2d_padding(p), p.dilation, p.groups, p.bias)
 
 
+def _conv_transpose2d(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: spatial.ConvTranspose2d = node.params  # type: ignore[assignment]
+    return nn.ConvTranspose2d(shapes[0][0], p.out, p.kernel, p.stride, p.padding, p.output_padding, p.groups, p.bias,
+                              p.dilation)
+
+
 def _maxpool2d(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: spatial.MaxPool2d = node.params  # type: ignore[assignment]
     return Call(F.max_pool2d, kwargs=dict(kernel_size=p.kernel, stride=p.stride if p.stride is not None else p.kernel,
@@ -233,6 +239,7 @@ LOWERINGS: dict[str, Lowering] = {
     "mean": _mean,
     "select": _select,
     "pad": _pad,
+    "conv_transpose2d": _conv_transpose2d,
     "interpolate": _interpolate,
     "upsample": _interpolate,
 }

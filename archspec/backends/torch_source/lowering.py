@@ -87,6 +87,14 @@ def _conv2d(node: Node, shapes: Sequence[Shape]) -> Emit:
         dilation=(_int_or_pair(p.dilation), 1), groups=(p.groups, 1), bias=(p.bias, True)))
 
 
+def _conv_transpose2d(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: spatial.ConvTranspose2d = node.params  # type: ignore[assignment]
+    return Module("nn.ConvTranspose2d", (shapes[0][0], p.out), _kw(
+        kernel_size=(_int_or_pair(p.kernel), None), stride=(_int_or_pair(p.stride), 1),
+        padding=(_int_or_pair(p.padding), 0), output_padding=(_int_or_pair(p.output_padding), 0),
+        groups=(p.groups, 1), bias=(p.bias, True), dilation=(_int_or_pair(p.dilation), 1)))
+
+
 def _int_or_pair(v: int | tuple[int, int]) -> Value:
     a, b = spatial.pair(v)
     return a if a == b else (a, b)
@@ -267,6 +275,7 @@ LOWERINGS: dict[str, Lowering] = {
     "mean": _mean,
     "select": _select,
     "pad": _pad,
+    "conv_transpose2d": _conv_transpose2d,
     "interpolate": _interpolate,
     "upsample": _interpolate,
 }
