@@ -134,7 +134,8 @@ class Block(Model):
     merges the level below with a skip connection)."""
 
     doc: str = ""
-    inputs: Annotated[list[str], Field(min_length=1)] | None = None
+    inputs: Annotated[list[str], Field(min_length=1)] | None = Field(
+        None, description="names of the block's inputs, bound in order to the using layer's from: (default: one, input)")
     params: dict[str, ParamDecl] = Field(default_factory=dict)
     vars: dict[str, Any] = Field(default_factory=dict)
     checks: list[Check] = Field(default_factory=list)

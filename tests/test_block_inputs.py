@@ -72,3 +72,23 @@ def test_repeat_of_a_two_input_block_says_why(write_spec, capsys) -> None:
     assert main(["validate", str(path)]) == 1
     err = capsys.readouterr().err
     assert f"{path}:19:" in err and "AS440" in err and "a repeat: copy after the first gets 1" in err, err
+
+
+def test_the_docs_decoder_level_compiles(write_spec) -> None:
+    """The U-Net decoder level of docs/spec-format.md, verbatim, under a small encoder written here."""
+    import yaml
+
+    from reference import ROOT
+
+    docs = (ROOT / "docs/spec-format.md").read_text()
+    start = docs.index("```yaml\nblocks:\n  up:\n    inputs: [x, skip]")
+    example = yaml.safe_load(docs[start + len("```yaml\n"):docs.index("```", start + 3)])
+    blocks = {**example["blocks"], "double_conv": {"params": {"out": {"type": "int"}}, "layers": [
+        {"op": "conv2d", "out": "$out", "kernel": 3, "padding": 1}, {"op": "relu"}]}}
+    layers = [{"name": "down2", "op": "conv2d", "out": 256, "kernel": 1},
+              {"name": "down3", "op": "conv2d", "out": 512, "kernel": 2, "stride": 2},
+              {"name": "down4", "op": "conv2d", "out": 1024, "kernel": 2, "stride": 2}, *example["layers"]]
+    spec = {"archspec": 1, "name": "t", "input": [3, 8, 8], "blocks": blocks, "layers": layers}
+    graph = archspec.compile_spec(write_spec(yaml.safe_dump(spec, sort_keys=False))).graph
+    assert graph.node("up1.cat").inputs == ("down3", "up1.up") and graph.node("up2.cat").inputs == ("down2", "up2.up")
+    assert graph.node("up2.up").shape == (256, 8, 8) and graph.node(graph.output).shape == (256, 8, 8)
