@@ -375,7 +375,7 @@ def _check_block_inputs(doc: Document, spec: Spec) -> Iterable[SpecError]:
                                 doc.locate(where), where)
             elif name not in read:
                 yield SpecError("AS442", f"block {block_name!r} declares input {name!r}, which none of its layers "
-                                f"reads; use it in a layer's from:, or remove it from inputs: (and from the using "
+                                "reads; use it in a layer's from:, or remove it from inputs: (and from the using "
                                 "layers' from:)", doc.locate(at), at)
             seen.add(name)
 
