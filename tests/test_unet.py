@@ -3,7 +3,10 @@ depth and width as parameters): parameters, MACs (FlopCounterMode / 2) and outpu
 both upsamplings, the figures specs/unet.yaml states, tensor names that pair by name, and the same outputs
 (eval mode, perturbed batch-norm statistics) after `--weights`.
 
-The figures are measured on the meta device (no arithmetic); outputs are compared at width 8, side 32."""
+The figures are measured on the meta device (no arithmetic); outputs are compared at depth 4, width 8, side
+16 (other depths' wiring shows in their figures: a skip from the wrong level changes the concatenated width).
+`archspec build specs/unet.yaml --weights` at full size gives a .pt2 equal to the module (relative error 0 at
+batch 1 and 2, both upsamplings); that takes minutes on 2 cores, so it is not a default test."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import archspec
+from archspec.registry import default_registry
 from reference import SPECS, assert_matches_reference
 from unet_reference import UNet
 
@@ -49,13 +53,16 @@ def test_figures_match_the_reference_at_every_depth(depth: int, bilinear: bool) 
     assert (costs.params, costs.macs, list(costs.output)) == measured(reference, (1, 64, 64))
 
 
-@pytest.mark.parametrize("depth, bilinear", [(4, False), (4, True), (2, False)], ids=["transposed", "bilinear", "depth2"])
-def test_outputs_match_the_reference_after_weights(tmp_path: Path, depth: int, bilinear: bool) -> None:
-    overrides = dict(depth=depth, bilinear=bilinear, base_width=8, resolution=32)
-    reference = UNet(3, 2, bilinear=bilinear, depth=depth, base_width=8)
-    ours = archspec.build(FAMILY, **overrides)
-    # every tensor pairs by name: the same names, in the same order, of the same shapes
-    assert [(k, v.shape) for k, v in ours.state_dict().items()] == [(k, v.shape) for k, v in reference.state_dict().items()]
+@pytest.mark.parametrize("bilinear", [False, True], ids=["transposed", "bilinear"])
+def test_outputs_match_the_reference_after_weights(tmp_path: Path, bilinear: bool) -> None:
+    overrides = dict(bilinear=bilinear, base_width=8, resolution=16)  # a 1x1 map at the bottom
+    reference = UNet(3, 2, bilinear=bilinear, base_width=8)
+    # every learned tensor pairs by name: the spec's tensors are the reference's, in its order, of its shapes
+    graph = archspec.compile_spec(FAMILY, overrides).graph
+    registry = default_registry()
+    ours = [(f"{node.name}.{tensor}", shape) for node in graph.ops
+            for tensor, shape in registry.op(node.op).weights(node.params, graph.input_shapes(node)).items()]
+    assert ours == [(name, tuple(p.shape)) for name, p in reference.named_parameters()]
     assert_matches_reference(FAMILY, reference, tmp_path, **overrides)
 
 
