@@ -149,6 +149,11 @@ CODES: dict[str, str] = {
     "AS438": "An init: rule is invalid: no op:/layer:, an unknown op or distribution, an unknown or wrong argument.",
     "AS439": "An init: rule names a tensor that no layer of the network has, a misspelling (the message lists one "
              "matched layer's tensors).",
+    "AS440": "A layer gives a block with several inputs (inputs: [x, skip]) another number of inputs in from: than "
+             "the block declares; list them in from: in the order of the block's inputs:.",
+    "AS441": "A block's inputs: lists a name twice, or a name that one of the block's layers also has; rename one.",
+    "AS442": "A block declares an input in inputs: that none of its layers reads (from:, or the first layer's "
+             "implicit input); read it, or remove it from inputs: and from the using layers' from:.",
     "AS411": "Expanding the spec takes more work than the limit (nested repeats of layers that make nothing).",
     "AS501": "Shapes do not fit: an op cannot take the shape its input gives.",
     "AS502": "A tensor is larger than the size limit.",

@@ -132,13 +132,15 @@ class _Lowerer:
                 continue
 
     # -- layers -------------------------------------------------------------------------------
-    def lower_scope(self, layers: Sequence[Layer], prefix: str, source: str, env: Mapping[str, Value],
+    def lower_scope(self, layers: Sequence[Layer], prefix: str, inputs: Mapping[str, str], env: Mapping[str, Value],
                     output: str | None, output_path: Path) -> str | None:
-        """Lower one scope's layers; return the qualified name of its output (None if poisoned)."""
-        names: dict[str, str | None] = {"input": source}
+        """Lower one scope's layers; return the qualified name of its output (None if poisoned). `inputs`
+        binds the scope's input names (`input`, or a block's `inputs:`) to nodes; the first is the implicit
+        input of the first layer."""
+        names: dict[str, str | None] = dict(inputs)
         skipped: set[str] = set()
         auto: dict[str, int] = {}
-        previous: str | None = source
+        previous: str | None = next(iter(inputs.values()))
         for layer in layers:
             self.spend(1, layer.where)
             local = layer.name or self._auto_name(layer.op, auto, names)
@@ -264,8 +266,18 @@ class _Lowerer:
         return self._apply_op(layer, self.registry.op(layer.op), name, sources, args)
 
     def _apply_block(self, layer: Layer, block: Block, name: str, sources: list[str], args: dict[str, Any]) -> str | None:
-        if len(sources) != 1:
-            self.error("AS402", f"block {layer.op!r} takes one input; from: gives {len(sources)}", (*layer.where, "from"))
+        declared = block.inputs or ["input"]
+        if len(sources) != len(declared):
+            at = (*layer.where, "from") if layer.from_ is not None else layer.where
+            if block.inputs is None:
+                self.error("AS402", f"block {layer.op!r} takes one input; from: gives {len(sources)}. A block that "
+                           "merges several takes them by name: declare inputs: [x, skip] on the block", at)
+            else:
+                copy = layer.inputs is not None and len(layer.inputs) != len(sources)  # a later copy of a repeat
+                given = ("a repeat: copy after the first gets 1 (the previous copy's output); write the copies out "
+                         "instead" if copy else f"{'from: gives' if layer.from_ is not None else 'this layer gets'} "
+                         f"{len(sources)}. List them in from: in that order, e.g. from: [{', '.join(declared)}]")
+                self.error("AS440", f"block {layer.op!r} takes {len(declared)} inputs ({', '.join(declared)}); {given}", at)
             return None
         settings = {k: (v, self.doc.locate((*layer.where, k))) for k, v in args.items()}
         try:
@@ -280,7 +292,8 @@ class _Lowerer:
         self.eval_vars(block.vars, env, (*block.where, "vars"))
         if not self.checks_hold(block.checks, env):
             return None
-        return self.lower_scope(block.layers, f"{name}.", sources[0], env, block.output, (*block.where, "output"))
+        return self.lower_scope(block.layers, f"{name}.", dict(zip(declared, sources)), env, block.output,
+                                (*block.where, "output"))
 
     def _apply_op(self, layer: Layer, op: OpDef[Any], name: str, sources: list[str], args: dict[str, Any]) -> str | None:
         low, high = op.arity
@@ -375,7 +388,7 @@ def lower(resolved: Resolved, registry: Registry, overrides: Mapping[str, Any] |
         lowerer.global_env = env
         shape = _input_shape(lowerer, env)
         lowerer.graph.add(Node("input", INPUT_OP, None, (), shape, doc.locate(("input",))))
-        output = lowerer.lower_scope(spec.layers, "", "input", env, spec.output, ("output",))
+        output = lowerer.lower_scope(spec.layers, "", {"input": "input"}, env, spec.output, ("output",))
     except _Abort:
         output = None
     if lowerer.errors or resolved.deferred:

@@ -129,9 +129,13 @@ class Check(Model):
 
 class Block(Model):
     """A reusable, parameterised sub-graph. Its layers see the spec's parameters and variables, the
-    block's own parameters and variables, and `input` (the value the block is applied to)."""
+    block's own parameters and variables, and `input` (the value the block is applied to); or, with
+    `inputs: [x, skip]`, those names, bound in order to the using layer's `from:` (a decoder level that
+    merges the level below with a skip connection)."""
 
     doc: str = ""
+    inputs: Annotated[list[str], Field(min_length=1)] | None = Field(
+        None, description="names of the block's inputs, bound in order to the using layer's from: (default: one, input)")
     params: dict[str, ParamDecl] = Field(default_factory=dict)
     vars: dict[str, Any] = Field(default_factory=dict)
     checks: list[Check] = Field(default_factory=list)

@@ -346,6 +346,40 @@ def _check_expressions(doc: Document, spec: Spec) -> Iterable[SpecError]:
                 yield from _check_value(doc, value, (*layer.where, key), outer | index)
 
 
+def _check_block_inputs(doc: Document, spec: Spec) -> Iterable[SpecError]:
+    """A block's named inputs: valid names, none twice, none also a layer's name, each read by some layer
+    (an input nobody reads is the block-level form of AS434's unread layer: the using layer's from: would
+    wire a value in for nothing)."""
+    for block_name, block in spec.blocks.items():
+        if block.inputs is None:
+            continue
+        layer_names = {layer.name: layer for layer in block.layers if layer.name is not None}
+        read = {ref for layer in block.layers for ref in layer.inputs or ()}
+        if block.layers[0].inputs is None:
+            read.add(block.inputs[0])  # the first layer reads the first input implicitly
+        if block.output is not None:
+            read.add(block.output)
+        seen: set[str] = set()
+        for k, name in enumerate(block.inputs):
+            at: Path = ("blocks", block_name, "inputs", k)
+            problem = name_problem(name)
+            if problem:
+                yield SpecError("AS409", f"block {block_name!r} input {name!r}: {problem}", doc.locate(at), at)
+            elif name in seen:
+                yield SpecError("AS441", f"block {block_name!r} lists input {name!r} twice in inputs:; give each input "
+                                "its own name", doc.locate(at), at)
+            elif name in layer_names:
+                where = (*layer_names[name].where, "name")
+                yield SpecError("AS441", f"layer {name!r} of block {block_name!r} has the name of one of the block's "
+                                "inputs:, so from: could not tell them apart; rename the layer or the input",
+                                doc.locate(where), where)
+            elif name not in read:
+                yield SpecError("AS442", f"block {block_name!r} declares input {name!r}, which none of its layers "
+                                "reads; use it in a layer's from:, or remove it from inputs: (and from the using "
+                                "layers' from:)", doc.locate(at), at)
+            seen.add(name)
+
+
 def _check_block_cycles(doc: Document, spec: Spec) -> Iterable[SpecError]:
     uses = {name: {l.op for l in block.layers if l.op in spec.blocks} for name, block in spec.blocks.items()}
 
@@ -404,6 +438,7 @@ def validate_document(doc: Document, registry: Registry, deferred: list[SpecErro
                                         doc.locate_key(("blocks", block_name)), ("blocks", block_name)))
         errors.extend(_check_layers(doc, spec, registry))
         errors.extend(_check_block_cycles(doc, spec))
+        errors.extend(_check_block_inputs(doc, spec))
         errors.extend(_check_weights(doc, spec))
         errors.extend(check_init_rules(doc, spec.init, registry, set(spec.params) | set(spec.vars)))
         if not errors and deferred is not None:

@@ -43,6 +43,8 @@ def small(name: str) -> dict[str, Any]:
         return {"resolution": 75}  # torchvision's minimum
     if name.startswith(("googlenet", "xception", "squeezenet", "shufflenet")):
         return {"resolution": 32}
+    if name.startswith("unet"):
+        return {"resolution": 32}  # 2x2 at the bottom of its four levels
     raise AssertionError(f"no small overrides for {name}; add its family here")
 
 
@@ -63,6 +65,8 @@ def shallow(name: str) -> dict[str, Any]:
         overrides["hidden"] = 256  # the two 4096-wide classifier layers hold 120M of VGG's 130M+ weights
     elif name == "alexnet":
         overrides["hidden"] = 256  # likewise 55M of AlexNet's 61M
+    elif name.startswith("unet"):
+        overrides["base_width"] = 8  # at 64 the two deepest levels hold 25M of its 31M weights
     elif name.startswith("shufflenet"):
         overrides["stages_repeats"] = [1, 2, 1]  # a stride-2 unit per stage, and one stride-1 unit
     return overrides

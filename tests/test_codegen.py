@@ -21,6 +21,7 @@ GOLDEN = Path(__file__).parent / "golden"
 CASES = {
     "tiny_residual": ROOT / "tests/specs/residual.yaml",
     "seed_cnn_bn": ROOT / "specs/seed_cnn_bn.yaml",
+    "upsampling_ops": ROOT / "tests/specs/upsampling_ops.yaml",  # interpolate (to another input's size), conv_transpose2d
 }
 
 

@@ -10,17 +10,20 @@ from reference import SPECS
 
 CASES = {  # one spec per structural kind, at a small resolution to keep export quick
     "vgg11_lrn": 32, "resnet50": 64, "densenet121": 64, "efficientnet_b0": 64, "vit_b_16": 32, "mixer_b16": 32,
+    "unet": 32,  # an encoder-decoder: multi-input blocks, transposed convolutions, a [classes, H, W] output
 }
+WIDTH = {"unet": {"base_width": 8}}  # its structure at a fraction of the weights (31M at width 64)
 # The onnx backend exports every kind through torch.export in the default run too; these here add the
 # .pt2 round trip, so the default run keeps a residual network and a transformer.
-DEFAULT = {"resnet50", "vit_b_16"}
+DEFAULT = {"resnet50", "vit_b_16"}  # unet (12 s): tests/test_upsampling_ops.py exports its new ops by default
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=() if n in DEFAULT else pytest.mark.exhaustive) for n in sorted(CASES)])
 def test_exported_program_matches_module(name: str, tmp_path: Path) -> None:
     spec, resolution = SPECS / f"{name}.yaml", CASES[name]
-    out = archspec.build_file(spec, tmp_path / f"{name}.pt2", overrides={"resolution": resolution, "num_classes": 7})
-    module = archspec.build(spec, resolution=resolution, num_classes=7).eval()
+    overrides = {"resolution": resolution, "num_classes": 7, **WIDTH.get(name, {})}
+    out = archspec.build_file(spec, tmp_path / f"{name}.pt2", overrides=overrides)
+    module = archspec.build(spec, **overrides).eval()
     program = torch.export.load(out).module()
     for batch in (1, 3):
         x = torch.randn(batch, 3, resolution, resolution)

@@ -142,6 +142,9 @@ STRATEGIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
                                        "depths": st.lists(st.integers(0, 2), min_size=4, max_size=4),
                                        "layer_scale": st.floats(1e-6, 1.0)},
                                       optional={"variant": st.sampled_from(["convnext_tiny", "convnext_small", "convnext_base", "convnext_large"])}),
+    "unet": st.builds(lambda depth, k, **rest: {"depth": depth, "resolution": k * 2**depth, **rest},  # the check: 2**depth divides it
+                      depth=st.integers(1, 5), k=st.integers(1, 3), base_width=small, bilinear=st.booleans(),
+                      in_channels=st.integers(1, 4), num_classes=classes),
 }
 
 

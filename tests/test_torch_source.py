@@ -29,6 +29,7 @@ CASES = {
     "tiny_residual": ROOT / "tests/specs/residual.yaml",
     "seed_cnn_bn": ROOT / "specs/seed_cnn_bn.yaml",
     "vit_tiny": ROOT / "specs/vit_b_16.yaml",
+    "upsampling_ops": ROOT / "tests/specs/upsampling_ops.yaml",  # interpolate (to another input's size), conv_transpose2d
 }
 CASE_OVERRIDES = {"vit_tiny": {"resolution": 32, "num_layers": 1, "hidden_dim": 24, "num_heads": 2, "mlp_dim": 48}}
 

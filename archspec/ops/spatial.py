@@ -93,6 +93,53 @@ CONV2D = OpDef("conv2d", Conv2d, (1, 1), _conv2d_shape, _conv2d_weights, _conv2d
                doc="2-D convolution (groups, dilation, optional bias) on [C, H, W].", category="conv")
 
 
+# -- conv_transpose2d --------------------------------------------------------------------
+class ConvTranspose2d(OpParams):
+    out: int = Field(ge=1, description="output channels")
+    kernel: IntPair
+    stride: IntPair = 1
+    padding: PadPair = 0
+    output_padding: PadPair = Field(0, description="added to one side of the output; smaller than stride or dilation")
+    groups: int = Field(1, ge=1)
+    dilation: IntPair = 1
+    bias: bool = True
+
+
+def _conv_transpose2d_shape(p: ConvTranspose2d, inputs: Sequence[Shape]) -> Shape:
+    c, h, w = _image(inputs, "conv_transpose2d")
+    if c % p.groups or p.out % p.groups:
+        raise ShapeError(f"has groups={p.groups}, which must divide both its {c} input and {p.out} output channels")
+    sizes = []
+    for axis, size, k, s, pad, extra, d in zip("HW", (h, w), pair(p.kernel), pair(p.stride), pair(p.padding),
+                                               pair(p.output_padding), pair(p.dilation)):
+        if extra >= s and extra >= d:
+            raise ShapeError(f"has output_padding {extra} along {axis}, which must be smaller than its stride {s} "
+                             f"or its dilation {d} (torch refuses it)", input=None)
+        sizes.append(_checked((size - 1) * s - 2 * pad + d * (k - 1) + extra + 1, axis, size))
+    return (p.out, *sizes)
+
+
+def _conv_transpose2d_weights(p: ConvTranspose2d, inputs: Sequence[Shape]) -> dict[str, Shape]:
+    # nn.ConvTranspose2d's layout: input channels first.
+    weights: dict[str, Shape] = {"weight": (inputs[0][0], p.out // p.groups, *pair(p.kernel))}
+    if p.bias:
+        weights["bias"] = (p.out,)
+    return weights
+
+
+def _conv_transpose2d_macs(p: ConvTranspose2d, inputs: Sequence[Shape], out: Shape) -> int:
+    # Every input position meets the whole kernel once per output channel of its group (FlopCounterMode / 2);
+    # the bias is not counted, as for conv2d.
+    c, h, w = inputs[0]
+    kh, kw = pair(p.kernel)
+    return h * w * c * (p.out // p.groups) * kh * kw
+
+
+CONV_TRANSPOSE2D = OpDef("conv_transpose2d", ConvTranspose2d, (1, 1), _conv_transpose2d_shape, _conv_transpose2d_weights,
+                         _conv_transpose2d_macs, doc="2-D transposed convolution (groups, dilation, output padding, "
+                         "optional bias) on [C, H, W], as nn.ConvTranspose2d.", category="conv")
+
+
 # -- pooling -----------------------------------------------------------------------------
 class MaxPool2d(OpParams):
     kernel: IntPair
@@ -157,4 +204,4 @@ def _lrn_shape(p: LRN, inputs: Sequence[Shape]) -> Shape:
 LRN_OP = OpDef("lrn", LRN, (1, 1), _lrn_shape, doc="Local response normalisation across channels (AlexNet, VGG A-LRN).",
                category="norm")
 
-OPS: list[OpDef[Any]] = [CONV2D, MAXPOOL2D, AVGPOOL2D, ADAPTIVE_AVGPOOL2D, ADAPTIVE_MAXPOOL2D, LRN_OP]
+OPS: list[OpDef[Any]] = [CONV2D, CONV_TRANSPOSE2D, MAXPOOL2D, AVGPOOL2D, ADAPTIVE_AVGPOOL2D, ADAPTIVE_MAXPOOL2D, LRN_OP]

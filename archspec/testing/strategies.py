@@ -23,7 +23,11 @@ small transformer: tokens by flatten/reshape and transpose/permute, a linear emb
 position embedding, pre-norm encoder blocks (self_attention, drop_path, an MLP sized by `in_shape`),
 then select or mean. Also lrn, identity, softmax, adaptive max pooling, layer scale and layer norm
 over any axis of a feature map, constant padding of every axis, and more activations, some
-named like Python builtins. Integer arguments are sometimes written as expressions of the spec's
+named like Python builtins. Decoder-style upsampling: conv_transpose2d (stride, padding, output
+padding, dilation, groups), interpolate / upsample (nearest, nearest-exact, bilinear; by a scale or to
+a size), and U-Net decoder levels: a block with two named inputs (`inputs: [x, skip]`) applied with
+`from: [below, skip]`, which upsamples the level below to the skip's size (a transposed convolution,
+a scale of 2, or interpolation to its second input's size), concatenates and convolves. Integer arguments are sometimes written as expressions of the spec's
 parameters. Shapes are tracked while drawing, so no layer gets an empty output. The expected shapes, parameter and MAC counts in `SpecFacts` are computed here with
 torch's formulas, written out independently of archspec's ops, so they check the core rather than
 restate it.
@@ -51,7 +55,7 @@ import yaml
 from archspec.expr import FUNCTIONS
 from archspec.registry import default_registry
 
-__all__ = ["MUTATIONS", "InvalidSpec", "SpecFacts", "conv_output", "dump", "invalid_specs", "pool_output",
+__all__ = ["MUTATIONS", "InvalidSpec", "SpecFacts", "conv_output", "conv_transpose_output", "dump", "invalid_specs", "pool_output",
            "valid_specs"]
 
 Shape = tuple[int, ...]
@@ -84,6 +88,11 @@ def pool_output(size: int, kernel: int, stride: int, padding: int, dilation: int
     if ceil_mode and (out - 1) * stride >= size + padding:
         out -= 1
     return out
+
+
+def conv_transpose_output(size: int, kernel: int, stride: int, padding: int, output_padding: int, dilation: int) -> int:
+    """torch.nn.ConvTranspose2d's output length along one axis."""
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
 
 
 def _divisors(n: int) -> list[int]:
@@ -363,8 +372,13 @@ class _Writer:
     def misc(self) -> None:
         c, h, w = self.shape
         kind = self.draw(st.sampled_from(["pool", "act", "dropout", "bn", "lrn", "identity", "drop_path",
-                                          "adaptive_max", "softmax", "layer_scale", "axis_norm", "pad"]))
-        if kind == "layer_scale":  # one learned scale per entry of the axis: (n, 1, ...) broadcasting
+                                          "adaptive_max", "softmax", "layer_scale", "axis_norm", "pad",
+                                          "conv_transpose", "interpolate"]))
+        if kind == "conv_transpose":
+            self.conv_transpose()
+        elif kind == "interpolate":
+            self.interpolate()
+        elif kind == "layer_scale":  # one learned scale per entry of the axis: (n, 1, ...) broadcasting
             axis = self.draw(st.sampled_from([0, 1, 2, -1, -3]))
             args: Data = {"axis": axis} if axis or self.chance(0.3) else {}
             if self.chance(0.5):
@@ -407,6 +421,97 @@ class _Writer:
         else:
             p = self.draw(st.sampled_from([0.0, 0.1, 0.25, 0.5]))
             self.op("dropout", {} if p == 0.5 and self.chance(0.5) else {"p": p})
+
+    # -- upsampling ----------------------------------------------------------------------------------
+    def conv_transpose(self, name: str | None = None) -> str:
+        c, h, w = self.shape
+        draw = self.draw
+        small = h * w <= 400  # strides grow the map: keep later stages cheap
+        groups = draw(st.sampled_from(_divisors(c))) if self.chance(0.3) else 1
+        out = groups * draw(st.integers(1, max(1, MAX_CHANNELS // groups)))
+        k, stride, dilation = draw(st.integers(1, 3)), draw(st.integers(1, 2)) if small else 1, draw(st.integers(1, 2))
+        padding = draw(st.integers(0, dilation * (k - 1) // 2))
+        extra = draw(st.integers(0, max(stride, dilation) - 1))
+        oh, ow = (conv_transpose_output(n, k, stride, padding, extra, dilation) for n in (h, w))
+        args: Data = {"out": self.num(out), "kernel": k}
+        for key, value, default in (("stride", stride, 1), ("padding", padding, 0), ("output_padding", extra, 0),
+                                    ("dilation", dilation, 1), ("groups", groups, 1)):
+            if value != default or self.chance(0.1):
+                args[key] = value
+        bias = self.chance(0.6)
+        if not bias:
+            args["bias"] = False
+        # every input position meets the whole kernel once per output channel of its group
+        return self.op("conv_transpose2d", args, name=name, out=(out, oh, ow),
+                       params=c * (out // groups) * k * k + (out if bias else 0), macs=h * w * c * (out // groups) * k * k)
+
+    def _mode(self) -> Data:
+        mode = self.draw(st.sampled_from(["nearest", "nearest-exact", "bilinear"]))
+        args: Data = {} if mode == "nearest" and self.chance(0.5) else {"mode": mode}
+        if mode == "bilinear" and self.chance(0.5):
+            args["align_corners"] = self.chance(0.5)
+        return args
+
+    def interpolate(self) -> str:
+        c, h, w = self.shape
+        scales = [0.5, 0.75, 1, [1, 0.5]] + ([1.5, 2, [2, 1], [1.25, 3]] if h * w <= 400 else [])
+        scale = self.draw(st.sampled_from(scales))
+        sh, sw = (scale, scale) if not isinstance(scale, list) else scale
+        oh, ow = int(h * sh), int(w * sw)  # torch: floor(side * scale)
+        if min(oh, ow) < 1 or self.chance(0.3):
+            args: Data = {"size": self.pair(self.draw(st.integers(1, 2 * h)), self.draw(st.integers(1, 2 * w)))}
+            oh, ow = (args["size"], args["size"]) if isinstance(args["size"], int) else args["size"]
+        else:
+            args = {"scale": scale}
+        return self.op(self.draw(st.sampled_from(["interpolate", "upsample"])), {**args, **self._mode()}, out=(c, oh, ow))
+
+    def decoder(self) -> None:
+        """A U-Net decoder level: max pooling, then a block with two named inputs applied to the pooled map
+        and the map before it (`from: [below, skip]`): the level below upsampled to the skip's size, the two
+        concatenated on channels, and a 3x3 convolution."""
+        src, (c, h, w) = self.prev, self.shape
+        if min(h, w) < 2:
+            return self.plain()
+        draw = self.draw
+        stem = self.fresh("level")
+        below = self.op("maxpool2d", {"kernel": 2}, name=f"{stem}_down", out=(c, h // 2, w // 2))
+        lh, lw = h // 2, w // 2
+        if self.chance(0.5):  # a wider level below, as in a U-Net
+            cb = draw(st.integers(1, MAX_CHANNELS))
+            below = self.op("conv2d", {"out": self.num(cb), "kernel": 1}, name=f"{stem}_mid", out=(cb, lh, lw),
+                            params=cb * c + cb, macs=cb * lh * lw * c)
+        cb = self.shape[0]
+        x, skip = draw(st.sampled_from([("x", "skip"), ("below", "skip"), ("low", "high")]))
+        even = h % 2 == 0 and w % 2 == 0
+        kind = draw(st.sampled_from(["like", "transposed", "scale"] if even else ["like"]))
+        width = draw(st.integers(1, MAX_CHANNELS))
+        nodes: list[Node] = []
+        if kind == "transposed":
+            up: Data = {"name": "up", "op": "conv_transpose2d", "out": "$width", "kernel": 2, "stride": 2}
+            u = width
+            nodes.append((".up", "conv_transpose2d", (u, h, w), cb * u * 4 + u, lh * lw * cb * u * 4))
+        else:
+            up = {"name": "up", "op": draw(st.sampled_from(["interpolate", "upsample"]))}
+            up.update({"from": [x, skip]} if kind == "like" else {"scale": 2})
+            up.update(self._mode())
+            u = cb
+            nodes.append((".up", up["op"], (u, h, w), 0, 0))
+        if kind != "like" and self.chance(0.3):
+            up["from"] = x  # the first layer reads the first input anyway
+        order = [skip, "up"] if self.chance(0.7) else ["up", skip]
+        layers = [up, {"name": "cat", "op": "concat", "from": order},
+                  {"name": "conv", "op": "conv2d", "out": "$width", "kernel": 3, "padding": 1}]
+        nodes.append((".cat", "concat", (c + u, h, w), 0, 0))
+        nodes.append((".conv", "conv2d", (width, h, w), width * (c + u) * 9 + width, width * h * w * (c + u) * 9))
+        block = self.fresh("up_block")
+        self.blocks[block] = {"inputs": [x, skip], "params": {"width": {"type": "int"}}, "layers": layers}
+        self.put({"name": stem, "op": block, "from": [below, src], "width": self.num(width)}, (width, h, w), nodes,
+                 block=True)
+        where: Path = ("blocks", block, "layers")
+        names = [x, skip, "up", "cat", "conv"]
+        for k, layer in enumerate(layers):
+            self.infos.append(_LayerInfo((*where, k), layer["op"], False, True, tuple(names[:k + 2]), frozenset()))
+        self.scopes[where] = tuple(names)
 
     def residual_inline(self) -> None:
         src, (c, _, _) = self.prev, self.shape
@@ -724,7 +829,7 @@ class _Writer:
 
 
 STAGES = ("plain", "plain", "misc", "residual_inline", "concat", "squeeze_excite", "repeated", "switched_off",
-          "residual_stage")
+          "residual_stage", "decoder")
 
 
 @st.composite
@@ -961,6 +1066,8 @@ class _Mutator:
         value: Any = bad if self.draw(st.booleans()) else [self.draw(st.sampled_from(info.before)), bad]
         # two inputs on a layer with an if: is also AS431 (which input passes when it is skipped), reported first
         codes = {"AS401", "AS431"} if isinstance(value, list) else {"AS401"}
+        if info.path[0] == "blocks" and "inputs" in self.data["blocks"][info.path[1]]:
+            codes.add("AS442")  # the input this from: read may be read nowhere else now (found in validation, first)
         return self.put_value((*info.path, "from"), json.dumps(value), codes, f"from: {value!r}")
 
     def shape_mismatch(self) -> InvalidSpec:
@@ -1164,7 +1271,8 @@ class _Mutator:
             return None
         taken = [n for n in info.before if n not in info.skipped_before]
         name = self.draw(st.sampled_from(taken))
-        return self.put_value((*info.path, "name"), json.dumps(name), {"AS407"}, f"second layer named {name!r}")
+        # in a block with inputs:, a layer named like an input is AS441 (validation, before lowering's AS407)
+        return self.put_value((*info.path, "name"), json.dumps(name), {"AS407", "AS441"}, f"second layer named {name!r}")
 
     def unknown_key(self) -> InvalidSpec:
         place = self.draw(st.sampled_from(["top", "param", "block"]))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archspec.ir import Node, Shape
-from archspec.ops import dense, elementwise, norm, spatial, tensor
+from archspec.ops import dense, elementwise, norm, resample, spatial, tensor
 
 Value = int | float | bool | str | None | tuple[Any, ...]
 
@@ -85,6 +85,14 @@ def _conv2d(node: Node, shapes: Sequence[Shape]) -> Emit:
         kernel_size=(_int_or_pair(p.kernel), None), stride=(_int_or_pair(p.stride), 1),
         padding=(padding if isinstance(padding, str) else _int_or_pair(padding), 0),
         dilation=(_int_or_pair(p.dilation), 1), groups=(p.groups, 1), bias=(p.bias, True)))
+
+
+def _conv_transpose2d(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: spatial.ConvTranspose2d = node.params  # type: ignore[assignment]
+    return Module("nn.ConvTranspose2d", (shapes[0][0], p.out), _kw(
+        kernel_size=(_int_or_pair(p.kernel), None), stride=(_int_or_pair(p.stride), 1),
+        padding=(_int_or_pair(p.padding), 0), output_padding=(_int_or_pair(p.output_padding), 0),
+        groups=(p.groups, 1), bias=(p.bias, True), dilation=(_int_or_pair(p.dilation), 1)))
 
 
 def _int_or_pair(v: int | tuple[int, int]) -> Value:
@@ -217,6 +225,20 @@ def _select(node: Node, shapes: Sequence[Shape]) -> Emit:
     return Call("torch.select", args=(_axis(p.axis, len(shapes[0])), p.position))
 
 
+def _interpolate(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: resample.Interpolate = node.params  # type: ignore[assignment]
+    options = _kw(mode=(p.mode, "nearest"), align_corners=(p.align_corners, None))
+    if len(shapes) == 2:
+        return Module("InterpolateLike", (), options, helper="interpolate_like")
+    target: dict[str, Value] = {"size": _int_or_pair(p.size)} if p.size is not None else {"scale_factor": _scale(p)}
+    return Call("F.interpolate", kwargs={**target, **options})
+
+
+def _scale(p: resample.Interpolate) -> Value:
+    h, w = resample.scale_pair(p)  # type: ignore[misc]
+    return h if h == w else (h, w)
+
+
 LOWERINGS: dict[str, Lowering] = {
     "conv2d": _conv2d,
     "maxpool2d": _maxpool2d,
@@ -253,4 +275,7 @@ LOWERINGS: dict[str, Lowering] = {
     "mean": _mean,
     "select": _select,
     "pad": _pad,
+    "conv_transpose2d": _conv_transpose2d,
+    "interpolate": _interpolate,
+    "upsample": _interpolate,
 }
