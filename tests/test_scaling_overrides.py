@@ -142,6 +142,11 @@ STRATEGIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
                                        "depths": st.lists(st.integers(0, 2), min_size=4, max_size=4),
                                        "layer_scale": st.floats(1e-6, 1.0)},
                                       optional={"variant": st.sampled_from(["convnext_tiny", "convnext_small", "convnext_base", "convnext_large"])}),
+    "efficientnet_v2": st.fixed_dictionaries(
+        {"num_classes": classes, "resolution": st.integers(32, 64), "width_mult": st.floats(0.1, 1.0),
+         "depth_mult": st.floats(0.1, 1.0), "last_channel": st.integers(1, 32),
+         "stages": _rows(st.sampled_from(["fused", "mbconv"]), st.sampled_from([1, 4, 6]), st.sampled_from([1, 3]),
+                         st.sampled_from([1, 2]), st.integers(1, 32), st.integers(1, 32), st.integers(1, 2))}),
 }
 
 
