@@ -15,6 +15,6 @@ COVERAGE: CoverageTable = {
     **{op: FUSED for op in ("maxpool2d", "avgpool2d", "adaptive_avgpool2d", "adaptive_maxpool2d", "lrn", "class_token",
                             "pos_embedding", "batchnorm", "layernorm", "relu", "relu6", "silu", "sigmoid", "tanh",
                             "hardswish", "hardsigmoid", "gelu", "softmax", "add", "mul", "flatten", "reshape",
-                            "permute", "transpose", "concat", "mean", "select", "layer_scale", "pad")},
+                            "permute", "transpose", "concat", "mean", "select", "layer_scale", "pad", "interpolate", "upsample")},
     **{op: GONE for op in ("identity", "dropout", "drop_path")},
 }

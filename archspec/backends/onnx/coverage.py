@@ -74,6 +74,8 @@ COVERAGE: CoverageTable = {
     "mean": _native("ReduceMean"),
     "select": _native("Gather"),
     "pad": _native("Pad"),
+    "interpolate": _native("Resize"),
+    "upsample": _native("Resize"),
 }
 assert all(isinstance(v, Support) or callable(v) for v in COVERAGE.values())
 NATIVE_OPS = frozenset(op for op, v in COVERAGE.items() if v is NATIVE)

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from archspec.backends.torch import modules
 from archspec.ir import Node, Shape
-from archspec.ops import dense, elementwise, norm, spatial, tensor
+from archspec.ops import dense, elementwise, norm, resample, spatial, tensor
 
 
 @dataclass(frozen=True)
@@ -189,6 +189,14 @@ def _select(node: Node, shapes: Sequence[Shape]) -> Emit:
     return Call(torch.select, args=(torch_axis(p.axis, len(shapes[0])), p.position))
 
 
+def _interpolate(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: resample.Interpolate = node.params  # type: ignore[assignment]
+    if len(shapes) == 2:
+        return modules.InterpolateLike(p.mode, p.align_corners)
+    target = {"size": spatial.pair(p.size)} if p.size is not None else {"scale_factor": resample.scale_pair(p)}
+    return Call(F.interpolate, kwargs={**target, "mode": p.mode, "align_corners": p.align_corners})
+
+
 LOWERINGS: dict[str, Lowering] = {
     "conv2d": _conv2d,
     "maxpool2d": _maxpool2d,
@@ -225,4 +233,6 @@ LOWERINGS: dict[str, Lowering] = {
     "mean": _mean,
     "select": _select,
     "pad": _pad,
+    "interpolate": _interpolate,
+    "upsample": _interpolate,
 }

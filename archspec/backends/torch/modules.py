@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+import torch.nn.functional as F
 
 
 class SelfAttention(nn.MultiheadAttention):
@@ -77,3 +78,18 @@ class AxisLayerNorm(nn.LayerNorm):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, axis={self.axis}"
+
+
+class InterpolateLike(nn.Module):
+    """Interpolates its first input to the [H, W] of its second (a segmentation head resized to the network's
+    input). Only the second input's shape is read, so a dynamic batch or resolution stays symbolic in export."""
+
+    def __init__(self, mode: str, align_corners: bool | None):
+        super().__init__()
+        self.mode, self.align_corners = mode, align_corners
+
+    def forward(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, size=other.shape[-2:], mode=self.mode, align_corners=self.align_corners)
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}, align_corners={self.align_corners}"

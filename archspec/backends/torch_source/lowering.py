@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archspec.ir import Node, Shape
-from archspec.ops import dense, elementwise, norm, spatial, tensor
+from archspec.ops import dense, elementwise, norm, resample, spatial, tensor
 
 Value = int | float | bool | str | None | tuple[Any, ...]
 
@@ -217,6 +217,20 @@ def _select(node: Node, shapes: Sequence[Shape]) -> Emit:
     return Call("torch.select", args=(_axis(p.axis, len(shapes[0])), p.position))
 
 
+def _interpolate(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: resample.Interpolate = node.params  # type: ignore[assignment]
+    options = _kw(mode=(p.mode, "nearest"), align_corners=(p.align_corners, None))
+    if len(shapes) == 2:
+        return Module("InterpolateLike", (), options, helper="interpolate_like")
+    target: dict[str, Value] = {"size": _int_or_pair(p.size)} if p.size is not None else {"scale_factor": _scale(p)}
+    return Call("F.interpolate", kwargs={**target, **options})
+
+
+def _scale(p: resample.Interpolate) -> Value:
+    h, w = resample.scale_pair(p)  # type: ignore[misc]
+    return h if h == w else (h, w)
+
+
 LOWERINGS: dict[str, Lowering] = {
     "conv2d": _conv2d,
     "maxpool2d": _maxpool2d,
@@ -253,4 +267,6 @@ LOWERINGS: dict[str, Lowering] = {
     "mean": _mean,
     "select": _select,
     "pad": _pad,
+    "interpolate": _interpolate,
+    "upsample": _interpolate,
 }

@@ -19,5 +19,7 @@ COVERAGE: CoverageTable = {
     "hardswish": Support("fallback", "decomposed into clamp, add, mul by torch-tensorrt's lowering"),
     "lrn": Support("fallback", "decomposed into pow, avg_pool3d and div (no LRN converter)"),
     "adaptive_maxpool2d": Support("fallback", "runs in PyTorch between engines (no converter for aten.adaptive_max_pool2d)"),
+    **{op: Support("native", "TensorRT resize converter (aten.upsample_nearest2d / upsample_bilinear2d)")
+       for op in ("interpolate", "upsample")},
     **{op: GONE for op in ("identity", "dropout", "drop_path")},
 }
