@@ -1,9 +1,10 @@
 """Fidelity of the EfficientNetV2 specs against torchvision.models.efficientnet (V2 S, M and L).
 
-Statically, on the meta device (M and L with --exhaustive): parameter and buffer shapes in state-dict order, batch-norm eps and
-momentum, dropout and the stochastic-depth schedule equal torchvision's. Numerically: S with torchvision's
-weights (paired by name, apart from the head conv) gives the same outputs at a small resolution (the
-network takes any side) with --exhaustive, as does M; by default a small stage table of both block kinds does.
+Statically, on the meta device (M and L with --exhaustive): parameter and buffer shapes in state-dict
+order, batch-norm eps and momentum, dropout and the stochastic-depth schedule equal torchvision's.
+Numerically, by default: a small stage table of both block kinds, built by torchvision's EfficientNet
+class and by the family spec, gives the same outputs; with --exhaustive S and M themselves do, from
+torchvision's weights (paired by name, apart from the head conv) at 64 px (the network takes any side).
 """
 
 from __future__ import annotations
