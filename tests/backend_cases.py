@@ -27,11 +27,11 @@ def small(name: str) -> dict[str, Any]:
     where the family needs it)."""
     if name.startswith(("seed_cnn", "lenet")):
         return {}
-    if name.startswith(("resnet", "resnext", "wide_resnet")):
+    if name.startswith(("resnet", "resnext", "wide_resnet", "fcn_resnet", "deeplabv3_resnet")):
         return {"resolution": 64}  # the family's dynamic: range starts at 64
     if name.startswith(("vgg", "densenet", "efficientnet", "regnet")):
         return {"resolution": 32}
-    if name.startswith(("mobilenet", "mnasnet", "seresnet", "convnext")):
+    if name.startswith(("mobilenet", "mnasnet", "seresnet", "convnext", "lraspp_mobilenet")):
         return {"resolution": 32}  # /32 networks: the last stage is 1x1, the heads pool globally
     if name.startswith(("vit", "mixer")):
         patch = _patch(name)
@@ -51,7 +51,7 @@ def small(name: str) -> dict[str, Any]:
 def shallow(name: str) -> dict[str, Any]:
     """`small`, with the deep families' repeat counts cut to the first two of each kind of block."""
     overrides = small(name)
-    if name.startswith(("resnet", "resnext", "wide_resnet")):
+    if name.startswith(("resnet", "resnext", "wide_resnet", "fcn_resnet", "deeplabv3_resnet")):
         overrides["depths"] = [1, 2, 1, 1]
     elif name.startswith("densenet"):
         overrides["block_config"] = [2, 1, 1, 1]

@@ -76,6 +76,31 @@ def _mnasnet() -> st.SearchStrategy[dict[str, Any]]:
                                  optional={"variant": st.sampled_from(["mnasnet0_5", "mnasnet0_75", "mnasnet1_0", "mnasnet1_3"])})
 
 
+def _resnet() -> st.SearchStrategy[dict[str, Any]]:
+    """Classification or a segmentation head; dilation (bottleneck only, as in torchvision) in either."""
+    def make(block: str, dilate: list[bool], **rest: Any) -> dict[str, Any]:
+        return {"block": block, "replace_stride_with_dilation": dilate if block == "bottleneck" else [False] * 3, **rest}
+    return st.builds(make, block=st.sampled_from(["basic", "bottleneck"]), dilate=st.lists(st.booleans(), min_size=3, max_size=3),
+                     num_classes=classes, resolution=st.integers(32, 64), depths=st.lists(st.integers(0, 2), min_size=4, max_size=4),
+                     groups=st.sampled_from([1, 2]), width_per_group=st.sampled_from([4, 8]),
+                     seg_head=st.sampled_from(["none", "fcn", "deeplabv3"]), atrous_rates=st.lists(st.integers(1, 6), min_size=3, max_size=3))
+
+
+def _mobilenet_v3() -> st.SearchStrategy[dict[str, Any]]:
+    classify = st.fixed_dictionaries(
+        {"num_classes": classes, "resolution": st.integers(32, 64), "width_mult": st.floats(0.05, 1.25),
+         "stem_width": st.integers(1, 16), "last_channel": st.integers(1, 32), "dilated": st.booleans(),
+         "bneck": _rows(st.sampled_from([3, 5]), st.integers(1, 32), st.integers(1, 16), st.booleans(),
+                        st.sampled_from(["RE", "HS"]), st.sampled_from([1, 2]), max_size=4)},
+        optional={"variant": st.sampled_from(["mobilenet_v3_large", "mobilenet_v3_small"])})
+    # Lite R-ASPP needs two stride-2 rows before its last features: the published tables, narrowed
+    segment = st.fixed_dictionaries(
+        {"variant": st.sampled_from(["mobilenet_v3_large", "mobilenet_v3_small", "lraspp_mobilenet_v3_large"]),
+         "seg_head": st.just("lraspp"), "num_classes": classes, "resolution": st.integers(32, 64),
+         "width_mult": st.floats(0.05, 0.5), "dilated": st.booleans(), "lraspp_channels": st.integers(1, 16)})
+    return classify | segment
+
+
 # Per family: overrides that keep the network small. A family without an entry gets num_classes only
 # (at its default size: on the meta device that is still cheap); add an entry when adding a family.
 STRATEGIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
@@ -86,10 +111,7 @@ STRATEGIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
                                     "widths": st.lists(small, min_size=2, max_size=2), "hidden": st.lists(small, min_size=2, max_size=2)}),
     "vgg": st.fixed_dictionaries({"num_classes": classes, "resolution": st.integers(32, 64), "cfg": _vgg_cfg(),
                                   "hidden": st.integers(1, 16), "batch_norm": st.booleans()}),
-    "resnet": st.fixed_dictionaries({"num_classes": classes, "resolution": st.integers(32, 64),
-                                     "block": st.sampled_from(["basic", "bottleneck"]),
-                                     "depths": st.lists(st.integers(0, 2), min_size=4, max_size=4),
-                                     "groups": st.sampled_from([1, 2]), "width_per_group": st.sampled_from([4, 8])}),
+    "resnet": _resnet(),
     "densenet": st.fixed_dictionaries({"num_classes": classes, "resolution": st.integers(32, 64), "growth_rate": small,
                                        "block_config": st.lists(st.integers(1, 2), min_size=4, max_size=4),
                                        "num_init_features": st.integers(2, 16), "bn_size": st.integers(1, 4)}),
@@ -125,12 +147,7 @@ STRATEGIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
                                            "width_mult": st.floats(0.05, 1.4),
                                            "stages": _rows(st.integers(1, 6), st.integers(1, 32), st.integers(1, 2),
                                                            st.sampled_from([1, 2]))}),
-    "mobilenet_v3": st.fixed_dictionaries(
-        {"num_classes": classes, "resolution": st.integers(32, 64), "width_mult": st.floats(0.05, 1.25),
-         "stem_width": st.integers(1, 16), "last_channel": st.integers(1, 32),
-         "bneck": _rows(st.sampled_from([3, 5]), st.integers(1, 32), st.integers(1, 16), st.booleans(),
-                        st.sampled_from(["RE", "HS"]), st.sampled_from([1, 2]), max_size=4)},
-        optional={"variant": st.sampled_from(["mobilenet_v3_large", "mobilenet_v3_small"])}),
+    "mobilenet_v3": _mobilenet_v3(),
     "mnasnet": _mnasnet(),
     "senet": st.fixed_dictionaries({"num_classes": classes, "resolution": st.integers(32, 64),
                                     "block": st.sampled_from(["basic", "bottleneck", "resnext"]),
@@ -145,6 +162,11 @@ STRATEGIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "unet": st.builds(lambda depth, k, **rest: {"depth": depth, "resolution": k * 2**depth, **rest},  # the check: 2**depth divides it
                       depth=st.integers(1, 5), k=st.integers(1, 3), base_width=small, bilinear=st.booleans(),
                       in_channels=st.integers(1, 4), num_classes=classes),
+    "efficientnet_v2": st.fixed_dictionaries(
+        {"num_classes": classes, "resolution": st.integers(32, 64), "width_mult": st.floats(0.1, 1.0),
+         "depth_mult": st.floats(0.1, 1.0), "last_channel": st.integers(1, 32),
+         "stages": _rows(st.sampled_from(["fused", "mbconv"]), st.sampled_from([1, 4, 6]), st.sampled_from([1, 3]),
+                         st.sampled_from([1, 2]), st.integers(1, 32), st.integers(1, 32), st.integers(1, 2))}),
 }
 
 
