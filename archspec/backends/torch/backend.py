@@ -67,6 +67,8 @@ class TorchBackend:
         state = module.state_dict()
         source = Path(options.weights)
         computed = computed_buffers(state, graph)
+        for name in computed:  # made off the meta device, so the checkpoint's copies are compared by value
+            state[name] = self.table[graph.node(name).op](graph.node(name), graph.input_shapes(graph.node(name))).value  # type: ignore[union-attr]
         pairing = pair_state_dict(state, read_state_dict(source), graph, ordered=source.suffix != ".safetensors",
                                   computed=computed)
         tensors = {k: v.to(state[k].dtype).contiguous() for k, v in pairing.mapped.items()}
