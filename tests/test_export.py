@@ -10,6 +10,7 @@ from reference import SPECS
 
 CASES = {  # one spec per structural kind, at a small resolution to keep export quick
     "vgg11_lrn": 32, "resnet50": 64, "densenet121": 64, "efficientnet_b0": 64, "vit_b_16": 32, "mixer_b16": 32,
+    "swin_t": 32,  # windows, roll, gather and buffers the spec computes (registered buffers in the program)
 }
 # The onnx backend exports every kind through torch.export in the default run too; these here add the
 # .pt2 round trip, so the default run keeps a residual network and a transformer.
