@@ -11,7 +11,7 @@ from torch import nn
 
 import archspec
 from archspec.cli import main
-from archspec.errors import SpecErrors
+from archspec.errors import ArchspecError, SpecErrors
 
 SPEC = Path(__file__).parent / "specs" / "projection_after_main.yaml"
 
@@ -240,9 +240,16 @@ def test_a_different_computed_buffer_is_a_located_error(tmp_path: Path) -> None:
     assert error.location is not None and error.location.file.endswith("computed_buffers.yaml") and error.location.line == 6
 
 
-def test_an_integer_tensor_never_loads_into_a_weight(tmp_path: Path) -> None:
-    state = {"fc.weight": torch.ones(2, 3, dtype=torch.int64), "fc.bias": torch.zeros(2)}
-    torch.save(state, tmp_path / "ref.pth")
-    with pytest.raises(SpecErrors) as caught:
+def test_an_integer_tensor_never_loads_into_a_weight(tmp_path: Path, write_spec) -> None:
+    # Integer tensors are read only as num_batches_tracked or index tables (names ending in index) ...
+    torch.save({"fc.weight": torch.ones(2, 3, dtype=torch.int64), "fc.bias": torch.zeros(2)}, tmp_path / "ref.pth")
+    with pytest.raises(ArchspecError, match="AS701"):
         archspec.build(BUFFERS, weights=tmp_path / "ref.pth")
-    assert caught.value.errors[0].code == "AS709" and caught.value.errors[0].location.line == 8
+    # ... and an index table whose name is one of the spec's weights is refused there, located.
+    spec = write_spec("archspec: 1\nname: t\ninput: [3]\nlayers:\n"
+                      "  - {name: position_index, op: parameter, shape: [3], from: input}\n"
+                      "  - {op: add, from: [position_index, input]}\n")
+    torch.save({"position_index": torch.arange(3)}, tmp_path / "ref.pth")
+    with pytest.raises(SpecErrors) as caught:
+        archspec.build(spec, weights=tmp_path / "ref.pth")
+    assert caught.value.errors[0].code == "AS709" and caught.value.errors[0].location.line == 5

@@ -14,7 +14,8 @@ A weights file comes from a stranger too. Only a state dict of string keys and d
 tensors is taken: integer keys, meta/sparse/nested/quantized tensors and tensor subclasses, complex and
 boolean values are AS701 errors naming the tensor, NaN or infinity is AS703. Floating-point tensors of
 another precision (float16, bfloat16, float64) are converted to the model's dtype; integer tensors are
-taken only for integer buffers (batch norm's num_batches_tracked).
+taken only for integer buffers: batch norm's num_batches_tracked and index tables (a leaf name ending in
+`index`, as torchvision's and timm's relative_position_index).
 
 Buffers the spec computes itself (a `gather` index, a `constant` table: Swin's relative_position_index)
 are never loaded: a checkpoint tensor of the same name is compared with ours (AS708 where they differ), and
@@ -96,6 +97,9 @@ def _check_entry(path: Path, key: object, value: object) -> None:
         if not bool(finite.all()):
             bad = int((~finite).sum())
             raise ArchspecError("AS703", f"{where} holds {bad} NaN or infinite value(s); the checkpoint is broken")
+    elif _role(key) != "num_batches_tracked" and not _leaf(key).endswith("index"):
+        raise ArchspecError("AS701", f"{where} has dtype {value.dtype}; weights must be floating point "
+                            "(integers are taken only for num_batches_tracked and index tables, names ending in index)")
 
 
 ROLES = frozenset({"weight", "bias", "running_mean", "running_var", "num_batches_tracked"})
