@@ -241,11 +241,12 @@ def test_a_different_computed_buffer_is_a_located_error(tmp_path: Path) -> None:
 
 
 def test_an_integer_tensor_never_loads_into_a_weight(tmp_path: Path, write_spec) -> None:
-    # Integer tensors are read only as num_batches_tracked or index tables (names ending in index) ...
+    # An integer tensor named like one of the spec's weights: located there ...
     torch.save({"fc.weight": torch.ones(2, 3, dtype=torch.int64), "fc.bias": torch.zeros(2)}, tmp_path / "ref.pth")
-    with pytest.raises(ArchspecError, match="AS701"):
+    with pytest.raises(SpecErrors) as caught:
         archspec.build(BUFFERS, weights=tmp_path / "ref.pth")
-    # ... and an index table whose name is one of the spec's weights is refused there, located.
+    assert caught.value.errors[0].code == "AS709" and caught.value.errors[0].location.line == 8
+    # ... also where the spec's tensor is at its layer's own path (a learned table) ...
     spec = write_spec("archspec: 1\nname: t\ninput: [3]\nlayers:\n"
                       "  - {name: position_index, op: parameter, shape: [3], from: input}\n"
                       "  - {op: add, from: [position_index, input]}\n")
@@ -253,3 +254,8 @@ def test_an_integer_tensor_never_loads_into_a_weight(tmp_path: Path, write_spec)
     with pytest.raises(SpecErrors) as caught:
         archspec.build(spec, weights=tmp_path / "ref.pth")
     assert caught.value.errors[0].code == "AS709" and caught.value.errors[0].location.line == 5
+    # ... and one that pairs with nothing is skipped only if it is an index table (a name ending in index).
+    state = {**BufferedReference().state_dict(), "counts": torch.arange(3)}
+    torch.save(state, tmp_path / "ref.pth")
+    with pytest.raises(ArchspecError, match="AS701.*'counts'"):
+        archspec.build(BUFFERS, weights=tmp_path / "ref.pth")

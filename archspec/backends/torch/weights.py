@@ -14,8 +14,8 @@ A weights file comes from a stranger too. Only a state dict of string keys and d
 tensors is taken: integer keys, meta/sparse/nested/quantized tensors and tensor subclasses, complex and
 boolean values are AS701 errors naming the tensor, NaN or infinity is AS703. Floating-point tensors of
 another precision (float16, bfloat16, float64) are converted to the model's dtype; integer tensors are
-taken only for integer buffers: batch norm's num_batches_tracked and index tables (a leaf name ending in
-`index`, as torchvision's and timm's relative_position_index).
+taken only for integer buffers: batch norm's num_batches_tracked, buffers the spec computes (by name), and
+index tables (a leaf name ending in `index`, as torchvision's and timm's relative_position_index).
 
 Buffers the spec computes itself (a `gather` index, a `constant` table: Swin's relative_position_index)
 are never loaded: a checkpoint tensor of the same name is compared with ours (AS708 where they differ), and
@@ -97,9 +97,6 @@ def _check_entry(path: Path, key: object, value: object) -> None:
         if not bool(finite.all()):
             bad = int((~finite).sum())
             raise ArchspecError("AS703", f"{where} holds {bad} NaN or infinite value(s); the checkpoint is broken")
-    elif _role(key) != "num_batches_tracked" and not _leaf(key).endswith("index"):
-        raise ArchspecError("AS701", f"{where} has dtype {value.dtype}; weights must be floating point "
-                            "(integers are taken only for num_batches_tracked and index tables, names ending in index)")
 
 
 ROLES = frozenset({"weight", "bias", "running_mean", "running_var", "num_batches_tracked"})
@@ -247,7 +244,13 @@ def pair_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, to
                   layers, name)
     left_ours = [n for n in ours if n not in pairing.mapped]
     left_ref = [n for n in reference if n not in used]
-    pairing.skipped = [n for n in left_ref if not reference[n].is_floating_point() and _role(n) != "num_batches_tracked"]
+    integers = [n for n in left_ref if not reference[n].is_floating_point() and _role(n) != "num_batches_tracked"]
+    stray = next((n for n in integers if not _leaf(n).endswith("index")), None)
+    if stray is not None:  # an integer tensor is no weight; only an index table may be left unused
+        raise ArchspecError("AS701", f"checkpoint tensor {stray!r} has dtype {reference[stray].dtype}; weights must be "
+                            "floating point (integer tensors are taken only for num_batches_tracked, buffers the spec "
+                            "computes, and index tables: names ending in index)")
+    pairing.skipped = integers
     left_ref = [n for n in left_ref if n not in set(pairing.skipped)]
     if not left_ours and not left_ref:
         return pairing
