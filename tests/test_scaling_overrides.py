@@ -142,6 +142,12 @@ STRATEGIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
                                        "depths": st.lists(st.integers(0, 2), min_size=4, max_size=4),
                                        "layer_scale": st.floats(1e-6, 1.0)},
                                       optional={"variant": st.sampled_from(["convnext_tiny", "convnext_small", "convnext_base", "convnext_large"])}),
+    # heads divide every stage's width (embed_dim * 2^s); small windows, some padded, some shifted, V1 and V2
+    "swin": st.builds(lambda heads, per_head, **rest: {"embed_dim": heads * per_head, "num_heads": [heads, heads, 2 * heads,
+                                                                                                   2 * heads], **rest},
+                      heads=st.integers(1, 2), per_head=st.integers(1, 4), num_classes=classes,
+                      resolution=st.integers(8, 48), patch_size=st.sampled_from([2, 4]), window_size=st.integers(2, 5),
+                      depths=st.lists(st.integers(0, 2), min_size=4, max_size=4), v2=st.booleans()),
 }
 
 
