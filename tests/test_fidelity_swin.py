@@ -9,7 +9,7 @@ every path of shifted_window_attention runs. The buffers torchvision keeps (rela
 relative_coords_table) are compared with the ones the spec computes while the weights load.
 
 By default V1 and V2 run at a small width (torchvision's class with swin_t's structure, embed_dim 16);
-`--exhaustive` runs the named swin_t, swin_s and swin_v2_t (about 15 s each on 2 cores).
+`--exhaustive` runs the named swin_t, swin_s and swin_v2_t (20 to 40 s each on 2 cores).
 """
 
 from __future__ import annotations
