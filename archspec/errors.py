@@ -175,6 +175,9 @@ CODES: dict[str, str] = {
              "rename rule (or give a .pt/.pth file, which keeps the order).",
     "AS706": "A checkpoint tensor has the name of one of the model's tensors but another shape.",
     "AS707": "Tensors are left that no name pairs, and the spec says weights: {by_position: false}.",
+    "AS708": "A checkpoint tensor has the name of a buffer the spec computes itself (a gather index, a constant "
+             "table) but other values: the weights are for another configuration, or the spec's expression is wrong.",
+    "AS709": "A checkpoint's integer tensor (an index table) pairs by name with one of the spec's weights.",
     "AS801": "A plugin failed to load and was skipped.",
     "AS802": "Two plugins provide the same op or backend name.",
     "AS803": "An unknown backend, or a backend that cannot lower an op of the graph.",

@@ -37,6 +37,9 @@ def small(name: str) -> dict[str, Any]:
         patch = _patch(name)
         depth = "num_layers" if name.startswith("vit") else "num_blocks"
         return {"resolution": 2 * patch, depth: 1}  # a 2x2 patch grid; one of the identical encoder layers
+    if name.startswith("swin"):
+        # 32 px: the first stage (8x8) is padded to whole windows and shifted (mask, roll), the rest are one window
+        return {"resolution": 32}
     if name == "alexnet":
         return {"resolution": 63}  # the smallest side through its three 3x3/2 poolings
     if name == "inception_v3":
@@ -67,6 +70,8 @@ def shallow(name: str) -> dict[str, Any]:
         overrides["hidden"] = 256  # likewise 55M of AlexNet's 61M
     elif name.startswith("unet"):
         overrides["base_width"] = 8  # at 64 the two deepest levels hold 25M of its 31M weights
+    elif name.startswith("swin"):
+        overrides["depths"] = [2, 1, 1, 1]  # a plain and a shifted block, then one block per stage
     elif name.startswith("shufflenet"):
         overrides["stages_repeats"] = [1, 2, 1]  # a stride-2 unit per stage, and one stride-1 unit
     return overrides

@@ -12,6 +12,7 @@ CASES = {  # one spec per structural kind, at a small resolution to keep export 
     "vgg11_lrn": 32, "resnet50": 64, "densenet121": 64, "efficientnet_b0": 64, "vit_b_16": 32, "mixer_b16": 32,
     "unet": 32,  # an encoder-decoder: multi-input blocks, transposed convolutions, a [classes, H, W] output
     "lraspp_mobilenet_v3_large": 64,  # DeepLabV3 below, at a second resolution
+    "swin_t": 32,  # windows, roll, gather and buffers the spec computes (registered buffers in the program)
 }
 WIDTH = {"unet": {"base_width": 8}}  # its structure at a fraction of the weights (31M at width 64)
 # The onnx backend exports every kind through torch.export in the default run too; these here add the

@@ -165,3 +165,25 @@ def test_layer_norm_axis_layer_scale_and_pad_export(tmp_path: Path) -> None:
     error = relative_error(torch.from_numpy(session.run(None, {"input": x.numpy()})[0]), expected)
     print(f"onnx layer_ops: max relative error {error:.3g}")
     assert error <= TOLERANCE
+
+
+def test_window_attention_ops_export(tmp_path: Path) -> None:
+    """Swin's ops (tests/specs/window_ops.yaml): roll, strided slice, gather by a buffer, a learned tensor
+    and a computed constant broadcast over the batch, matmul, attention with an additive bias, and the
+    elementwise sub/abs/clamp/scale/exp/normalize, through ONNX Runtime at two batch sizes. The whole Swin
+    specs run with --exhaustive (the zoo test above; 1 to 2 minutes each on 2 cores)."""
+    compiled = archspec.compile_spec(ROOT / "tests/specs/window_ops.yaml")
+    registry = default_registry()
+    reference = registry.backend("torch").build(compiled.graph, BuildOptions()).eval()
+    weights = save_state_dict(reference, tmp_path / "weights.pt")
+    options = dataclasses.replace(archspec.pipeline.build_options(compiled, 0, None), weights=weights)
+    backend = registry.backend("onnx")
+    out = tmp_path / "window_ops.onnx"
+    backend.save(backend.build(compiled.graph, options), compiled.graph, out, options)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    for batch in (1, 3):
+        x = torch.randn(batch, *compiled.costs.input, generator=torch.Generator().manual_seed(batch))
+        with torch.no_grad():
+            expected = reference(x)
+        error = relative_error(torch.from_numpy(session.run(None, {"input": x.numpy()})[0]), expected)
+        assert error <= TOLERANCE, error

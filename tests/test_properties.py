@@ -135,6 +135,15 @@ def test_single_layer_ops_match_torch(case: tuple[str, SpecFacts], spec_dir: Pat
     check_against_torch(write(spec_dir, text), facts)
 
 
+@settings(max_examples=5, **SETTINGS)
+@given(case=valid_specs(max_stages=2, stages=("windows",)))
+def test_window_ops_match_torch(case: tuple[str, SpecFacts], spec_dir: Path) -> None:
+    """Only the stage of Swin's ops (roll, slice, gather, parameter, matmul, constant, attention with biases,
+    the mask's sub/abs/clamp/scale, normalize, exp), which the mixed draw above reaches a few times per run."""
+    text, facts = case
+    check_against_torch(write(spec_dir, text), facts)
+
+
 def test_residual_example_matches_torch() -> None:
     """One fixed spec through the same checks (the tiny residual network the codegen tests use)."""
     compiled = archspec.compile_spec(ROOT / "tests/specs/residual.yaml")

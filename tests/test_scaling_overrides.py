@@ -167,6 +167,12 @@ STRATEGIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
          "depth_mult": st.floats(0.1, 1.0), "last_channel": st.integers(1, 32),
          "stages": _rows(st.sampled_from(["fused", "mbconv"]), st.sampled_from([1, 4, 6]), st.sampled_from([1, 3]),
                          st.sampled_from([1, 2]), st.integers(1, 32), st.integers(1, 32), st.integers(1, 2))}),
+    # heads divide every stage's width (embed_dim * 2^s); small windows, some padded, some shifted, V1 and V2
+    "swin": st.builds(lambda heads, per_head, **rest: {"embed_dim": heads * per_head, "num_heads": [heads, heads, 2 * heads,
+                                                                                                   2 * heads], **rest},
+                      heads=st.integers(1, 2), per_head=st.integers(1, 4), num_classes=classes,
+                      resolution=st.integers(8, 48), patch_size=st.sampled_from([2, 4]), window_size=st.integers(2, 5),
+                      depths=st.lists(st.integers(0, 2), min_size=4, max_size=4), v2=st.booleans()),
 }
 
 

@@ -74,6 +74,19 @@ def test_editors_get_op_names_and_each_ops_arguments():
     assert conv["properties"]["out"]["description"] == "output channels"
 
 
+def test_editors_get_the_window_attention_ops():
+    layer = json_schema(REGISTRY)["$defs"]["Layer"]
+    rules = {rule["if"]["properties"]["op"]["const"]: rule["then"] for rule in layer["allOf"]}
+    expected = {"attention": {"scale", "dropout"}, "matmul": set(), "roll": {"shifts", "axes"},
+                "slice": {"axis", "start", "stop", "step"}, "gather": {"axis", "index"}, "parameter": {"shape", "init"},
+                "constant": {"shape", "values"}, "clamp": {"min", "max"}, "scale": {"factor"}, "normalize": {"axis", "eps"},
+                "sub": set(), "abs": set(), "exp": set()}
+    for op, args in expected.items():
+        assert args | {"from", "name"} <= set(rules[op]["properties"]), op
+        assert rules[op]["additionalProperties"] is False
+    assert set(rules["gather"]["required"]) == {"index"} and set(rules["constant"]["required"]) == {"shape", "values"}
+
+
 def test_cli_schema_and_shell_completion(capsys):
     assert main(["schema"]) == 0
     assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(json_schema(REGISTRY)))

@@ -114,7 +114,13 @@ def test_layer_named_like_a_module_attribute_is_a_located_error(write_spec, caps
 
 
 # -- the zoo ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("path", ZOO, ids=lambda p: p.stem)
+# Swin's ops are covered by test_window_attention_ops_match_torch_backend below (0.2 s); the family's three
+# specs (7 to 9 s each on 2 cores) with --exhaustive.
+SIBLINGS = {"swin_t", "swin_s", "swin_v2_t"}
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, id=p.stem, marks=pytest.mark.exhaustive if p.stem in SIBLINGS else ())
+                                  for p in ZOO])
 def test_zoo_source_matches_torch_backend(path: Path) -> None:
     # The spec itself, at full size, renders to valid Python ...
     compile(source(path), path.stem, "exec")
@@ -128,6 +134,22 @@ def test_zoo_source_matches_torch_backend(path: Path) -> None:
         ours = getattr(load(code), ast.parse(code).body[-1].name)().eval()  # type: ignore[attr-defined]
     ours.load_state_dict(reference.state_dict(), strict=True, assign=True)
     x = torch.randn(2, *compiled.costs.input, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), reference(x), rtol=0, atol=0)
+
+
+def test_window_attention_ops_match_torch_backend() -> None:
+    """Every op Swin needs (tests/specs/window_ops.yaml: roll, slice, gather and its index buffer, a learned
+    tensor, a constant buffer, matmul, attention with a bias, sub/abs/clamp/scale/exp/normalize) gives the
+    torch backend's outputs, buffers and parameters included in one strict state dict."""
+    compiled = archspec.compile_spec(Path(__file__).parent / "specs" / "window_ops.yaml")
+    registry = default_registry()
+    reference = registry.backend("torch").build(compiled.graph, BuildOptions()).eval()
+    code = registry.backend("torch-source").build(compiled.graph, BuildOptions()).text
+    ours = getattr(load(code), ast.parse(code).body[-1].name)().eval()  # type: ignore[attr-defined]
+    assert set(ours.state_dict()) == set(reference.state_dict())
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(3, *compiled.costs.input, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         torch.testing.assert_close(ours(x), reference(x), rtol=0, atol=0)
 

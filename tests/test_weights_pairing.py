@@ -11,7 +11,7 @@ from torch import nn
 
 import archspec
 from archspec.cli import main
-from archspec.errors import SpecErrors
+from archspec.errors import ArchspecError, SpecErrors
 
 SPEC = Path(__file__).parent / "specs" / "projection_after_main.yaml"
 
@@ -192,3 +192,70 @@ def test_path_patterns() -> None:
     for ours, ref in [("a.{x}{y}", "b"), ("a", "{z}"), ("a", "**.b"), ("a.{i}", "b{i"), ("**", "b")]:
         with pytest.raises(PatternError):
             parse_rename(ours, ref)
+
+
+# -- buffers the spec computes itself ----------------------------------------------------------------
+BUFFERS = Path(__file__).parent / "specs" / "computed_buffers.yaml"
+
+
+class BufferedReference(nn.Module):
+    """Keeps the spec's index and table as buffers, an index table the spec does not have between them and
+    the weights, and its linear under another name (so it pairs by position, after the extra table)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("index", torch.tensor([3, 2, 1, 0]))
+        self.register_buffer("lookup_index", torch.tensor([0, 0, 1]))
+        self.register_buffer("table", torch.tensor([[0.5, 1.0, 2.0]]))
+        self.dense = nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dense(x[:, self.index] * self.table)
+
+
+def test_computed_buffers_are_compared_and_extra_tables_skipped(tmp_path: Path, capsys) -> None:
+    torch.manual_seed(0)
+    reference = BufferedReference().eval()
+    path = tmp_path / "ref.pth"
+    torch.save(reference.state_dict(), path)
+    assert main(["build", str(BUFFERS), "--weights", str(path), "-o", str(tmp_path / "b.pt2")]) == 0
+    report = capsys.readouterr().out
+    assert "2 tensors from" in report and "0 paired by name, 2 by position" in report, report
+    assert "2 buffer(s) the spec computes match the checkpoint's" in report
+    assert "skipped 1 checkpoint buffer(s) the spec computes itself or does not use ('lookup_index')" in report
+    ours = archspec.build(BUFFERS, weights=path).eval()
+    x = torch.randn(3, 4, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), reference(x), rtol=0, atol=0)
+
+
+def test_a_different_computed_buffer_is_a_located_error(tmp_path: Path) -> None:
+    state = BufferedReference().state_dict()
+    state["table"] = torch.tensor([[0.5, 1.0, 3.0]])
+    torch.save(state, tmp_path / "ref.pth")
+    with pytest.raises(SpecErrors) as caught:
+        archspec.build(BUFFERS, weights=tmp_path / "ref.pth")
+    error = caught.value.errors[0]
+    assert error.code == "AS708" and "'table'" in error.message
+    assert error.location is not None and error.location.file.endswith("computed_buffers.yaml") and error.location.line == 6
+
+
+def test_an_integer_tensor_never_loads_into_a_weight(tmp_path: Path, write_spec) -> None:
+    # An integer tensor named like one of the spec's weights: located there ...
+    torch.save({"fc.weight": torch.ones(2, 3, dtype=torch.int64), "fc.bias": torch.zeros(2)}, tmp_path / "ref.pth")
+    with pytest.raises(SpecErrors) as caught:
+        archspec.build(BUFFERS, weights=tmp_path / "ref.pth")
+    assert caught.value.errors[0].code == "AS709" and caught.value.errors[0].location.line == 8
+    # ... also where the spec's tensor is at its layer's own path (a learned table) ...
+    spec = write_spec("archspec: 1\nname: t\ninput: [3]\nlayers:\n"
+                      "  - {name: position_index, op: parameter, shape: [3], from: input}\n"
+                      "  - {op: add, from: [position_index, input]}\n")
+    torch.save({"position_index": torch.arange(3)}, tmp_path / "ref.pth")
+    with pytest.raises(SpecErrors) as caught:
+        archspec.build(spec, weights=tmp_path / "ref.pth")
+    assert caught.value.errors[0].code == "AS709" and caught.value.errors[0].location.line == 5
+    # ... and one that pairs with nothing is skipped only if it is an index table (a name ending in index).
+    state = {**BufferedReference().state_dict(), "counts": torch.arange(3)}
+    torch.save(state, tmp_path / "ref.pth")
+    with pytest.raises(ArchspecError, match="AS701.*'counts'"):
+        archspec.build(BUFFERS, weights=tmp_path / "ref.pth")

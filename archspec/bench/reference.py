@@ -23,6 +23,7 @@ _REGNETS = ("regnet_y_400mf",)
 _MIXERS = ("mixer_s32", "mixer_s16", "mixer_b32", "mixer_b16", "mixer_l32", "mixer_l16")
 _MOBILE = ("mobilenet_v2", "mobilenet_v3_large", "mnasnet1_0")
 _CONVNEXTS = ("convnext_tiny", "convnext_small", "convnext_base", "convnext_large")
+_SWINS = ("swin_t", "swin_s", "swin_v2_t")
 _CLASSIC = ("alexnet", "googlenet", "inception_v3", "squeezenet1_0", "squeezenet1_1", "shufflenet_v2_x0_5",
             "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0")
 # Constructor arguments that make a torchvision model the architecture its spec describes (and its
@@ -37,7 +38,7 @@ _TORCHVISION_ARGUMENTS: Mapping[str, Mapping[str, Any]] = {
 # (its VGG head is convolutional and its ViT has a separate qkv layout: use torchvision for those).
 REFERENCES: Mapping[str, Mapping[str, str]] = {
     "torchvision": {name: name for name in _RESNETS + _DENSENETS + _EFFICIENTNETS + _VGGS + _VITS + _MOBILE + _CONVNEXTS
-                   + _CLASSIC + _REGNETS},
+                   + _CLASSIC + _REGNETS + _SWINS},
     "timm": {**{name: name for name in _RESNETS + _DENSENETS + ("efficientnet_b0",)},
              **{name: f"{name}_224" for name in _MIXERS},
              # the reference figures of these two are timm's (SE-ResNet-50: the paper's Caffe layout)

@@ -1,6 +1,7 @@
 """The built-in ops, registered through the `archspec.plugins` entry-point group like any plugin."""
 
-from archspec.ops import dense, elementwise, norm, resample, spatial, tensor
+from archspec.ops import attention, constants, dense, elementwise, indexing, norm, pointwise, resample, spatial, tensor
 from archspec.ops.base import Plugin
 
-PLUGIN = Plugin(ops=[*spatial.OPS, *dense.OPS, *norm.OPS, *elementwise.OPS, *tensor.OPS, *resample.OPS])
+PLUGIN = Plugin(ops=[*spatial.OPS, *dense.OPS, *norm.OPS, *elementwise.OPS, *tensor.OPS, *resample.OPS, *attention.OPS,
+                     *indexing.OPS, *constants.OPS, *pointwise.OPS])

@@ -816,6 +816,61 @@ class _Writer:
         else:
             self.op("mean", {"axes": self.draw(st.sampled_from([0, -2, [0]]))}, name="pick", out=(d,))
 
+    # -- windows: the ops of shifted-window attention ---------------------------------------------
+    def windows(self) -> None:
+        """Channels last, a cyclic shift, a strided slice, a gather of channels by a fixed index, a
+        product with a learned tensor (matmul), attention over each row with a constant additive bias
+        (and sometimes a second, computed one), an elementwise op of Swin V2, and back to [C, H, W]."""
+        draw = self.draw
+        c, h, w = self.shape
+        if h * w > 256:  # keep the attention small
+            a, b = draw(st.integers(2, 8)), draw(st.integers(2, 8))
+            self.op("adaptive_avgpool2d", {"size": self.pair(a, b)}, out=(c, a, b))
+            h, w = a, b
+        self.op("permute", {"dims": [1, 2, 0]}, out=(h, w, c))
+        self.op("roll", {"shifts": [draw(st.integers(-h, h)), draw(st.integers(-w, w))], "axes": [0, 1]}
+                if self.chance(0.7) else {"shifts": draw(st.integers(-3, 3)), "axes": -1})
+        start, step = draw(st.integers(0, h - 1)), draw(st.integers(1, 3))
+        stop = draw(st.one_of(st.none(), st.integers(start + 1, h)))
+        rows = len(range(start, stop if stop is not None else h, step))
+        self.op("slice", {"axis": 0, "start": start, "step": step, **({} if stop is None else {"stop": stop})},
+                out=(rows, w, c))
+        k = draw(st.integers(1, 6))
+        index = draw(st.lists(st.integers(0, c - 1), min_size=k, max_size=k))
+        picked = self.op("gather", {"axis": -1, "index": index}, name=self.fresh("index"), out=(rows, w, k))
+        m = draw(st.integers(1, 6))
+        table = self.op("parameter", {"shape": [rows, k, m], "init": draw(st.sampled_from(
+            ["zeros", {"trunc_normal": {"std": 0.02}}, {"constant": {"value": 0.5}}]))},
+            name=self.fresh("table"), src=picked, out=(rows, k, m), params=rows * k * m)
+        product = self.op("matmul", name=self.fresh("product"), src=[picked, table], out=(rows, w, m),
+                          macs=rows * w * k * m)
+        bias = self.op("constant", {"shape": [1, w, w], "values": f"${{[[[(i - j) / {w} for j in range({w})] for i in "
+                                                                    f"range({w})]]}}"},
+                       name=self.fresh("bias"), src=product, out=(1, w, w))
+        inputs = [product, product, product, bias]
+        if self.chance(0.4):  # a second bias, computed in the graph: -100 where two positions differ (Swin's mask)
+            ids = self.op("constant", {"shape": [1, w], "values": [[j % 2 for j in range(w)]]}, src=product,
+                          name=self.fresh("ids"), out=(1, w))
+            row = self.op("reshape", {"shape": [1, 1, w]}, src=ids, out=(1, 1, w))
+            col = self.op("reshape", {"shape": [1, w, 1]}, src=ids, out=(1, w, 1))
+            self.op("sub", src=[row, col], out=(1, w, w))
+            self.op("abs")
+            self.op("clamp", {"max": 1.0})
+            inputs.append(self.op("scale", {"factor": -100.0}, name=self.fresh("mask")))
+        args: Data = {}
+        if self.chance(0.3):
+            args["scale"] = draw(st.sampled_from([0.5, 1.0]))
+        self.op("attention", args, name=self.fresh("attention"), src=inputs, out=(rows, w, m),
+                macs=2 * rows * w * w * m)
+        kind = draw(st.sampled_from(["normalize", "exp", "clamp", "none"]))
+        if kind == "normalize":
+            self.op("normalize", {"axis": draw(st.sampled_from([-1, 0]))})
+        elif kind == "exp":
+            self.op("exp")
+        elif kind == "clamp":
+            self.op("clamp", {"min": -0.5, "max": 0.5})
+        self.op("permute", {"dims": [2, 0, 1]}, out=(m, rows, w))
+
     def layernorm(self, d: int) -> None:
         args: Data = {}
         if self.chance(0.3):
@@ -829,7 +884,7 @@ class _Writer:
 
 
 STAGES = ("plain", "plain", "misc", "residual_inline", "concat", "squeeze_excite", "repeated", "switched_off",
-          "residual_stage", "decoder")
+          "residual_stage", "decoder", "windows")
 
 
 @st.composite

@@ -11,10 +11,11 @@ FUSED = Support("native", "generated code, fused with its neighbours")
 GONE = Support("native", "no code (identity at inference)")
 
 COVERAGE: CoverageTable = {
-    **{op: LIBRARY for op in ("conv2d", "linear", "self_attention", "conv_transpose2d")},
+    **{op: LIBRARY for op in ("conv2d", "linear", "self_attention", "conv_transpose2d", "attention", "matmul")},
     **{op: FUSED for op in ("maxpool2d", "avgpool2d", "adaptive_avgpool2d", "adaptive_maxpool2d", "lrn", "class_token",
                             "pos_embedding", "batchnorm", "layernorm", "relu", "relu6", "silu", "sigmoid", "tanh",
                             "hardswish", "hardsigmoid", "gelu", "softmax", "add", "mul", "flatten", "reshape",
-                            "permute", "transpose", "concat", "mean", "select", "layer_scale", "pad", "interpolate", "upsample")},
+                            "permute", "transpose", "concat", "mean", "select", "layer_scale", "pad", "interpolate", "upsample", "roll", "slice", "gather",
+                            "parameter", "constant", "sub", "abs", "exp", "clamp", "scale", "normalize")},
     **{op: GONE for op in ("identity", "dropout", "drop_path")},
 }

@@ -77,6 +77,19 @@ COVERAGE: CoverageTable = {
     "interpolate": _native("Resize"),
     "upsample": _native("Resize"),
     "conv_transpose2d": _native("ConvTranspose"),
+    "attention": Support("fallback", "MatMul, Mul, Add, Softmax (no fused attention operator at opset 18)"),
+    "matmul": _native("MatMul"),
+    "roll": Support("fallback", "two Slices and a Concat per axis (no Roll operator)"),
+    "slice": _native("Slice"),
+    "gather": _native("Gather (the index an initializer)"),
+    "parameter": _native("Expand of an initializer"),
+    "constant": _native("Expand of an initializer"),
+    "sub": _native("Sub"),
+    "abs": _native("Abs"),
+    "exp": _native("Exp"),
+    "clamp": _native("Clip"),
+    "scale": _native("Mul"),
+    "normalize": Support("fallback", "ReduceL2, Clip (the eps), Expand and Div (no normalize operator)"),
 }
 assert all(isinstance(v, Support) or callable(v) for v in COVERAGE.values())
 NATIVE_OPS = frozenset(op for op, v in COVERAGE.items() if v is NATIVE)

@@ -17,7 +17,7 @@ from archspec.backends.export import export_program
 from archspec.backends.torch.codegen import generate
 from archspec.backends.torch.lowering import LOWERINGS, Lowering
 from archspec.backends.torch.optimize import apply_plan
-from archspec.backends.torch.weights import load_reference_weights, pair_state_dict, read_state_dict
+from archspec.backends.torch.weights import computed_buffers, load_reference_weights, pair_state_dict, read_state_dict
 from archspec.errors import ArchspecError
 from archspec.ir import Graph
 
@@ -66,7 +66,11 @@ class TorchBackend:
             module = generate(graph, self.table, graph.name)
         state = module.state_dict()
         source = Path(options.weights)
-        pairing = pair_state_dict(state, read_state_dict(source), graph, ordered=source.suffix != ".safetensors")
+        computed = computed_buffers(state, graph)
+        for name in computed:  # made off the meta device, so the checkpoint's copies are compared by value
+            state[name] = self.table[graph.node(name).op](graph.node(name), graph.input_shapes(graph.node(name))).value  # type: ignore[union-attr]
+        pairing = pair_state_dict(state, read_state_dict(source), graph, ordered=source.suffix != ".safetensors",
+                                  computed=computed)
         tensors = {k: v.to(state[k].dtype).contiguous() for k, v in pairing.mapped.items()}
         data = save(tensors, metadata={"archspec_spec": graph.name, "source": Path(options.weights).name})
         write_bytes_atomically(path, data)

@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 import re
 
+import torch
 from torch import fx, nn
 
-from archspec.backends.torch.init import initialise
-from archspec.backends.torch.lowering import ALIAS, Call, Lowering, Owned
+from archspec.backends.torch.init import initialise, initialise_owned
+from archspec.backends.torch.lowering import ALIAS, Buffer, Call, Lowering, Owned
 from archspec.errors import ArchspecError
 from archspec.ir import Graph, Node
 from archspec.ops.elementwise import broadcast
@@ -31,7 +32,7 @@ def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str) -> fx
     """Build the GraphModule for `graph` (weights initialised from torch's global RNG)."""
     fx_graph = fx.Graph()
     values: dict[str, fx.Node] = {graph.input.name: fx_graph.placeholder("x")}
-    submodules: dict[str, nn.Module | nn.Parameter] = {}  # in graph order: containers are created in it
+    submodules: dict[str, nn.Module | nn.Parameter | torch.Tensor] = {}  # in graph order: containers are created in it
     for node in graph.ops:
         shapes = graph.input_shapes(node)
         try:
@@ -61,8 +62,18 @@ def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str) -> fx
             if clash:
                 raise ArchspecError("AS803", f"layer {node.name!r}: {clash!r} is an attribute of torch.nn.Module; rename the layer")
             submodules[node.name] = nn.Parameter(emit.value)
+            if node.init:  # init: rules over the layer's own tensor (key "")
+                initialise_owned(submodules[node.name], node.name, node.init)
             tensor = fx_graph.create_node("get_attr", node.name, name=f"{label}_tensor")
             values[node.name] = fx_graph.create_node("call_function", emit.target, (tensor, *inputs), {}, name=label)
+        elif isinstance(emit, Buffer):
+            clash = _module_path_clash(node.name)
+            if clash:
+                raise ArchspecError("AS803", f"layer {node.name!r}: {clash!r} is an attribute of torch.nn.Module; rename the layer")
+            submodules[node.name] = emit.value
+            tensor = fx_graph.create_node("get_attr", node.name, name=f"{label}_buffer")
+            values[node.name] = fx_graph.create_node("call_function", emit.target, (tensor, *inputs), dict(emit.kwargs),
+                                                     name=label)
         elif isinstance(emit, Call):
             if emit.fold:
                 values[node.name] = _fold(fx_graph, graph, node, emit, inputs, label)
@@ -125,7 +136,7 @@ def _accumulable(graph: Graph, node: Node, k: int) -> bool:
             and graph.node(name).shape == node.shape)
 
 
-def _attach(root: nn.Module, dotted: str, member: nn.Module | nn.Parameter) -> None:
+def _attach(root: nn.Module, dotted: str, member: nn.Module | nn.Parameter | torch.Tensor) -> None:
     *parents, leaf = dotted.split(".")
     current = root
     for part in parents:
@@ -134,6 +145,8 @@ def _attach(root: nn.Module, dotted: str, member: nn.Module | nn.Parameter) -> N
         current = getattr(current, part)
     if isinstance(member, nn.Parameter):
         current.register_parameter(leaf, member)
+    elif isinstance(member, torch.Tensor):
+        current.register_buffer(leaf, member)
     else:
         current.add_module(leaf, member)
 

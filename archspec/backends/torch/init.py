@@ -65,3 +65,11 @@ def initialise(module: nn.Module, layer: str, inits: tuple[tuple[str, Init], ...
         args: dict[str, InitArg] = dict(init.args)
         with torch.no_grad():
             FILL[init.kind](target, **args)
+
+
+def initialise_owned(tensor: torch.Tensor, layer: str, inits: tuple[tuple[str, Init], ...]) -> None:
+    """Fill a tensor a layer owns at its own path (layer_scale, parameter): its init rules use the key ""."""
+    for key, init in inits:
+        if key == "" and init.kind != "default":
+            with torch.no_grad():
+                FILL[init.kind](tensor, **dict(init.args))

@@ -5,6 +5,8 @@ An entry takes the node and its input shapes (per sample) and returns:
   * a `Call`: a torch function applied to the inputs, for stateless ops;
   * an `Owned` tensor: a function of the inputs and one learned tensor registered at the layer's own
     path (layer scale, as torchvision registers it), no submodule;
+  * a `Buffer`: like `Owned`, with a fixed, non-trainable tensor registered as a buffer (an index table,
+    a constant computed by the spec);
   * `ALIAS`: the node is its input (identity).
 Per-sample axes from the IR become torch axes by skipping the batch axis.
 """
@@ -22,7 +24,7 @@ import torch.nn.functional as F
 
 from archspec.backends.torch import modules
 from archspec.ir import Node, Shape
-from archspec.ops import dense, elementwise, norm, resample, spatial, tensor
+from archspec.ops import attention, constants, dense, elementwise, indexing, norm, pointwise, resample, spatial, tensor
 
 
 @dataclass(frozen=True)
@@ -53,12 +55,23 @@ class Owned:
     target: Callable[..., Any]
 
 
+@dataclass(frozen=True)
+class Buffer:
+    """`target(buffer, *inputs, **kwargs)` with one fixed tensor the layer owns, registered as a buffer at the
+    layer's own path (torchvision's `attn.relative_position_index`), so it is in the state dict under the
+    reference's name and `--weights` can compare it."""
+
+    value: torch.Tensor
+    target: Callable[..., Any]
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
 class _Alias:
     pass
 
 
 ALIAS = _Alias()
-Emit = nn.Module | Call | Owned | _Alias
+Emit = nn.Module | Call | Owned | Buffer | _Alias
 Lowering = Callable[[Node, Sequence[Shape]], Emit]
 
 
@@ -201,6 +214,52 @@ def _interpolate(node: Node, shapes: Sequence[Shape]) -> Emit:
         return modules.InterpolateLike(p.mode, p.align_corners)
     target = {"size": spatial.pair(p.size)} if p.size is not None else {"scale_factor": resample.scale_pair(p)}
     return Call(F.interpolate, kwargs={**target, "mode": p.mode, "align_corners": p.align_corners})
+def _attention_batched(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: attention.Attention = node.params  # type: ignore[assignment]
+    return modules.Attention(p.scale if p.scale is not None else shapes[0][-1] ** -0.5, p.dropout)
+
+
+def _roll(node: Node, shapes: Sequence[Shape]) -> Emit:
+    shifts, axes = indexing.roll_pairs(node.params)  # type: ignore[arg-type]
+    rank = len(shapes[0])
+    return Call(torch.roll, kwargs={"shifts": shifts, "dims": tuple(torch_axis(a, rank) for a in axes)})
+
+
+def _slice(node: Node, shapes: Sequence[Shape]) -> Emit:
+    axis, start, stop, step = indexing.slice_bounds(node.params, shapes[0])  # type: ignore[arg-type]
+    return Call(torch.ops.aten.slice.Tensor, args=(axis + 1, start, stop, step))
+
+
+def _gather(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: indexing.Gather = node.params  # type: ignore[assignment]
+    return Buffer(torch.tensor(p.index, dtype=torch.int64), modules.take,
+                  {"dim": torch_axis(p.axis, len(shapes[0]))})
+
+
+def _parameter(node: Node, shapes: Sequence[Shape]) -> Emit:
+    from archspec.backends.torch.init import FILL
+
+    p: constants.Parameter = node.params  # type: ignore[assignment]
+    made = constants.parameter_init(p)
+    value = torch.zeros(p.shape)
+    if made.kind != "default":
+        FILL[made.kind](value, **dict(made.args))
+    return Owned(value, modules.batched)
+
+
+def _constant(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: constants.Constant = node.params  # type: ignore[assignment]
+    return Buffer(torch.tensor(constants.flat_values(p), dtype=torch.float32).reshape(p.shape), modules.batched)
+
+
+def _clamp(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: pointwise.Clamp = node.params  # type: ignore[assignment]
+    return Call(torch.clamp, kwargs={"min": p.min, "max": p.max})
+
+
+def _normalize(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: pointwise.Normalize = node.params  # type: ignore[assignment]
+    return Call(F.normalize, kwargs={"dim": torch_axis(p.axis, len(shapes[0])), "eps": p.eps})
 
 
 LOWERINGS: dict[str, Lowering] = {
@@ -242,4 +301,20 @@ LOWERINGS: dict[str, Lowering] = {
     "conv_transpose2d": _conv_transpose2d,
     "interpolate": _interpolate,
     "upsample": _interpolate,
+    "attention": _attention_batched,
+    "matmul": lambda node, shapes: Call(torch.matmul),
+    "roll": _roll,
+    "slice": _slice,
+    "gather": _gather,
+    "parameter": _parameter,
+    "constant": _constant,
+    "sub": lambda node, shapes: Call(operator.sub),
+    "abs": _function(torch.abs),
+    "exp": _function(torch.exp),
+    "clamp": _clamp,
+    "scale": lambda node, shapes: Call(torch.mul, args=(node.params.factor,)),  # type: ignore[union-attr]
+    "normalize": _normalize,
 }
+# Ops whose torch lowering keeps a buffer the spec computes itself: `--weights` compares a reference tensor of
+# the same name with it instead of loading it.
+COMPUTED_BUFFERS = frozenset({"gather", "constant"})

@@ -93,3 +93,31 @@ class InterpolateLike(nn.Module):
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}, align_corners={self.align_corners}"
+class Attention(nn.Module):
+    """softmax(scale * q @ k^T + bias...) @ v on [N, ..., T, D], step for step as torchvision's
+    shifted_window_attention writes it (q scaled first, each bias added in turn), so outputs agree exactly."""
+
+    def __init__(self, scale: float, dropout: float):
+        super().__init__()
+        self.scale = scale
+        self.dropout = dropout
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *biases: torch.Tensor) -> torch.Tensor:
+        scores = (q * self.scale).matmul(k.transpose(-2, -1))
+        for bias in biases:
+            scores = scores + bias
+        weights = torch.nn.functional.dropout(scores.softmax(dim=-1), self.dropout, self.training)
+        return weights.matmul(v)
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}, dropout={self.dropout}"
+
+
+def batched(value: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A tensor of the layer's own (no batch axis) given to every sample of x's batch, as a view."""
+    return value.unsqueeze(0).expand(x.shape[0], *value.shape)
+
+
+def take(index: torch.Tensor, x: torch.Tensor, dim: int) -> torch.Tensor:
+    """x's entries at the positions `index` along `dim` (the gather op)."""
+    return torch.index_select(x, dim, index)

@@ -14,12 +14,19 @@ A weights file comes from a stranger too. Only a state dict of string keys and d
 tensors is taken: integer keys, meta/sparse/nested/quantized tensors and tensor subclasses, complex and
 boolean values are AS701 errors naming the tensor, NaN or infinity is AS703. Floating-point tensors of
 another precision (float16, bfloat16, float64) are converted to the model's dtype; integer tensors are
-taken only for integer buffers (batch norm's num_batches_tracked).
+taken only for integer buffers: batch norm's num_batches_tracked, buffers the spec computes (by name), and
+index tables (a leaf name ending in `index`, as torchvision's and timm's relative_position_index).
+
+Buffers the spec computes itself (a `gather` index, a `constant` table: Swin's relative_position_index)
+are never loaded: a checkpoint tensor of the same name is compared with ours (AS708 where they differ), and
+an integer checkpoint tensor that pairs with nothing (an index table the spec computes another way, or does
+not need) is skipped and reported: no parameter is an integer tensor, so it cannot be a weight the spec
+lacks, and it never shifts the pairing by position of the tensors after it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -90,9 +97,6 @@ def _check_entry(path: Path, key: object, value: object) -> None:
         if not bool(finite.all()):
             bad = int((~finite).sum())
             raise ArchspecError("AS703", f"{where} holds {bad} NaN or infinite value(s); the checkpoint is broken")
-    elif _role(key) != "num_batches_tracked":
-        raise ArchspecError("AS701", f"{where} has dtype {value.dtype}; weights must be floating point "
-                            "(integers are taken only for num_batches_tracked)")
 
 
 ROLES = frozenset({"weight", "bias", "running_mean", "running_var", "num_batches_tracked"})
@@ -117,10 +121,19 @@ class Pairing:
     mapped: dict[str, torch.Tensor] = field(default_factory=dict)
     by_name: int = 0
     by_position: int = 0
+    checked: list[str] = field(default_factory=list)  # our computed buffers found equal in the checkpoint
+    skipped: list[str] = field(default_factory=list)  # checkpoint buffers (integer tables) nothing pairs with
 
     def summary(self, source: str) -> str:
-        return (f"weights: {len(self.mapped)} tensors from {source}: {self.by_name} paired by name, "
+        text = (f"weights: {len(self.mapped)} tensors from {source}: {self.by_name} paired by name, "
                 f"{self.by_position} by position")
+        if self.checked:
+            text += f"; {len(self.checked)} buffer(s) the spec computes match the checkpoint's"
+        if self.skipped:
+            shown = ", ".join(repr(n) for n in self.skipped[:3])
+            text += (f"; skipped {len(self.skipped)} checkpoint buffer(s) the spec computes itself or does not use "
+                     f"({shown}{', ...' if len(self.skipped) > 3 else ''})")
+        return text
 
 
 class _Layers:
@@ -134,7 +147,7 @@ class _Layers:
 
     def layer(self, tensor: str) -> str | None:
         parts = tensor.split(".")
-        for k in range(len(parts) - 1, 0, -1):
+        for k in range(len(parts), 0, -1):  # the whole name too: a tensor at its layer's own path
             prefix = ".".join(parts[:k])
             if prefix in self.index:
                 return prefix
@@ -161,8 +174,18 @@ def _shape(t: torch.Tensor) -> list[int]:
     return list(t.shape)
 
 
+def _same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
+    if a.numel() != b.numel():
+        return False
+    if a.is_floating_point() or b.is_floating_point():
+        # The spec computes in double precision, torch in the buffer's own: a last-place difference is the same table.
+        return bool(torch.allclose(a.double().flatten(), b.double().flatten(), rtol=1e-5, atol=1e-6))
+    return bool(torch.equal(a.flatten(), b.flatten()))
+
+
 def pair_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, torch.Tensor],
-                    graph: Graph | None = None, naming: Naming | None = None, ordered: bool = True) -> Pairing:
+                    graph: Graph | None = None, naming: Naming | None = None, ordered: bool = True,
+                    computed: Collection[str] = ()) -> Pairing:
     """Pair our tensors with a checkpoint's, or raise a (located, where the graph is given) error.
 
     1. By name: our name itself, else our name after the spec's rename rules, is a checkpoint name of the
@@ -172,6 +195,9 @@ def pair_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, to
        leaves and shapes must agree and both sides run out together (AS704). Two layers with tensors of
        the same shapes whose order nothing fixes (parallel branches; alphabetical order in a .safetensors
        file) are an error (AS705), resolved by names.
+    `computed` names our buffers the spec computes (never loaded): a checkpoint tensor of that name (or
+    renamed name) must hold the same values (AS708). Integer checkpoint tensors left after pairing by name
+    are buffers, not weights: they are skipped (and listed in the summary) before pairing by position.
     """
     naming = naming or (graph.naming if graph is not None else Naming())
     rules = []
@@ -180,16 +206,33 @@ def pair_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, to
     layers = _Layers(graph)
     pairing = Pairing()
     used: set[str] = set()
-    for name, tensor in ours.items():
-        candidates = [name]
+
+    def candidates_of(name: str) -> list[str]:
         try:
             other = renamed(name, rules)
         except PatternError as exc:
             raise ArchspecError("AS437", str(exc)) from None
-        if other != name:
-            candidates.append(other)
-        present = [c for c in candidates if c in reference and c not in used]
+        return [name] if other == name else [name, other]
+
+    for name in computed:
+        present = [c for c in candidates_of(name) if c in reference and c not in used]
+        if not present:
+            continue
+        c = present[0]
+        if not _same_values(ours[name], reference[c]):
+            _fail("AS708", f"the checkpoint's {c!r} {_shape(reference[c])} differs from the spec's {name!r} "
+                  f"{_shape(ours[name])}, which the spec computes: the weights are for another configuration "
+                  "(window size, resolution?) or the spec's expression is wrong", layers, name)
+        used.add(c)
+        pairing.checked.append(name)
+    ours = {k: v for k, v in ours.items() if k not in set(computed)}
+    for name, tensor in ours.items():
+        present = [c for c in candidates_of(name) if c in reference and c not in used]
         match = next((c for c in present if tuple(reference[c].shape) == tuple(tensor.shape)), None)
+        if match is not None and tensor.is_floating_point() and not reference[match].is_floating_point():
+            _fail("AS709", f"the checkpoint's {match!r} is an integer tensor ({reference[match].dtype}) but the spec's "
+                  f"{name!r} is a weight: the checkpoint holds an index table there, or another architecture",
+                  layers, name)
         if match is not None:
             pairing.mapped[name] = reference[match]
             used.add(match)
@@ -201,6 +244,14 @@ def pair_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, to
                   layers, name)
     left_ours = [n for n in ours if n not in pairing.mapped]
     left_ref = [n for n in reference if n not in used]
+    integers = [n for n in left_ref if not reference[n].is_floating_point() and _role(n) != "num_batches_tracked"]
+    stray = next((n for n in integers if not _leaf(n).endswith("index")), None)
+    if stray is not None:  # an integer tensor is no weight; only an index table may be left unused
+        raise ArchspecError("AS701", f"checkpoint tensor {stray!r} has dtype {reference[stray].dtype}; weights must be "
+                            "floating point (integer tensors are taken only for num_batches_tracked, buffers the spec "
+                            "computes, and index tables: names ending in index)")
+    pairing.skipped = integers
+    left_ref = [n for n in left_ref if n not in set(pairing.skipped)]
     if not left_ours and not left_ref:
         return pairing
     if not naming.by_position:
@@ -303,10 +354,22 @@ def match_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, t
     return pair_state_dict(ours, reference, graph).mapped
 
 
+def computed_buffers(state: Mapping[str, torch.Tensor], graph: Graph | None) -> list[str]:
+    """Our state-dict entries that the spec computes (a buffer at the layer's own path of a gather or
+    constant layer)."""
+    from archspec.backends.torch.lowering import COMPUTED_BUFFERS
+
+    if graph is None:
+        return []
+    return [k for k in state if k in graph and graph.node(k).op in COMPUTED_BUFFERS]
+
+
 def load_reference_weights(module: nn.Module, path: Path, graph: Graph | None = None) -> Pairing:
     reference = read_state_dict(path)
     state = module.state_dict()
-    pairing = pair_state_dict(state, reference, graph, ordered=path.suffix != ".safetensors")
+    computed = computed_buffers(state, graph)
+    pairing = pair_state_dict(state, reference, graph, ordered=path.suffix != ".safetensors", computed=computed)
     with torch.no_grad():
-        module.load_state_dict({k: v.to(state[k].dtype) for k, v in pairing.mapped.items()}, strict=True)
+        loaded = {k: v.to(state[k].dtype) for k, v in pairing.mapped.items()}
+        module.load_state_dict({**{k: state[k] for k in computed}, **loaded}, strict=True)
     return pairing

@@ -5,6 +5,7 @@ An entry takes the node and its input shapes (per sample) and returns:
   * a `Call`: a torch function applied to the inputs (stateless ops);
   * an `Infix`: inputs joined by an operator (`a + b`);
   * an `Owned` tensor: an `nn.Parameter` at the layer's own path, applied with an operator;
+  * a `Buffer`: a fixed tensor registered as a buffer at the layer's own path, used by a fixed `form`;
   * `ALIAS`: the node is its input.
 Arguments are Python values (numbers, booleans, tuples, the few strings an op's typed parameters allow);
 the renderer writes them as literals, so no text from a spec is ever pasted into the file. The calls are
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archspec.ir import Node, Shape
-from archspec.ops import dense, elementwise, norm, resample, spatial, tensor
+from archspec.ops import attention, constants, dense, elementwise, indexing, norm, pointwise, resample, spatial, tensor
 
 Value = int | float | bool | str | None | tuple[Any, ...]
 
@@ -57,6 +58,22 @@ class Owned:
     shape: tuple[int, ...]
     fill: float
     operator: str
+    form: str | None = None  # instead of the operator: fixed text with {tensor} and {input} (a batched view)
+
+
+# A tensor of the layer's own given to every sample of the input's batch (torch backend: modules.batched).
+BATCHED = "{tensor}.unsqueeze(0).expand({input}.shape[0], *{tensor}.shape)"
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """A fixed tensor at the layer's own path, `register_buffer`ed in `__init__` from literal values, and used
+    in `forward` by `form`: fixed text with {tensor} and {input} (the torch backend's `Buffer`)."""
+
+    values: tuple[float, ...] | tuple[int, ...]
+    shape: tuple[int, ...]
+    dtype: str  # "float32" or "int64"
+    form: str
 
 
 class _Alias:
@@ -64,7 +81,7 @@ class _Alias:
 
 
 ALIAS = _Alias()
-Emit = Module | Call | Infix | Owned | _Alias
+Emit = Module | Call | Infix | Owned | Buffer | _Alias
 Lowering = Callable[[Node, Sequence[Shape]], Emit]
 
 
@@ -237,6 +254,50 @@ def _interpolate(node: Node, shapes: Sequence[Shape]) -> Emit:
 def _scale(p: resample.Interpolate) -> Value:
     h, w = resample.scale_pair(p)  # type: ignore[misc]
     return h if h == w else (h, w)
+def _attention_batched(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: attention.Attention = node.params  # type: ignore[assignment]
+    scale = p.scale if p.scale is not None else shapes[0][-1] ** -0.5
+    return Module("Attention", (scale,), _kw(dropout=(p.dropout, 0.0)), helper="attention")
+
+
+def _roll(node: Node, shapes: Sequence[Shape]) -> Emit:
+    shifts, axes = indexing.roll_pairs(node.params)  # type: ignore[arg-type]
+    rank = len(shapes[0])
+    return Call("torch.roll", kwargs={"shifts": shifts, "dims": tuple(_axis(a, rank) for a in axes)})
+
+
+def _slice(node: Node, shapes: Sequence[Shape]) -> Emit:
+    axis, start, stop, step = indexing.slice_bounds(node.params, shapes[0])  # type: ignore[arg-type]
+    return Call("torch.ops.aten.slice.Tensor", args=(axis + 1, start, stop, step))
+
+
+def _gather(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: indexing.Gather = node.params  # type: ignore[assignment]
+    dim = _axis(p.axis, len(shapes[0]))
+    return Buffer(p.index, (len(p.index),), "int64", f"torch.index_select({{input}}, {dim}, {{tensor}})")
+
+
+def _parameter(node: Node, shapes: Sequence[Shape]) -> Emit:
+    # The file starts every tensor from a constant (init: rules are the torch backend's); load weights into it.
+    p: constants.Parameter = node.params  # type: ignore[assignment]
+    made = constants.parameter_init(p)
+    fill = {"ones": 1.0, "constant": float(dict(made.args).get("value") or 0.0)}.get(made.kind, 0.0)  # type: ignore[arg-type]
+    return Owned(p.shape, fill, "", form=BATCHED)
+
+
+def _constant(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: constants.Constant = node.params  # type: ignore[assignment]
+    return Buffer(tuple(constants.flat_values(p)), p.shape, "float32", BATCHED)
+
+
+def _clamp(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: pointwise.Clamp = node.params  # type: ignore[assignment]
+    return Call("torch.clamp", kwargs={k: v for k, v in (("min", p.min), ("max", p.max)) if v is not None})
+
+
+def _normalize(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: pointwise.Normalize = node.params  # type: ignore[assignment]
+    return Call("F.normalize", kwargs={"dim": _axis(p.axis, len(shapes[0])), **_kw(eps=(p.eps, 1e-12))})
 
 
 LOWERINGS: dict[str, Lowering] = {
@@ -278,4 +339,17 @@ LOWERINGS: dict[str, Lowering] = {
     "conv_transpose2d": _conv_transpose2d,
     "interpolate": _interpolate,
     "upsample": _interpolate,
+    "attention": _attention_batched,
+    "matmul": lambda node, shapes: Call("torch.matmul"),
+    "roll": _roll,
+    "slice": _slice,
+    "gather": _gather,
+    "parameter": _parameter,
+    "constant": _constant,
+    "sub": lambda node, shapes: Infix("-"),
+    "abs": _function("torch.abs"),
+    "exp": _function("torch.exp"),
+    "clamp": _clamp,
+    "scale": lambda node, shapes: Call("torch.mul", args=(node.params.factor,)),  # type: ignore[union-attr]
+    "normalize": _normalize,
 }

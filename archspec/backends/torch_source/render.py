@@ -16,14 +16,14 @@ from dataclasses import dataclass
 import keyword
 import re
 
-from archspec.backends.torch_source.lowering import ALIAS, Call, Emit, Infix, Lowering, Module, Owned, Value
+from archspec.backends.torch_source.lowering import ALIAS, Buffer, Call, Emit, Infix, Lowering, Module, Owned, Value
 from archspec.errors import ArchspecError
 from archspec.ir import Graph, Node
 
 # Names the generated file binds itself, beside Python's own.
 FILE_NAMES = frozenset({"self", "x", "torch", "nn", "F", "annotations", "SPEC_NAME", "INPUT_SHAPE",
                         "SelfAttention", "ClassToken", "PosEmbedding", "DropPath",
-                        "AxisLayerNorm"})
+                        "AxisLayerNorm", "Attention"})
 RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins)) | FILE_NAMES
 _IDENTIFIER_PART = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _INDEX_PART = re.compile(r"^[0-9]+$")
@@ -143,11 +143,11 @@ def render(graph: Graph, table: Mapping[str, Lowering], description: str = "") -
     emits: dict[str, Emit] = {}
     for node in graph.ops:
         emit = table[node.op](node, graph.input_shapes(node))
-        if not isinstance(emit, (Module, Call, Infix, Owned)) and emit is not ALIAS:
+        if not isinstance(emit, (Module, Call, Infix, Owned, Buffer)) and emit is not ALIAS:
             raise ArchspecError("AS803", f"the torch-source lowering of {node.op!r} returned {type(emit).__name__}; "
-                                "it must return a Module, a Call, an Infix, an Owned tensor or ALIAS")
+                                "it must return a Module, a Call, an Infix, an Owned tensor, a Buffer or ALIAS")
         emits[node.name] = emit
-    modules = [name for name, emit in emits.items() if isinstance(emit, (Module, Owned))]
+    modules = [name for name, emit in emits.items() if isinstance(emit, (Module, Owned, Buffer))]
     attributes = _Attributes(graph, modules)
     helpers: list[str] = []
     for name in modules:
@@ -159,6 +159,12 @@ def render(graph: Graph, table: Mapping[str, Lowering], description: str = "") -
         if isinstance(module, Owned):
             attributes.init.append(f"{attributes.expression(name)} = nn.Parameter(torch.full("
                                    f"{literal(module.shape)}, {literal(module.fill)}))")
+            continue
+        if isinstance(module, Buffer):
+            parent, _, leaf = name.rpartition(".")
+            owner = attributes.expression(parent) if parent else "self"
+            attributes.init.append(f"{owner}.register_buffer({literal(leaf)}, torch.tensor({literal(module.values)}, "
+                                   f"dtype=torch.{module.dtype}).reshape({literal(module.shape)}))")
             continue
         assert isinstance(module, Module)
         attributes.init.append(f"{attributes.expression(name)} = {module.constructor}("
@@ -209,8 +215,11 @@ def _forward(graph: Graph, emits: Mapping[str, Emit], attributes: _Attributes) -
             expression = f"{attributes.expression(node.name)}({', '.join(inputs)})"
         elif isinstance(emit, Infix):
             expression = f" {emit.operator} ".join(inputs)
-        elif isinstance(emit, Owned):
+        elif isinstance(emit, Owned) and emit.form is None:
             expression = f"{attributes.expression(node.name)} {emit.operator} {inputs[0]}"
+        elif isinstance(emit, (Owned, Buffer)):
+            assert emit.form is not None
+            expression = emit.form.format(tensor=attributes.expression(node.name), input=inputs[0])
         else:
             assert isinstance(emit, Call)
             listed = [f"[{', '.join(inputs)}]"] if emit.listed else inputs
