@@ -214,7 +214,7 @@ class _Writer:
             self.prev = local
         return local
 
-    def op(self, op: str, args: Data | None = None, *, name: str | None = None, src: str | None = None,
+    def op(self, op: str, args: Data | None = None, *, name: str | None = None, src: str | list[str] | None = None,
            out: Shape | None = None, params: int = 0, macs: int = 0) -> str:
         layer: Data = {"name": name} if name else {}
         layer["op"] = op
@@ -523,7 +523,7 @@ class _Writer:
         inputs = [act, conv, src] if self.chance(0.3) else [act, src]
         if self.chance(0.5):
             inputs.reverse()
-        self.op("add", name=stem, src=inputs)  # type: ignore[arg-type]
+        self.op("add", name=stem, src=inputs)
 
     def concat(self) -> None:
         src, (c, h, w) = self.prev, self.shape
@@ -544,7 +544,7 @@ class _Writer:
                 parts.append(self.conv_keep(self.draw(st.integers(1, 12)), name, src=src))
         total = sum(self.names[p][0] for p in parts)
         args = {"axis": self.draw(st.sampled_from([0, -3]))} if self.chance(0.4) else {}
-        self.op("concat", args, name=stem, src=parts, out=(total, h, w))  # type: ignore[arg-type]
+        self.op("concat", args, name=stem, src=parts, out=(total, h, w))
 
     def squeeze_excite(self) -> None:
         src, (c, h, w) = self.prev, self.shape
@@ -556,7 +556,7 @@ class _Writer:
         self.op("conv2d", {"out": c, "kernel": 1}, name=f"{stem}_expand", out=(c, 1, 1), params=c * r + c, macs=c * r)
         gate = self.op(self.draw(st.sampled_from(["sigmoid", "hardsigmoid"])), name=f"{stem}_gate")
         inputs = [src, gate] if self.chance(0.5) else [gate, src]
-        self.op("mul", name=stem, src=inputs, out=(c, h, w))  # type: ignore[arg-type]
+        self.op("mul", name=stem, src=inputs, out=(c, h, w))
 
     def repeated(self) -> None:
         """A chain of same-size convolutions written once with repeat:, widths from the index."""

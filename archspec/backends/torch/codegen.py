@@ -61,9 +61,9 @@ def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str) -> fx
             clash = _module_path_clash(node.name)
             if clash:
                 raise ArchspecError("AS803", f"layer {node.name!r}: {clash!r} is an attribute of torch.nn.Module; rename the layer")
-            submodules[node.name] = nn.Parameter(emit.value)
+            owned = submodules[node.name] = nn.Parameter(emit.value)
             if node.init:  # init: rules over the layer's own tensor (key "")
-                initialise_owned(submodules[node.name], node.name, node.init)
+                initialise_owned(owned, node.name, node.init)
             tensor = fx_graph.create_node("get_attr", node.name, name=f"{label}_tensor")
             values[node.name] = fx_graph.create_node("call_function", emit.target, (tensor, *inputs), {}, name=label)
         elif isinstance(emit, Buffer):

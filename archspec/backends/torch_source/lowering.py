@@ -281,7 +281,7 @@ def _parameter(node: Node, shapes: Sequence[Shape]) -> Emit:
     # The file starts every tensor from a constant (init: rules are the torch backend's); load weights into it.
     p: constants.Parameter = node.params  # type: ignore[assignment]
     made = constants.parameter_init(p)
-    fill = {"ones": 1.0, "constant": float(dict(made.args).get("value") or 0.0)}.get(made.kind, 0.0)  # type: ignore[arg-type]
+    fill = {"ones": 1.0, "constant": float(dict(made.args).get("value") or 0.0)}.get(made.kind, 0.0)
     return Owned(p.shape, fill, "", form=BATCHED)
 
 
