@@ -32,7 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import torchvision
 
 import archspec
-from reference import REFERENCE, SPECS, assert_matches_reference, perturb_batchnorm
+from reference import REFERENCE, SPECS, assert_matches_reference, fidelity_params, perturb_batchnorm
 
 def _reference(name: str) -> nn.Module:
     """The reference of a spec, configured as tests/reference_models.json was measured."""
@@ -123,7 +123,7 @@ FIDELITY = {"alexnet": 224, "googlenet": 96, "inception_v3": 107, "xception": 71
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list(FIDELITY))
+@pytest.mark.parametrize("name", fidelity_params(list(FIDELITY)))
 def test_matches_reference(name: str, tmp_path: Path) -> None:
     reference = _random_reference(name)
     resolution = FIDELITY[name]

@@ -141,6 +141,7 @@ def test_invalid_generator_rows_are_located_errors() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.fidelity("regnet_y_400mf")
 def test_regnet_y_400mf_matches_torchvision(tmp_path) -> None:
     torch.manual_seed(0)
     reference = torchvision.models.regnet_y_400mf(weights=None)

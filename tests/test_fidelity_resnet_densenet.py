@@ -18,7 +18,7 @@ import torch
 import torchvision
 
 import archspec
-from reference import REFERENCE, SPECS, assert_matches_reference
+from reference import REFERENCE, SPECS, assert_matches_reference, fidelity_params
 
 RESNETS = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "wide_resnet50_2"]
 DENSENETS = ["densenet121", "densenet169", "densenet201", "densenet161", "densenet264"]
@@ -46,7 +46,7 @@ def test_densenet264_is_torchvision_densenet_class() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["resnet18", "resnet50", "densenet121"])
+@pytest.mark.parametrize("name", fidelity_params(["resnet18", "resnet50", "densenet121"]))
 def test_matches_torchvision(name: str, tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = getattr(torchvision.models, name)(weights=None)

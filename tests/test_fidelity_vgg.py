@@ -33,7 +33,8 @@ def test_family_variants_count_like_torchvision(variant: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, suffix", [("vgg11", ".pt"), ("vgg11_bn", ".safetensors"), ("vgg16_bn", ".pt")])
+@pytest.mark.parametrize("name, suffix", [pytest.param(name, suffix, marks=pytest.mark.fidelity(name)) for name, suffix
+                                          in [("vgg11", ".pt"), ("vgg11_bn", ".safetensors"), ("vgg16_bn", ".pt")]])
 def test_vgg_matches_torchvision(name: str, suffix: str, tmp_path) -> None:
     torch.manual_seed(0)
     reference = getattr(torchvision.models, name)(weights=None)
@@ -41,6 +42,7 @@ def test_vgg_matches_torchvision(name: str, suffix: str, tmp_path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.fidelity("vgg11_lrn")
 def test_vgg11_lrn_matches_torchvision_class(tmp_path) -> None:
     torch.manual_seed(0)
     features = make_layers(cfgs["A"], batch_norm=False)
@@ -50,6 +52,7 @@ def test_vgg11_lrn_matches_torchvision_class(tmp_path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.fidelity("vgg16_c")
 def test_vgg16_c_matches_torchvision_class(tmp_path) -> None:
     torch.manual_seed(0)
     features = make_layers(cfgs["D"], batch_norm=False)
@@ -90,6 +93,7 @@ class LeNet5(nn.Module):
         return self.fc3(x)
 
 
+@pytest.mark.fidelity("lenet5")
 def test_lenet5_matches_handwritten_torch(tmp_path) -> None:
     torch.manual_seed(0)
     assert_matches_reference(SPECS / "lenet5.yaml", LeNet5(), tmp_path)

@@ -47,6 +47,7 @@ def test_mixer_variants_count_like_timm(variant: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.fidelity("vit_b_16")
 def test_vit_b_16_matches_torchvision(tmp_path) -> None:
     torch.manual_seed(0)
     reference = torchvision.models.vit_b_16(weights=None)
@@ -58,6 +59,7 @@ def test_vit_b_16_matches_torchvision(tmp_path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.fidelity("mixer_b16")
 def test_mixer_b16_matches_timm(tmp_path) -> None:
     torch.manual_seed(0)
     reference = timm.create_model("mixer_b16_224", pretrained=False)
