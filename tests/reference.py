@@ -9,12 +9,13 @@ files or either side's own initialisation (see there).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 import contextlib
 import functools
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -188,7 +189,8 @@ class _NoFill(TorchFunctionMode):
     FILLS = frozenset(getattr(torch.Tensor, name) for name in (
         "normal_", "uniform_", "fill_", "zero_", "erfinv_", "clamp_", "mul_", "add_", "copy_"))
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+    def __torch_function__(self, func: Callable[..., Any], types: object, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
         if func in self.FILLS and args and isinstance(args[0], torch.Tensor) and args[0].is_meta:
             return args[0]
         return func(*args, **(kwargs or {}))

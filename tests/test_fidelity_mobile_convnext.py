@@ -27,7 +27,7 @@ import torchvision
 
 import archspec
 from archspec.backends.torch.modules import DropPath
-from reference import SPECS, assert_matches_reference, fidelity_params
+from reference import SPECS, assert_matches_reference, fidelity_params, on_meta
 
 FAMILIES = SPECS / "families"
 
@@ -68,7 +68,7 @@ DEEP = {"seresnet34", "seresnet101", "seresnet152", "seresnext50_32x4d", "seresn
 @pytest.mark.parametrize("family, variant", [
     pytest.param(f, v, id=v, marks=pytest.mark.exhaustive if v in DEEP else ()) for f, v in sorted(VARIANTS)])
 def test_variant_structure_matches_reference(family: str, variant: str) -> None:
-    with torch.device("meta"):  # shapes and hyper-parameters only
+    with on_meta():  # shapes and hyper-parameters only
         reference = VARIANTS[family, variant](num_classes=10)
         ours = archspec.build(FAMILIES / f"{family}.yaml", variant=variant, num_classes=10)
     costs = archspec.summary(FAMILIES / f"{family}.yaml", variant=variant, num_classes=10)

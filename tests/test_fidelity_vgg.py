@@ -16,7 +16,7 @@ import torchvision
 from torchvision.models.vgg import VGG, cfgs, make_layers
 
 import archspec
-from reference import REFERENCE, SPECS, assert_matches_reference
+from reference import REFERENCE, SPECS, assert_matches_reference, on_meta
 
 VGG_SPECS = ["vgg11", "vgg11_lrn", "vgg13", "vgg16_c", "vgg16", "vgg19", "vgg11_bn", "vgg16_bn"]
 
@@ -26,7 +26,7 @@ VGG_SPECS = ["vgg11", "vgg11_lrn", "vgg13", "vgg16_c", "vgg16", "vgg19", "vgg11_
 @pytest.mark.parametrize("variant", ["vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"])
 def test_family_variants_count_like_torchvision(variant: str) -> None:
     """Every torchvision row of the variants table, including those without a thin spec."""
-    with torch.device("meta"):  # shapes only: no memory, no initialisation
+    with on_meta():  # shapes only: no memory, no initialisation
         reference = getattr(torchvision.models, variant)(weights=None, num_classes=10)
     costs = archspec.summary(SPECS / "families" / "vgg.yaml", variant=variant, num_classes=10)
     assert costs.params == sum(p.numel() for p in reference.parameters())
