@@ -1,16 +1,19 @@
 """Fidelity of the rest of the zoo: the sizes of each family that the family files check only statically.
 
 The family files compare one spec per kind of block numerically, through a weights file and with the
-reference's own initialisation. Here every other spec with a torchvision or timm counterpart (2.4 billion
-parameters together) is built whole, every layer at its full width, and computes the reference's outputs in
-eval mode with the reference's weights, paired as `--weights` pairs them: random weights, non-trivial
-batch-norm statistics, norm scales, class tokens and position embeddings (tests/reference.py,
-`random_reference` and `assert_pairs_and_matches`: in memory, on one copy of the tensors, without either
-side's initialisation). The input is the smallest the spec takes: 32 px for the convolutional networks,
-which pool globally (VGG adaptively to 7x7), two patches a side for ViT and Mixer (whose token-mixing
-layers, and ViT's position embedding, take the size of that input on both sides).
+reference's own initialisation. Here the other specs with a torchvision or timm counterpart (2.5 billion
+parameters together; EfficientNet-B2..B7 are in test_fidelity_efficientnet.py) are built whole, every layer
+at its full width, and compute the reference's outputs in eval mode with the reference's weights, paired
+as `--weights` pairs them: random weights, non-trivial batch-norm statistics, norm scales, class tokens
+and position embeddings (tests/reference.py, `random_reference` and `assert_pairs_and_matches`: in memory,
+on one copy of the tensors, without either side's initialisation).
 
-`test_every_reference_spec_has_a_numeric_check` makes sure no spec with a reference goes without such a test.
+`test_a_wrong_pairing_fails` shows the comparison can fail. How much a wrong tensor shows depends on where
+it sits: the weights, batch-norm statistics and norm scales of the last block, exchanged with their
+neighbours', change the output by 1e-2 or more everywhere; a late batch-norm bias of the deep ResNets
+barely does (ResNet-101/152: 4e-7 and 2e-7, under the tolerance), as their eval-mode activations grow over
+the depth and dwarf it. `test_every_reference_spec_has_a_numeric_check` makes sure no spec with a reference
+goes without a numeric test in the default run.
 """
 
 from __future__ import annotations
@@ -50,8 +53,8 @@ ZOO_REST: dict[str, tuple[str, int, int]] = {
 def test_matches_reference(name: str) -> None:
     library, side, batch = ZOO_REST[name]
     with on_meta():
-        reference = build_reference(library, name, {"resolution": side})
-    assert_pairs_and_matches(SPECS / f"{name}.yaml", random_reference(reference), batch, resolution=side)
+        model = build_reference(library, name, {"resolution": side})
+    assert_pairs_and_matches(SPECS / f"{name}.yaml", random_reference(model), batch, resolution=side)
 
 
 # (spec, leaf name, dimensions) of the tensors exchanged: batch-norm statistics, conv weights, attention.
