@@ -22,9 +22,9 @@ from pathlib import Path
 import re
 
 import pytest
-import timm  # noqa: F401  (imported with the other test modules, not in the first test's time)
+import timm
 import torch
-import torchvision  # noqa: F401
+import torchvision
 
 from archspec.backends.torch.weights import Pairing, pair_state_dict
 from archspec.bench.reference import REFERENCES, build_reference
@@ -100,13 +100,16 @@ class _Claims:
 
 
 def test_every_reference_spec_has_a_numeric_check() -> None:
-    """Every spec of the zoo with a torchvision or timm reference (archspec/bench/reference.py) is compared
-    numerically, whole, by some test of the default run: a new spec without one fails here. What the
-    marks claim, conftest.py checks as each marked test runs."""
+    """Every spec of the zoo with a torchvision or timm counterpart (in archspec/bench/reference.py's table,
+    or named like a model of either library) is compared numerically, whole, by some test of the default
+    run: a new spec without one fails here. What the marks claim, conftest.py checks as each marked test runs."""
     claims = _Claims()
     files = sorted(str(path) for path in Path(__file__).parent.glob("test_fidelity_*.py"))
     assert pytest.main([*files, "--collect-only", "-q", "-p", "no:cacheprovider",
                         "-p", "no:unraisableexception"], plugins=[claims]) == 0
-    with_reference = {path.stem for path in SPECS.glob("*.yaml")} & set().union(*REFERENCES.values())
+    counterparts = set().union(*REFERENCES.values()) | set(torchvision.models.list_models()) | set(timm.list_models())
+    with_reference = {path.stem for path in SPECS.glob("*.yaml")} & counterparts
     assert len(with_reference) >= 50
-    assert sorted(with_reference - claims.specs) == []
+    unchecked = sorted(with_reference - claims.specs)
+    assert not unchecked, (f"no default-run test compares the outputs of {unchecked} with their reference: add one "
+                           "(tests/reference.py, assert_pairs_and_matches) and mark it (fidelity_params)")
