@@ -37,3 +37,20 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "exhaustive" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """A test marked `fidelity(name, ...)` (tests/reference.py) must have compared the outputs of each
+    spec it names, whole: the mark is what test_fidelity_zoo_rest.py counts as a spec's numeric check."""
+    marker = item.get_closest_marker("fidelity")
+    if marker is None:
+        return (yield)
+    from reference import COMPARED, WHOLE_MODEL
+
+    COMPARED.clear()
+    result = yield
+    whole = {name for name, overrides in COMPARED if overrides <= WHOLE_MODEL}
+    missing = [name for name in marker.args if name not in whole]
+    assert not missing, f"marked fidelity({', '.join(marker.args)}) but compared no output of the whole {missing}"
+    return result

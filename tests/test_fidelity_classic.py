@@ -32,7 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import torchvision
 
 import archspec
-from reference import REFERENCE, SPECS, assert_matches_reference, perturb_batchnorm
+from reference import REFERENCE, SPECS, assert_matches_reference, fidelity_params, on_meta, perturb_batchnorm
 
 def _reference(name: str) -> nn.Module:
     """The reference of a spec, configured as tests/reference_models.json was measured."""
@@ -51,7 +51,7 @@ def _random_reference(name: str, seed: int = 0) -> nn.Module:
     ~ N(0, 2 / fan_in), so activations keep their scale through the depth and every tensor, swapped or
     wrong, shows in the output (torchvision's own init for GoogLeNet has std 0.01); biases ~ N(0, 0.1^2);
     batch norm with non-trivial statistics and affine parameters."""
-    with torch.device("meta"):
+    with on_meta():
         model = _reference(name)
     model = model.to_empty(device="cpu")
     gen = torch.Generator().manual_seed(seed)
@@ -75,7 +75,7 @@ def _random_reference(name: str, seed: int = 0) -> nn.Module:
                                   "squeezenet1_1", "shufflenet_v2_x1_0"])
 def test_state_dict_shapes_in_reference_order(name: str) -> None:
     """Same tensors, same shapes, same order: pairing by position is exact."""
-    with torch.device("meta"):
+    with on_meta():
         reference = _reference(name)
         ours = archspec.build(SPECS / f"{name}.yaml")
     shapes = lambda m: [tuple(t.shape) for t in m.state_dict().values()]
@@ -123,7 +123,7 @@ FIDELITY = {"alexnet": 224, "googlenet": 96, "inception_v3": 107, "xception": 71
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list(FIDELITY))
+@pytest.mark.parametrize("name", fidelity_params(list(FIDELITY)))
 def test_matches_reference(name: str, tmp_path: Path) -> None:
     reference = _random_reference(name)
     resolution = FIDELITY[name]

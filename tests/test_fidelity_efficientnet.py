@@ -2,8 +2,11 @@
 
 Every thin spec b0..b7 is checked statically (parameters, MACs and shapes equal the reference figures;
 parameter and buffer shapes, in state-dict order, equal torchvision's; batch-norm eps/momentum, dropout
-and the stochastic-depth schedule equal torchvision's), on the meta device so no memory is spent.
-b0 and b1 are checked numerically with torchvision's weights.
+and the stochastic-depth schedule equal torchvision's), on the meta device, and numerically, from the
+same two modules: ours takes random weights and batch-norm statistics given to torchvision's, as
+`--weights` pairs them, and both compute the same outputs in eval mode at 32 px (tests/reference.py,
+`assert_pairs_and_matches`). b0 and b1 are also checked through a weights file with torchvision's own
+initialisation.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import torchvision
 
 import archspec
 from archspec.backends.torch.modules import DropPath
-from reference import SPECS, assert_matches_reference
+from reference import (SPECS, assert_matches_reference, assert_pairs_and_matches, build_on_meta, fidelity_params,
+                       on_meta, random_reference)
 
 NAMES = [f"efficientnet_b{k}" for k in range(8)]
 
@@ -29,11 +33,12 @@ def _residual_drop_probs(model: nn.Module) -> list[float]:
     return [m.p for m in model.modules() if isinstance(m, DropPath)]
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_structure_matches_torchvision(name: str) -> None:
-    with torch.device("meta"):  # shapes and hyper-parameters only
+@pytest.mark.slow
+@pytest.mark.parametrize("name", fidelity_params(NAMES))
+def test_structure_and_outputs_match_torchvision(name: str) -> None:
+    with on_meta():  # shapes and hyper-parameters, and no initialisation: the numbers come below
         reference = getattr(torchvision.models, name)(weights=None)
-        ours = archspec.build(SPECS / f"{name}.yaml")
+    built = ours, _ = build_on_meta(SPECS / f"{name}.yaml", resolution=32)  # every layer runs at 32 px (1x1 last)
     assert [p.shape for p in ours.parameters()] == [p.shape for p in reference.parameters()]
     assert [b.shape for b in ours.buffers()] == [b.shape for b in reference.buffers()]
     norms = lambda m: [(x.eps, x.momentum) for x in m.modules() if isinstance(x, nn.BatchNorm2d)]
@@ -41,10 +46,11 @@ def test_structure_matches_torchvision(name: str) -> None:
     dropouts = lambda m: [x.p for x in m.modules() if isinstance(x, nn.Dropout)]
     assert dropouts(ours) == dropouts(reference)
     assert _residual_drop_probs(ours) == pytest.approx(_residual_drop_probs(reference), abs=1e-12)
+    assert_pairs_and_matches(SPECS / f"{name}.yaml", random_reference(reference), built=built, resolution=32)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["efficientnet_b0", "efficientnet_b1"])
+@pytest.mark.parametrize("name", fidelity_params(["efficientnet_b0", "efficientnet_b1"]))
 def test_efficientnet_matches_torchvision(name: str, tmp_path) -> None:
     torch.manual_seed(0)
     reference = getattr(torchvision.models, name)(weights=None)

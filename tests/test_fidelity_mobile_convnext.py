@@ -27,7 +27,7 @@ import torchvision
 
 import archspec
 from archspec.backends.torch.modules import DropPath
-from reference import SPECS, assert_matches_reference
+from reference import SPECS, assert_matches_reference, fidelity_params, on_meta
 
 FAMILIES = SPECS / "families"
 
@@ -68,7 +68,7 @@ DEEP = {"seresnet34", "seresnet101", "seresnet152", "seresnext50_32x4d", "seresn
 @pytest.mark.parametrize("family, variant", [
     pytest.param(f, v, id=v, marks=pytest.mark.exhaustive if v in DEEP else ()) for f, v in sorted(VARIANTS)])
 def test_variant_structure_matches_reference(family: str, variant: str) -> None:
-    with torch.device("meta"):  # shapes and hyper-parameters only
+    with on_meta():  # shapes and hyper-parameters only
         reference = VARIANTS[family, variant](num_classes=10)
         ours = archspec.build(FAMILIES / f"{family}.yaml", variant=variant, num_classes=10)
     costs = archspec.summary(FAMILIES / f"{family}.yaml", variant=variant, num_classes=10)
@@ -113,7 +113,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", fidelity_params(sorted(MODELS)))
 def test_full_size_model_matches_reference(name: str, tmp_path: Path) -> None:
     torch.manual_seed(0)
     reference = MODELS[name]()
@@ -142,7 +142,7 @@ def test_convnext_variant_widths_match_torchvision(variant: str, tmp_path: Path)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", ["convnext_small", "convnext_base", "convnext_large"])
+@pytest.mark.parametrize("variant", fidelity_params(["convnext_small", "convnext_base", "convnext_large"]))
 def test_full_size_convnext_matches_torchvision(variant: str, tmp_path: Path) -> None:
     torch.manual_seed(0)
     reference = _torchvision(variant)()

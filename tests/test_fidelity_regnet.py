@@ -22,7 +22,7 @@ import torchvision
 from torchvision.models.regnet import BlockParams, RegNet
 
 import archspec
-from reference import SPECS, assert_matches_reference
+from reference import SPECS, assert_matches_reference, on_meta
 
 FAMILY = SPECS / "families" / "regnet.yaml"
 VARIANTS = sorted(archspec.compile_spec(FAMILY).resolved.spec.variants)
@@ -44,7 +44,7 @@ def _torchvision_regnet(row: dict[str, float], num_classes: int = 1000) -> nn.Mo
     params = _block_params(depth=row["depth"], w_0=row["w_0"], w_a=row["w_a"], w_m=row["w_m"],
                            group_width=row["group_width"], bottleneck_multiplier=row.get("bottleneck_ratio", 1.0),
                            se_ratio=row.get("se_ratio") or None)
-    with torch.device("meta"):
+    with on_meta():
         return RegNet(params, num_classes=num_classes, norm_layer=partial(nn.BatchNorm2d, eps=1e-05, momentum=0.1))
 
 
@@ -58,7 +58,7 @@ def _torchvision_builder(name: str) -> tuple[nn.Module, dict[str, object]]:
 
     BlockParams.from_init_params = spy  # type: ignore[method-assign, assignment]
     try:
-        with torch.device("meta"):
+        with on_meta():
             model = getattr(torchvision.models, name)(weights=None)
     finally:
         BlockParams.from_init_params = _FROM_INIT_PARAMS  # type: ignore[method-assign]
@@ -103,7 +103,7 @@ def test_regnet_y_400mf_registers_torchvision_shapes_in_order() -> None:
     """Weights pair by registration order and shape: ours must register what torchvision does, in its order
     (the projection shortcut before the transform, whose first conv has the same shape)."""
     reference, _ = _torchvision_builder("regnet_y_400mf")
-    with torch.device("meta"):
+    with on_meta():
         ours = archspec.build(SPECS / "regnet_y_400mf.yaml")
     _same_as_torchvision(reference, ours)
 
@@ -141,6 +141,7 @@ def test_invalid_generator_rows_are_located_errors() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.fidelity("regnet_y_400mf")
 def test_regnet_y_400mf_matches_torchvision(tmp_path) -> None:
     torch.manual_seed(0)
     reference = torchvision.models.regnet_y_400mf(weights=None)

@@ -18,7 +18,7 @@ import torch
 import torchvision
 
 import archspec
-from reference import REFERENCE, SPECS, assert_matches_reference
+from reference import REFERENCE, SPECS, assert_matches_reference, fidelity_params, on_meta
 
 RESNETS = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "wide_resnet50_2"]
 DENSENETS = ["densenet121", "densenet169", "densenet201", "densenet161", "densenet264"]
@@ -32,7 +32,7 @@ DENSENETS = ["densenet121", "densenet169", "densenet201", "densenet161", "densen
 ])
 def test_family_variants_count_like_torchvision(family: str, variant: str) -> None:
     """Every torchvision row of the variants tables, including those without a thin spec."""
-    with torch.device("meta"):  # shapes only: no memory, no initialisation
+    with on_meta():  # shapes only: no memory, no initialisation
         reference = getattr(torchvision.models, variant)(weights=None, num_classes=10)
     costs = archspec.summary(SPECS / "families" / f"{family}.yaml", variant=variant, num_classes=10)
     assert costs.params == sum(p.numel() for p in reference.parameters())
@@ -40,13 +40,13 @@ def test_family_variants_count_like_torchvision(family: str, variant: str) -> No
 
 def test_densenet264_is_torchvision_densenet_class() -> None:
     """densenet264 is not packaged by torchvision; its row is torchvision's DenseNet class with the paper's config."""
-    with torch.device("meta"):
+    with on_meta():
         reference = torchvision.models.DenseNet(growth_rate=32, block_config=(6, 12, 64, 48), num_init_features=64)
     assert sum(p.numel() for p in reference.parameters()) == REFERENCE["densenet264"]["params"]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["resnet18", "resnet50", "densenet121"])
+@pytest.mark.parametrize("name", fidelity_params(["resnet18", "resnet50", "densenet121"]))
 def test_matches_torchvision(name: str, tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = getattr(torchvision.models, name)(weights=None)

@@ -16,7 +16,7 @@ import torchvision
 from torchvision.models.vgg import VGG, cfgs, make_layers
 
 import archspec
-from reference import REFERENCE, SPECS, assert_matches_reference
+from reference import REFERENCE, SPECS, assert_matches_reference, on_meta
 
 VGG_SPECS = ["vgg11", "vgg11_lrn", "vgg13", "vgg16_c", "vgg16", "vgg19", "vgg11_bn", "vgg16_bn"]
 
@@ -26,14 +26,15 @@ VGG_SPECS = ["vgg11", "vgg11_lrn", "vgg13", "vgg16_c", "vgg16", "vgg19", "vgg11_
 @pytest.mark.parametrize("variant", ["vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"])
 def test_family_variants_count_like_torchvision(variant: str) -> None:
     """Every torchvision row of the variants table, including those without a thin spec."""
-    with torch.device("meta"):  # shapes only: no memory, no initialisation
+    with on_meta():  # shapes only: no memory, no initialisation
         reference = getattr(torchvision.models, variant)(weights=None, num_classes=10)
     costs = archspec.summary(SPECS / "families" / "vgg.yaml", variant=variant, num_classes=10)
     assert costs.params == sum(p.numel() for p in reference.parameters())
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, suffix", [("vgg11", ".pt"), ("vgg11_bn", ".safetensors"), ("vgg16_bn", ".pt")])
+@pytest.mark.parametrize("name, suffix", [pytest.param(name, suffix, marks=pytest.mark.fidelity(name)) for name, suffix
+                                          in [("vgg11", ".pt"), ("vgg11_bn", ".safetensors"), ("vgg16_bn", ".pt")]])
 def test_vgg_matches_torchvision(name: str, suffix: str, tmp_path) -> None:
     torch.manual_seed(0)
     reference = getattr(torchvision.models, name)(weights=None)
@@ -41,6 +42,7 @@ def test_vgg_matches_torchvision(name: str, suffix: str, tmp_path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.fidelity("vgg11_lrn")
 def test_vgg11_lrn_matches_torchvision_class(tmp_path) -> None:
     torch.manual_seed(0)
     features = make_layers(cfgs["A"], batch_norm=False)
@@ -50,6 +52,7 @@ def test_vgg11_lrn_matches_torchvision_class(tmp_path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.fidelity("vgg16_c")
 def test_vgg16_c_matches_torchvision_class(tmp_path) -> None:
     torch.manual_seed(0)
     features = make_layers(cfgs["D"], batch_norm=False)
@@ -90,6 +93,7 @@ class LeNet5(nn.Module):
         return self.fc3(x)
 
 
+@pytest.mark.fidelity("lenet5")
 def test_lenet5_matches_handwritten_torch(tmp_path) -> None:
     torch.manual_seed(0)
     assert_matches_reference(SPECS / "lenet5.yaml", LeNet5(), tmp_path)

@@ -19,7 +19,7 @@ from timm.models.mlp_mixer import MlpMixer
 from torchvision.models.vision_transformer import VisionTransformer
 
 import archspec
-from reference import REFERENCE, SPECS, assert_matches_reference
+from reference import REFERENCE, SPECS, assert_matches_reference, on_meta
 
 VIT = ["vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14"]
 MIXER = ["mixer_s32", "mixer_s16", "mixer_b32", "mixer_b16", "mixer_l32", "mixer_l16", "mixer_h14"]
@@ -29,7 +29,7 @@ MIXER = ["mixer_s32", "mixer_s16", "mixer_b32", "mixer_b16", "mixer_l32", "mixer
 
 @pytest.mark.parametrize("variant", VIT)
 def test_vit_variants_count_like_torchvision(variant: str) -> None:
-    with torch.device("meta"):  # shapes only: no memory, no initialisation
+    with on_meta():  # shapes only: no memory, no initialisation
         reference = getattr(torchvision.models, variant)(weights=None, num_classes=10)
     costs = archspec.summary(SPECS / "families" / "vit.yaml", variant=variant, num_classes=10)
     assert costs.params == sum(p.numel() for p in reference.parameters())
@@ -37,7 +37,7 @@ def test_vit_variants_count_like_torchvision(variant: str) -> None:
 
 @pytest.mark.parametrize("variant", MIXER)
 def test_mixer_variants_count_like_timm(variant: str) -> None:
-    with torch.device("meta"):
+    with on_meta():
         if variant == "mixer_h14":  # in the paper, not packaged by timm: its MlpMixer with the paper's sizes
             reference = MlpMixer(num_classes=10, patch_size=14, num_blocks=32, embed_dim=1280)
         else:
@@ -47,6 +47,7 @@ def test_mixer_variants_count_like_timm(variant: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.fidelity("vit_b_16")
 def test_vit_b_16_matches_torchvision(tmp_path) -> None:
     torch.manual_seed(0)
     reference = torchvision.models.vit_b_16(weights=None)
@@ -58,6 +59,7 @@ def test_vit_b_16_matches_torchvision(tmp_path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.fidelity("mixer_b16")
 def test_mixer_b16_matches_timm(tmp_path) -> None:
     torch.manual_seed(0)
     reference = timm.create_model("mixer_b16_224", pretrained=False)
