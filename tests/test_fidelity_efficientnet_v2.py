@@ -17,7 +17,7 @@ import torchvision
 import archspec
 from archspec.backends.torch.modules import DropPath
 from archspec.paths import parse_rename, renamed
-from reference import SPECS, assert_matches_reference
+from reference import SPECS, assert_matches_reference, assert_pairs_and_matches, fidelity_params, on_meta, random_reference
 
 FAMILY = SPECS / "families" / "efficientnet_v2.yaml"
 
@@ -66,6 +66,14 @@ def test_a_small_stage_table_matches_torchvision(tmp_path) -> None:
     reference = EfficientNet([config[r[0]](*r[1:]) for r in SMALL], dropout=0.2, last_channel=64,
                              norm_layer=partial(nn.BatchNorm2d, eps=1e-3), num_classes=10)
     assert_matches_reference(FAMILY, reference, tmp_path, stages=SMALL, last_channel=64, num_classes=10, resolution=32)
+
+
+@pytest.mark.parametrize("name", fidelity_params(["efficientnet_v2_s", "efficientnet_v2_m"]))
+def test_whole_network_matches_torchvision_in_memory(name: str) -> None:
+    """Every layer at full width and depth, random weights paired as --weights pairs them (tests/reference.py), at 32 px."""
+    with on_meta():
+        model = getattr(torchvision.models, name)(weights=None)
+    assert_pairs_and_matches(SPECS / f"{name}.yaml", random_reference(model), 2, resolution=32)
 
 
 @pytest.mark.exhaustive

@@ -21,7 +21,7 @@ from torchvision.models.segmentation.deeplabv3 import _deeplabv3_resnet
 from torchvision.models.segmentation.fcn import _fcn_resnet
 
 import archspec
-from reference import SPECS, assert_matches_reference
+from reference import SPECS, assert_matches_reference, assert_pairs_and_matches, fidelity_params, on_meta, random_reference
 
 RESNET = SPECS / "families" / "resnet.yaml"
 DILATE = [False, True, True]
@@ -62,11 +62,21 @@ def test_shallow_resnet_segmentation_matches_torchvision(head: str, tmp_path) ->
                              num_classes=5, resolution=40)
 
 
+@pytest.mark.fidelity("lraspp_mobilenet_v3_large")
 def test_lraspp_matches_torchvision(tmp_path) -> None:
     torch.manual_seed(0)
     reference = segmentation.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=5)
     assert_matches_reference(SPECS / "lraspp_mobilenet_v3_large.yaml", reference, tmp_path, batch=1, num_classes=5,
                              resolution=32)
+
+
+@pytest.mark.parametrize("name", fidelity_params(["fcn_resnet50", "deeplabv3_resnet50"]))
+def test_whole_network_matches_torchvision_in_memory(name: str) -> None:
+    """Every layer at full width and depth, random weights paired as --weights pairs them (tests/reference.py),
+    at 32 px: the dilated backbone's last maps are 4x4, ASPP's pooling branch and the upsampling still run."""
+    with on_meta():
+        model = getattr(segmentation, name)(weights=None, weights_backbone=None, aux_loss=False)
+    assert_pairs_and_matches(SPECS / f"{name}.yaml", random_reference(model), 2, resolution=32)
 
 
 @pytest.mark.exhaustive

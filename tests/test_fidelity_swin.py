@@ -8,8 +8,8 @@ two stages are padded to whole windows and shifted (mask and roll), the last two
 every path of shifted_window_attention runs. The buffers torchvision keeps (relative_position_index, V2's
 relative_coords_table) are compared with the ones the spec computes while the weights load.
 
-By default V1 and V2 run at a small width (torchvision's class with swin_t's structure, embed_dim 16);
-`--exhaustive` runs the named swin_t, swin_s and swin_v2_t (20 to 40 s each on 2 cores).
+V1 and V2 run at a small width (torchvision's class with swin_t's structure, embed_dim 16), and the named
+swin_t, swin_s and swin_v2_t whole at 64 px (3 to 4 s each on 2 cores).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torchvision
 from torchvision.models.swin_transformer import PatchMergingV2, SwinTransformer, SwinTransformerBlockV2
 
 from archspec.cli import main
-from reference import SPECS, assert_matches_reference, save_state_dict
+from reference import SPECS, assert_matches_reference, fidelity_params, save_state_dict
 
 RESOLUTION = 64
 NARROW = {"embed_dim": 16, "num_heads": [1, 2, 4, 8], "depths": [2, 2, 2, 2]}
@@ -52,8 +52,7 @@ def test_narrow_swin_matches_torchvision(v2: bool, tmp_path: Path) -> None:
                              resolution=RESOLUTION, **NARROW)
 
 
-@pytest.mark.exhaustive
-@pytest.mark.parametrize("variant", ["swin_t", "swin_s", "swin_v2_t"])
+@pytest.mark.parametrize("variant", fidelity_params(["swin_t", "swin_s", "swin_v2_t"]))
 def test_swin_variants_match_torchvision(variant: str, tmp_path: Path) -> None:
     torch.manual_seed(0)
     reference = _perturb(getattr(torchvision.models, variant)(weights=None))
