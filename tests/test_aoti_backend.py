@@ -38,6 +38,10 @@ CASES = {
     "lenet5": (spec("lenet5"), {}),
     "resnet50": (spec("resnet50"), {}),
     "vit_tiny": (spec("vit_b_16"), {"resolution": 32, "num_layers": 1, "hidden_dim": 32, "num_heads": 2, "mlp_dim": 64}),
+    # every upsampling op (conv_transpose2d, interpolate by scale, to a size, to another layer's size), and
+    # every op of the window transformers (attention with biases, matmul, roll, slice, gather, computed buffers)
+    "upsampling_ops": (ROOT / "tests/specs/upsampling_ops.yaml", {}),
+    "window_ops": (ROOT / "tests/specs/window_ops.yaml", {}),
 }
 
 
@@ -67,7 +71,8 @@ def build_and_load(name: str, tmp_path: Path, device: str) -> float:
 @pytest.mark.slow
 # resnet50 (the acceptance command; its dynamic resolution range too) compiles for 80 s on 2 cores:
 # with --exhaustive. By default lenet5 takes the same path in 25 s.
-@pytest.mark.parametrize("name", ["lenet5", pytest.param("resnet50", marks=pytest.mark.exhaustive)])
+@pytest.mark.parametrize("name", ["lenet5", *(pytest.param(n, marks=pytest.mark.exhaustive)
+                                              for n in ("resnet50", "upsampling_ops", "window_ops"))])
 def test_cpu_package_loads_without_archspec_and_matches(tmp_path: Path, name: str) -> None:
     assert build_and_load(name, tmp_path, "cpu") <= 1e-4
 
