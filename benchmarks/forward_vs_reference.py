@@ -21,7 +21,9 @@ CASES = {"resnet50": "torchvision", "efficientnet_b0": "torchvision", "vit_b_16"
          "mnasnet1_0": "torchvision", "seresnet50": "timm", "convnext_tiny": "torchvision",
          "alexnet": "torchvision", "googlenet": "torchvision", "inception_v3": "torchvision", "xception": "timm",
          "squeezenet1_0": "torchvision", "shufflenet_v2_x1_0": "torchvision",
-         "regnet_y_400mf": "torchvision"}
+         "regnet_y_400mf": "torchvision", "swin_t": "torchvision", "swin_v2_t": "torchvision",
+         "efficientnet_v2_s": "torchvision", "fcn_resnet50": "torchvision", "deeplabv3_resnet50": "torchvision",
+         "lraspp_mobilenet_v3_large": "torchvision"}
 
 
 def main() -> int:

@@ -24,6 +24,10 @@ _MIXERS = ("mixer_s32", "mixer_s16", "mixer_b32", "mixer_b16", "mixer_l32", "mix
 _MOBILE = ("mobilenet_v2", "mobilenet_v3_large", "mnasnet1_0")
 _CONVNEXTS = ("convnext_tiny", "convnext_small", "convnext_base", "convnext_large")
 _SWINS = ("swin_t", "swin_s", "swin_v2_t")
+_EFFICIENTNETS_V2 = ("efficientnet_v2_s", "efficientnet_v2_m")
+# torchvision.models.segmentation, as the reference figures were measured: no auxiliary head, no weights.
+# Their forward returns {"out": map}; the bench runner reads the map.
+_SEGMENTATION = ("fcn_resnet50", "deeplabv3_resnet50", "lraspp_mobilenet_v3_large")
 _CLASSIC = ("alexnet", "googlenet", "inception_v3", "squeezenet1_0", "squeezenet1_1", "shufflenet_v2_x0_5",
             "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0")
 # Constructor arguments that make a torchvision model the architecture its spec describes (and its
@@ -38,7 +42,7 @@ _TORCHVISION_ARGUMENTS: Mapping[str, Mapping[str, Any]] = {
 # (its VGG head is convolutional and its ViT has a separate qkv layout: use torchvision for those).
 REFERENCES: Mapping[str, Mapping[str, str]] = {
     "torchvision": {name: name for name in _RESNETS + _DENSENETS + _EFFICIENTNETS + _VGGS + _VITS + _MOBILE + _CONVNEXTS
-                   + _CLASSIC + _REGNETS + _SWINS},
+                   + _CLASSIC + _REGNETS + _SWINS + _EFFICIENTNETS_V2 + _SEGMENTATION},
     "timm": {**{name: name for name in _RESNETS + _DENSENETS + ("efficientnet_b0",)},
              **{name: f"{name}_224" for name in _MIXERS},
              # the reference figures of these two are timm's (SE-ResNet-50: the paper's Caffe layout)
@@ -83,6 +87,9 @@ def build_reference(library: str, spec: str, overrides: Mapping[str, Any]) -> nn
             return timm.create_model(constructor, pretrained=False, **kwargs)
         import torchvision
 
+        if spec in _SEGMENTATION:
+            return getattr(torchvision.models.segmentation, constructor)(weights=None, weights_backbone=None,
+                                                                         aux_loss=False, **kwargs)
         return getattr(torchvision.models, constructor)(weights=None, **kwargs)
     except ImportError as exc:
         raise ArchspecError("AS902", f"--vs {library} needs the {exc.name or library} package (pip install {library})") from None

@@ -57,16 +57,21 @@ class ModuleRunner:
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> object:
         if self.optimizer is None:
             with torch.no_grad():
-                return self.model(x)
+                return main_output(self.model(x))
         autocast = (torch.autocast(self.device_type, dtype=self.dtype) if self.dtype != torch.float32
                     else contextlib.nullcontext())
         with autocast:
-            out = self.model(x)
+            out = main_output(self.model(x))
         loss = loss_of(out.float(), y)
         loss.backward()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return loss
+
+
+def main_output(out: object) -> torch.Tensor:
+    """The network's output: torchvision's segmentation models return {"out": map, "aux": ...}."""
+    return out["out"] if isinstance(out, dict) else out  # type: ignore[return-value]
 
 
 def loss_of(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
