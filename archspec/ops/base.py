@@ -45,6 +45,13 @@ class ShapeError(Exception):
         self.input = input
 
 
+def sample_axis(axis: int, rank: int) -> int:
+    """`axis` of a rank-`rank` sample (batch excluded) as a non-negative index; ShapeError outside it."""
+    if not -rank <= axis < rank:
+        raise ShapeError(f"uses axis {axis}, outside a rank-{rank} sample")
+    return axis % rank
+
+
 P = TypeVar("P", bound=OpParams)
 ShapeFn = Callable[[P, Sequence[Shape]], Shape]
 WeightsFn = Callable[[P, Sequence[Shape]], Mapping[str, Shape]]

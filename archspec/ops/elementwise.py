@@ -8,14 +8,14 @@ from typing import Any, Literal
 from pydantic import Field
 
 from archspec.ir import Shape
-from archspec.ops.base import NoParams, OpDef, OpParams, ShapeError
+from archspec.ops.base import NoParams, OpDef, OpParams, ShapeError, sample_axis
 
 
 def same_shape(p: object, inputs: Sequence[Shape]) -> Shape:
     return inputs[0]
 
 
-def _activation(name: str, doc: str) -> OpDef[NoParams]:
+def activation(name: str, doc: str) -> OpDef[NoParams]:
     return OpDef(name, NoParams, (1, 1), same_shape, doc=doc, category="activation")
 
 
@@ -27,10 +27,9 @@ class Softmax(OpParams):
     axis: int = Field(-1, description="per-sample axis")
 
 
-def _softmax_shape(p: Softmax, inputs: Sequence[Shape]) -> Shape:
-    rank = len(inputs[0])
-    if not -rank <= p.axis < rank:
-        raise ShapeError(f"uses axis {p.axis}, outside a rank-{rank} sample")
+def same_shape_along_axis(p: Any, inputs: Sequence[Shape]) -> Shape:
+    """The input's shape, once `p.axis` is checked to be one of its axes (softmax, normalize)."""
+    sample_axis(p.axis, len(inputs[0]))
     return inputs[0]
 
 
@@ -58,16 +57,16 @@ def broadcast(p: object, inputs: Sequence[Shape]) -> Shape:
 
 
 OPS: list[OpDef[Any]] = [
-    _activation("relu", "max(x, 0)."),
-    _activation("relu6", "min(max(x, 0), 6)."),
-    _activation("silu", "x * sigmoid(x) (swish)."),
-    _activation("sigmoid", "1 / (1 + exp(-x))."),
-    _activation("tanh", "Hyperbolic tangent."),
-    _activation("hardswish", "x * relu6(x + 3) / 6."),
-    _activation("hardsigmoid", "relu6(x + 3) / 6."),
-    _activation("identity", "Passes its input through."),
+    activation("relu", "max(x, 0)."),
+    activation("relu6", "min(max(x, 0), 6)."),
+    activation("silu", "x * sigmoid(x) (swish)."),
+    activation("sigmoid", "1 / (1 + exp(-x))."),
+    activation("tanh", "Hyperbolic tangent."),
+    activation("hardswish", "x * relu6(x + 3) / 6."),
+    activation("hardsigmoid", "relu6(x + 3) / 6."),
+    activation("identity", "Passes its input through."),
     OpDef("gelu", Gelu, (1, 1), same_shape, doc="Gaussian error linear unit.", category="activation"),
-    OpDef("softmax", Softmax, (1, 1), _softmax_shape, doc="Softmax along a per-sample axis.", category="activation"),
+    OpDef("softmax", Softmax, (1, 1), same_shape_along_axis, doc="Softmax along a per-sample axis.", category="activation"),
     OpDef("dropout", Dropout, (1, 1), same_shape, doc="Dropout (identity in eval mode).", category="regularization"),
     OpDef("drop_path", DropPath, (1, 1), same_shape,
           doc="Stochastic depth: drops a sample's whole residual branch in training (identity in eval).",

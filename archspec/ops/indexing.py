@@ -9,13 +9,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from archspec.ir import Shape
-from archspec.ops.base import OpDef, OpParams, ShapeError
-
-
-def _axis(axis: int, rank: int) -> int:
-    if not -rank <= axis < rank:
-        raise ShapeError(f"uses axis {axis}, outside a rank-{rank} sample")
-    return axis % rank
+from archspec.ops.base import OpDef, OpParams, ShapeError, sample_axis
 
 
 class Roll(OpParams):
@@ -33,7 +27,7 @@ def _roll_shape(p: Roll, inputs: Sequence[Shape]) -> Shape:
     shifts, axes = roll_pairs(p)
     if len(shifts) != len(axes) or not axes:
         raise ShapeError(f"has {len(shifts)} shift(s) for {len(axes)} axes; give one shift per axis")
-    listed = [_axis(a, len(inputs[0])) for a in axes]
+    listed = [sample_axis(a, len(inputs[0])) for a in axes]
     if len(set(listed)) != len(listed):
         raise ShapeError(f"names an axis twice in axes {list(axes)}")
     return inputs[0]
@@ -48,7 +42,7 @@ class Slice(OpParams):
 
 def slice_bounds(p: Slice, shape: Shape) -> tuple[int, int, int, int]:
     """(axis, start, stop, step) with Python's slice rules applied to the axis' size: non-negative, clipped."""
-    axis = _axis(p.axis, len(shape))
+    axis = sample_axis(p.axis, len(shape))
     start, stop, step = slice(p.start, p.stop, p.step).indices(shape[axis])
     return axis, start, max(stop, start), step
 
@@ -71,7 +65,7 @@ class Gather(OpParams):
 
 def _gather_shape(p: Gather, inputs: Sequence[Shape]) -> Shape:
     shape = inputs[0]
-    axis = _axis(p.axis, len(shape))
+    axis = sample_axis(p.axis, len(shape))
     largest = max(p.index)
     if largest >= shape[axis]:
         raise ShapeError(f"takes position {largest} of axis {p.axis}, which has size {shape[axis]}")

@@ -3,14 +3,12 @@ factor, and L2 normalisation along an axis (Swin V2's cosine attention). None co
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from pydantic import Field, model_validator
 
-from archspec.ir import Shape
-from archspec.ops.base import NoParams, OpDef, OpParams, ShapeError
-from archspec.ops.elementwise import broadcast, same_shape
+from archspec.ops.base import NoParams, OpDef, OpParams
+from archspec.ops.elementwise import activation, broadcast, same_shape, same_shape_along_axis
 
 
 class Clamp(OpParams):
@@ -35,20 +33,13 @@ class Normalize(OpParams):
     eps: float = Field(1e-12, gt=0, description="lower bound of the norm (F.normalize)")
 
 
-def _normalize_shape(p: Normalize, inputs: Sequence[Shape]) -> Shape:
-    rank = len(inputs[0])
-    if not -rank <= p.axis < rank:
-        raise ShapeError(f"uses axis {p.axis}, outside a rank-{rank} sample")
-    return inputs[0]
-
-
 OPS: list[OpDef[Any]] = [
     OpDef("sub", NoParams, (2, 2), broadcast, doc="Elementwise difference a - b (broadcasting).", category="merge"),
-    OpDef("abs", NoParams, (1, 1), same_shape, doc="Absolute value.", category="activation"),
-    OpDef("exp", NoParams, (1, 1), same_shape, doc="e^x.", category="activation"),
+    activation("abs", "Absolute value."),
+    activation("exp", "e^x."),
     OpDef("clamp", Clamp, (1, 1), same_shape, doc="Limits every entry to [min, max] (either may be left out).",
           category="activation"),
     OpDef("scale", Scale, (1, 1), same_shape, doc="Multiplies by a constant factor.", category="activation"),
-    OpDef("normalize", Normalize, (1, 1), _normalize_shape,
+    OpDef("normalize", Normalize, (1, 1), same_shape_along_axis,
           doc="Divides by the L2 norm along an axis (F.normalize), e.g. cosine attention.", category="norm"),
 ]

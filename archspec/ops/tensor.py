@@ -9,13 +9,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from archspec.ir import Shape, numel
-from archspec.ops.base import OpDef, OpParams, ShapeError
-
-
-def _axis(axis: int, rank: int) -> int:
-    if not -rank <= axis < rank:
-        raise ShapeError(f"uses axis {axis}, outside a rank-{rank} sample")
-    return axis % rank
+from archspec.ops.base import OpDef, OpParams, ShapeError, sample_axis
 
 
 class Flatten(OpParams):
@@ -25,7 +19,7 @@ class Flatten(OpParams):
 
 def _flatten_shape(p: Flatten, inputs: Sequence[Shape]) -> Shape:
     shape = inputs[0]
-    start, end = _axis(p.start, len(shape)), _axis(p.end, len(shape))
+    start, end = sample_axis(p.start, len(shape)), sample_axis(p.end, len(shape))
     if start > end:
         raise ShapeError(f"has start axis {p.start} after end axis {p.end}")
     return (*shape[:start], numel(shape[start : end + 1]), *shape[end + 1 :])
@@ -51,7 +45,7 @@ class Permute(OpParams):
 
 def _permute_shape(p: Permute, inputs: Sequence[Shape]) -> Shape:
     shape = inputs[0]
-    dims = [_axis(d, len(shape)) for d in p.dims]
+    dims = [sample_axis(d, len(shape)) for d in p.dims]
     if sorted(dims) != list(range(len(shape))):
         raise ShapeError(f"has dims {list(p.dims)}, not a permutation of the {len(shape)} sample axes")
     return tuple(shape[d] for d in dims)
@@ -63,7 +57,7 @@ class Transpose(OpParams):
 
 def _transpose_shape(p: Transpose, inputs: Sequence[Shape]) -> Shape:
     shape = list(inputs[0])
-    a, b = (_axis(x, len(shape)) for x in p.axes)
+    a, b = (sample_axis(x, len(shape)) for x in p.axes)
     shape[a], shape[b] = shape[b], shape[a]
     return tuple(shape)
 
@@ -74,7 +68,7 @@ class Concat(OpParams):
 
 def _concat_shape(p: Concat, inputs: Sequence[Shape]) -> Shape:
     rank = len(inputs[0])
-    axis = _axis(p.axis, rank)
+    axis = sample_axis(p.axis, rank)
     for i, shape in enumerate(inputs):
         if len(shape) != rank or any(a != b for k, (a, b) in enumerate(zip(shape, inputs[0])) if k != axis):
             raise ShapeError(f"needs inputs that agree on every axis but {p.axis}", input=None)
@@ -89,7 +83,7 @@ class Mean(OpParams):
 
 def _mean_shape(p: Mean, inputs: Sequence[Shape]) -> Shape:
     shape = inputs[0]
-    listed = [_axis(a, len(shape)) for a in ((p.axes,) if isinstance(p.axes, int) else p.axes)]
+    listed = [sample_axis(a, len(shape)) for a in ((p.axes,) if isinstance(p.axes, int) else p.axes)]
     axes = set(listed)
     if len(axes) != len(listed):
         raise ShapeError(f"names an axis twice in axes {p.axes}")
@@ -105,7 +99,7 @@ class Select(OpParams):
 
 def _select_shape(p: Select, inputs: Sequence[Shape]) -> Shape:
     shape = inputs[0]
-    axis = _axis(p.axis, len(shape))
+    axis = sample_axis(p.axis, len(shape))
     if not -shape[axis] <= p.position < shape[axis]:
         raise ShapeError(f"selects position {p.position} of axis {p.axis}, which has size {shape[axis]}")
     return (*shape[:axis], *shape[axis + 1 :])
