@@ -52,6 +52,9 @@ class Constant(OpParams):
     values: tuple[Any, ...] = Field(description="its values, flat or nested in the shape's order (an expression)")
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+
+
 def flat_values(p: Constant) -> list[float]:
     out: list[float] = []
     stack: list[Any] = [p.values]
@@ -60,6 +63,9 @@ def flat_values(p: Constant) -> list[float]:
         if isinstance(item, tuple):
             stack.extend(reversed(item))
         elif isinstance(item, (int, float)) and not isinstance(item, bool):
+            if not -FLOAT32_MAX <= item <= FLOAT32_MAX:  # stored as float32: beyond this it would be inf
+                shown = f"{item:.3g}" if isinstance(item, float) else f"an integer of {item.bit_length()} bits"
+                raise ShapeError(f"has a value ({shown}) in values beyond float32's range (+-{FLOAT32_MAX:.4g})")
             out.append(float(item))
         else:
             raise ShapeError(f"has a value {item!r} in values; give numbers")

@@ -30,6 +30,10 @@ def _roll_shape(p: Roll, inputs: Sequence[Shape]) -> Shape:
     listed = [sample_axis(a, len(inputs[0])) for a in axes]
     if len(set(listed)) != len(listed):
         raise ShapeError(f"names an axis twice in axes {list(axes)}")
+    for shift, axis in zip(shifts, listed):
+        if abs(shift) >= 2**63:  # torch.roll takes 64-bit shifts; the same roll is shift % size
+            raise ShapeError(f"has shift {shift} on axis {axis}, beyond a 64-bit integer; "
+                             f"use {shift % inputs[0][axis]} (the same roll of an axis of size {inputs[0][axis]})")
     return inputs[0]
 
 
