@@ -163,8 +163,11 @@ def test_our_own_output_to_a_full_device() -> None:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_interrupted_build_leaves_nothing_behind(tmp_path: Path, sig: signal.Signals) -> None:
     out = tmp_path / "vgg16.pt2"
+    # Ctrl-C as from a terminal: a shell's background job inherits SIGINT ignored, and Python then never
+    # raises KeyboardInterrupt; give the child the default disposition whatever launched the tests.
     proc = subprocess.Popen([sys.executable, "-m", "archspec.cli", "build", "specs/vgg16.yaml", "-o", str(out)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not any(p.name.startswith(".") for p in tmp_path.iterdir()):
         time.sleep(0.05)  # wait until the write has started: its private temporary folder exists
