@@ -113,7 +113,9 @@ def test_regnet_y_400mf_registers_torchvision_shapes_in_order() -> None:
     depth=st.integers(1, 28),
     w_0=st.integers(1, 32).map(lambda k: 8 * k),
     w_a=st.integers(0, 15000).map(lambda k: k / 100),
-    w_m=st.integers(105, 300).map(lambda k: k / 100),
+    # The RegNet paper's design space (Radosavovic et al. 2020, sec. 3.3) has w_m in [1.5, 3]; below it the
+    # quantized exponent log(w_j / w_0) / log(w_m) passes the expression language's +-64 bound (AS305).
+    w_m=st.integers(150, 300).map(lambda k: k / 100),
     group_width=st.sampled_from([1, 2, 4, 8, 16, 24, 48, 56]),
     bottleneck_ratio=st.sampled_from([1.0, 0.5, 2.0]),
     se_ratio=st.sampled_from([0.0, 0.25]),
