@@ -1,6 +1,6 @@
 """Wall time of the views on the largest specs, in process (no interpreter start-up), best of N runs.
 
-    python benchmarks/views_timing.py [--specs vit_h_14,densenet264] [--repeats 3]
+    python benchmarks/views_timing.py [--specs vit_h_14,densenet264,swin_s] [--repeats 3]
 
 Per spec: compile (load, validate, lower, count: what every command pays first), then each view on the
 compiled IR: graph (DOT text, and the `dot` program's SVG), card (graph included), diff (against the next
@@ -21,7 +21,7 @@ from archspec.registry import default_registry
 from archspec.views import card, diff, fingerprint, graph
 
 ROOT = Path(__file__).resolve().parents[1]
-PARTNER = {"vit_h_14": "vit_l_16", "densenet264": "densenet201"}
+PARTNER = {"vit_h_14": "vit_l_16", "densenet264": "densenet201", "swin_s": "swin_t"}
 
 
 def best(repeats: int, step: Callable[[], Any]) -> float:
@@ -35,7 +35,7 @@ def best(repeats: int, step: Callable[[], Any]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--specs", default="vit_h_14,densenet264")
+    parser.add_argument("--specs", default="vit_h_14,densenet264,swin_s")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     registry = default_registry()
