@@ -237,6 +237,7 @@ def _training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
     p.add_argument("--precision", default="fp32", help="fp32 or bf16 (autocast)")
     p.add_argument("--compile", action="store_true", help="torch.compile the module")
+    p.add_argument("--channels-last", action="store_true", help="NHWC memory format for the module and batches")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--seed", type=_seed, default=0, help="weights, data order, augmentation and dropout")
     p.add_argument("--nproc", type=int, default=1, help="processes (DDP through torch's elastic launcher)")
@@ -281,7 +282,7 @@ def _training(args: argparse.Namespace) -> int:
     base = TrainOptions(spec="", data=args.data, overrides=_overrides(args.set), epochs=args.epochs,
                         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, optimizer=args.optimizer,
                         schedule=args.schedule, augment=args.augment, device=args.device, precision=args.precision,
-                        compile=args.compile, out=args.out, resume=args.resume, seed=args.seed, nproc=args.nproc,
+                        compile=args.compile, channels_last=args.channels_last, out=args.out, resume=args.resume, seed=args.seed, nproc=args.nproc,
                         threads=args.threads)
     if args.command == "compare":
         from archspec.train.compare import compare, parse_entry

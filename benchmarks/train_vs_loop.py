@@ -4,7 +4,7 @@ data in the device's memory.
 
     python benchmarks/train_vs_loop.py                                 # seed_cnn on digits, CPU
     python benchmarks/train_vs_loop.py --spec resnet18 --set resolution=32 --threads 2
-    python benchmarks/train_vs_loop.py --spec resnet50 --device cuda --precision bf16 --batch 128 \\
+    python benchmarks/train_vs_loop.py --spec resnet50 --device cuda --precision bf16 --channels-last --batch 128 \\
         --data cifar10:data/cifar-10-batches-py --rounds 3
 
 The two sides alternate epoch by epoch (ours, hand, ours, hand, ...; ours resumes its run for each
@@ -46,8 +46,10 @@ class HandLoop:
         dataset = data.load(options.data)
         model = loop.build_model(options.spec, dict(options.overrides), None, len(dataset.classes), options.seed)
         self.module = model.module.to(self.device).train()
+        self.layout = layout = torch.channels_last if options.channels_last else torch.contiguous_format
+        self.module = self.module.to(memory_format=layout)
         self.optimizer = loop.make_optimizer(options, self.module)
-        self.x = data.normalize(data.prepare(dataset.train.images.to(self.device), model.shape))
+        self.x = data.normalize(data.prepare(dataset.train.images.to(self.device), model.shape)).contiguous(memory_format=layout)
         self.y = dataset.train.labels.to(self.device)
         self.epochs = 0
 
@@ -62,7 +64,7 @@ class HandLoop:
         for i in range(steps):
             index = order[i * batch:(i + 1) * batch]
             with autocast:
-                logits = self.module(self.x[index])
+                logits = self.module(self.x[index].contiguous(memory_format=self.layout))
             loss = F.cross_entropy(logits.float(), self.y[index])
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -88,13 +90,15 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--channels-last", action="store_true", help="NHWC module and batches on both sides")
     parser.add_argument("--rounds", type=int, default=6, help="timed epochs per side, alternating, after a warm-up epoch")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     spec = args.spec if args.spec.endswith(".yaml") else str(ROOT / "specs" / f"{args.spec}.yaml")
     overrides = dict(parse_override(item) for item in args.set)
     options = TrainOptions(spec=spec, data=args.data, overrides=overrides, batch_size=args.batch, device=args.device,
-                           precision=args.precision, threads=args.threads, schedule="none", weight_decay=5e-4)
+                           precision=args.precision, threads=args.threads, schedule="none", weight_decay=5e-4,
+                           channels_last=args.channels_last)
     ours: list[float] = []
     hand: list[float] = []
     hand_loop = HandLoop(options)
@@ -107,7 +111,8 @@ def main() -> None:
                 hand.append(h)
     o, h = statistics.median(ours), statistics.median(hand)
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu, {args.threads} thread(s)"
-    print(f"{args.spec} {' '.join(args.set)} on {args.data}, batch {args.batch}, {args.precision}, {device}, "
+    layout = ", channels_last" if args.channels_last else ""
+    print(f"{args.spec} {' '.join(args.set)} on {args.data}, batch {args.batch}, {args.precision}{layout}, {device}, "
           f"torch {torch.__version__}")
     print(f"  archspec loop  {o:10,.0f} img/s   (median of {len(ours)} epochs: {', '.join(f'{v:,.0f}' for v in ours)})")
     print(f"  hand loop      {h:10,.0f} img/s   (median of {len(hand)} epochs: {', '.join(f'{v:,.0f}' for v in hand)})")

@@ -45,6 +45,7 @@ class TrainOptions:
     device: str = "cpu"
     precision: str = "fp32"
     compile: bool = False
+    channels_last: bool = False  # NHWC module and batches (what tensor cores and cuDNN prefer); same results
     out: str | None = None  # run folder; None: runs/<spec name>
     resume: bool = False
     seed: int = 0

@@ -189,6 +189,9 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
         checkpoint.check_options(folder, options)
 
     module = model.module.to(device).train()
+    layout = torch.channels_last if options.channels_last else torch.contiguous_format
+    if options.channels_last:
+        module = module.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(options, module)
     torch.manual_seed(options.seed)  # dropout and anything else drawing from the global generator
     random.seed(options.seed)
@@ -227,7 +230,7 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
             mine = slice(rank.rank * share, (rank.rank + 1) * share)
             index = batch[mine].to(device)
             x = data.prepare(train_set.images[index], model.shape)
-            x = data.normalize(aug.apply(x, augments, [p[mine] for p in params]))
+            x = data.normalize(aug.apply(x, augments, [p[mine] for p in params])).contiguous(memory_format=layout)
             y = train_set.labels[index]
             lr = learning_rate(options, step, epoch, steps)
             for group in optimizer.param_groups:
@@ -261,7 +264,7 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
             raise ArchspecError(STEP_FAILED, f"the training loss became {train_loss} in epoch {epoch + 1}; "
                                 "lower --lr (or use --precision fp32)")
         result = evaluate(module, test_set, model.shape, len(dataset.classes), dataset.classes, device,
-                          options.precision, confusion=False) if rank.main else None
+                          options.precision, confusion=False, layout=layout) if rank.main else None
         seconds_epoch = time.perf_counter() - start
         if rank.main and result is not None:
             metrics = EpochMetrics(epoch + 1, train_loss, train_acc, result.loss, result.top1, result.top5,
@@ -282,7 +285,8 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
 
 @torch.no_grad()
 def evaluate(module: torch.nn.Module, split: data.Split, shape: tuple[int, int, int], classes: int,
-             names: tuple[str, ...], device: torch.device, precision: str = "fp32", confusion: bool = True) -> EvalResult:
+             names: tuple[str, ...], device: torch.device, precision: str = "fp32", confusion: bool = True,
+             layout: torch.memory_format = torch.contiguous_format) -> EvalResult:
     """Loss, top-1/top-5 and (optionally) the confusion matrix of `module` in eval mode on `split`."""
     was_training = module.training
     module.eval()
@@ -291,7 +295,7 @@ def evaluate(module: torch.nn.Module, split: data.Split, shape: tuple[int, int, 
     try:
         with autocast:
             for start in range(0, len(split), EVAL_BATCH):
-                x = data.normalize(data.prepare(split.images[start:start + EVAL_BATCH], shape))
+                x = data.normalize(data.prepare(split.images[start:start + EVAL_BATCH], shape)).contiguous(memory_format=layout)
                 y = split.labels[start:start + EVAL_BATCH]
                 logits = module(x).float()
                 tally.add(logits, y, F.cross_entropy(logits, y, reduction="sum"))

@@ -119,6 +119,7 @@ def write_curves(folder: Path, results: list[tuple[str, "RunResult"]]) -> list[P
 
     matplotlib.use("Agg")  # no display needed, and never a GUI window from a command-line tool
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     written = []
     for name, train_key, test_key, ylabel in (("loss.png", "train_loss", "test_loss", "loss"),
@@ -130,6 +131,7 @@ def write_curves(folder: Path, results: list[tuple[str, "RunResult"]]) -> list[P
             axes.plot(epochs, [getattr(m, train_key) for m in r.history], "--", color=color, label=f"{label} (train)")
             axes.plot(epochs, [getattr(m, test_key) for m in r.history], "-", color=color, label=f"{label} (test)")
         axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are counted, never 2.5
         axes.set_ylabel(ylabel)
         axes.grid(alpha=0.3)
         axes.legend(fontsize="small")
