@@ -169,6 +169,25 @@ def test_corrupt_idx_files(tmp_path: Path) -> None:
     assert error(f"mnist:{tmp_path / 'm'}").code == "AS912"
 
 
+def test_hostile_idx_headers_and_gzip_bombs(tmp_path: Path, monkeypatch) -> None:
+    """A header whose dimensions multiply past 2**64 wrapped numpy's product to the body's size (0) and
+    crashed in reshape; a gzip that inflates beyond the cap is refused after reading the cap, not all of it."""
+    make_mnist(tmp_path / "m", packed=False)
+    images = tmp_path / "m/train-images-idx3-ubyte"
+    images.write_bytes(struct.pack(">I3I", 0x0803, 2**22, 2**22, 2**20))  # 2**64 values
+    e = error(f"mnist:{tmp_path / 'm'}")
+    assert e.code == "AS912" and "4194304x4194304x1048576" in e.message
+    images.unlink()
+    with gzip.open(tmp_path / "m/train-images-idx3-ubyte.gz", "wb") as file:
+        file.write(struct.pack(">I3I", 0x0803, 1000, 28, 28) + bytes(1000 * 28 * 28))
+    monkeypatch.setattr(data, "IDX_MAX_BYTES", 100_000)
+    e = error(f"mnist:{tmp_path / 'm'}")
+    assert e.code == "AS912" and "once decompressed" in e.message
+    (tmp_path / "m/train-images-idx3-ubyte.gz").unlink()
+    images.write_bytes(struct.pack(">I3I", 0x0803, 1000, 28, 28) + bytes(1000 * 28 * 28))
+    assert "holds more than" in error(f"mnist:{tmp_path / 'm'}").message
+
+
 def make_image_folder(root: Path) -> None:
     from PIL import Image
 

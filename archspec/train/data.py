@@ -19,10 +19,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 import gzip
 import importlib.util
+import math
 from pathlib import Path
 import pickle
 import struct
 from typing import Any
+import zlib
 
 import numpy as np
 import torch
@@ -35,6 +37,7 @@ CORRUPT = "AS912"  # a data file is there but cannot be read (exit 1)
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
+IDX_MAX_BYTES = 2 << 30  # the most an idx file may hold (decompressed): MNIST's largest is 47 MB, EMNIST's 550 MB
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 FASHION_CLASSES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
@@ -257,10 +260,22 @@ def _idx(folder: Path, name: str, kind: str, images: bool) -> torch.Tensor:
     path = raw if raw.is_file() else packed
     if not path.is_file():
         raise ArchspecError(MISSING, f"{folder}/ lacks {name} (or {name}.gz). {_where(kind, folder)}")
+    too_large = ArchspecError(CORRUPT, f"{path} holds more than {IDX_MAX_BYTES / 2**30:g} GiB{' once decompressed' if path.suffix == '.gz' else ''}; "
+                              "an idx file of images this size is not MNIST's (its largest file is 47 MB): replace it "
+                              "with the file as distributed")
     try:
-        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        if path.suffix == ".gz":
+            # Read at most the cap (plus one byte to tell): a small gzip bomb must not fill the memory.
+            with gzip.open(path, "rb") as file:
+                data = file.read(IDX_MAX_BYTES + 1)
+        elif path.stat().st_size > IDX_MAX_BYTES:
+            raise too_large
+        else:
+            data = path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise ArchspecError(CORRUPT, f"cannot read {path}: {exc}; replace it with the file as distributed") from None
+    if len(data) > IDX_MAX_BYTES:
+        raise too_large
     dims = 3 if images else 1
     magic = 0x0800 | dims
     if len(data) < 4 + 4 * dims or struct.unpack(">I", data[:4])[0] != magic:
@@ -268,7 +283,7 @@ def _idx(folder: Path, name: str, kind: str, images: bool) -> torch.Tensor:
                             f"(magic number {magic:#010x} expected); replace it with the file as distributed")
     shape = struct.unpack(f">{dims}I", data[4:4 + 4 * dims])
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims)
-    if body.size != int(np.prod(shape)):
+    if body.size != math.prod(shape):  # Python's exact product: numpy's int64 one wraps and can be forged
         raise ArchspecError(CORRUPT, f"{path} is truncated or padded: its header says {'x'.join(map(str, shape))} values, "
                             f"it holds {body.size}; replace it with the file as distributed")
     return torch.from_numpy(body.reshape(shape).copy())
