@@ -82,7 +82,7 @@ def test_draws_choose_about_half_and_repeat_with_the_seed() -> None:
 
 @pytest.mark.parametrize("text, words", [("blur", "unknown augmentation 'blur'"), ("brightness", "a factor"),
                                          ("brightness=-1", "above 0"), ("crop=1.5", "whole number"),
-                                         ("hflip=2", "takes no value")])
+                                         ("hflip=2", "takes no value"), ("hflip,crop,hflip", "hflip is given twice")])
 def test_bad_augmentations_are_usage_errors(text: str, words: str) -> None:
     with pytest.raises(ArchspecError) as info:
         aug.parse(text)

@@ -64,6 +64,8 @@ def parse(text: str) -> tuple[Augment, ...]:
             raise ArchspecError(BAD_OPTION, f"--augment {item}: {name} takes no value")
         else:
             value = 0.0
+        if any(a.name == name for a in augments):
+            raise ArchspecError(BAD_OPTION, f"--augment: {name} is given twice; give each augmentation once")
         augments.append(Augment(name, value))
     return tuple(augments)
 
