@@ -145,6 +145,15 @@ def test_compare_writes_the_table_and_curves(tmp_path: Path, capsys) -> None:
     assert all(len(history(p)) == 2 for p in out.iterdir() if p.is_dir())
 
 
+@pytest.mark.parametrize("bad, code, words", [("resolution=3", "AS208", "below the minimum 8"),
+                                               ("optimizer=adam", "AS913", "--optimizer 'adam'")])
+def test_compare_checks_every_entry_before_training_any(tmp_path: Path, capsys, bad, code, words) -> None:
+    status, _, err = main(capsys, "compare", SEED_CNN, f"{SEED_CNN}:{bad}", "--data", "digits", "--epochs", "1",
+                          "--out", str(tmp_path / "cmp"), *FAST)
+    assert status in (1, 2) and code in err and words in err
+    assert not (tmp_path / "cmp").exists()  # the first entry did not train
+
+
 @pytest.mark.parametrize("args, code, words", [
     (["--optimizer", "adam"], "AS913", "--optimizer 'adam'"),
     (["--schedule", "linear"], "AS913", "--schedule"),

@@ -82,10 +82,11 @@ def compare(entries: list[Entry], base: TrainOptions, out: Path) -> list[tuple[s
     names = [folder_name(e.label) for e in entries]
     if len(set(names)) != len(names):
         raise ArchspecError(BAD_ENTRY, "two entries are the same (or differ only in characters a folder name cannot hold)")
+    runs = [base.with_(spec=entry.spec, overrides={**base.overrides, **entry.overrides}, out=str(out / name),
+                       **entry.training) for entry, name in zip(entries, names)]
+    _check_all(runs)
     results = []
-    for index, (entry, name) in enumerate(zip(entries, names)):
-        options = base.with_(spec=entry.spec, overrides={**base.overrides, **entry.overrides}, out=str(out / name),
-                             **entry.training)
+    for index, (entry, options) in enumerate(zip(entries, runs)):
         if not base.quiet:
             print(f"[{index + 1}/{len(entries)}] {entry.label}", file=sys.stderr, flush=True)
         results.append((entry.label, train(options)))
@@ -94,3 +95,14 @@ def compare(entries: list[Entry], base: TrainOptions, out: Path) -> list[tuple[s
     write_csv(out / "results.csv", results)
     write_curves(out, results)
     return results
+
+
+def _check_all(runs: list[TrainOptions]) -> None:
+    """Every entry's options and spec (with its overrides) before the first trains: a typo in the last
+    entry must not surface after an hour of training the others."""
+    from archspec import pipeline
+    from archspec.train import loop
+
+    for options in runs:
+        loop.check(options)
+        pipeline.compile_spec(options.spec, options.overrides, variant=options.variant)
