@@ -44,7 +44,7 @@ class Augment:
 
 def parse(text: str) -> tuple[Augment, ...]:
     """'hflip,brightness=0.75,crop=2' -> augments in the order given; '' -> none."""
-    augments = []
+    augments: list[Augment] = []
     for item in (part.strip() for part in text.split(",")):
         if not item:
             continue
