@@ -380,7 +380,7 @@ def _list(specs: Path, registry: Registry) -> int:
     for path in sorted(specs.glob("*.yaml")):
         try:
             resolved = resolve_file(path, registry)
-            detail = resolved.spec.description.strip().splitlines()[0] if resolved.spec.description.strip() else ""
+            detail = resolved.description.strip().splitlines()[0] if resolved.description.strip() else ""
             _out(f"  {path.stem:<22} {printable(detail)}")
         except SpecErrors as exc:
             _out(f"  {path.stem:<22} (invalid: {exc.total} error(s); run archspec validate {path})")

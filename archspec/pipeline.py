@@ -75,8 +75,7 @@ def build_options(compiled: Compiled, seed: int, weights: str | os.PathLike[str]
     plan = compiled.optimized
     if channels_last is None:
         channels_last = plan.channels_last if plan else False
-    spec = compiled.resolved
-    description = spec.ref.description if spec.ref is not None and spec.ref.description else spec.spec.description
+    description = compiled.resolved.description
     return BuildOptions(seed=seed, weights=Path(weights) if weights else None, optimized=plan, channels_last=channels_last,
                         dynamic=dynamic_dims(compiled), save_weights=save_weights, settings=dict(settings or {}),
                         description=description, report=report)

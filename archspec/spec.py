@@ -236,7 +236,8 @@ class Spec(Model):
 class SpecRef(Model):
     archspec: int
     name: str
-    description: str = ""
+    description: str = ""  # replaces the family's in list, summary and card (a row can be its own model)
+    paper: str = ""
     use: str
     variant: str | None = None
     set: dict[str, Any] = Field(default_factory=dict)

@@ -53,6 +53,15 @@ class Resolved:
     thin_doc: Document | None = None  # where they were written
 
     @property
+    def description(self) -> str:
+        """A thin spec's own description, else its family's."""
+        return self.ref.description if self.ref is not None and self.ref.description else self.spec.description
+
+    @property
+    def paper(self) -> str:
+        return self.ref.paper if self.ref is not None and self.ref.paper else self.spec.paper
+
+    @property
     def expect(self) -> Any:
         if self.expect_doc is None:
             return None

@@ -72,6 +72,18 @@ def test_card_holds_table_chart_expect_status_and_source(capsys, tmp_path):
     assert page.graph_svg == HAS_DOT
 
 
+def test_a_thin_spec_s_own_description_and_paper_replace_the_family_s(capsys, tmp_path):
+    """fcn_resnet50 is a row of the ResNet family but another model: its card and `archspec list` say so."""
+    _, text, _, _ = card(capsys, tmp_path, ROOT / "specs/fcn_resnet50.yaml")
+    assert "the FCN head" in text and "Fully Convolutional Networks" in text
+    assert "Deep Residual Learning" not in text.split("<h2>Spec source</h2>")[0]  # the family's paper shows only in its source
+    _, text, _, _ = card(capsys, tmp_path, ROOT / "specs/resnet50.yaml")
+    assert "Deep Residual Learning" in text
+    assert main(["list"]) == 0
+    listed = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")}
+    assert "fcn_resnet50 (aux_loss false)" in listed["fcn_resnet50"] and "Deep residual" in listed["resnet50"]
+
+
 def test_a_failing_expect_is_shown_not_fatal_and_no_dot_leaves_out_only_the_graph(capsys, tmp_path, monkeypatch):
     spec = tmp_path / "seed.yaml"
     shutil.copytree(ROOT / "specs/families", tmp_path / "families")  # the thin spec's use: is relative

@@ -98,14 +98,13 @@ def render_card(spec_path: str | os.PathLike[str], compiled: Compiled, registry:
         svg, note = "", f"the graph is left out: {exc.message}"
         warnings.append(note)
     resolved, costs = compiled.resolved, compiled.costs
-    ref = resolved.ref
     bars = stage_bars(costs)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     page = env.get_template("card.html.j2").render(
         name=resolved.name,
-        description=(ref.description if ref is not None and ref.description else resolved.spec.description).strip(),
-        paper=resolved.spec.paper,
+        description=resolved.description.strip(),
+        paper=resolved.paper,
         variant=resolved.variant,
         input=fmt_shape(costs.input), output=fmt_shape(costs.output),
         params=f"{costs.params:,}", params_human=human(costs.params),
