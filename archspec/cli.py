@@ -232,6 +232,8 @@ def _training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-decay", type=float, help="(default: sgd 5e-4, adamw 0.05; not on biases and norms)")
     p.add_argument("--optimizer", default="sgd", help="sgd (momentum 0.9) or adamw")
     p.add_argument("--schedule", default="cosine", help="cosine, step (x0.1 at 1/2 and 3/4) or none")
+    p.add_argument("--warmup-epochs", type=float, default=0.0, help="linear warm-up of the learning rate (default 0)")
+    p.add_argument("--label-smoothing", type=float, default=0.0, help="of the training loss, e.g. 0.1 (default 0)")
     p.add_argument("--augment", default="", metavar="LIST",
                    help="comma-separated: hflip, vflip, transpose, grayscale, brightness=F, crop[=PAD]")
     p.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
@@ -281,9 +283,10 @@ def _training(args: argparse.Namespace) -> int:
         return 0
     base = TrainOptions(spec="", data=args.data, overrides=_overrides(args.set), epochs=args.epochs,
                         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, optimizer=args.optimizer,
-                        schedule=args.schedule, augment=args.augment, device=args.device, precision=args.precision,
-                        compile=args.compile, channels_last=args.channels_last, out=args.out, resume=args.resume, seed=args.seed, nproc=args.nproc,
-                        threads=args.threads)
+                        schedule=args.schedule, warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,
+                        augment=args.augment, device=args.device, precision=args.precision, compile=args.compile,
+                        channels_last=args.channels_last, out=args.out, resume=args.resume, seed=args.seed,
+                        nproc=args.nproc, threads=args.threads)
     if args.command == "compare":
         from archspec.train.compare import compare, parse_entry
         from archspec.train.report import markdown

@@ -114,6 +114,15 @@ def test_resume_after_sigkill_mid_epoch_gives_the_same_weights(tmp_path: Path, c
     # a resume with options that change the result is refused
     code, _, err = main(capsys, *args[:-2], "--lr", "0.1", *FAST, "--out", str(killed), "--resume")
     assert code == 1 and "AS915" in err and "lr" in err
+    code, _, err = main(capsys, *args, "--warmup-epochs", "1", "--out", str(killed), "--resume")
+    assert code == 1 and "AS915" in err and "warmup_epochs (was 0.0, now 1.0)" in err
+    # a state.json written before an option existed resumes: its absence means the default
+    final = json.loads((killed / "state.json").read_text())
+    for key in ("warmup_epochs", "label_smoothing"):
+        del final["options"][key]
+    (killed / "state.json").write_text(json.dumps(final))
+    code, _, err = main(capsys, *args, "--out", str(killed), "--resume")
+    assert code == 0, err
 
 
 def test_compare_writes_the_table_and_curves(tmp_path: Path, capsys) -> None:
@@ -163,6 +172,9 @@ def test_compare_checks_every_entry_before_training_any(tmp_path: Path, capsys, 
     (["--nproc", "3", "--batch-size", "64"], "AS913", "must divide"),
     (["--set", "num_classes=7"], "AS913", "--set num_classes=10"),
     (["--device", "tpu"], "AS913", "use cpu or cuda"),
+    (["--warmup-epochs", "1"], "AS913", "fewer than --epochs (1)"),
+    (["--warmup-epochs", "nan"], "AS913", "--warmup-epochs nan"),
+    (["--label-smoothing", "1"], "AS913", "--label-smoothing 1"),
 ])
 def test_bad_training_options_are_usage_errors(tmp_path: Path, capsys, args, code, words) -> None:
     status, _, err = main(capsys, "train", LENET, "--data", "digits", "--epochs", "1", "--out", str(tmp_path / "r"), *args)
@@ -233,6 +245,31 @@ def test_channels_last_trains_the_same_network(tmp_path: Path, capsys) -> None:
     assert [m["test_loss"] for m in nhwc] == pytest.approx([m["test_loss"] for m in nchw], rel=1e-3)
     assert a.keys() == b.keys() and all(b[k].is_contiguous() for k in b)
     assert max((a[k] - b[k]).abs().max().item() for k in a if a[k].is_floating_point()) < 1e-3
+
+
+def test_warmup_ramps_per_step_then_the_schedule_runs_over_the_rest() -> None:
+    options = TrainOptions(spec="s", data="digits", epochs=4, lr=1.0, warmup_epochs=1)  # 10 steps an epoch
+    assert [loop.learning_rate(options, s, 0, 10) for s in (0, 4, 9)] == pytest.approx([0.1, 0.5, 1.0])
+    assert loop.learning_rate(options, 10, 1, 10) == 1.0  # cosine starts at the top after the warm-up
+    assert loop.learning_rate(options, 25, 2, 10) == pytest.approx(0.5)  # half-way through the 30 cosine steps
+    assert loop.learning_rate(options, 40, 3, 10) == pytest.approx(0.0, abs=1e-12)
+    stepped = options.with_(schedule="step", warmup_epochs=0.5)
+    assert [loop.learning_rate(stepped, s, s // 10, 10) for s in (2, 7, 25, 35)] == pytest.approx([0.6, 1, 0.1, 0.01])
+
+
+def test_label_smoothing_is_in_the_training_loss_only(tmp_path: Path, capsys) -> None:
+    """Smoothing raises the training loss (a confident model cannot reach 0), not the reported test loss,
+    which stays plain cross-entropy, the figure eval prints."""
+    for name, extra in (("plain", []), ("smooth", ["--label-smoothing", "0.2"])):
+        code, _, err = main(capsys, "train", LENET, "--data", "digits", "--set", "resolution=16", "--epochs", "3",
+                            "--out", str(tmp_path / name), *FAST, *extra)
+        assert code == 0, err
+    plain, smooth = history(tmp_path / "plain")[-1], history(tmp_path / "smooth")[-1]
+    assert smooth["train_loss"] > plain["train_loss"] + 0.2
+    code, out, err = main(capsys, "eval", LENET, "--weights", str(tmp_path / "smooth"), "--data", "digits",
+                          "--set", "resolution=16", "--json")
+    assert code == 0, err
+    assert json.loads(out)["loss"] == pytest.approx(smooth["test_loss"], rel=1e-5)
 
 
 def test_learning_rate_schedules() -> None:

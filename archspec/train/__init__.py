@@ -41,6 +41,8 @@ class TrainOptions:
     weight_decay: float | None = None  # None: DEFAULT_WEIGHT_DECAY[optimizer]
     optimizer: str = "sgd"
     schedule: str = "cosine"
+    warmup_epochs: float = 0.0  # linear warm-up from 0 to lr over these epochs (per step), then the schedule
+    label_smoothing: float = 0.0  # of the training loss (evaluation reports plain cross-entropy)
     augment: str = ""  # comma-separated, e.g. "hflip,brightness=0.75,crop"
     device: str = "cpu"
     precision: str = "fp32"

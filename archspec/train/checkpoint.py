@@ -15,7 +15,7 @@ resumed run ends with the same weights as one never interrupted.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 import json
 from pathlib import Path
 import random
@@ -36,7 +36,9 @@ FORMAT = 1
 BAD_CHECKPOINT = "AS915"
 # Options that fix the result of a run; a resume must give the same (epochs may grow, device may change).
 FIXED = ("spec", "data", "overrides", "variant", "batch_size", "lr", "weight_decay", "optimizer", "schedule",
-         "augment", "precision", "seed")
+         "warmup_epochs", "label_smoothing", "augment", "precision", "seed")
+# What a state.json written before an option existed means by its absence: the option's default.
+_DEFAULTS = {f.name: f.default for f in fields(TrainOptions)}
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ def check_options(folder: Path, options: TrainOptions) -> None:
     """A resume continues the same run: refuse one whose options change its result."""
     stored = _read_json(folder / STATE).get("options", {})
     mine = {k: v for k, v in asdict(options).items() if k in FIXED}
-    changed = [k for k in FIXED if json.loads(json.dumps(mine[k])) != stored.get(k)]
+    changed = [k for k in FIXED if json.loads(json.dumps(mine[k])) != stored.get(k, _DEFAULTS[k])]
     if changed:
         shown = ", ".join(f"{k} (was {stored.get(k)!r}, now {mine[k]!r})" for k in changed)
         raise ArchspecError(BAD_CHECKPOINT, f"--resume: the run in {folder} was started with other options: {shown}; "

@@ -1,7 +1,7 @@
 """`archspec compare`: train several entries one after another and write the comparison.
 
 An entry is `SPEC[:key=value,...]`. Keys that name a training option (augment, lr, epochs, batch_size,
-optimizer, schedule, weight_decay, variant) change that option for the entry; any other key is a spec
+optimizer, schedule, weight_decay, warmup_epochs, label_smoothing, variant) change that option for the entry; any other key is a spec
 parameter, as with --set. Several augmentations in one entry are joined with '+':
 `seed_cnn:augment=hflip+brightness=0.75`. Each entry trains in its own folder under --out, so
 `--resume` continues a comparison that was interrupted.
@@ -23,7 +23,7 @@ from archspec.backends.artifacts import write_bytes_atomically
 
 BAD_ENTRY = "AS918"
 TRAINING_KEYS = {"augment": str, "lr": float, "epochs": int, "batch_size": int, "optimizer": str, "schedule": str,
-                 "weight_decay": float, "variant": str}
+                 "weight_decay": float, "variant": str, "warmup_epochs": float, "label_smoothing": float}
 
 
 @dataclass(frozen=True)

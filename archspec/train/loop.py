@@ -85,6 +85,12 @@ def check(options: TrainOptions) -> None:
                             f"--nproc {options.nproc}")
     if not (options.learning_rate > 0 and math.isfinite(options.learning_rate)) or not (0 <= options.decay < 1e3):
         raise ArchspecError(BAD_OPTION, "--lr must be a positive number and --weight-decay at least 0")
+    if not 0 <= options.warmup_epochs < options.epochs:
+        raise ArchspecError(BAD_OPTION, f"--warmup-epochs {options.warmup_epochs:g}: give at least 0 and fewer than "
+                            f"--epochs ({options.epochs})")
+    if not 0 <= options.label_smoothing < 1:
+        raise ArchspecError(BAD_OPTION, f"--label-smoothing {options.label_smoothing:g}: give a value from 0 up to "
+                            "(not including) 1, e.g. 0.1")
     if options.threads is not None and options.threads < 1:
         raise ArchspecError(BAD_OPTION, "--threads must be at least 1")
     aug.parse(options.augment)
@@ -143,10 +149,15 @@ def derived_seed(seed: int, epoch: int, purpose: str) -> int:
 
 
 def learning_rate(options: TrainOptions, step: int, epoch: int, steps_per_epoch: int) -> float:
+    """The rate of optimizer step `step` (0-based) in `epoch`: a linear warm-up over `warmup_epochs` (timm's
+    and torchvision's recipes ramp per step), then the schedule; cosine decays over the steps after it."""
     base = options.learning_rate
+    warm = round(options.warmup_epochs * steps_per_epoch)
+    if step < warm:
+        return base * (step + 1) / warm
     if options.schedule == "cosine":
-        total = max(1, options.epochs * steps_per_epoch)
-        return base * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+        total = max(1, options.epochs * steps_per_epoch - warm)
+        return base * 0.5 * (1 + math.cos(math.pi * min(step - warm, total) / total))
     if options.schedule == "step":  # x0.1 at half and at three quarters of the epochs
         return base * 0.1 ** ((epoch >= math.ceil(options.epochs / 2)) + (epoch >= math.ceil(options.epochs * 3 / 4)))
     return base
@@ -238,7 +249,7 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
             try:
                 with autocast():
                     logits = forward(x)
-                loss = F.cross_entropy(logits.float(), y)
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=options.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
