@@ -204,6 +204,19 @@ def test_cuda_bf16_training_learns(tmp_path: Path, capsys) -> None:
     assert history(tmp_path / "r")[-1]["test_acc"] > 0.8
 
 
+def test_eval_notes_settings_that_differ_from_the_run(tmp_path: Path, capsys) -> None:
+    """dropout=true adds no tensor, so the weights load either way: eval says what they were trained with."""
+    code, _, err = main(capsys, "train", SEED_CNN, "--data", "digits", "--set", "dropout=true", "--set", "resolution=8",
+                        "--epochs", "1", "--out", str(tmp_path / "r"), *FAST)
+    assert code == 0, err
+    for weights in (tmp_path / "r", tmp_path / "r" / "model.safetensors"):
+        code, _, err = main(capsys, "eval", SEED_CNN, "--weights", str(weights), "--data", "digits", "--set", "resolution=8")
+        assert code == 0 and "note: these weights were trained with dropout=True, resolution=8" in err
+        code, _, err = main(capsys, "eval", SEED_CNN, "--weights", str(weights), "--data", "digits",
+                            "--set", "dropout=true", "--set", "resolution=8")
+        assert code == 0 and "note:" not in err
+
+
 def test_eval_refuses_weights_of_another_model(tmp_path: Path, capsys) -> None:
     import archspec
     from safetensors.torch import save_file

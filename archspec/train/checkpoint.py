@@ -146,6 +146,17 @@ def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], path:
             v.copy_(weights[k])
 
 
+def run_options(weights: Path) -> dict[str, Any] | None:
+    """The options a run folder's state.json recorded, for weights that are that folder or one of its
+    files; None for weights from anywhere else (or an unreadable state)."""
+    folder = weights if weights.is_dir() else weights.parent
+    try:
+        options = json.loads((folder / STATE).read_text()).get("options")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return options if isinstance(options, dict) else None
+
+
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
     """A .safetensors file, or a run folder (its final weights, else its last checkpoint)."""
     if path.is_dir():

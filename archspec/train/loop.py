@@ -326,6 +326,13 @@ def evaluate_file(spec: str, weights: str, data_text: str, overrides: dict[str, 
     if split not in ("test", "train"):
         raise ArchspecError(BAD_OPTION, f"--split {split!r}: use test or train")
     device = device_of(device_text)
+    trained = checkpoint.run_options(Path(weights))
+    if trained is not None and (trained.get("overrides") or {}, trained.get("variant")) != (overrides, variant):
+        # The weights may still fit (a resolution changes no tensor), so this is a note, not an error.
+        settings = ", ".join(f"{k}={v}" for k, v in (trained.get("overrides") or {}).items()) or "no --set"
+        print(f"note: these weights were trained with {settings}"
+              f"{' and --variant ' + str(trained['variant']) if trained.get('variant') else ''}; "
+              "give the same --set/--variant to evaluate the network that was trained", file=sys.stderr)
     shape = spec_input(spec, overrides, variant)
     dataset = data.load(data_text, (int(shape[1]), int(shape[2])) if len(shape) == 3 else None)
     model = build_model(spec, overrides, variant, len(dataset.classes), 0)
