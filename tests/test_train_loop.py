@@ -199,7 +199,8 @@ def test_out_must_be_a_folder(tmp_path: Path, capsys) -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_bf16_training_learns(tmp_path: Path, capsys) -> None:
     code, _, err = main(capsys, "train", LENET, "--data", "digits", "--epochs", "3", "--optimizer", "adamw", "--lr", "0.004",
-                        "--device", "cuda", "--precision", "bf16", "--augment", "hflip,crop", "--out", str(tmp_path / "r"))
+                        "--device", "cuda", "--precision", "bf16", "--channels-last", "--augment", "hflip,crop",
+                        "--out", str(tmp_path / "r"))
     assert code == 0, err
     assert history(tmp_path / "r")[-1]["test_acc"] > 0.8
 
