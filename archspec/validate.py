@@ -447,13 +447,19 @@ def validate_document(doc: Document, registry: Registry, deferred: list[SpecErro
                                         doc.locate_key(("blocks", block_name)), ("blocks", block_name)))
         errors.extend(_check_layers(doc, spec, registry))
         errors.extend(_check_block_cycles(doc, spec))
-        errors.extend(_check_block_inputs(doc, spec))
+        block_inputs = list(_check_block_inputs(doc, spec))
+        # An input nobody reads is often the trace of a mistyped from: in the block, which only lowering
+        # can name (auto-named layers, order): let lowering run and report both.
+        unread = [e for e in block_inputs if e.code == "AS442"]
+        errors.extend(e for e in block_inputs if e.code != "AS442")
         errors.extend(_check_weights(doc, spec))
         errors.extend(check_init_rules(doc, spec.init, registry, set(spec.params) | set(spec.vars)))
         if not errors and deferred is not None:
             # Lowering can go on past these, and find shape errors to report with them.
+            deferred.extend(unread)
             deferred.extend(_check_expressions(doc, spec))
         else:
+            errors.extend(unread)
             errors.extend(_check_expressions(doc, spec))
         for variant, values in spec.variants.items():
             for key in values:

@@ -67,6 +67,17 @@ def test_block_input_errors_are_located(write_spec, capsys, change: tuple[str, s
     assert f"{path}:{line}:" in err and f": {code}: " in err and message in err and "Traceback" not in err, err
 
 
+def test_a_mistyped_from_is_named_beside_the_input_it_leaves_unread(write_spec, capsys) -> None:
+    """dec.up's from: is the only reader of x; mistyped, it leaves x unread (AS442, found by validation)
+    and names nothing (AS401, which only lowering can tell): both are reported, the typo at its own line.
+    Found by the invalid-spec property (mutation bad_from), where validation stopped at AS442."""
+    path = write_spec(DECODER.replace("{name: up, op: upsample, scale: 2}", "{name: up, op: upsample, scale: 2, from: dec.x}"))
+    assert main(["validate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:7:" in err and ": AS442: " in err and "declares input 'x'" in err, err
+    assert f"{path}:9:" in err and ": AS401: from: 'dec.x' is not an earlier layer" in err, err
+
+
 def test_repeat_of_a_two_input_block_says_why(write_spec, capsys) -> None:
     path = write_spec(DECODER.replace("from: [mid, stem], out: 5", "from: [mid, stem], out: 4, repeat: 2"))
     assert main(["validate", str(path)]) == 1
