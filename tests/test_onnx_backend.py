@@ -14,6 +14,7 @@ from pathlib import Path
 import re
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 import torch
@@ -43,6 +44,29 @@ KINDS = {"seed_cnn_bn", "lenet5", "vgg11_lrn", "resnet18", "resnet50", "densenet
 CASES = [pytest.param(p, id=p.stem, marks=() if p.stem in KINDS else pytest.mark.exhaustive) for p in ZOO]
 
 
+def export_with_weights(compiled: Any, reference: torch.nn.Module, out: Path) -> ort.InferenceSession:
+    """The onnx backend's artifact of `compiled`, carrying `reference`'s tensors the way a user hands them
+    over (--weights), opened in ONNX Runtime."""
+    weights = save_state_dict(reference, out.with_suffix(".weights.pt"))
+    options = dataclasses.replace(archspec.pipeline.build_options(compiled, 0, None), weights=weights)
+    backend = default_registry().backend("onnx")
+    backend.save(backend.build(compiled.graph, options), compiled.graph, out, options)
+    return ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+
+
+def max_error(session: ort.InferenceSession, reference: torch.nn.Module, shape: Any, batches: tuple[int, ...]) -> float:
+    """The largest relative error of the session against `reference` over random inputs of these batches."""
+    error = 0.0
+    for batch in batches:
+        x = torch.randn(batch, *shape, generator=torch.Generator().manual_seed(batch))
+        with torch.no_grad():
+            expected = reference(x)
+        got = torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
+        assert got.shape == expected.shape and float(expected.abs().max()) > 0
+        error = max(error, relative_error(got, expected))
+    return error
+
+
 @pytest.mark.parametrize("path", CASES)
 def test_zoo_onnx_matches_torch_backend(path: Path, tmp_path: Path) -> None:
     import onnx
@@ -57,22 +81,11 @@ def test_zoo_onnx_matches_torch_backend(path: Path, tmp_path: Path) -> None:
     reference = registry.backend("torch").build(compiled.graph, BuildOptions()).eval()
     perturb_batchnorm(reference)
     perturb_zero_tensors(reference)
-    weights = save_state_dict(reference, tmp_path / "weights.pt")
-    options = dataclasses.replace(archspec.pipeline.build_options(compiled, 0, None), weights=weights)
-    backend = registry.backend("onnx")
     out = tmp_path / f"{path.stem}.onnx"
-    backend.save(backend.build(compiled.graph, options), compiled.graph, out, options)
+    session = export_with_weights(compiled, reference, out)
     model = onnx.load(str(out))
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
-    error = 0.0
-    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    for batch in (1, 3):
-        x = torch.randn(batch, *compiled.costs.input, generator=torch.Generator().manual_seed(batch))
-        with torch.no_grad():
-            expected = reference(x)
-        got = torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
-        assert got.shape == expected.shape and float(expected.abs().max()) > 0
-        error = max(error, relative_error(got, expected))
+    error = max_error(session, reference, compiled.costs.input, (1, 3))
     _converted[key] = error
     print(f"onnx {path.stem}: max relative error {error:.3g}")
     assert error <= TOLERANCE  # (a NaN error fails here too)
@@ -153,16 +166,8 @@ def test_layer_norm_axis_layer_scale_and_pad_export(tmp_path: Path) -> None:
     with torch.no_grad():  # away from the initial scales and affine parameters
         for p in reference.parameters():
             p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
-    weights = save_state_dict(reference, tmp_path / "weights.pt")
-    options = dataclasses.replace(archspec.pipeline.build_options(compiled, 0, None), weights=weights)
-    backend = registry.backend("onnx")
-    out = tmp_path / "layer_ops.onnx"
-    backend.save(backend.build(compiled.graph, options), compiled.graph, out, options)
-    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    x = torch.randn(3, *compiled.costs.input, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        expected = reference(x)
-    error = relative_error(torch.from_numpy(session.run(None, {"input": x.numpy()})[0]), expected)
+    session = export_with_weights(compiled, reference, tmp_path / "layer_ops.onnx")
+    error = max_error(session, reference, compiled.costs.input, (3,))
     print(f"onnx layer_ops: max relative error {error:.3g}")
     assert error <= TOLERANCE
 
@@ -175,15 +180,5 @@ def test_window_attention_ops_export(tmp_path: Path) -> None:
     compiled = archspec.compile_spec(ROOT / "tests/specs/window_ops.yaml")
     registry = default_registry()
     reference = registry.backend("torch").build(compiled.graph, BuildOptions()).eval()
-    weights = save_state_dict(reference, tmp_path / "weights.pt")
-    options = dataclasses.replace(archspec.pipeline.build_options(compiled, 0, None), weights=weights)
-    backend = registry.backend("onnx")
-    out = tmp_path / "window_ops.onnx"
-    backend.save(backend.build(compiled.graph, options), compiled.graph, out, options)
-    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    for batch in (1, 3):
-        x = torch.randn(batch, *compiled.costs.input, generator=torch.Generator().manual_seed(batch))
-        with torch.no_grad():
-            expected = reference(x)
-        error = relative_error(torch.from_numpy(session.run(None, {"input": x.numpy()})[0]), expected)
-        assert error <= TOLERANCE, error
+    session = export_with_weights(compiled, reference, tmp_path / "window_ops.onnx")
+    assert max_error(session, reference, compiled.costs.input, (1, 3)) <= TOLERANCE
