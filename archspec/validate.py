@@ -355,10 +355,12 @@ def _check_expressions(doc: Document, spec: Spec) -> Iterable[SpecError]:
                 yield from _check_value(doc, value, (*layer.where, key), outer | index)
 
 
-def _check_block_inputs(doc: Document, spec: Spec) -> Iterable[SpecError]:
-    """A block's named inputs: valid names, none twice, none also a layer's name, each read by some layer
-    (an input nobody reads is the block-level form of AS434's unread layer: the using layer's from: would
-    wire a value in for nothing)."""
+def _check_block_inputs(doc: Document, spec: Spec) -> tuple[list[SpecError], list[SpecError]]:
+    """A block's named inputs: valid names, none twice, none also a layer's name (the first list), each read
+    by some layer (the second: an input nobody reads is the block-level form of AS434's unread layer, and
+    often the trace of a mistyped from: that only lowering can name, so lowering may go on past it)."""
+    errors: list[SpecError] = []
+    unread: list[SpecError] = []
     for block_name, block in spec.blocks.items():
         if block.inputs is None:
             continue
@@ -373,20 +375,21 @@ def _check_block_inputs(doc: Document, spec: Spec) -> Iterable[SpecError]:
             at: Path = ("blocks", block_name, "inputs", k)
             problem = name_problem(name)
             if problem:
-                yield SpecError("AS409", f"block {block_name!r} input {name!r}: {problem}", doc.locate(at), at)
+                errors.append(SpecError("AS409", f"block {block_name!r} input {name!r}: {problem}", doc.locate(at), at))
             elif name in seen:
-                yield SpecError("AS441", f"block {block_name!r} lists input {name!r} twice in inputs:; give each input "
-                                "its own name", doc.locate(at), at)
+                errors.append(SpecError("AS441", f"block {block_name!r} lists input {name!r} twice in inputs:; give "
+                                        "each input its own name", doc.locate(at), at))
             elif name in layer_names:
                 where = (*layer_names[name].where, "name")
-                yield SpecError("AS441", f"layer {name!r} of block {block_name!r} has the name of one of the block's "
-                                "inputs:, so from: could not tell them apart; rename the layer or the input",
-                                doc.locate(where), where)
+                errors.append(SpecError("AS441", f"layer {name!r} of block {block_name!r} has the name of one of the "
+                                        "block's inputs:, so from: could not tell them apart; rename the layer or the "
+                                        "input", doc.locate(where), where))
             elif name not in read:
-                yield SpecError("AS442", f"block {block_name!r} declares input {name!r}, which none of its layers "
-                                "reads; use it in a layer's from:, or remove it from inputs: (and from the using "
-                                "layers' from:)", doc.locate(at), at)
+                unread.append(SpecError("AS442", f"block {block_name!r} declares input {name!r}, which none of its "
+                                        "layers reads; use it in a layer's from:, or remove it from inputs: (and from "
+                                        "the using layers' from:)", doc.locate(at), at))
             seen.add(name)
+    return errors, unread
 
 
 def _check_block_cycles(doc: Document, spec: Spec) -> Iterable[SpecError]:
@@ -447,15 +450,13 @@ def validate_document(doc: Document, registry: Registry, deferred: list[SpecErro
                                         doc.locate_key(("blocks", block_name)), ("blocks", block_name)))
         errors.extend(_check_layers(doc, spec, registry))
         errors.extend(_check_block_cycles(doc, spec))
-        block_inputs = list(_check_block_inputs(doc, spec))
-        # An input nobody reads is often the trace of a mistyped from: in the block, which only lowering
-        # can name (auto-named layers, order): let lowering run and report both.
-        unread = [e for e in block_inputs if e.code == "AS442"]
-        errors.extend(e for e in block_inputs if e.code != "AS442")
+        input_errors, unread = _check_block_inputs(doc, spec)
+        errors.extend(input_errors)
         errors.extend(_check_weights(doc, spec))
         errors.extend(check_init_rules(doc, spec.init, registry, set(spec.params) | set(spec.vars)))
         if not errors and deferred is not None:
-            # Lowering can go on past these, and find shape errors to report with them.
+            # Lowering can go on past these, and find shape errors (or the from: that left an input
+            # unread) to report with them.
             deferred.extend(unread)
             deferred.extend(_check_expressions(doc, spec))
         else:
