@@ -149,9 +149,11 @@ def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], path:
 def run_options(weights: Path) -> dict[str, Any] | None:
     """The options a run folder's state.json recorded, for weights that are that folder or one of its
     files; None for weights from anywhere else (or an unreadable state)."""
-    folder = weights if weights.is_dir() else weights.parent
+    state = (weights if weights.is_dir() else weights.parent) / STATE
+    if not state.is_file():  # not a run's folder (and never a FIFO to block on)
+        return None
     try:
-        options = json.loads((folder / STATE).read_text()).get("options")
+        options = json.loads(state.read_text()).get("options")
     except (OSError, ValueError, AttributeError):
         return None
     return options if isinstance(options, dict) else None

@@ -225,7 +225,8 @@ def pair_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, to
                   "(window size, resolution?) or the spec's expression is wrong", layers, name)
         used.add(c)
         pairing.checked.append(name)
-    ours = {k: v for k, v in ours.items() if k not in set(computed)}
+    computed_set = set(computed)
+    ours = {k: v for k, v in ours.items() if k not in computed_set}
     for name, tensor in ours.items():
         present = [c for c in candidates_of(name) if c in reference and c not in used]
         match = next((c for c in present if tuple(reference[c].shape) == tuple(tensor.shape)), None)
@@ -251,7 +252,8 @@ def pair_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, to
                             "floating point (integer tensors are taken only for num_batches_tracked, buffers the spec "
                             "computes, and index tables: names ending in index)")
     pairing.skipped = integers
-    left_ref = [n for n in left_ref if n not in set(pairing.skipped)]
+    skipped = set(pairing.skipped)
+    left_ref = [n for n in left_ref if n not in skipped]
     if not left_ours and not left_ref:
         return pairing
     if not naming.by_position:
