@@ -3,6 +3,7 @@ a real run that learns, eval agreeing with it, resume after a SIGKILL giving the
 uninterrupted run, the comparison table and curves, and clear errors for bad options and checkpoints."""
 
 import json
+import os
 from pathlib import Path
 import signal
 import subprocess
@@ -232,6 +233,13 @@ def test_eval_refuses_weights_of_another_model(tmp_path: Path, capsys) -> None:
     assert status == 1 and "AS915" in err and "not a readable .safetensors" in err
     status, _, err = main(capsys, "eval", LENET, "--weights", str(tmp_path / "none.safetensors"), "--data", "digits")
     assert status == 1 and "AS915" in err and "no checkpoint file" in err
+    # a device would be read for ever, a FIFO (also as a run folder's state.json) would block
+    fifo = tmp_path / "run" / "state.json"
+    fifo.parent.mkdir()
+    os.mkfifo(fifo)
+    for weights in ("/dev/zero", str(fifo), str(fifo.parent)):
+        status, _, err = main(capsys, "eval", LENET, "--weights", weights, "--data", "digits")
+        assert status == 1 and "AS915" in err and "Traceback" not in err, err
 
 
 def test_bf16_evaluation_is_close_to_fp32() -> None:

@@ -173,6 +173,9 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
 
 def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
     try:
+        if path.exists() and not path.is_file():  # /dev/zero would be read for ever, a FIFO block
+            raise ArchspecError(BAD_CHECKPOINT, f"{path} is not a regular file; give the .safetensors that archspec "
+                                "train wrote, or its run folder")
         return load_tensors(path.read_bytes())
     except FileNotFoundError:
         raise ArchspecError(BAD_CHECKPOINT, f"no checkpoint file {path}; give the .safetensors that archspec train wrote") from None
