@@ -1,11 +1,12 @@
-"""The graph IR: a single-input, single-output DAG of op nodes.
+"""The graph IR: a single-input DAG of op nodes with one or more outputs.
 
 Node kinds form a closed set, declared here once:
 
     input   the network input; `params` is None, `shape` is the per-sample input shape.
     op      an application of a registered op to the outputs of earlier nodes (`inputs`).
 
-One node is the graph's `output`. Shapes are per sample: the batch axis is never part of a `Shape`.
+The graph's `outputs` name the nodes whose values the network returns (one, usually; a detection neck
+returns three maps); `output` is the first, the one a classifier's training and evaluation read. Shapes are per sample: the batch axis is never part of a `Shape`.
 Nodes are kept in declaration order, which lowering guarantees is a topological order; `lint()`
 checks that and every other invariant, and says how to fix what it finds.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from itertools import islice
 import keyword
 import re
 from typing import Literal
@@ -40,6 +42,7 @@ def valid_name(name: str) -> bool:
 
 
 InitArg = int | float | str | bool | None
+VALUES = "values"  # the Init kind that lists a tensor's values instead of naming a distribution
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,11 @@ class Init:
     kind: str
     args: tuple[tuple[str, InitArg], ...] = ()
     rule: Location | None = None
+    values: tuple[float, ...] = ()  # kind "values": every element, flat in the tensor's order (a layer's init: values:)
 
     def __str__(self) -> str:
+        if self.kind == VALUES:
+            return f"values({len(self.values)})"
         return self.kind + (f"({', '.join(f'{k}={v!r}' for k, v in self.args)})" if self.args else "")
 
 
@@ -75,6 +81,7 @@ class Node:
     shape: Shape | None = None
     source: Location | None = None
     init: tuple[tuple[str, Init], ...] = ()  # tensor (relative to the layer) -> how to fill it; absent: the backend's default
+    trainable: bool = True  # False: the layer's tensors keep their names but take no gradient (requires_grad False)
 
     @property
     def kind(self) -> NodeKind:
@@ -90,7 +97,7 @@ class Graph:
     name: str
     _nodes: dict[str, Node] = field(default_factory=dict)
     _dag: nx.DiGraph = field(default_factory=nx.DiGraph)
-    output: str | None = None
+    outputs: tuple[str, ...] = ()
     _order: dict[str, int] = field(default_factory=dict)  # declaration position, for sorting users
     naming: Naming = Naming()
 
@@ -131,8 +138,7 @@ class Graph:
         for user in self.users(old):
             node = self._nodes[user]
             self.replace(user, inputs=tuple(new if i == old else i for i in node.inputs))
-        if self.output == old:
-            self.output = new
+        self.outputs = tuple(new if o == old else o for o in self.outputs)
 
     # -- reading --------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Node]:
@@ -146,6 +152,10 @@ class Graph:
 
     def node(self, name: str) -> Node:
         return self._nodes[name]
+
+    def added_since(self, count: int) -> list[Node]:
+        """The nodes added after the graph had `count` nodes, in order (for lowering, which only adds)."""
+        return list(islice(reversed(self._nodes.values()), max(0, len(self._nodes) - count)))[::-1]
 
     @property
     def input(self) -> Node:
@@ -171,10 +181,20 @@ class Graph:
         return shapes
 
     @property
+    def output(self) -> str | None:
+        """The first output (the only one, for most networks)."""
+        return self.outputs[0] if self.outputs else None
+
+    @property
     def output_shape(self) -> Shape:
-        if self.output is None or self._nodes[self.output].shape is None:
-            raise GraphError("graph output or its shape is not set; run shape inference")
-        return self._nodes[self.output].shape  # type: ignore[return-value]
+        return self.output_shapes[0]
+
+    @property
+    def output_shapes(self) -> tuple[Shape, ...]:
+        shapes = tuple(self._nodes[o].shape for o in self.outputs if o in self._nodes)
+        if not self.outputs or len(shapes) != len(self.outputs) or any(s is None for s in shapes):
+            raise GraphError("graph outputs or their shapes are not set; run shape inference")
+        return shapes  # type: ignore[return-value]
 
     # -- checking -------------------------------------------------------------------------
     def lint(self, *, shapes: bool = True) -> None:
@@ -200,9 +220,16 @@ class Graph:
                 problems.append(f"{node.name!r} has no shape: run InferShapes after changing the graph")
             if node.shape is not None and any((not isinstance(d, int)) or d < 1 for d in node.shape):
                 problems.append(f"{node.name!r} has a non-positive or non-integer dimension {node.shape}")
+            for tensor, init in node.init:
+                if (init.kind == VALUES) != bool(init.values):
+                    problems.append(f"{node.name!r} init of {tensor!r}: a {init.kind} init with {len(init.values)} values; "
+                                    "only kind 'values' lists values, and it lists at least one")
             seen.add(node.name)
-        if self.output is None or self.output not in self._nodes:
-            problems.append(f"output {self.output!r} is not a node of the graph")
+        if not self.outputs:
+            problems.append("the graph has no output: set outputs to the nodes the network returns")
+        for out in self.outputs:
+            if out not in self._nodes:
+                problems.append(f"output {out!r} is not a node of the graph")
         if not nx.is_directed_acyclic_graph(self._dag):
             problems.append("the graph has a cycle")
         if set(self._dag.nodes) != set(self._nodes):
@@ -211,7 +238,7 @@ class Graph:
             raise GraphError(f"IR graph {self.name!r} is malformed:\n  " + "\n  ".join(problems))
 
     def copy(self) -> Graph:
-        return Graph(self.name, dict(self._nodes), self._dag.copy(), self.output, dict(self._order), self.naming)
+        return Graph(self.name, dict(self._nodes), self._dag.copy(), self.outputs, dict(self._order), self.naming)
 
     def reaches(self) -> dict[str, int]:
         """Per node, a bit set (an int, bit k for the k-th node in declaration order) of the nodes it

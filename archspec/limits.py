@@ -23,6 +23,8 @@ class Limits:
     file_bytes: int = 1_000_000  # size of one spec file
     depth: int = 64  # nested YAML mappings/lists, the root included
     use_depth: int = 8  # thin specs chained through use:
+    imports: int = 64  # block library files one spec imports, directly or through other libraries
+    import_depth: int = 8  # libraries importing libraries
     repeat: int = 10_000  # copies one repeat: may make
     nodes: int = 20_000  # op nodes in the expanded graph (the largest zoo network has 932)
     work: int = 100_000  # layer visits + expression evaluations while lowering (the zoo needs at most 5,734) ...

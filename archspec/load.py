@@ -58,10 +58,15 @@ class Document:
     locations: Mapping[Path, Location]
     key_locations: Mapping[Path, Location]
     size: int = 0  # characters of source text: the work a spec may ask for grows with it
+    # Documents of imported block libraries, by the key that starts the paths of their blocks
+    # (archspec.imports.import_key): lowering locates an imported block's layers through the importer.
+    imported: Mapping[str, Document] = field(default_factory=dict)
 
     def locate(self, path: Sequence[str | int]) -> Location:
         """Where the value at `path` is, or its deepest known ancestor; the file start for the root."""
         p = tuple(path)
+        if p and p[0] in self.imported:
+            return self.imported[p[0]].locate(p[1:])  # type: ignore[index]
         while p:
             if p in self.locations:
                 return self.locations[p]
@@ -70,6 +75,8 @@ class Document:
 
     def locate_key(self, path: Sequence[str | int]) -> Location:
         """Where the key of the mapping entry at `path` is written, else `locate(path)`."""
+        if path and path[0] in self.imported:
+            return self.imported[path[0]].locate_key(path[1:])  # type: ignore[index]
         return self.key_locations.get(tuple(path)) or self.locate(path)
 
 

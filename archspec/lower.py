@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from archspec.errors import Location, Path, SpecError, SpecErrors, did_you_mean, one_of
 from archspec.expr import MAX_STEPS, ExprError, Meter, Value, resolve
 from archspec import init as init_data
-from archspec.ir import INPUT_OP, Graph, Init, Naming, Node, Shape, numel
+from archspec.ir import INPUT_OP, VALUES, Graph, Init, Naming, Node, Shape, numel
 from archspec.limits import DEFAULT, Limits
 from archspec.load import Document
 from archspec.names import MODULE_ATTRIBUTES
@@ -34,7 +34,8 @@ from archspec.ops.base import OpDef, ShapeError
 from archspec.params import COMMAND_LINE, bind
 from archspec.registry import Registry
 from archspec.paths import glob_matches
-from archspec.spec import Block, Check, InitRule, Layer, Repeat
+from archspec.imports import BlockRef
+from archspec.spec import Check, InitRule, Layer, Repeat
 from archspec.validate import Resolved
 
 MAX_NODES = DEFAULT.nodes
@@ -52,8 +53,71 @@ class _Skip(Exception):
     """This layer failed (its error is recorded); carry on with the next."""
 
 
+@dataclass(frozen=True)
+class _Result:
+    """What one layer gives its scope: the node later layers read by the layer's name, a block's declared
+    outputs (read as NAME.OUTPUT), and every copy of a repeat in order (read as NAME.*)."""
+
+    node: str
+    named: Mapping[str, str] = field(default_factory=dict)
+    copies: tuple[str, ...] = ()
+
+
+COLLECT = ".*"  # from: "m.*" reads every copy of the repeated layer m
+
+
 def fmt_shape(shape: Sequence[int]) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+@dataclass
+class _OwnInit:
+    """Layers' own `init:` as lowering applies them: per node, tensor -> Init (recorded inside out, so the layer
+    that applies a block wins over the block's own layers); per layer and tensor key, whether any application
+    found the tensor (else AS436 once lowering is done) and, for that message, the tensors it had instead."""
+
+    chosen: dict[str, dict[str, Init]] = field(default_factory=dict)
+    keys: dict[tuple[Path, str], list[str] | None] = field(default_factory=dict)
+    reported: set[Location | None] = field(default_factory=set)
+
+    @staticmethod
+    def find(key: str, owned: Sequence[tuple[Node, str, Mapping[str, Shape]]]) -> tuple[Node, str, Shape] | None:
+        """The node and tensor `key` names: a tensor of the layer itself (`weight`), or on a block the path of
+        a layer inside it and its tensor (`conv.weight`; a `parameter` layer's own path); the deepest wins."""
+        best: tuple[Node, str, Shape] | None = None
+        depth = -1
+        for node, inner, weights in owned:
+            if inner == "":
+                tensor: str | None = key
+            elif key == inner:
+                tensor = ""
+            elif key.startswith(inner + "."):
+                tensor = key[len(inner) + 1:]
+            else:
+                tensor = None
+            if tensor is not None and tensor in weights and len(inner) > depth:
+                best, depth = (node, tensor, weights[tensor]), len(inner)
+        return best
+
+    def seen(self, where: Path, key: str, found: bool, owned: Sequence[tuple[Node, str, Mapping[str, Shape]]]) -> None:
+        if found:
+            self.keys[(where, key)] = None
+        elif (where, key) not in self.keys:
+            self.keys[(where, key)] = [".".join(p for p in (inner, tensor) if p) for _, inner, weights in owned
+                                       for tensor in weights]
+
+    def settle(self, graph: Graph, doc: Document) -> list[SpecError]:
+        """Record the layers' own init on their nodes, over what init: rules chose; errors for tensor keys that
+        no application of their layer found."""
+        errors = []
+        for (where, key), had in self.keys.items():
+            if had is not None:
+                at = (*where, "init", key)
+                errors.append(SpecError("AS436", f"init: this layer has no tensor {key!r}.{did_you_mean(key, had)} "
+                                        f"Its tensors: {one_of(had) if had else 'none'}.", doc.locate(at), at))
+        for name, tensors in self.chosen.items():
+            graph.replace(name, init=tuple({**dict(graph.node(name).init), **tensors}.items()))
+        return errors
 
 
 @dataclass
@@ -68,6 +132,7 @@ class _Lowerer:
     budget: int = 0
     deferred_locations: frozenset[Location | None] = frozenset()
     parents: dict[str, str] = field(default_factory=dict)  # every proper prefix of a node path -> a node under it
+    own_init: _OwnInit = field(default_factory=lambda: _OwnInit())  # layers' own init: (applied after the rules)
 
     def __post_init__(self) -> None:
         self.deferred_locations = frozenset(e.location for e in self.resolved.deferred)
@@ -133,33 +198,42 @@ class _Lowerer:
 
     # -- layers -------------------------------------------------------------------------------
     def lower_scope(self, layers: Sequence[Layer], prefix: str, inputs: Mapping[str, str], env: Mapping[str, Value],
-                    output: str | None, output_path: Path) -> str | None:
-        """Lower one scope's layers; return the qualified name of its output (None if poisoned). `inputs`
+                    table: Mapping[str, BlockRef], outputs: Sequence[tuple[str | None, Path]]) -> list[str | None]:
+        """Lower one scope's layers; return the qualified names of its `outputs` (None if poisoned): each a
+        layer of the scope named with the path where it is written, or None for the last layer. `inputs`
         binds the scope's input names (`input`, or a block's `inputs:`) to nodes; the first is the implicit
-        input of the first layer."""
+        input of the first layer. `table` holds the blocks this scope's layers may use."""
         names: dict[str, str | None] = dict(inputs)
+        copies: dict[str, tuple[str, ...]] = {}
         skipped: set[str] = set()
         auto: dict[str, int] = {}
         previous: str | None = next(iter(inputs.values()))
         for layer in layers:
             self.spend(1, layer.where)
             local = layer.name or self._auto_name(layer.op, auto, names)
-            sources = self._sources(layer, names, previous)
+            block = table.get(layer.op)
+            sources = self._sources(layer, names, copies, previous)
             if sources is None:
-                names[local] = previous = None
+                self._poison(names, local, block)
+                previous = None
                 continue
             try:
                 if layer.if_ is not None and not self._condition(layer, env):
                     # Skipped: the name reads the layer's input, unless a kept layer already holds it
                     # (alternatives such as `head` if wide / `head` if not wide, in either order).
-                    passed = sources[layer.inputs.index(layer.else_)] if layer.else_ and layer.inputs else sources[0]
+                    passed = sources[0]
+                    if layer.else_:
+                        chosen = self._lookup(layer.else_, names, copies, (*layer.where, "else"))
+                        passed = chosen[0] if chosen else passed
                     if local not in names or local in skipped:
                         names[local] = passed
+                        copies[local] = ()
                         skipped.add(local)
                     previous = passed
                     continue
             except _Skip:
-                names[local] = previous = None
+                self._poison(names, local, block)
+                previous = None
                 continue
             if local in names and local not in skipped:
                 self.error("AS407", f"a layer named {local!r} already exists in this scope; give one of them another name",
@@ -168,16 +242,52 @@ class _Lowerer:
                 continue
             skipped.discard(local)
             try:
-                result = self._repeat(layer, f"{prefix}{local}", sources, env)
+                result = self._repeat(layer, f"{prefix}{local}", sources, env, table)
             except _Skip:
                 result = None
-            names[local] = previous = result
-        if output is None:
-            return previous
-        if output not in names:
-            self.error("AS401", f"output {output!r} is not a layer of this scope.{did_you_mean(output, names)}", output_path)
-            return None
-        return names[output]
+            if result is None:
+                self._poison(names, local, block)
+                previous = None
+                continue
+            names[local] = previous = result.node
+            names.update((f"{local}.{k}", v) for k, v in result.named.items())
+            copies[local] = result.copies
+        found: list[str | None] = []
+        for output, path in outputs:
+            if output is None:
+                found.append(previous)
+                continue
+            refs = self._lookup(output, names, copies, path)
+            found.append(refs[0] if refs and len(refs) == 1 else None)
+            if refs is not None and len(refs) != 1:
+                self.error("AS401", f"output {output!r} names {len(refs)} layers; name one", path)
+        return found
+
+    @staticmethod
+    def _poison(names: dict[str, str | None], local: str, block: BlockRef | None) -> None:
+        """A failed layer's name (and its declared outputs) read as failed, so readers fail quietly."""
+        names[local] = None
+        for out in (block.block.outputs or ()) if block else ():
+            names[f"{local}.{out}"] = None
+
+    def _lookup(self, ref: str, names: Mapping[str, str | None], copies: Mapping[str, tuple[str, ...]],
+                path: Path) -> list[str] | None:
+        """The nodes `ref` names in a scope: a layer, a block's output (NAME.OUTPUT) or every copy of a
+        repeat (NAME.*); None with a recorded error when it names nothing, or a failed layer."""
+        if ref.endswith(COLLECT) and ref[:-len(COLLECT)] in copies:
+            return list(copies[ref[:-len(COLLECT)]])
+        if ref in names:
+            name = names[ref]
+            return None if name is None else [name]
+        base = ref[:-len(COLLECT)] if ref.endswith(COLLECT) else ref
+        hint = did_you_mean(base, names)
+        if ref.endswith(COLLECT) and base in names:
+            hint = f" {base!r} is a block input, which has no copies."
+        elif "." in ref and ref.rsplit(".", 1)[0] in names:
+            hint = (f" {ref.rsplit('.', 1)[0]!r} has no output {ref.rsplit('.', 1)[1]!r}: a block names what may be read "
+                    "this way in its outputs:.")
+        self.error("AS401", f"from: {ref!r} is not an earlier layer of this scope.{hint} Names here: {one_of(list(names))}.", path)
+        return None
 
     @staticmethod
     def _auto_name(op: str, counts: dict[str, int], names: Mapping[str, Any]) -> str:
@@ -189,7 +299,8 @@ class _Lowerer:
             if candidate not in names and candidate not in MODULE_ATTRIBUTES:
                 return candidate
 
-    def _sources(self, layer: Layer, names: Mapping[str, str | None], previous: str | None) -> list[str] | None:
+    def _sources(self, layer: Layer, names: Mapping[str, str | None], copies: Mapping[str, tuple[str, ...]],
+                 previous: str | None) -> list[str] | None:
         refs = layer.inputs
         if refs is None:
             return None if previous is None else [previous]
@@ -199,15 +310,19 @@ class _Lowerer:
             return None
         sources: list[str] = []
         for k, ref in enumerate(refs):
-            if ref not in names:
-                path = (*layer.where, "from") + ((k,) if isinstance(layer.from_, list) else ())
-                self.error("AS401", f"from: {ref!r} is not an earlier layer of this scope.{did_you_mean(ref, names)} "
-                           f"Names here: {one_of(list(names))}.", path)
+            path = (*layer.where, "from") + ((k,) if isinstance(layer.from_, list) else ())
+            found = self._lookup(ref, names, copies, path)
+            if found is None:
                 return None
-            name = names[ref]
-            if name is None:
-                return None
-            sources.append(name)
+            sources.extend(found)
+        if len(sources) > self.limits.inputs:
+            self.error("AS402", f"from: gives {len(sources)} inputs; a layer may have at most {self.limits.inputs} "
+                       "(raise --limit inputs=N)", (*layer.where, "from"))
+            return None
+        if not sources:
+            self.error("AS402", f"from: {refs!r} gives no input (a repeat of 0 copies, or a skipped layer, collected "
+                       "with .*); give the layer at least one", (*layer.where, "from"))
+            return None
         return sources
 
     def _condition(self, layer: Layer, env: Mapping[str, Value]) -> bool:
@@ -217,9 +332,11 @@ class _Lowerer:
             raise _Skip()
         return value
 
-    def _repeat(self, layer: Layer, name: str, sources: list[str], env: Mapping[str, Value]) -> str | None:
+    def _repeat(self, layer: Layer, name: str, sources: list[str], env: Mapping[str, Value],
+                table: Mapping[str, BlockRef]) -> _Result | None:
         if layer.repeat is None:
-            return self._apply(layer, name, sources, env)
+            result = self._apply(layer, name, sources, env, table)
+            return None if result is None else _Result(result.node, result.named, (result.node,))
         spec = layer.repeat if isinstance(layer.repeat, Repeat) else Repeat(times=layer.repeat, index="i")
         path = (*layer.where, "repeat") + (("times",) if isinstance(layer.repeat, Repeat) else ())
         count = self.evaluate(spec.times, env, path)
@@ -229,25 +346,31 @@ class _Lowerer:
         if count > self.limits.repeat:
             self.error("AS404", f"repeat: gives {count}, above the limit of {self.limits.repeat} (raise --limit repeat=N)", path)
             raise _Abort()
-        current: str | None = sources[0] if len(sources) == 1 else None
-        if count == 0 and current is None:
-            self.error("AS402", "repeat: 0 makes this layer an identity, which needs exactly one input", path)
-            return None
+        if count == 0:
+            if len(sources) != 1:
+                self.error("AS402", "repeat: 0 makes this layer an identity, which needs exactly one input", path)
+                return None
+            return _Result(sources[0])
         inputs = sources
+        made: list[str] = []
+        current: _Result | None = None
         for k in range(count):
             before = len(self.graph)
-            current = self._apply(layer, f"{name}.{k}", inputs, {**env, spec.index: k})
+            current = self._apply(layer, f"{name}.{k}", inputs, {**env, spec.index: k}, table)
             if current is None:
                 return None
+            made.append(current.node)
             if k == 0 and before + count * (len(self.graph) - before) > self.limits.nodes:
                 # Copies are alike in size: refuse a repeat bomb now rather than after building it.
                 self.error("AS405", f"repeat: {count} copies of {len(self.graph) - before} node(s) each would grow the graph "
                            f"past {self.limits.nodes} nodes; check repeat: counts (or raise --limit nodes=N)", path)
                 raise _Abort()
-            inputs = [current]
-        return current
+            inputs = [current.node]
+        assert current is not None
+        return _Result(current.node, current.named, tuple(made))
 
-    def _apply(self, layer: Layer, name: str, sources: list[str], env: Mapping[str, Value]) -> str | None:
+    def _apply(self, layer: Layer, name: str, sources: list[str], env: Mapping[str, Value],
+               table: Mapping[str, BlockRef]) -> _Result | None:
         first: Shape = self.graph.node(sources[0]).shape or ()
         self.spend(1 + len(env) // SCOPE_COPY_UNIT, layer.where)
         scope = {**env, "in_shape": first, "in_channels": first[0] if first else 0}
@@ -260,12 +383,98 @@ class _Lowerer:
                 failed = True
         if failed:
             return None
-        spec = self.resolved.spec
-        if layer.op in spec.blocks:
-            return self._apply_block(layer, spec.blocks[layer.op], name, sources, args)
-        return self._apply_op(layer, self.registry.op(layer.op), name, sources, args)
+        ref = table.get(layer.op)
+        try:
+            frozen, tensors = self._own_settings(layer, scope, args, ref)
+        except _Skip:
+            return None
+        before = len(self.graph)
+        if ref is not None:
+            result = self._apply_block(layer, ref, name, sources, args)
+        else:
+            node = self._apply_op(layer, self.registry.op(layer.op), name, sources, args)
+            result = None if node is None else _Result(node)
+        if result is not None and (frozen or tensors):
+            self._settle_own(layer, name, self.graph.added_since(before), frozen, tensors)
+        return result
 
-    def _apply_block(self, layer: Layer, block: Block, name: str, sources: list[str], args: dict[str, Any]) -> str | None:
+    def _own_settings(self, layer: Layer, scope: Mapping[str, Value], args: dict[str, Any],
+                      ref: BlockRef | None) -> tuple[bool, dict[str, Init]]:
+        """The layer's `trainable:` (whether it freezes its tensors) and its own `init:` evaluated, per tensor
+        key. An op or block that declares an `init` argument of its own (parameter, layer_scale) gets `init:`
+        as that argument instead, in `args`, as before the layer key existed."""
+        frozen = False
+        if layer.trainable is not None:
+            at: Path = (*layer.where, "trainable")
+            value = self.evaluate(layer.trainable, scope, at)
+            if not isinstance(value, bool):
+                self.error("AS203", f"trainable: gives {value!r}; it must be true or false", at)
+                raise _Skip()
+            frozen = not value
+        tensors: dict[str, Init] = {}
+        if layer.init is None:
+            return frozen, tensors
+        declared = ref.block.params if ref is not None else self.registry.op(layer.op).params.model_fields
+        if "init" in declared:
+            args["init"] = self.evaluate(layer.init, scope, (*layer.where, "init"))
+            return frozen, tensors
+        failed = False
+        for key, rule in (layer.init.items() if isinstance(layer.init, dict) else ()):
+            at = (*layer.where, "init", key)
+            parsed = init_data.split_layer_rule(rule)
+            if isinstance(parsed, str):  # validation reports it
+                failed = True
+                continue
+            kind, raw = parsed
+            try:
+                evaluated = {k: self.evaluate(v, scope, (*at, kind, k) if kind != init_data.VALUES else (*at, k))
+                             for k, v in raw.items()}
+            except _Skip:
+                failed = True
+                continue
+            if kind == init_data.VALUES:
+                flat = init_data.flat_values(evaluated[init_data.VALUES])
+                made: Init | str = flat if isinstance(flat, str) else Init(VALUES, (), self.doc.locate(at), flat)
+            else:
+                made = init_data.make(kind, evaluated)
+            if isinstance(made, str):
+                self.error("AS435" if kind == init_data.VALUES else "AS438", f"init {key}: {made}",
+                           (*at, kind) if kind == init_data.VALUES else at)
+                failed = True
+                continue
+            tensors[key] = made if made.rule is not None else Init(made.kind, made.args, self.doc.locate(at))
+        if failed:
+            raise _Skip()
+        return frozen, tensors
+
+    def _settle_own(self, layer: Layer, name: str, made: Sequence[Node], frozen: bool, tensors: Mapping[str, Init]) -> None:
+        """Apply a layer's `trainable: false` and own `init:` to the nodes one application of it made (the op's
+        node, or every node of the block, whose tensors the keys name by their path inside it: conv.weight)."""
+        if frozen:
+            for node in made:
+                self.graph.replace(node.name, trainable=False)
+        if not tensors:
+            return
+        owned = [(node, node.name[len(name) + 1:], self.registry.op(node.op).weights(node.params, self.graph.input_shapes(node)))
+                 for node in made]
+        for key, init in tensors.items():
+            target = self.own_init.find(key, owned)
+            self.own_init.seen(layer.where, key, target is not None, owned)
+            if target is None:
+                continue
+            node, tensor, shape = target
+            if init.kind == VALUES and len(init.values) != numel(shape):
+                at = (*layer.where, "init", key, init_data.VALUES)
+                if self.doc.locate(at) not in self.own_init.reported:
+                    self.own_init.reported.add(self.doc.locate(at))
+                    full = ".".join(p for p in (node.name, tensor) if p)
+                    self.error("AS435", f"init {key}: values: gives {len(init.values)} numbers, but {full} has shape "
+                               f"{fmt_shape(shape)} ({numel(shape)} elements)", at)
+                continue
+            self.own_init.chosen.setdefault(node.name, {})[tensor] = init
+
+    def _apply_block(self, layer: Layer, ref: BlockRef, name: str, sources: list[str], args: dict[str, Any]) -> _Result | None:
+        block = ref.block
         declared = block.inputs or ["input"]
         if len(sources) != len(declared):
             at = (*layer.where, "from") if layer.from_ is not None else layer.where
@@ -287,13 +496,18 @@ class _Lowerer:
             self.errors.extend(exc.errors)
             return None
         shape = self.graph.node(sources[0]).shape or ()
-        self.spend(len(self.global_env) // SCOPE_COPY_UNIT, layer.where)
-        env: dict[str, Value] = {**self.global_env, **values, "in_shape": shape, "in_channels": shape[0] if shape else 0}
+        seen = {} if ref.isolated else self.global_env  # an imported block sees only its own parameters
+        self.spend(len(seen) // SCOPE_COPY_UNIT, layer.where)
+        env: dict[str, Value] = {**seen, **values, "in_shape": shape, "in_channels": shape[0] if shape else 0}
         self.eval_vars(block.vars, env, (*block.where, "vars"))
         if not self.checks_hold(block.checks, env):
             return None
-        return self.lower_scope(block.layers, f"{name}.", dict(zip(declared, sources)), env, block.output,
-                                (*block.where, "output"))
+        named = block.outputs or []
+        wanted = [(block.output, (*block.where, "output"))] + [(out, (*block.where, "outputs", k)) for k, out in enumerate(named)]
+        found = self.lower_scope(block.layers, f"{name}.", dict(zip(declared, sources)), env, ref.scope, wanted)
+        if any(node is None for node in found):
+            return None
+        return _Result(found[0], dict(zip(named, found[1:])))  # type: ignore[arg-type]
 
     def _apply_op(self, layer: Layer, op: OpDef[Any], name: str, sources: list[str], args: dict[str, Any]) -> str | None:
         low, high = op.arity
@@ -307,7 +521,7 @@ class _Lowerer:
         except ValidationError as exc:
             for err in exc.errors():
                 key = next((p for p in err["loc"] if isinstance(p, str) and p in op.params.model_fields), None)
-                path = (*layer.where, key) if key in layer.args else layer.where
+                path = (*layer.where, key) if key in args else layer.where  # args: init: too, on an op that takes it
                 what = f"argument {key!r}" if key else "arguments"
                 got = f" (got {err['input']!r})" if key and err["type"] != "missing" else ""
                 self.error("AS403", f"{op.name} {what}: {err['msg']}{got}", path)
@@ -388,19 +602,22 @@ def lower(resolved: Resolved, registry: Registry, overrides: Mapping[str, Any] |
         lowerer.global_env = env
         shape = _input_shape(lowerer, env)
         lowerer.graph.add(Node("input", INPUT_OP, None, (), shape, doc.locate(("input",))))
-        output = lowerer.lower_scope(spec.layers, "", {"input": "input"}, env, spec.output, ("output",))
+        wanted = ([(out, ("outputs", k)) for k, out in enumerate(spec.outputs)] if spec.outputs
+                  else [(spec.output, ("output",))])
+        outputs = lowerer.lower_scope(spec.layers, "", {"input": "input"}, env, resolved.blocks, wanted)
     except _Abort:
-        output = None
+        outputs = [None]
     if lowerer.errors or resolved.deferred:
         found = [*resolved.deferred, *lowerer.errors]
         raise SpecErrors(found, limits.errors, stopped=len(found) >= limits.errors)
-    if output is None or output == "input":
+    if any(out is None or out == "input" for out in outputs):
         raise SpecErrors([SpecError("AS410", "the network has no op layers after its input; add layers", doc.locate(("layers",)))])
     graph = lowerer.graph
-    graph.output = output
+    graph.outputs = tuple(out for out in outputs if out is not None)
     errors = _unread_layers(graph, doc)
     errors += _assign_init(lowerer, [(rule, doc, ("init", k)) for k, rule in enumerate(spec.init)]
                            + [(rule, resolved.thin_doc or doc, ("init", k)) for k, rule in enumerate(resolved.thin_init)])
+    errors += lowerer.own_init.settle(graph, doc)  # after the rules: a layer's own init: wins
     if errors:
         raise SpecErrors(errors, limits.errors)
     if spec.weights is not None:
@@ -413,8 +630,10 @@ def lower(resolved: Resolved, registry: Registry, overrides: Mapping[str, Any] |
 def _unread_layers(graph: Graph, doc: Document) -> list[SpecError]:
     """A layer whose output nothing reads would be counted and computed for nothing (a branch a merge
     forgot, or a merge that was skipped): an error at the layer, never a silent cost."""
-    assert graph.output is not None
-    needed = graph.reaches()[graph.output]
+    reaches = graph.reaches()
+    needed = 0
+    for out in graph.outputs:
+        needed |= reaches[out]
     errors = []
     reported: set[Location | None] = set()
     for k, node in enumerate(graph):

@@ -90,6 +90,7 @@ def check_expect(resolved: Resolved, costs: Costs) -> None:
         ("params", "AS601", expect.params, costs.params, lambda v: f"{v:,}"),
         ("macs", "AS602", expect.macs, costs.macs, lambda v: f"{v:,}"),
         ("output", "AS603", expect.output, list(costs.output), fmt_shape),
+        ("outputs", "AS603", expect.outputs, [list(s) for s in costs.outputs], lambda v: " ".join(map(fmt_shape, v))),
         ("input", "AS604", expect.input, list(costs.input), fmt_shape),
     ]
     errors = []

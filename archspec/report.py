@@ -42,8 +42,12 @@ def table(costs: Costs, graph: Graph | None = None) -> str:
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))
     lines.append("")
-    lines.append(f"{costs.name}: input {fmt_shape(costs.input)} -> output {fmt_shape(costs.output)}")
-    lines.append(f"params {costs.params:,} ({human(costs.params)})   MACs {costs.macs:,} ({human(costs.macs)})")
+    shown = " ".join(fmt_shape(s) for s in costs.outputs) if len(costs.outputs) > 1 else fmt_shape(costs.output)
+    lines.append(f"{costs.name}: input {fmt_shape(costs.input)} -> output{'s' if len(costs.outputs) > 1 else ''} {shown}")
+    # Trainable params only where some are frozen (trainable: false), so the common case stays one short line.
+    trainable = costs.trainable_params
+    frozen = f"   trainable {trainable:,} ({human(trainable)})" if trainable != costs.params else ""
+    lines.append(f"params {costs.params:,} ({human(costs.params)}){frozen}   MACs {costs.macs:,} ({human(costs.macs)})")
     return "\n".join(lines)
 
 

@@ -4,6 +4,7 @@ A spec file is one of two things:
 
 * a full spec (`Spec`): parameters, derived variables, a table of variants, reusable blocks and the
   layer list;
+* a block library (`Library`): blocks only, for other files' `imports:`;
 * a thin spec (`SpecRef`): `use:` names a full spec file, `variant:` picks a row of its table, `set:`
   overrides parameter values, and `expect:` states the figures the result must have.
 
@@ -21,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictBool, Stri
 from archspec.errors import Path
 
 ParamType = Literal["int", "float", "bool", "str", "list", "any"]
-LAYER_KEYS = ("op", "name", "from", "repeat", "if", "else")
+LAYER_KEYS = ("op", "name", "from", "repeat", "if", "else", "trainable", "init")
 
 
 class Model(BaseModel):
@@ -87,6 +88,13 @@ class Layer(Model):
     repeat: StrictInt | str | Repeat | None = None
     if_: StrictBool | str | None = Field(None, alias="if")
     else_: str | None = Field(None, alias="else")  # with if: false and several inputs: the one that passes on
+    trainable: StrictBool | str | None = Field(
+        None, description="false: the layer's tensors (every layer's inside a block) keep their names but take no gradient")
+    # For an op or block that declares an argument `init` of its own (parameter, layer_scale), that argument, as in
+    # format 1 before this key; for any other, {tensor: rule} where a rule is an init: distribution or {values: [...]}
+    # and, on a block, a tensor is a path inside it (conv.weight). Lowering tells the two apart by the op.
+    init: Any = Field(None, description="how this layer's tensors start: {weight: {values: ...}, bias: zeros}, "
+                                        "or the op's own init argument (parameter, layer_scale)")
     args: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("name", mode="before")
@@ -141,6 +149,20 @@ class Block(Model):
     checks: list[Check] = Field(default_factory=list)
     layers: list[Layer] = Field(min_length=1)
     output: str | None = None
+    outputs: Annotated[list[str], Field(min_length=1)] | None = Field(
+        None, description="layers a later layer may read as from: BLOCK.NAME, besides the block's output")
+
+
+class Library(Model):
+    """A block library: a file of blocks other specs bring into scope with `imports:`. Its blocks see only
+    their own parameters, `in_shape` and `in_channels` (no spec's parameters), so they mean the same in
+    every spec that imports them."""
+
+    archspec: int
+    name: str
+    description: str = ""
+    imports: list[str] = Field(default_factory=list)
+    blocks: dict[str, Block] = Field(min_length=1)
 
 
 class Rename(Model):
@@ -189,6 +211,7 @@ class Expect(Model):
     params: int | None = None
     macs: int | None = None
     output: list[int] | None = None
+    outputs: list[list[int]] | None = None  # a network with several outputs: every output's shape, in order
     input: list[int] | None = None
     source: str = ""
 
@@ -224,9 +247,12 @@ class Spec(Model):
     variants: dict[str, dict[str, Any]] = Field(default_factory=dict)
     checks: list[Check] = Field(default_factory=list)
     input: list[int | str] | str
+    imports: list[str] = Field(default_factory=list)
     blocks: dict[str, Block] = Field(default_factory=dict)
     layers: list[Layer] = Field(min_length=1)
     output: str | None = None
+    outputs: Annotated[list[str], Field(min_length=1)] | None = Field(
+        None, description="several outputs: the module returns these layers' values as a tuple, in this order")
     expect: Expect | None = None
     dynamic: Dynamic | None = None
     weights: Weights | None = None

@@ -8,7 +8,7 @@ variant and the thin spec choose, each remembered with where it was written.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import os
 from pathlib import Path as FsPath
 from typing import Any
@@ -19,13 +19,14 @@ from archspec.errors import Location, Path, SpecError, SpecErrors, did_you_mean,
 from archspec import init as init_data
 from archspec.expr import FUNCTIONS, ExprError, expression_source, is_expression, names_used
 from archspec.limits import DEFAULT, Limits
+from archspec.imports import BlockRef, display_path, find as find_import, import_key, relative_path
 from archspec.load import Document, load_file
 from archspec.names import layer_name_problem, name_problem, param_problem
 from archspec.params import COMMAND_LINE, type_error
 from archspec.ops.base import RESERVED_LAYER_KEYS
 from archspec.registry import Registry
 from archspec.paths import PatternError, glob_problem, parse_rename
-from archspec.spec import InitRule, Layer, Model, ParamDecl, Repeat, Spec, SpecRef
+from archspec.spec import Block, InitRule, Layer, Library, Model, ParamDecl, Repeat, Spec, SpecRef
 
 FORMAT_VERSION = 1
 MAX_USE_DEPTH = DEFAULT.use_depth
@@ -51,6 +52,7 @@ class Resolved:
     deferred: tuple[SpecError, ...] = ()  # errors found by validation that lowering reports with its own
     thin_init: tuple[InitRule, ...] = ()  # the thin spec's own init: rules, applied after the family's
     thin_doc: Document | None = None  # where they were written
+    blocks: Mapping[str, BlockRef] = field(default_factory=dict)  # the blocks the spec's layers may use
 
     @property
     def description(self) -> str:
@@ -178,12 +180,16 @@ def _check_names(doc: Document, spec: Spec | SpecRef) -> Iterable[SpecError]:
         if problem:
             at: Path = ("variants", variant)
             yield SpecError("AS409", f"variant {variant!r}: {problem}", doc.locate_key(at), at)
-    for block_name in spec.blocks:
+    yield from _check_block_names(doc, spec.layers, spec.blocks)
+
+
+def _check_block_names(doc: Document, layers: list[Layer], blocks: Mapping[str, Block]) -> Iterable[SpecError]:
+    for block_name in blocks:
         problem = name_problem(block_name, module_attribute=True)
         if problem:
             where: Path = ("blocks", block_name)
             yield SpecError("AS409", f"block {block_name!r}: {problem}", doc.locate_key(where), where)
-    for layer, scope in _layers_in(spec):
+    for layer, scope in _layers_in(layers, blocks):
         if layer.name is not None:
             problem = layer_name_problem(layer.name, top_level=scope is None)
             if problem:
@@ -191,20 +197,23 @@ def _check_names(doc: Document, spec: Spec | SpecRef) -> Iterable[SpecError]:
                 yield SpecError("AS409", f"layer name {layer.name!r}: {problem}", doc.locate(where), where)
 
 
-def _layers_in(spec: Spec) -> Iterable[tuple[Layer, str | None]]:
-    for layer in spec.layers:
+def _layers_in(layers: list[Layer], blocks: Mapping[str, Block]) -> Iterable[tuple[Layer, str | None]]:
+    for layer in layers:
         yield layer, None
-    for block_name, block in spec.blocks.items():
+    for block_name, block in blocks.items():
         for layer in block.layers:
             yield layer, block_name
 
 
-def _check_layers(doc: Document, spec: Spec, registry: Registry) -> Iterable[SpecError]:
-    known = set(registry.ops) | set(spec.blocks)
-    for layer, _ in _layers_in(spec):
+def _check_layers(doc: Document, layers: list[Layer], blocks: Mapping[str, Block], visible: Mapping[str, BlockRef],
+                  registry: Registry) -> Iterable[SpecError]:
+    """Every layer names a known op or a block in scope (`visible`: the file's own and imported), with
+    arguments it takes."""
+    known = set(registry.ops) | set(visible)
+    for layer, _ in _layers_in(layers, blocks):
         path = layer.where
-        if layer.op in spec.blocks:
-            allowed = list(spec.blocks[layer.op].params)
+        if layer.op in visible:
+            allowed = list(visible[layer.op].block.params)
         elif layer.op in registry.ops:
             allowed = list(registry.op(layer.op).params.model_fields)
         elif registry.conflict("op", layer.op):
@@ -213,7 +222,8 @@ def _check_layers(doc: Document, spec: Spec, registry: Registry) -> Iterable[Spe
         else:
             yield SpecError("AS204", f"unknown op or block {layer.op!r}.{did_you_mean(layer.op, known)} "
                             "Run `archspec list` for the ops (built-in and from installed plugins; an op from a plugin "
-                            "needs that plugin installed, and --no-plugins leaves it out); blocks are declared under blocks:.",
+                            "needs that plugin installed, and --no-plugins leaves it out) and the block libraries; blocks "
+                            "are declared under blocks: or brought in with imports:.",
                             doc.locate((*path, "op")), (*path, "op"))
             continue
         yield from _check_inputs(doc, layer)
@@ -221,6 +231,22 @@ def _check_layers(doc: Document, spec: Spec, registry: Registry) -> Iterable[Spe
             if arg not in allowed:
                 yield SpecError("AS403", f"{layer.op!r} has no argument {arg!r}.{did_you_mean(arg, allowed)}"
                                 f" Its arguments: {one_of(allowed) or 'none'}.", doc.locate_key((*path, arg)), (*path, arg))
+        if layer.init is not None and "init" not in allowed:  # else it is the op's (or block's) own argument
+            yield from _check_layer_init(doc, layer)
+
+
+def _check_layer_init(doc: Document, layer: Layer) -> Iterable[SpecError]:
+    """A layer's own init: maps its tensors (on a block, paths inside it) to rules; lowering checks the
+    tensors exist and the values fit them."""
+    at = (*layer.where, "init")
+    if not isinstance(layer.init, dict) or not layer.init:
+        yield SpecError("AS438", f"init: {layer.init!r}; a layer's init: maps its tensors to rules, e.g. "
+                        "init: {weight: {values: [...]}, bias: zeros}", doc.locate(at), at)
+        return
+    for tensor, value in layer.init.items():
+        parsed = init_data.split_layer_rule(value)
+        if isinstance(parsed, str):
+            yield SpecError("AS438", f"init {tensor}: {parsed}", doc.locate((*at, tensor)), (*at, tensor))
 
 
 def _check_inputs(doc: Document, layer: Layer) -> Iterable[SpecError]:
@@ -335,8 +361,15 @@ def _check_expressions(doc: Document, spec: Spec) -> Iterable[SpecError]:
     yield from _check_value(doc, spec.input, ("input",), scope)
     for k, check in enumerate(spec.checks):
         yield from _check_value(doc, check.that, ("checks", k, "that"), scope)
-    scopes: list[tuple[Iterable[Layer], set[str]]] = [(spec.layers, scope)]
-    for block_name, block in spec.blocks.items():
+    yield from _check_scope_expressions(doc, spec.layers, spec.blocks, scope)
+
+
+def _check_scope_expressions(doc: Document, top: list[Layer], blocks: Mapping[str, Block],
+                             scope: set[str]) -> Iterable[SpecError]:
+    """The expressions of a file's layers and blocks; `scope` holds the names every block sees (a spec's
+    parameters and vars; nothing for a library)."""
+    scopes: list[tuple[Iterable[Layer], set[str]]] = [(top, scope)]
+    for block_name, block in blocks.items():
         inner = scope | set(block.params) | set(SHAPE_NAMES)
         for name, value in block.vars.items():
             yield from _check_value(doc, value, ("blocks", block_name, "vars", name), inner)
@@ -353,15 +386,26 @@ def _check_expressions(doc: Document, spec: Spec) -> Iterable[SpecError]:
             index = {layer.repeat.index if isinstance(layer.repeat, Repeat) else "i"} if layer.repeat is not None else set()
             for key, value in layer.args.items():
                 yield from _check_value(doc, value, (*layer.where, key), outer | index)
+            yield from _check_value(doc, layer.trainable, (*layer.where, "trainable"), outer | index)
+            yield from _check_init_values(doc, layer.init, (*layer.where, "init"), outer | index)
 
 
-def _check_block_inputs(doc: Document, spec: Spec) -> tuple[list[SpecError], list[SpecError]]:
+def _check_init_values(doc: Document, value: Any, path: Path, scope: set[str]) -> Iterable[SpecError]:
+    """The expressions in a layer's init: (mappings of tensors to rules to arguments)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _check_init_values(doc, item, (*path, key), scope)
+    else:
+        yield from _check_value(doc, value, path, scope)
+
+
+def _check_block_inputs(doc: Document, blocks: Mapping[str, Block]) -> tuple[list[SpecError], list[SpecError]]:
     """A block's named inputs: valid names, none twice, none also a layer's name (the first list), each read
     by some layer (the second: an input nobody reads is the block-level form of AS434's unread layer, and
     often the trace of a mistyped from: that only lowering can name, so lowering may go on past it)."""
     errors: list[SpecError] = []
     unread: list[SpecError] = []
-    for block_name, block in spec.blocks.items():
+    for block_name, block in blocks.items():
         if block.inputs is None:
             continue
         layer_names = {layer.name: layer for layer in block.layers if layer.name is not None}
@@ -370,6 +414,7 @@ def _check_block_inputs(doc: Document, spec: Spec) -> tuple[list[SpecError], lis
             read.add(block.inputs[0])  # the first layer reads the first input implicitly
         if block.output is not None:
             read.add(block.output)
+        read.update(block.outputs or ())
         seen: set[str] = set()
         for k, name in enumerate(block.inputs):
             at: Path = ("blocks", block_name, "inputs", k)
@@ -392,8 +437,8 @@ def _check_block_inputs(doc: Document, spec: Spec) -> tuple[list[SpecError], lis
     return errors, unread
 
 
-def _check_block_cycles(doc: Document, spec: Spec) -> Iterable[SpecError]:
-    uses = {name: {l.op for l in block.layers if l.op in spec.blocks} for name, block in spec.blocks.items()}
+def _check_block_cycles(doc: Document, blocks: Mapping[str, Block]) -> Iterable[SpecError]:
+    uses = {name: {l.op for l in block.layers if l.op in blocks} for name, block in blocks.items()}
 
     def reaches(start: str) -> list[str] | None:
         stack: list[tuple[str, list[str]]] = [(start, [start])]
@@ -408,7 +453,7 @@ def _check_block_cycles(doc: Document, spec: Spec) -> Iterable[SpecError]:
                     stack.append((nxt, [*trail, nxt]))
         return None
 
-    for name in spec.blocks:
+    for name in blocks:
         cycle = reaches(name)
         if cycle:
             path = ("blocks", name)
@@ -416,41 +461,149 @@ def _check_block_cycles(doc: Document, spec: Spec) -> Iterable[SpecError]:
                             doc.locate_key(path), path)
 
 
-def validate_document(doc: Document, registry: Registry, deferred: list[SpecError] | None = None) -> Spec | SpecRef:
-    """Check a loaded document's structure and names; raise SpecErrors with everything found.
+def _check_version(doc: Document, data: dict[str, Any]) -> list[SpecError]:
+    version = data.get("archspec")
+    if version == FORMAT_VERSION:
+        return []
+    return [SpecError("AS207", f"archspec: {version!r} is not a format this tool reads; write archspec: {FORMAT_VERSION}",
+                      doc.locate(("archspec",) if "archspec" in data else ()), ("archspec",))]
+
+
+def _typed(doc: Document, model: type[Model], errors: list[SpecError]) -> Any:
+    """The document as `model`, with its paths remembered; SpecErrors with `errors` and pydantic's."""
+    try:
+        typed = model.model_validate(doc.data)
+    except ValidationError as exc:
+        errors.extend(e for e in _located(doc, exc, model) if e.path != ("archspec",) or not errors)
+        raise SpecErrors(errors) from None
+    _remember_paths(typed, ())
+    return typed
+
+
+def _check_blocks(doc: Document, blocks: Mapping[str, Block], registry: Registry) -> Iterable[SpecError]:
+    """Parameter and variable names of a file's blocks, none named like an op, and no block using itself."""
+    for block_name, block in blocks.items():
+        yield from _check_param_decls(doc, block.params, ("blocks", block_name, "params"))
+        yield from _check_var_names(doc, block.vars, ("blocks", block_name, "vars"))
+        if block_name in registry.ops:
+            yield SpecError("AS203", f"block {block_name!r} has the name of an op; rename the block",
+                            doc.locate_key(("blocks", block_name)), ("blocks", block_name))
+    yield from _check_block_cycles(doc, blocks)
+
+
+def _scope_of(doc: Document, source: str | None, blocks: Mapping[str, Block], imported: Mapping[str, BlockRef],
+              errors: list[SpecError]) -> dict[str, BlockRef]:
+    """The blocks a file's layers may use: its imports' and its own. A name two files define is an error
+    naming both (an own block may not quietly hide an imported one either)."""
+    scope: dict[str, BlockRef] = dict(imported)  # every block of the file resolves names in this one table
+    for name, block in blocks.items():
+        if name in imported:
+            at: Path = ("blocks", name)
+            errors.append(SpecError("AS112", f"block {name!r} is defined here and in {imported[name].source}, which "
+                                    "this file imports; rename this block", doc.locate_key(at), at))
+        scope[name] = BlockRef(name, block, source, scope)
+    return scope
+
+
+@dataclass
+class _Imports:
+    """The block libraries read while resolving one spec: each file once, within docs/limits.md's bounds."""
+
+    registry: Registry
+    limits: Limits
+    exports: dict[FsPath, dict[str, BlockRef]] = field(default_factory=dict)
+    docs: dict[str, Document] = field(default_factory=dict)  # import_key -> document, for locating
+    chain: list[FsPath] = field(default_factory=list)  # the files being imported now, outermost first
+
+    def bring(self, doc: Document, entries: list[str]) -> dict[str, BlockRef]:
+        """The blocks a file's `imports:` bring into its scope."""
+        table: dict[str, BlockRef] = {}
+        errors: list[SpecError] = []
+        for k, entry in enumerate(entries):
+            at: Path = ("imports", k)
+            location = doc.locate(at)
+            target = find_import(entry, doc.file, location, at)
+            for name, ref in self.library(target, location, at).items():
+                if name in table and table[name].source != ref.source:
+                    errors.append(SpecError("AS112", f"block {name!r} is defined by both {table[name].source} and "
+                                            f"{ref.source}; import only one of them (or rename one)", location, at))
+                table[name] = ref
+        if errors:
+            raise SpecErrors(errors)
+        return table
+
+    def library(self, target: FsPath, location: Location | None, at: Path) -> dict[str, BlockRef]:
+        shown = display_path(target)
+
+        def refuse(message: str) -> SpecErrors:
+            return SpecErrors([SpecError("AS111", message, location, at)])
+
+        if target in self.chain:
+            trail = " -> ".join(display_path(p) for p in [*self.chain[self.chain.index(target):], target])
+            raise refuse(f"imports lead back to {shown} ({trail}); remove the cycle")
+        if target in self.exports:
+            return self.exports[target]
+        if len(self.exports) >= self.limits.imports:
+            raise refuse(f"more than {self.limits.imports} block libraries imported (raise --limit imports=N)")
+        if len(self.chain) >= self.limits.import_depth:
+            raise refuse(f"imports nest deeper than {self.limits.import_depth} files (raise --limit import_depth=N)")
+        doc = load_file(relative_path(target), self.limits)
+        if not isinstance(doc.data, dict):
+            raise SpecErrors([SpecError("AS203", "a block library is a mapping with keys archspec, name, description "
+                                        "and blocks", doc.locate(()))])
+        errors = _check_version(doc, doc.data)
+        library: Library = _typed(doc, Library, errors)
+        self.chain.append(target)
+        try:
+            imported = self.bring(doc, library.imports)
+        finally:
+            self.chain.pop()
+        problem = name_problem(library.name)
+        if problem:
+            errors.append(SpecError("AS409", f"name: {problem}", doc.locate(("name",)), ("name",)))
+        errors.extend(_check_block_names(doc, [], library.blocks))
+        errors.extend(_check_blocks(doc, library.blocks, self.registry))
+        scope = _scope_of(doc, shown, library.blocks, imported, errors)
+        errors.extend(_check_layers(doc, [], library.blocks, scope, self.registry))
+        input_errors, unread = _check_block_inputs(doc, library.blocks)
+        errors.extend(input_errors + unread)
+        errors.extend(_check_scope_expressions(doc, [], library.blocks, set()))  # a library sees no spec's names
+        if errors:
+            raise SpecErrors(errors)
+        # Lowering locates an imported layer through the importing spec's document: the paths of this
+        # file's blocks start with its key from here on.
+        key = import_key(doc.file)
+        _remember_paths(library, (key,))
+        self.docs[key] = doc
+        self.exports[target] = {name: ref for name, ref in scope.items() if ref.source == shown}
+        return self.exports[target]
+
+
+def validate_document(doc: Document, registry: Registry, deferred: list[SpecError] | None = None,
+                      imports: _Imports | None = None) -> tuple[Spec | SpecRef, dict[str, BlockRef]]:
+    """Check a loaded document's structure and names; raise SpecErrors with everything found. Returns the
+    typed spec and, for a full spec, the blocks its layers may use (its own and those its imports bring).
 
     Errors in expressions do not stop lowering: with `deferred`, they are appended there instead,
     for the caller to report together with what lowering finds."""
     data = doc.data
     if not isinstance(data, dict):
         raise SpecErrors([SpecError("AS203", "a spec file must be a mapping with keys archspec, name, layers, ...", doc.locate(()))])
-    errors: list[SpecError] = []
-    version = data.get("archspec")
-    if version != FORMAT_VERSION:
-        errors.append(SpecError("AS207", f"archspec: {version!r} is not a format this tool reads; write archspec: {FORMAT_VERSION}",
-                                doc.locate(("archspec",) if "archspec" in data else ()), ("archspec",)))
+    errors = _check_version(doc, data)
     model: type[Spec] | type[SpecRef] = SpecRef if "use" in data else Spec
-    try:
-        spec = model.model_validate(data)
-    except ValidationError as exc:
-        errors.extend(e for e in _located(doc, exc, model) if e.path != ("archspec",) or not errors)
-        raise SpecErrors(errors) from None
-    _remember_paths(spec, ())
+    spec: Spec | SpecRef = _typed(doc, model, errors)
     errors.extend(_check_names(doc, spec))
+    table: dict[str, BlockRef] = {}
     if isinstance(spec, SpecRef):
         errors.extend(check_init_rules(doc, spec.init, registry, None))
     if isinstance(spec, Spec):
+        imports = imports or _Imports(registry, DEFAULT)
+        table = _scope_of(doc, None, spec.blocks, imports.bring(doc, spec.imports), errors)
         errors.extend(_check_param_decls(doc, spec.params, ("params",)))
         errors.extend(_check_var_names(doc, spec.vars, ("vars",)))
-        for block_name, block in spec.blocks.items():
-            errors.extend(_check_param_decls(doc, block.params, ("blocks", block_name, "params")))
-            errors.extend(_check_var_names(doc, block.vars, ("blocks", block_name, "vars")))
-            if block_name in registry.ops:
-                errors.append(SpecError("AS203", f"block {block_name!r} has the name of an op; rename the block",
-                                        doc.locate_key(("blocks", block_name)), ("blocks", block_name)))
-        errors.extend(_check_layers(doc, spec, registry))
-        errors.extend(_check_block_cycles(doc, spec))
-        input_errors, unread = _check_block_inputs(doc, spec)
+        errors.extend(_check_blocks(doc, spec.blocks, registry))
+        errors.extend(_check_layers(doc, spec.layers, spec.blocks, table, registry))
+        input_errors, unread = _check_block_inputs(doc, spec.blocks)
         errors.extend(input_errors)
         errors.extend(_check_weights(doc, spec))
         errors.extend(check_init_rules(doc, spec.init, registry, set(spec.params) | set(spec.vars)))
@@ -470,7 +623,7 @@ def validate_document(doc: Document, registry: Registry, deferred: list[SpecErro
                                             doc.locate_key(where), where))
     if errors:
         raise SpecErrors(errors)
-    return spec
+    return spec, table
 
 
 # -- following use: -----------------------------------------------------------------------------
@@ -488,12 +641,6 @@ def _referenced_file(doc: Document, ref: SpecRef, root: FsPath) -> FsPath:
     return target
 
 
-def _display_path(path: FsPath) -> str:
-    """How error messages name a referenced file: relative to the working folder when inside it."""
-    relative = os.path.relpath(path)
-    return str(path) if relative.startswith("..") else relative
-
-
 def _variant_settings(family: Spec, family_doc: Document, variant: str, location: Location | None,
                       path: Path) -> dict[str, Setting]:
     if variant not in family.variants:
@@ -504,21 +651,22 @@ def _variant_settings(family: Spec, family_doc: Document, variant: str, location
 
 
 def _follow_use(ref: SpecRef, ref_doc: Document, registry: Registry, deferred: list[SpecError],
-                limits: Limits) -> tuple[Spec, Document]:
+                imports: _Imports) -> tuple[Spec, Document, dict[str, BlockRef]]:
     """The full spec a thin spec's `use:` chain ends at, with its document."""
     root = FsPath(ref_doc.file).resolve().parent
     seen = {FsPath(ref_doc.file).resolve()}
     current, current_doc = ref, ref_doc
+    limits = imports.limits
     for _ in range(limits.use_depth):
         target = _referenced_file(current_doc, current, root)
         if target in seen:
             raise SpecErrors([SpecError("AS110", f"use: {current.use!r} leads back to {target.name}; remove the cycle",
                                         current_doc.locate(("use",)), ("use",))])
         seen.add(target)
-        loaded_doc = load_file(_display_path(target), limits)
-        loaded = validate_document(loaded_doc, registry, deferred)
+        loaded_doc = load_file(relative_path(target), limits)
+        loaded, table = validate_document(loaded_doc, registry, deferred, imports)
         if isinstance(loaded, Spec):
-            return loaded, loaded_doc
+            return loaded, loaded_doc, table
         current, current_doc = loaded, loaded_doc
     raise SpecErrors([SpecError("AS110", f"use: chains deeper than {limits.use_depth} files (raise --limit use_depth=N)",
                                 ref_doc.locate(("use",)), ("use",))])
@@ -530,14 +678,17 @@ def resolve_file(path: str | os.PathLike[str], registry: Registry, variant: str 
     the one a thin spec names; the result then states no expected figures (they are the thin spec's)."""
     doc = load_file(path, limits)
     deferred: list[SpecError] = []
-    spec = validate_document(doc, registry, deferred)
+    imports = _Imports(registry, limits)
+    spec, blocks = validate_document(doc, registry, deferred, imports)
     if isinstance(spec, Spec):
+        doc = replace(doc, imported=imports.docs)
         if variant is None:
-            return Resolved(spec, doc, spec.name, expect_doc=doc, deferred=tuple(deferred))
+            return Resolved(spec, doc, spec.name, expect_doc=doc, deferred=tuple(deferred), blocks=blocks)
         settings = _variant_settings(spec, doc, variant, COMMAND_LINE, ())
-        return Resolved(spec, doc, variant, variant, settings, deferred=tuple(deferred))
+        return Resolved(spec, doc, variant, variant, settings, deferred=tuple(deferred), blocks=blocks)
     ref, ref_doc = spec, doc
-    family, family_doc = _follow_use(ref, ref_doc, registry, deferred, limits)
+    family, family_doc, blocks = _follow_use(ref, ref_doc, registry, deferred, imports)
+    family_doc = replace(family_doc, imported=imports.docs)
     settings = {}
     chosen = variant if variant is not None else ref.variant
     if chosen is not None:
@@ -551,6 +702,6 @@ def resolve_file(path: str | os.PathLike[str], registry: Registry, variant: str 
         settings[key] = Setting(value, ref_doc.locate(("set", key)))
     if chosen != ref.variant:  # another network than the one the thin spec's expect: describes
         return Resolved(family, family_doc, chosen or ref.name, chosen, settings, deferred=tuple(deferred),
-                        thin_init=tuple(ref.init), thin_doc=ref_doc)
+                        thin_init=tuple(ref.init), thin_doc=ref_doc, blocks=blocks)
     return Resolved(family, family_doc, ref.name, ref.variant, settings, expect_doc=ref_doc, ref=ref,
-                    deferred=tuple(deferred), thin_init=tuple(ref.init), thin_doc=ref_doc)
+                    deferred=tuple(deferred), thin_init=tuple(ref.init), thin_doc=ref_doc, blocks=blocks)

@@ -93,7 +93,7 @@ def test_lint_explains_broken_graphs():
     graph.add(Node("input", "input", None, (), (3, 8, 8)))
     graph.add(Node("a", "relu", None, ("later",), (3, 8, 8)))
     graph.add(Node("later", "relu", None, ("input",), None))
-    graph.output = "missing"
+    graph.outputs = ("missing",)
     with pytest.raises(GraphError) as info:
         graph.lint()
     text = str(info.value)

@@ -21,6 +21,7 @@ class LayerCost:
     output: Shape
     params: int
     macs: int
+    trainable: bool = True  # False: the layer's tensors take no gradient (its params are not trainable_params)
 
 
 @dataclass(frozen=True)
@@ -29,10 +30,16 @@ class Costs:
     input: Shape
     output: Shape
     layers: tuple[LayerCost, ...]
+    outputs: tuple[Shape, ...] = ()  # every output's shape, `output` first (a network may return several)
 
     @property
     def params(self) -> int:
         return sum(layer.params for layer in self.layers)
+
+    @property
+    def trainable_params(self) -> int:
+        """Parameters that take a gradient: all but those of `trainable: false` layers."""
+        return sum(layer.params for layer in self.layers if layer.trainable)
 
     @property
     def macs(self) -> int:
@@ -43,7 +50,9 @@ class Costs:
             "name": self.name,
             "input": list(self.input),
             "output": list(self.output),
+            "outputs": [list(s) for s in self.outputs],
             "params": self.params,
+            "trainable_params": self.trainable_params,
             "macs": self.macs,
             "layers": [
                 {"name": l.name, "op": l.op, "output": list(l.output), "params": l.params, "macs": l.macs}
@@ -68,5 +77,5 @@ def count(graph: Graph, registry: Registry) -> Costs:
             raise SpecErrors([SpecError("AS805", f"op {node.op!r} (layer {node.name!r}): its count functions raised "
                                         f"{type(exc).__name__}: {exc}. This is a bug in {provider}; report it there",
                                         node.source)]) from None
-        layers.append(LayerCost(node.name, node.op, node.shape, params, macs))
-    return Costs(graph.name, graph.input.shape or (), graph.output_shape, tuple(layers))
+        layers.append(LayerCost(node.name, node.op, node.shape, params, macs, node.trainable))
+    return Costs(graph.name, graph.input.shape or (), graph.output_shape, tuple(layers), graph.output_shapes)

@@ -60,7 +60,7 @@ def batchnorm_folds(graph: Graph) -> tuple[BatchNormFold, ...]:
         if node.op != "batchnorm" or len(node.shape or ()) != 3:
             continue
         conv = graph.node(node.inputs[0])
-        if conv.op == "conv2d" and graph.users(conv.name) == [node.name] and graph.output != conv.name:
+        if conv.op == "conv2d" and graph.users(conv.name) == [node.name] and conv.name not in graph.outputs:
             p: BatchNorm = node.params  # type: ignore[assignment]
             folds.append(BatchNormFold(conv.name, node.name, p.eps, p.affine, conv.params.bias))  # type: ignore[union-attr]
     return tuple(folds)

@@ -33,6 +33,14 @@ def _digest(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def _output_position(graph: Graph, name: str) -> bool | list[int]:
+    """Whether a node is the output; with several outputs, the places it takes among them (so a network
+    with one output hashes as it always has)."""
+    if len(graph.outputs) <= 1:
+        return name == graph.output
+    return [k for k, out in enumerate(graph.outputs) if out == name]
+
+
 def _arguments(node: Node) -> Any:
     return node.params.model_dump(mode="json") if node.params is not None else None
 
@@ -54,7 +62,7 @@ def structural_keys(graph: Graph) -> dict[str, str]:
     down: dict[str, str] = {}
     for node in reversed(nodes):
         feeds = sorted(_digest(_local(graph.node(user)), position, down[user]) for user, position in users[node.name])
-        down[node.name] = _digest(node.name == graph.output, feeds)
+        down[node.name] = _digest(_output_position(graph, node.name), feeds)
     return {name: _digest(up[name], down[name]) for name in up}
 
 
@@ -83,6 +91,8 @@ def canonical_form(graph: Graph) -> dict[str, Any]:
     order = canonical_order(graph)
     position = {name: k for k, name in enumerate(order)}
     nodes = [[*_local(graph.node(name)), [position[src] for src in graph.node(name).inputs]] for name in order]
+    if len(graph.outputs) > 1:
+        return {"format": FORMAT, "nodes": nodes, "outputs": [position[o] for o in graph.outputs]}
     return {"format": FORMAT, "nodes": nodes, "output": position[graph.output] if graph.output else None}
 
 

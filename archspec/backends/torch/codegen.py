@@ -55,13 +55,15 @@ def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str) -> fx
                 raise ArchspecError("AS803", f"layer {node.name!r}: {clash!r} is an attribute of torch.nn.Module; rename the layer")
             if node.init:
                 initialise(emit, node.name, node.init)
+            if not node.trainable:
+                emit.requires_grad_(False)
             submodules[node.name] = emit
             values[node.name] = fx_graph.create_node("call_module", node.name, tuple(inputs), {}, name=label)
         elif isinstance(emit, Owned):
             clash = _module_path_clash(node.name)
             if clash:
                 raise ArchspecError("AS803", f"layer {node.name!r}: {clash!r} is an attribute of torch.nn.Module; rename the layer")
-            owned = submodules[node.name] = nn.Parameter(emit.value)
+            owned = submodules[node.name] = nn.Parameter(emit.value, requires_grad=node.trainable)
             if node.init:  # init: rules over the layer's own tensor (key "")
                 initialise_owned(owned, node.name, node.init)
             tensor = fx_graph.create_node("get_attr", node.name, name=f"{label}_tensor")
@@ -86,8 +88,8 @@ def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str) -> fx
         else:
             raise ArchspecError("AS803", f"the torch lowering of {node.op!r} returned {type(emit).__name__}; "
                                 "it must return an nn.Module, a Call, an Owned tensor or ALIAS")
-    assert graph.output is not None
-    fx_graph.output(values[graph.output])
+    results = tuple(values[o] for o in graph.outputs)
+    fx_graph.output(results[0] if len(results) == 1 else results)
     root = nn.Module()
     for name, module in submodules.items():
         _attach(root, name, module)
@@ -102,7 +104,7 @@ FRESH_OUTPUT = frozenset({"conv2d", "batchnorm", "linear", "layernorm", "add"})
 def _overwritable(graph: Graph, name: str) -> bool:
     """Whether the value of node `name` may be overwritten by its one reader."""
     node = graph.node(name)
-    return node.op in FRESH_OUTPUT and len(graph.users(name)) == 1 and graph.output != name
+    return node.op in FRESH_OUTPUT and len(graph.users(name)) == 1 and name not in graph.outputs
 
 
 def _fold(fx_graph: fx.Graph, graph: Graph, node: Node, emit: Call, inputs: list[fx.Node], label: str) -> fx.Node:

@@ -18,7 +18,7 @@ import re
 
 from archspec.backends.torch_source.lowering import ALIAS, Buffer, Call, Emit, Infix, Lowering, Module, Owned, Value
 from archspec.errors import ArchspecError
-from archspec.ir import Graph, Node
+from archspec.ir import VALUES, Graph, Node
 
 # Names the generated file binds itself, beside Python's own.
 FILE_NAMES = frozenset({"self", "x", "torch", "nn", "F", "annotations", "SPEC_NAME", "INPUT_SHAPE",
@@ -156,9 +156,13 @@ def render(graph: Graph, table: Mapping[str, Lowering], description: str = "") -
             raise ArchspecError("AS803", f"layer {name!r}: {problem}")
         module = emits[name]
         attributes.ensure_parents(name)
+        node = graph.node(name)
+        values = {tensor: init.values for tensor, init in node.init if init.kind == VALUES}
+        frozen = "" if node.trainable else ", requires_grad=False"
         if isinstance(module, Owned):
-            attributes.init.append(f"{attributes.expression(name)} = nn.Parameter(torch.full("
-                                   f"{literal(module.shape)}, {literal(module.fill)}))")
+            start = (f"torch.tensor({literal(values[''])}).reshape({literal(module.shape)})" if "" in values
+                     else f"torch.full({literal(module.shape)}, {literal(module.fill)})")
+            attributes.init.append(f"{attributes.expression(name)} = nn.Parameter({start}{frozen})")
             continue
         if isinstance(module, Buffer):
             parent, _, leaf = name.rpartition(".")
@@ -169,6 +173,14 @@ def render(graph: Graph, table: Mapping[str, Lowering], description: str = "") -
         assert isinstance(module, Module)
         attributes.init.append(f"{attributes.expression(name)} = {module.constructor}("
                                f"{_arguments((), module.args, module.kwargs)})")
+        for tensor, numbers in values.items():  # a layer's init: values: are part of the network, so written here
+            plain = path_problem(tensor) is None and not any(_INDEX_PART.match(p) for p in tensor.split("."))
+            target = (f"{attributes.expression(name)}.{tensor}" if plain
+                      else f"{attributes.expression(name)}.get_parameter({literal(tensor)})")
+            attributes.init.append(f"with torch.no_grad(): {target}.copy_(torch.tensor({literal(numbers)})"
+                                   f".reshape({target}.shape))")
+        if frozen:
+            attributes.init.append(f"{attributes.expression(name)}.requires_grad_(False)")
         if module.helper and module.helper not in helpers:
             helpers.append(module.helper)
     forward = _forward(graph, emits, attributes)
@@ -224,7 +236,7 @@ def _forward(graph: Graph, emits: Mapping[str, Emit], attributes: _Attributes) -
             assert isinstance(emit, Call)
             listed = [f"[{', '.join(inputs)}]"] if emit.listed else inputs
             expression = f"{emit.function}({_arguments(listed, emit.args, emit.kwargs)})"
-        free = [v for v in dict.fromkeys(inputs) if not any(unread[n] or n == graph.output for n in bound[v])]
+        free = [v for v in dict.fromkeys(inputs) if not any(unread[n] or n in graph.outputs for n in bound[v])]
         if free:
             reuse = "x" if "x" in free else free[0]  # keep the main path in x, as hand-written code does
         else:
@@ -233,5 +245,5 @@ def _forward(graph: Graph, emits: Mapping[str, Emit], attributes: _Attributes) -
         variable[node.name] = reuse
         bound[reuse].append(node.name)
         lines.append(f"{reuse} = {expression}")
-    assert graph.output is not None
-    return lines, variable[graph.output]
+    results = [variable[o] for o in graph.outputs]
+    return lines, results[0] if len(results) == 1 else f"({', '.join(results)})"
