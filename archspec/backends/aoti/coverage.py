@@ -16,6 +16,7 @@ COVERAGE: CoverageTable = {
                             "pos_embedding", "batchnorm", "layernorm", "relu", "relu6", "silu", "sigmoid", "tanh",
                             "hardswish", "hardsigmoid", "gelu", "softmax", "add", "mul", "flatten", "reshape",
                             "permute", "transpose", "concat", "mean", "select", "layer_scale", "pad", "interpolate", "upsample", "roll", "slice", "gather",
-                            "parameter", "constant", "sub", "abs", "exp", "clamp", "scale", "normalize")},
+                            "parameter", "constant", "sub", "abs", "exp", "clamp", "scale", "normalize",
+                            "grid", "grid_fill", "unflatten", "reshape_as")},
     **{op: GONE for op in ("identity", "dropout", "drop_path")},
 }

@@ -90,6 +90,10 @@ COVERAGE: CoverageTable = {
     "clamp": _native("Clip"),
     "scale": _native("Mul"),
     "normalize": Support("fallback", "ReduceL2, Clip (the eps), Expand and Div (no normalize operator)"),
+    "grid": _native("Range, Expand and Concat from the input's running Shape"),
+    "grid_fill": _native("Expand of a constant to the input's running Shape"),
+    "unflatten": _native("Reshape"),
+    "reshape_as": _native("Reshape to the second input's running Shape"),
 }
 assert all(isinstance(v, Support) or callable(v) for v in COVERAGE.values())
 NATIVE_OPS = frozenset(op for op, v in COVERAGE.items() if v is NATIVE)

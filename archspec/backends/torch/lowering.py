@@ -22,9 +22,10 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from archspec.backends.torch import modules
+from archspec.backends.torch import modules, runtime as runtime_functions
 from archspec.ir import Node, Shape
 from archspec.ops import attention, constants, dense, elementwise, indexing, norm, pointwise, resample, spatial, tensor
+from archspec.ops import runtime
 
 
 @dataclass(frozen=True)
@@ -262,6 +263,21 @@ def _normalize(node: Node, shapes: Sequence[Shape]) -> Emit:
     return Call(F.normalize, kwargs={"dim": torch_axis(p.axis, len(shapes[0])), "eps": p.eps})
 
 
+def _grid(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: runtime.Grid = node.params  # type: ignore[assignment]
+    return Call(runtime_functions.grid, kwargs={"offset": p.offset, "scale": runtime.per_input(p.scale, len(shapes))})
+
+
+def _grid_fill(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: runtime.GridFill = node.params  # type: ignore[assignment]
+    return Call(runtime_functions.grid_fill, kwargs={"values": runtime.per_input(p.values, len(shapes))})
+
+
+def _unflatten(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: runtime.Unflatten = node.params  # type: ignore[assignment]
+    return Call(torch.unflatten, args=(torch_axis(p.axis, len(shapes[0])), p.sizes))
+
+
 LOWERINGS: dict[str, Lowering] = {
     "conv2d": _conv2d,
     "maxpool2d": _maxpool2d,
@@ -314,6 +330,10 @@ LOWERINGS: dict[str, Lowering] = {
     "clamp": _clamp,
     "scale": lambda node, shapes: Call(torch.mul, args=(node.params.factor,)),  # type: ignore[union-attr]
     "normalize": _normalize,
+    "grid": _grid,
+    "grid_fill": _grid_fill,
+    "unflatten": _unflatten,
+    "reshape_as": lambda node, shapes: Call(torch.Tensor.reshape_as),
 }
 # Ops whose torch lowering keeps a buffer the spec computes itself: `--weights` compares a reference tensor of
 # the same name with it instead of loading it.

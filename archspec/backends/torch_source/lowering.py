@@ -20,6 +20,7 @@ from typing import Any
 
 from archspec.ir import Node, Shape
 from archspec.ops import attention, constants, dense, elementwise, indexing, norm, pointwise, resample, spatial, tensor
+from archspec.ops import runtime
 
 Value = int | float | bool | str | None | tuple[Any, ...]
 
@@ -300,6 +301,21 @@ def _normalize(node: Node, shapes: Sequence[Shape]) -> Emit:
     return Call("F.normalize", kwargs={"dim": _axis(p.axis, len(shapes[0])), **_kw(eps=(p.eps, 1e-12))})
 
 
+def _grid(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: runtime.Grid = node.params  # type: ignore[assignment]
+    return Module("Grid", (p.offset, runtime.per_input(p.scale, len(shapes))), helper="grid")
+
+
+def _grid_fill(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: runtime.GridFill = node.params  # type: ignore[assignment]
+    return Module("GridFill", (runtime.per_input(p.values, len(shapes)),), helper="grid_fill")
+
+
+def _unflatten(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: runtime.Unflatten = node.params  # type: ignore[assignment]
+    return Call("torch.unflatten", args=(_axis(p.axis, len(shapes[0])), p.sizes))
+
+
 LOWERINGS: dict[str, Lowering] = {
     "conv2d": _conv2d,
     "maxpool2d": _maxpool2d,
@@ -352,4 +368,8 @@ LOWERINGS: dict[str, Lowering] = {
     "clamp": _clamp,
     "scale": lambda node, shapes: Call("torch.mul", args=(node.params.factor,)),  # type: ignore[union-attr]
     "normalize": _normalize,
+    "grid": _grid,
+    "grid_fill": _grid_fill,
+    "unflatten": _unflatten,
+    "reshape_as": lambda node, shapes: Call("torch.Tensor.reshape_as"),
 }
