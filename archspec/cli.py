@@ -25,8 +25,8 @@ from archspec.limits import Limits, parse_limit
 from archspec.params import COMMAND_LINE, parse_override
 from archspec.registry import NO_PLUGINS_VARIABLE, Registry, default_registry
 from archspec.text import printable
-from archspec.validate import resolve_file
-from archspec.report import describe_op, human, table
+from archspec.validate import resolve_file, standard_blocks
+from archspec.report import describe_block, describe_op, human, table
 
 SPECS_DIR = Path("specs")
 USAGE_CODES = frozenset({"AS806",  # a bad option value (an unknown backend among them)
@@ -317,9 +317,15 @@ def _run(args: argparse.Namespace, registry: Registry) -> int:
         if args.code in registry.ops:
             _out(describe_op(registry.op(args.code), registry.ops[args.code].provider))
             return 0
+        blocks = standard_blocks(registry)
+        if args.code in blocks:
+            _out(describe_block(blocks[args.code]))
+            return 0
         code = args.code.upper()
         if code not in CODES:
-            _err(f"{args.code!r} is neither an error code (AS101 ... {max(CODES)}) nor an op.{did_you_mean(args.code, registry.ops)}")
+            known = [*registry.ops, *blocks]
+            _err(f"{args.code!r} is neither an error code (AS101 ... {max(CODES)}), an op nor a block of archspec's "
+                 f"libraries.{did_you_mean(args.code, known)}")
             return 2
         _out(f"{code}: {CODES[code]}")
         return 0
@@ -390,6 +396,10 @@ def _list(specs: Path, registry: Registry) -> int:
     _out("ops:")
     for name in registry.op_names():
         _out(f"  {name:<22} {registry.ops[name].provider}")
+    _out("blocks (archspec's libraries: imports: [archspec:NAME]; archspec explain BLOCK):")
+    for name, ref in sorted(standard_blocks(registry).items()):
+        doc = " ".join(ref.block.doc.split())
+        _out(f"  {name:<22} {ref.source:<18} {printable(doc if len(doc) <= 72 else doc[:71] + '…')}")
     _out("backends:")
     for name, provided in sorted(registry.backends.items()):
         _out(f"  {name:<22} {provided.provider}")

@@ -110,6 +110,9 @@ CODES: dict[str, str] = {
     "AS108": "The document nests deeper than the limit.",
     "AS109": "A YAML tag, a non-string key or another construct that specs do not use.",
     "AS110": "A referenced spec file (use:) cannot be used: absolute, outside the spec's folder, or a cycle.",
+    "AS111": "An import cannot be used: not archspec:NAME of a shipped library, absolute, outside the importing file's "
+             "folder, missing, a cycle of imports, or past the imports / import_depth limits.",
+    "AS112": "Two imported libraries, or an import and one of the file's own blocks, define a block of the same name.",
     "AS201": "A required key is missing.",
     "AS202": "An unknown key; the message lists the keys allowed there.",
     "AS203": "A value has the wrong type.",
@@ -145,8 +148,14 @@ CODES: dict[str, str] = {
     "AS433": "A parameter default is an expression; defaults are plain values. Derive values in vars: instead.",
     "AS434": "Nothing reads a layer's output, so it never reaches the network's output (a branch no merge reads, "
              "or a merge that was skipped); it would be counted and computed for nothing.",
+    "AS435": "A layer's init: values: do not fit the tensor: another number of elements than the tensor has (the "
+             "message gives its shape), or something other than finite numbers within float32's range. Values are "
+             "listed flat or nested in the tensor's order, e.g. a [1, 16, 1, 1] conv weight takes 16 numbers.",
+    "AS436": "A layer's init: names a tensor the layer does not have (on a block layer, a path such as conv.weight "
+             "that no layer inside the block has); the message lists the tensors it has.",
     "AS437": "A weights: rename rule is invalid (pattern parts, captures, or the ref template's {expressions}).",
-    "AS438": "An init: rule is invalid: no op:/layer:, an unknown op or distribution, an unknown or wrong argument.",
+    "AS438": "An init: rule is invalid: no op:/layer:, an unknown op or distribution, an unknown or wrong argument "
+             "(also in a layer's own init:, which maps its tensors to rules).",
     "AS439": "An init: rule names a tensor that no layer of the network has, a misspelling (the message lists one "
              "matched layer's tensors).",
     "AS440": "A layer gives a block with several inputs (inputs: [x, skip]) another number of inputs in from: than "

@@ -85,3 +85,41 @@ def make(name: str, args: Mapping[str, object]) -> Init | str:
     if name in ("uniform", "trunc_normal", "trunc_normal_tf") and numbers["a"] > numbers["b"]:
         return f"{name}: a must not exceed b"
     return Init(name, tuple(values))
+
+
+# A layer's own init: may also list a tensor's values: {values: [...]} (nested lists or one flat list, in
+# the tensor's order; usually an expression). Kept apart from DISTRIBUTIONS: it draws nothing, and its
+# element count is checked against the tensor it fills.
+VALUES = "values"
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def split_layer_rule(value: object) -> tuple[str, Mapping[str, Any]] | str:
+    """A layer init: entry -> (VALUES, {"values": raw}) or a distribution as `split` gives it, or a message."""
+    if isinstance(value, dict) and len(value) == 1 and VALUES in value:
+        return VALUES, {VALUES: value[VALUES]}
+    parsed = split(value)
+    if isinstance(parsed, str) and not isinstance(value, str):
+        return parsed + "; or list the tensor's values: {values: [...]}"
+    return parsed
+
+
+def flat_values(value: object) -> tuple[float, ...] | str:
+    """Evaluated values (numbers in nested tuples or lists) -> the flat tuple, or a message saying what is wrong."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = (value,)
+    if not isinstance(value, (tuple, list)):
+        return f"values: gives {value!r}; give a (nested) list of numbers"
+    out: list[float] = []
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (tuple, list)):
+            stack.extend(reversed(item))
+        elif isinstance(item, (int, float)) and not isinstance(item, bool):
+            if not -FLOAT32_MAX <= item <= FLOAT32_MAX:  # NaN fails this too; float32 would make it inf
+                return f"values: {item!r} is not a finite number within float32's range (+-{FLOAT32_MAX:.4g})"
+            out.append(float(item))
+        else:
+            return f"values: holds {item!r}; give numbers"
+    return tuple(out)

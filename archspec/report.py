@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic_core import PydanticUndefined
 
+from archspec.imports import BlockRef
 from archspec.ir import Graph
 from archspec.lower import fmt_shape
 from archspec.ops.base import OpDef
@@ -77,4 +78,22 @@ def describe_op(op: OpDef[Any], provider: str) -> str:
         lines.append(f"    {name}: {kind}, {default}{note}")
     if not op.params.model_fields:
         lines.append("    none")
+    return "\n".join(lines)
+
+
+def describe_block(ref: BlockRef) -> str:
+    """A library block's reference card: where it comes from, its doc, inputs, outputs and parameters."""
+    block = ref.block
+    lines = [f"{ref.name} (block, from {ref.source}; use it with imports: [{ref.source}])"]
+    if block.doc:
+        lines.append(f"  {' '.join(block.doc.split())}")
+    lines.append(f"  inputs: {', '.join(block.inputs) if block.inputs else '1 (input)'}")
+    if block.outputs:
+        lines.append(f"  outputs: the last layer's, and {', '.join(block.outputs)} (read as from: LAYER.NAME)")
+    lines.append("  parameters:" if block.params else "  parameters: none")
+    for name, decl in block.params.items():
+        default = "required" if decl.required else f"default {decl.default!r}"
+        choices = f", one of {', '.join(map(str, decl.choices))}" if decl.choices else ""
+        note = f"  {' '.join(decl.doc.split())}" if decl.doc else ""
+        lines.append(f"    {name}: {decl.type}, {default}{choices}{note}")
     return "\n".join(lines)

@@ -14,17 +14,21 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from archspec.registry import Registry
-from archspec.spec import LAYER_KEYS, Spec, SpecRef
+from archspec.spec import LAYER_KEYS, Library, Spec, SpecRef
 
 EXPRESSION = {"type": "string", "pattern": "^\\$", "description": "an expression: $name or ${...}"}
 DOC_KEYS = ("title", "description", "default")
 
 
 def json_schema(registry: Registry) -> dict[str, Any]:
-    schema = TypeAdapter(Spec | SpecRef).json_schema(by_alias=True)
+    schema = TypeAdapter(Spec | SpecRef | Library).json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "archspec spec (format 1)"
+    schema["title"] = "archspec spec or block library (format 1)"
     _param_shorthand(schema)
+    # A thin spec that names a variant is named after it (SpecRef fills name: in before validation).
+    ref = schema["$defs"]["SpecRef"]
+    ref["required"] = [k for k in ref["required"] if k != "name"]
+    ref["anyOf"] = [{"required": ["name"]}, {"required": ["variant"]}]
     layer = schema["$defs"]["Layer"]
     # In YAML a layer's op arguments sit beside op/name/from/repeat/if, not under `args`.
     layer["properties"].pop("args", None)
@@ -38,7 +42,7 @@ def json_schema(registry: Registry) -> dict[str, Any]:
     rule["additionalProperties"] = True
     ops = registry.op_names()
     op = layer["properties"]["op"]
-    op["description"] = "An op (" + ", ".join(ops) + ") or the name of a block of this spec."
+    op["description"] = "An op (" + ", ".join(ops) + ") or the name of a block of this spec or of its imports."
     op.pop("type", None)
     op["anyOf"] = [{"enum": ops}, {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_]*$"}]
     layer["allOf"] = [_op_arguments(name, registry, schema["$defs"]) for name in ops]

@@ -269,3 +269,11 @@ class SpecRef(Model):
     set: dict[str, Any] = Field(default_factory=dict)
     expect: Expect | None = None
     init: list[InitRule] = Field(default_factory=list)  # applied after the family's rules (they win)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _named_by_variant(cls, data: Any) -> Any:
+        # A thin spec that picks a row is named after it unless it says otherwise (`name:` may be left out).
+        if isinstance(data, dict) and "name" not in data and isinstance(data.get("variant"), str):
+            return {**data, "name": data["variant"]}
+        return data

@@ -19,7 +19,8 @@ from archspec.errors import Location, Path, SpecError, SpecErrors, did_you_mean,
 from archspec import init as init_data
 from archspec.expr import FUNCTIONS, ExprError, expression_source, is_expression, names_used
 from archspec.limits import DEFAULT, Limits
-from archspec.imports import BlockRef, display_path, find as find_import, import_key, relative_path
+from archspec.imports import (STDLIB_PREFIX, BlockRef, display_path, find as find_import, import_key, relative_path,
+                              stdlib_libraries)
 from archspec.load import Document, load_file
 from archspec.names import layer_name_problem, name_problem, param_problem
 from archspec.params import COMMAND_LINE, type_error
@@ -577,6 +578,18 @@ class _Imports:
         self.docs[key] = doc
         self.exports[target] = {name: ref for name, ref in scope.items() if ref.source == shown}
         return self.exports[target]
+
+
+def standard_blocks(registry: Registry, limits: Limits = DEFAULT) -> dict[str, BlockRef]:
+    """Every block of archspec's own libraries (`imports: [archspec:NAME]`), checked as an import would be;
+    a name two of them define is listed under the first library."""
+    imports = _Imports(registry, limits)
+    found: dict[str, BlockRef] = {}
+    for name in stdlib_libraries():
+        target = find_import(STDLIB_PREFIX + name, "<archspec>", None, ())
+        for block, ref in imports.library(target, None, ()).items():
+            found.setdefault(block, ref)
+    return found
 
 
 def validate_document(doc: Document, registry: Registry, deferred: list[SpecError] | None = None,

@@ -16,8 +16,10 @@ from pydantic import BaseModel, ConfigDict
 
 from archspec.ir import Shape, numel
 
-# Keys a layer uses for itself; an op parameter may not take one of these names.
-RESERVED_LAYER_KEYS = frozenset({"op", "name", "from", "repeat", "if", "else"})
+# Keys a layer uses for itself; an op parameter may not take one of these names. A layer's `init:` is not
+# among them: ops that declared an `init` argument before the layer key existed (parameter, layer_scale) keep
+# it, and on such an op the layer's `init:` is that argument (archspec.spec.Layer.init).
+RESERVED_LAYER_KEYS = frozenset({"op", "name", "from", "repeat", "if", "else", "trainable"})
 
 
 class OpParams(BaseModel):

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from archspec.errors import ArchspecError
-from archspec.ir import Init, InitArg
+from archspec.ir import VALUES, Init, InitArg
 
 
 def _trunc_normal_tf(t: torch.Tensor, mean: float, std: float, a: float, b: float) -> None:
@@ -62,14 +62,20 @@ def initialise(module: nn.Module, layer: str, inits: tuple[tuple[str, Init], ...
         except AttributeError:
             raise ArchspecError("AS803", f"layer {layer!r}: the torch module has no tensor {tensor!r} for its init "
                                 "rule; the op's declared weights and its torch lowering disagree") from None
-        args: dict[str, InitArg] = dict(init.args)
-        with torch.no_grad():
-            FILL[init.kind](target, **args)
+        _fill(target, init)
 
 
 def initialise_owned(tensor: torch.Tensor, layer: str, inits: tuple[tuple[str, Init], ...]) -> None:
     """Fill a tensor a layer owns at its own path (layer_scale, parameter): its init rules use the key ""."""
     for key, init in inits:
         if key == "" and init.kind != "default":
-            with torch.no_grad():
-                FILL[init.kind](tensor, **dict(init.args))
+            _fill(tensor, init)
+
+
+def _fill(target: torch.Tensor, init: Init) -> None:
+    with torch.no_grad():
+        if init.kind == VALUES:  # lowering checked the count; the values are the tensor's, in its order
+            target.copy_(torch.tensor(init.values, dtype=target.dtype, device=target.device).reshape(target.shape))
+        else:
+            args: dict[str, InitArg] = dict(init.args)
+            FILL[init.kind](target, **args)

@@ -1,0 +1,203 @@
+"""Specs that compose: imports of block libraries, block and network outputs, collected repeats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+import textwrap
+
+import pytest
+
+import archspec
+from archspec.cli import main
+from archspec.errors import SpecErrors
+from archspec.pipeline import compile_spec
+
+LIBRARY = """\
+archspec: 1
+name: mine
+imports: [archspec:conv]
+blocks:
+  pair:
+    doc: A stride-1 and a stride-2 conv-norm-act.
+    params: {width: {type: int}}
+    outputs: [fine]
+    layers:
+      - {name: fine, op: conv_norm_act, out: $width}
+      - {name: coarse, op: conv_norm_act, out: "${width * 2}", stride: 2}
+"""
+
+NET = """\
+archspec: 1
+name: net
+imports: [lib.yaml, archspec:conv]
+params: {copies: 2}
+input: [3, 16, 16]
+outputs: [head, p.fine]
+layers:
+  - {name: stem, op: conv_norm_act, out: 4, act: silu}
+  - {name: m, op: conv_norm_act, out: 4, repeat: $copies}
+  - {name: cat, op: concat, from: [stem, "m.*"], axis: 0}
+  - {name: p, op: pair, width: 4}
+  - {name: pool, op: adaptive_avgpool2d, size: 1, from: p}
+  - {op: flatten}
+  - {name: head, op: linear, out: 5}
+"""
+
+
+def write(folder: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(textwrap.dedent(text))
+    return folder / next(iter(files))
+
+
+def errors_of(path: Path, **overrides: object) -> list:
+    with pytest.raises(SpecErrors) as info:
+        compile_spec(path, overrides or None)
+    return info.value.errors
+
+
+def test_imported_blocks_outputs_and_collected_repeats(tmp_path):
+    spec = write(tmp_path, {"net.yaml": NET, "lib.yaml": LIBRARY})
+    costs = compile_spec(spec).costs
+    layers = {layer.name: layer for layer in costs.layers}
+    assert layers["cat"].output == (12, 16, 16)  # stem + two copies of m, 4 channels each
+    assert "p.coarse.0" in layers and layers["p.coarse.0"].output == (8, 8, 8)
+    assert costs.outputs == ((5,), (4, 16, 16)) and costs.output == (5,)
+    # repeat 0: "m.*" reads nothing, so the concat has the stem alone
+    assert {l.name: l for l in compile_spec(spec, {"copies": 0}).costs.layers}["cat"].output == (4, 16, 16)
+
+
+def test_several_outputs_in_torch_and_torch_source(tmp_path):
+    torch = pytest.importorskip("torch")
+    spec = write(tmp_path, {"net.yaml": NET, "lib.yaml": LIBRARY})
+    module = archspec.build(spec, seed=3).eval()
+    x = torch.randn(2, 3, 16, 16)
+    head, fine = module(x)
+    assert head.shape == (2, 5) and fine.shape == (2, 4, 16, 16)
+    out = archspec.build_file(spec, tmp_path / "net_src.py", backend="torch-source", seed=3, save_weights=True)
+    namespace: dict = {}
+    exec(compile(out.read_text(), str(out), "exec"), namespace)
+    from safetensors.torch import load_file
+
+    standalone = namespace["Net"]()
+    standalone.load_state_dict(load_file(out.with_suffix(".safetensors")))
+    standalone.eval()
+    head2, fine2 = standalone(x)
+    assert torch.equal(head, head2) and torch.equal(fine, fine2)
+
+
+def test_several_outputs_export_to_pt2_and_onnx(tmp_path):
+    torch = pytest.importorskip("torch")
+    ort = pytest.importorskip("onnxruntime")
+    spec = write(tmp_path, {"net.yaml": NET, "lib.yaml": LIBRARY})
+    module = archspec.build(spec, seed=1).eval()
+    x = torch.randn(3, 3, 16, 16)
+    expected = module(x)
+    pt2 = archspec.build_file(spec, tmp_path / "net.pt2", seed=1)
+    loaded = torch.export.load(str(pt2)).module()
+    for got, want in zip(loaded(x), expected):
+        assert torch.allclose(got, want, atol=1e-6)
+    onnx = archspec.build_file(spec, tmp_path / "net.onnx", backend="onnx", seed=1)
+    session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    assert len(got) == 2
+    for value, want in zip(got, expected):
+        want = want.detach().numpy()
+        assert abs(value - want).max() <= 1e-4 * max(1.0, float(abs(want).max()))
+
+
+def test_summary_and_expect_state_every_output(tmp_path, capsys):
+    spec = write(tmp_path, {"net.yaml": NET + "expect: {outputs: [[5], [4, 16, 16]]}\n", "lib.yaml": LIBRARY})
+    assert main(["summary", str(spec)]) == 0
+    assert "outputs [5] [4, 16, 16]" in capsys.readouterr().out
+    wrong = write(tmp_path, {"wrong.yaml": NET + "expect: {outputs: [[5], [4, 8, 8]]}\n"})
+    [error] = errors_of(wrong)
+    assert error.code == "AS603" and "outputs" in error.message and error.location.line == 15
+
+
+def test_imported_block_sees_only_its_own_params(tmp_path):
+    library = LIBRARY.replace('out: "${width * 2}"', 'out: "${copies * 2}"')  # the importer's param
+    spec = write(tmp_path, {"net.yaml": NET, "lib.yaml": library})
+    [error] = errors_of(spec)
+    assert error.code == "AS303" and "copies" in error.message
+    assert error.location.file.endswith("lib.yaml") and error.location.line == 11
+
+
+def test_library_errors_point_into_the_library(tmp_path):
+    library = LIBRARY.replace("imports: [archspec:conv]\n", "")  # conv_norm_act is then unknown there
+    spec = write(tmp_path, {"net.yaml": NET, "lib.yaml": library})
+    errors = errors_of(spec)
+    assert {e.code for e in errors} == {"AS204"}
+    assert all(e.location.file.endswith("lib.yaml") for e in errors)
+
+
+@pytest.mark.parametrize("entry, files, message", [
+    ("../outside.yaml", {}, "leaves the folder"),
+    ("/etc/passwd", {}, "absolute"),
+    ("missing.yaml", {}, "no such file"),
+    ("archspec:nonesuch", {}, "not one of archspec's block libraries"),
+    ("a.yaml", {"a.yaml": "archspec: 1\nname: a\nimports: [b.yaml]\nblocks: {x: {layers: [{op: relu}]}}\n",
+                "b.yaml": "archspec: 1\nname: b\nimports: [a.yaml]\nblocks: {y: {layers: [{op: relu}]}}\n"},
+     "imports lead back to"),
+])
+def test_bad_imports_are_located(tmp_path, entry, files, message):
+    (tmp_path / "outside.yaml").write_text(LIBRARY)
+    spec = write(tmp_path / "specs", {"net.yaml": NET.replace("lib.yaml", entry), "lib.yaml": LIBRARY, **files})
+    errors = errors_of(spec)
+    assert errors[0].code == "AS111" and message in errors[0].message, errors
+    if entry.startswith("a."):  # the cycle is reported at the import that closes it, in b.yaml
+        assert errors[0].location.file.endswith("b.yaml")
+    else:
+        assert errors[0].location.file.endswith("net.yaml") and errors[0].location.line == 3
+
+
+def test_one_name_from_two_files_names_both(tmp_path):
+    other = LIBRARY.replace("name: mine", "name: other")
+    spec = write(tmp_path, {"net.yaml": NET.replace("[lib.yaml, archspec:conv]", "[lib.yaml, other.yaml, archspec:conv]"),
+                            "lib.yaml": LIBRARY, "other.yaml": other})
+    [error] = errors_of(spec)
+    assert error.code == "AS112" and "lib.yaml" in error.message and "other.yaml" in error.message
+    local = write(tmp_path, {"local.yaml": NET + "blocks: {pair: {layers: [{op: relu}]}}\n"})
+    errors = errors_of(local)  # the layer using `pair` then also gives it an unknown width (AS403)
+    assert [(e.code, e.location.line) for e in errors] == [("AS403", 12), ("AS112", 15)]
+    assert "lib.yaml" in errors[1].message
+
+
+def test_import_depth_is_bounded(tmp_path):
+    chain = {f"l{k}.yaml": f"archspec: 1\nname: l{k}\nimports: [l{k + 1}.yaml]\nblocks: {{b{k}: {{layers: [{{op: relu}}]}}}}\n"
+             for k in range(12)}
+    chain["l12.yaml"] = "archspec: 1\nname: l12\nblocks: {b12: {layers: [{op: relu}]}}\n"
+    spec = write(tmp_path, {"net.yaml": "archspec: 1\nname: net\nimports: [l0.yaml]\ninput: [3]\nlayers: [{op: b0}]\n", **chain})
+    errors = errors_of(spec)
+    assert errors[0].code == "AS111" and "import_depth" in errors[0].message
+
+
+def test_reading_a_block_output_that_is_not_declared(tmp_path):
+    spec = write(tmp_path, {"net.yaml": NET.replace("from: p}", "from: p.coarse}"), "lib.yaml": LIBRARY})
+    [error] = errors_of(spec)
+    assert error.code == "AS401" and "no output 'coarse'" in error.message and "outputs:" in error.message
+
+
+def test_collecting_nothing_is_an_error(tmp_path):
+    spec = write(tmp_path, {"net.yaml": NET.replace("from: [stem, \"m.*\"]", "from: [\"m.*\"]"), "lib.yaml": LIBRARY})
+    [error] = errors_of(spec, copies=0)
+    assert error.code == "AS402" and "gives no input" in error.message
+
+
+def test_thin_spec_is_named_after_its_variant(tmp_path):
+    family = ("archspec: 1\nname: fam\nparams: {w: 4}\nvariants: {small: {w: 2}}\ninput: [3]\n"
+              "layers: [{op: linear, out: $w}]\n")
+    spec = write(tmp_path, {"small.yaml": "archspec: 1\nuse: fam.yaml\nvariant: small\n", "fam.yaml": family})
+    compiled = compile_spec(spec)
+    assert compiled.graph.name == "small" and compiled.costs.output == (2,)
+
+
+def test_list_and_explain_show_library_blocks(capsys):
+    code = main(["list"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "conv_norm_act" in out and "archspec:conv" in out
+    assert main(["explain", "conv_norm_act"]) == 0
+    card = capsys.readouterr().out
+    assert "imports: [archspec:conv]" in card and "act: str, default 'relu'" in card
