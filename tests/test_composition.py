@@ -160,7 +160,7 @@ def test_one_name_from_two_files_names_both(tmp_path):
     assert error.code == "AS112" and "lib.yaml" in error.message and "other.yaml" in error.message
     local = write(tmp_path, {"local.yaml": NET + "blocks: {pair: {layers: [{op: relu}]}}\n"})
     errors = errors_of(local)  # the layer using `pair` then also gives it an unknown width (AS403)
-    assert [(e.code, e.location.line) for e in errors] == [("AS403", 12), ("AS112", 15)]
+    assert [(e.code, e.location.line) for e in errors] == [("AS403", 11), ("AS112", 15)]
     assert "lib.yaml" in errors[1].message
 
 
