@@ -81,25 +81,20 @@ class _OwnInit:
     reported: set[Location | None] = field(default_factory=set)
 
     @staticmethod
-    def find(key: str, owned: Sequence[tuple[Node, str, Mapping[str, Shape]]]) -> tuple[Node, str, Shape] | None:
-        """The node and tensor `key` names: a tensor of the layer itself (`weight`), or on a block the path of
-        a layer inside it and its tensor (`conv.weight`; a `parameter` layer's own path); the deepest wins."""
-        best: tuple[Node, str, Shape] | None = None
-        depth = -1
-        for node, inner, weights in owned:
-            if inner == "":
-                tensor: str | None = key
-            elif key == inner:
-                tensor = ""
-            elif key.startswith(inner + "."):
-                tensor = key[len(inner) + 1:]
-            else:
-                tensor = None
-            if tensor is not None and tensor in weights and len(inner) > depth:
-                best, depth = (node, tensor, weights[tensor]), len(inner)
-        return best
+    def find(key: str, owned: Mapping[str, tuple[Node, Mapping[str, Shape]]]) -> tuple[Node, str, Shape] | None:
+        """The node and tensor `key` names. `owned` maps each node's path inside the applied layer ("" for an
+        op layer's own node) to it and its tensors. `key` is a tensor of the layer itself (`weight`), or on a
+        block a layer's path inside it and that layer's tensor (`conv.weight`; a `parameter` layer's own path
+        names its tensor ""); the deepest layer path that has the tensor wins. Tries only the key's own cuts,
+        so the cost does not grow with the size of the block."""
+        cuts = [(key, "")] + [(key[:k], key[k + 1:]) for k in range(len(key) - 1, -1, -1) if key[k] == "."] + [("", key)]
+        for inner, tensor in cuts:
+            if inner in owned and tensor in owned[inner][1]:
+                node, weights = owned[inner]
+                return node, tensor, weights[tensor]
+        return None
 
-    def seen(self, where: Path, key: str, found: bool, owned: Sequence[tuple[Node, str, Mapping[str, Shape]]]) -> None:
+    def seen(self, where: Path, key: str, found: bool, owned: Mapping[str, tuple[Node, Mapping[str, Shape]]]) -> None:
         if found:
             self.keys[(where, key)] = None
         elif (where, key) not in self.keys:
@@ -455,8 +450,8 @@ class _Lowerer:
                 self.graph.replace(node.name, trainable=False)
         if not tensors:
             return
-        owned = [(node, node.name[len(name) + 1:], self.registry.op(node.op).weights(node.params, self.graph.input_shapes(node)))
-                 for node in made]
+        owned = {node.name[len(name) + 1:]: (node, self.registry.op(node.op).weights(node.params, self.graph.input_shapes(node)))
+                 for node in made}
         for key, init in tensors.items():
             target = self.own_init.find(key, owned)
             self.own_init.seen(layer.where, key, target is not None, owned)
