@@ -98,7 +98,7 @@ class _OwnInit:
         if found:
             self.keys[(where, key)] = None
         elif (where, key) not in self.keys:
-            self.keys[(where, key)] = [".".join(p for p in (inner, tensor) if p) for _, inner, weights in owned
+            self.keys[(where, key)] = [".".join(p for p in (inner, tensor) if p) for inner, (_, weights) in owned.items()
                                        for tensor in weights]
 
     def settle(self, graph: Graph, doc: Document) -> list[SpecError]:
