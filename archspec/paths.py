@@ -12,6 +12,11 @@ parts at the start of one of our tensor names (anywhere when it begins with `**`
 capture `{name}` between literal text (`denselayer{i}`), which takes the characters there (an integer
 when they are digits). The matched parts are replaced by TEMPLATE, whose `{...}` are expressions over
 the captures (`{i + 1}`) and whose leading `**` is the prefix `**` matched; the rest of the name stays.
+`ref: "transposed(TEMPLATE)"` says the reference stores that tensor transposed (Hugging Face GPT-2's
+Conv1D keeps its weight as [in, out], a linear layer's is [out, in]): such a rule matches only whole
+tensor names (its pattern reaches the leaf, `**.c_attn.weight`), and the tensor found is transposed
+before its shape is checked. The rule then decides alone: our own name is not looked up in the
+checkpoint, so a square weight stored transposed can never pair untransposed by accident of shape.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from archspec.expr import ExprError, Meter, evaluate, names_used
 
 _CAPTURE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _LITERAL = re.compile(r"[A-Za-z0-9_]*")
+TRANSPOSED = "transposed("  # ref: "transposed(TEMPLATE)"
 
 
 class PatternError(ValueError):
@@ -105,6 +111,7 @@ class Rename:
     anywhere: bool
     parts: tuple[_Part, ...]
     template: tuple[str | tuple[str], ...]  # literal text, or (expression,)
+    transposed: bool = False  # ref: "transposed(...)": the reference stores the (2-D) tensor transposed
 
     def apply(self, name: str) -> str | None:
         """`name` with the first match replaced, or None where the pattern does not match."""
@@ -121,8 +128,10 @@ class Rename:
                 if part.capture is not None and value is not None:
                     captures[part.capture] = int(value) if value.isdigit() else value
             else:
-                middle = self._fill(captures, ".".join(parts[:start]))
                 rest = parts[start + len(self.parts):]
+                if self.transposed and rest:  # a transposition applies to a whole tensor, never to a prefix
+                    continue
+                middle = self._fill(captures, ".".join(parts[:start]))
                 return ".".join(p for p in (middle, *rest) if p)
         return None
 
@@ -149,6 +158,14 @@ def parse_rename(ours: object, ref: object) -> Rename:
     """A rename rule, or PatternError saying what is wrong with it."""
     if not isinstance(ours, str) or not ours or not isinstance(ref, str):
         raise PatternError("a rename rule is {ours: PATTERN, ref: TEMPLATE}, both strings")
+    transposed = ref.startswith(TRANSPOSED) and ref.endswith(")")
+    if transposed:
+        ref = ref[len(TRANSPOSED):-1]
+        if not ref or "(" in ref or ")" in ref:
+            raise PatternError(f"ref: transposed(...) takes one name template, e.g. transposed(**.c_attn.weight)")
+    elif "(" in ref or ")" in ref:
+        raise PatternError(f"ref: {ref!r}: the only form with parentheses is transposed(TEMPLATE), for a tensor "
+                           "the reference stores transposed")
     pats = ours.split(".")
     anywhere = pats[0] == "**"
     if anywhere:
@@ -202,13 +219,20 @@ def parse_rename(ours: object, ref: object) -> Rename:
         text = text[end + 1:]
     if "}" in "".join(p for p in template if isinstance(p, str)):
         raise PatternError(f"ref: {ref!r} has a }} without its {{")
-    return Rename(ours, ref, anywhere, tuple(parts), tuple(template))
+    return Rename(ours, f"{TRANSPOSED}{ref})" if transposed else ref, anywhere, tuple(parts), tuple(template), transposed)
 
 
 def renamed(name: str, rules: Sequence[Rename]) -> str:
     """`name` after every rule, in order (each rule rewrites its first match)."""
+    return renamed_as(name, rules)[0]
+
+
+def renamed_as(name: str, rules: Sequence[Rename]) -> tuple[str, bool]:
+    """`name` after every rule, in order, and whether a rule that applied said the reference stores the
+    tensor transposed."""
+    transposed = False
     for rule in rules:
         new = rule.apply(name)
         if new is not None:
-            name = new
-    return name
+            name, transposed = new, transposed or rule.transposed
+    return name, transposed

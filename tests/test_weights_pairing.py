@@ -259,3 +259,90 @@ def test_an_integer_tensor_never_loads_into_a_weight(tmp_path: Path, write_spec)
     torch.save(state, tmp_path / "ref.pth")
     with pytest.raises(ArchspecError, match="AS701.*'counts'"):
         archspec.build(BUFFERS, weights=tmp_path / "ref.pth")
+
+
+# -- tensors the reference stores transposed (Hugging Face GPT-2's Conv1D: weight [in, out]) -----------
+CONV1D_SPEC = """archspec: 1
+name: conv1d_like
+input: [5, 4]
+weights:
+  rename:
+    - {ours: "**.square.weight", ref: "transposed(**.square.weight)"}
+    - {ours: "**.wide.weight", ref: "transposed(**.wide.weight)"}
+layers:
+  - {name: block.square, op: linear, out: 4}
+  - {name: block.wide, op: linear, out: 6}
+"""
+
+
+class Conv1D(nn.Module):
+    """transformers' GPT-2 Conv1D: y = x @ weight + bias, weight [in, out]."""
+
+    def __init__(self, n_in: int, n_out: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(n_in, n_out))
+        self.bias = nn.Parameter(torch.randn(n_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.weight + self.bias
+
+
+class Conv1DReference(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.block = nn.Module()
+        self.block.square, self.block.wide = Conv1D(4, 4), Conv1D(4, 6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block.wide(self.block.square(x))
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_transposed_rules_pair_conv1d_weights_by_name(tmp_path: Path, write_spec, suffix: str) -> None:
+    """The square weight too is transposed: the rule decides, not the shape (our own name is in the
+    checkpoint, with the right shape, and is not taken as it is)."""
+    torch.manual_seed(0)
+    reference = Conv1DReference().eval()
+    path = tmp_path / f"ref{suffix}"
+    if suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file(reference.state_dict(), str(path))
+    else:
+        torch.save(reference.state_dict(), path)
+    spec = write_spec(CONV1D_SPEC)
+    ours = archspec.build(spec, weights=path).eval()
+    assert torch.equal(ours.state_dict()["block.square.weight"], reference.block.square.weight.t())
+    x = torch.randn(3, 5, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), reference(x))
+    # without its rule the square weight pairs by its own name, untransposed: what the rule is there to prevent
+    plain = write_spec(CONV1D_SPEC.replace('ref: "transposed(**.square.weight)"', 'ref: "**.square.weight"'), "plain.yaml")
+    wrong = archspec.build(plain, weights=path).eval()
+    with torch.no_grad():
+        assert not torch.allclose(wrong(x), reference(x))
+
+
+def test_a_transposed_rule_checks_the_transposed_shape(tmp_path: Path, write_spec) -> None:
+    spec = write_spec(CONV1D_SPEC)
+    state = {"block.square.weight": torch.randn(4, 4), "block.square.bias": torch.randn(4),
+             "block.wide.weight": torch.randn(6, 4), "block.wide.bias": torch.randn(6)}  # [out, in]: not Conv1D's
+    torch.save(state, tmp_path / "ref.pth")
+    with pytest.raises(SpecErrors) as caught:
+        archspec.build(spec, weights=tmp_path / "ref.pth")
+    error = caught.value.errors[0]
+    assert error.code == "AS706" and "'block.wide.weight' (stored transposed) is [4, 6]" in error.message
+    assert error.location is not None and error.location.line == 10
+
+
+def test_transposed_rule_patterns() -> None:
+    from archspec.paths import PatternError, parse_rename, renamed_as
+
+    rule = parse_rename("**.c_attn.weight", "transposed(**.c_attn.weight)")
+    assert renamed_as("transformer.h.3.attn.c_attn.weight", [rule]) == ("transformer.h.3.attn.c_attn.weight", True)
+    assert renamed_as("transformer.h.3.attn.c_attn.bias", [rule]) == ("transformer.h.3.attn.c_attn.bias", False)
+    prefix = parse_rename("**.c_attn", "transposed(**.c_attn)")  # a whole tensor only, never a prefix
+    assert prefix.apply("h.0.c_attn.weight") is None and prefix.apply("h.0.c_attn") == "h.0.c_attn"
+    for ref in ("transposed()", "transposed(a(b))", "a(b)", "transposed(a"):
+        with pytest.raises(PatternError):
+            parse_rename("a.weight", ref)

@@ -3,7 +3,9 @@
 Our tensor names follow the spec's layer names (`layer1.0.downsample.0.weight`); a spec names its layers
 like the reference's modules where it can, and its `weights: rename:` rules map the rest (torchvision's
 `encoder_layer_0` for our `0`, DenseNet's 1-based `denselayer1`). A tensor whose own name, or renamed
-name, is in the checkpoint pairs by name. What is left pairs by position, strictly: the k-th of ours with
+name, is in the checkpoint pairs by name; a rule `ref: "transposed(...)"` says the checkpoint stores that
+tensor transposed (GPT-2's Conv1D weights, [in, out]), and it is transposed as it pairs, never by shape
+alone: our own name is not looked up there. What is left pairs by position, strictly: the k-th of ours with
 the k-th of the checkpoint, every shape and role checked, and never where two of our layers with tensors of
 the same shapes lie on parallel branches (their order is not fixed by anything the checkpoint shows). Any
 mismatch is an error naming both tensors, located at our layer in the spec: weights never pair silently
@@ -37,7 +39,7 @@ from torch import nn
 
 from archspec.errors import ArchspecError, Location, SpecError, SpecErrors
 from archspec.ir import Graph, Naming
-from archspec.paths import PatternError, parse_rename, renamed
+from archspec.paths import PatternError, parse_rename, renamed_as
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -189,7 +191,8 @@ def pair_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, to
     """Pair our tensors with a checkpoint's, or raise a (located, where the graph is given) error.
 
     1. By name: our name itself, else our name after the spec's rename rules, is a checkpoint name of the
-       same shape. A name with another shape is an error (AS706).
+       same shape. A name with another shape is an error (AS706). A rule that says `transposed(...)` is
+       the only candidate for the names it matches, and its tensor is transposed first.
     2. By position, strictly: the k-th layer left on our side (registration order) with the k-th left in
        the checkpoint (file order; `ordered` False for a file that keeps none), their tensors by leaf name;
        leaves and shapes must agree and both sides run out together (AS704). Two layers with tensors of
@@ -209,18 +212,36 @@ def pair_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, to
 
     def candidates_of(name: str) -> list[str]:
         try:
-            other = renamed(name, rules)
+            other, transposed = renamed_as(name, rules)
         except PatternError as exc:
             raise ArchspecError("AS437", str(exc)) from None
+        if transposed:
+            stored_transposed.add(other)
+            return [other]
         return [name] if other == name else [name, other]
+
+    stored_transposed: set[str] = set()  # checkpoint names a transposed(...) rule reached
+
+    def tensor_of(c: str) -> torch.Tensor:
+        """The checkpoint's tensor `c` in our layout."""
+        tensor = reference[c]
+        if c not in stored_transposed:
+            return tensor
+        if tensor.dim() != 2:
+            raise ArchspecError("AS706", f"a weights: rename: rule says the checkpoint's {c!r} is stored transposed, "
+                                f"but it is {_shape(tensor)}, not a matrix")
+        return tensor.t().contiguous()
+
+    def stored(c: str) -> str:
+        return f"{c!r} (stored transposed)" if c in stored_transposed else repr(c)
 
     for name in computed:
         present = [c for c in candidates_of(name) if c in reference and c not in used]
         if not present:
             continue
         c = present[0]
-        if not _same_values(ours[name], reference[c]):
-            _fail("AS708", f"the checkpoint's {c!r} {_shape(reference[c])} differs from the spec's {name!r} "
+        if not _same_values(ours[name], tensor_of(c)):
+            _fail("AS708", f"the checkpoint's {stored(c)} {_shape(tensor_of(c))} differs from the spec's {name!r} "
                   f"{_shape(ours[name])}, which the spec computes: the weights are for another configuration "
                   "(window size, resolution?) or the spec's expression is wrong", layers, name)
         used.add(c)
@@ -229,20 +250,20 @@ def pair_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, to
     ours = {k: v for k, v in ours.items() if k not in computed_set}
     for name, tensor in ours.items():
         present = [c for c in candidates_of(name) if c in reference and c not in used]
-        match = next((c for c in present if tuple(reference[c].shape) == tuple(tensor.shape)), None)
+        match = next((c for c in present if tuple(tensor_of(c).shape) == tuple(tensor.shape)), None)
         if match is not None and tensor.is_floating_point() and not reference[match].is_floating_point():
             _fail("AS709", f"the checkpoint's {match!r} is an integer tensor ({reference[match].dtype}) but the spec's "
                   f"{name!r} is a weight: the checkpoint holds an index table there, or another architecture",
                   layers, name)
         if match is not None:
-            pairing.mapped[name] = reference[match]
+            pairing.mapped[name] = tensor_of(match)
             used.add(match)
             pairing.by_name += 1
         elif present:
             c = present[0]
-            _fail("AS706", f"the checkpoint's {c!r} is {_shape(reference[c])} but the spec's {name!r} is {_shape(tensor)}: "
-                  "the weights are for another configuration (a --set value, a variant?) or another architecture",
-                  layers, name)
+            _fail("AS706", f"the checkpoint's {stored(c)} is {_shape(tensor_of(c))} but the spec's {name!r} is "
+                  f"{_shape(tensor)}: the weights are for another configuration (a --set value, a variant?) or "
+                  "another architecture", layers, name)
     left_ours = [n for n in ours if n not in pairing.mapped]
     left_ref = [n for n in reference if n not in used]
     integers = [n for n in left_ref if not reference[n].is_floating_point() and _role(n) != "num_batches_tracked"]
