@@ -163,10 +163,16 @@ CODES: dict[str, str] = {
     "AS441": "A block's inputs: lists a name twice, or a name that one of the block's layers also has; rename one.",
     "AS442": "A block declares an input in inputs: that none of its layers reads (from:, or the first layer's "
              "implicit input); read it, or remove it from inputs: and from the using layers' from:.",
+    "AS443": "A layer's tie: (a tensor it uses from another layer, e.g. a language model's head tied to the token "
+             "embedding) names no earlier layer, a tensor that layer does not own, or one of another shape. tie: takes "
+             "the full path from the network's root, as in the state dict: transformer.wte or transformer.wte.weight.",
     "AS411": "Expanding the spec takes more work than the limit (nested repeats of layers that make nothing).",
     "AS501": "Shapes do not fit: an op cannot take the shape its input gives.",
     "AS502": "A tensor is larger than the size limit.",
     "AS503": "The built network would exceed the parameter or memory limit; the message says how much it needs.",
+    "AS504": "Element types do not fit: an op that computes with floats is given int64 token ids (an input declared "
+             "{shape: [...], dtype: int64}; embed them first with op: embedding), an embedding is given floats, or a "
+             "shape-only op (reshape, slice, concat, ...) mixes ids with floats.",
     "AS601": "The parameter count differs from expect: params.",
     "AS602": "The MAC count differs from expect: macs.",
     "AS603": "The output shape differs from expect: output.",

@@ -30,6 +30,7 @@ from archspec.errors import Location
 
 Shape = tuple[int, ...]
 NodeKind = Literal["input", "op"]
+Dtype = Literal["float32", "int64"]  # a value's element type: floats, or integer token ids (an int64 input)
 
 INPUT_OP = "input"
 _NAME_PART = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$|^[0-9]+$")
@@ -82,6 +83,8 @@ class Node:
     source: Location | None = None
     init: tuple[tuple[str, Init], ...] = ()  # tensor (relative to the layer) -> how to fill it; absent: the backend's default
     trainable: bool = True  # False: the layer's tensors keep their names but take no gradient (requires_grad False)
+    dtype: Dtype = "float32"  # the element type of the node's value: int64 for token ids and what only moves them
+    ties: tuple[tuple[str, str], ...] = ()  # own tensor leaf -> the full name of another layer's tensor it uses instead
 
     @property
     def kind(self) -> NodeKind:

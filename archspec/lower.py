@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from archspec.errors import Location, Path, SpecError, SpecErrors, did_you_mean, one_of
 from archspec.expr import MAX_STEPS, ExprError, Meter, Value, resolve
 from archspec import init as init_data
-from archspec.ir import INPUT_OP, VALUES, Graph, Init, Naming, Node, Shape, numel
+from archspec.ir import INPUT_OP, VALUES, Dtype, Graph, Init, Naming, Node, Shape, numel
 from archspec.limits import DEFAULT, Limits
 from archspec.load import Document
 from archspec.names import MODULE_ATTRIBUTES
@@ -551,8 +551,65 @@ class _Lowerer:
             raise _Abort()
         if not self._path_is_free(name, layer):
             return None
-        self.graph.add(Node(name, op.name, params, tuple(sources), shape, self.doc.locate(layer.where)))
+        dtype = self._dtype(op, name, sources, layer)
+        ties = self._ties(op, params, shapes, name, layer)  # type: ignore[arg-type]
+        if dtype is None or ties is None:
+            return None
+        self.graph.add(Node(name, op.name, params, tuple(sources), shape, self.doc.locate(layer.where), dtype=dtype,
+                            ties=ties))
         return name
+
+    def _dtype(self, op: OpDef[Any], name: str, sources: list[str], layer: Layer) -> Dtype | None:
+        """The element type of the layer's value, from its inputs' and what the op does with integers (OpDef.integer);
+        None with an AS504 error where the op cannot take them."""
+        dtypes = [self.graph.node(s).dtype for s in sources]
+        ids = [s for s, d in zip(sources, dtypes) if d == "int64"]
+        if op.integer == "lookup":
+            floats = [s for s, d in zip(sources, dtypes) if d != "int64"]
+            if not floats:
+                return "float32"
+            self.error("AS504", f"{op.name} {name!r} looks up integer token ids, but {floats[0]!r} gives float values; "
+                       "read the int64 input (input: {shape: [...], dtype: int64}) or what only reshapes or slices it",
+                       layer.where)
+            return None
+        if not ids:
+            return "float32"
+        if op.integer == "pass" and len(ids) == len(sources):
+            return "int64"
+        if op.integer == "pass":
+            self.error("AS504", f"{op.name} {name!r} mixes int64 token ids ({ids[0]!r}) with float values; embed the ids "
+                       "first (op: embedding)", layer.where)
+            return None
+        self.error("AS504", f"{op.name} {name!r} computes with floats, but {ids[0]!r} gives int64 token ids "
+                   f"{fmt_shape(self.graph.node(ids[0]).shape or ())}; turn them into vectors first (op: embedding)",
+                   layer.where)
+        return None
+
+    def _ties(self, op: OpDef[Any], params: Any, shapes: list[Shape], name: str,
+              layer: Layer) -> tuple[tuple[str, str], ...] | None:
+        """The tensors the layer uses from an earlier layer (OpDef.ties: a tied LM head), each resolved to that
+        layer's full tensor name and checked; None with an AS443 error."""
+        found: list[tuple[str, str]] = []
+        for leaf, (ref, shape) in op.ties(params, shapes).items():
+            at = (*layer.where, "tie") if "tie" in layer.args else layer.where
+            owner, tensor = (ref, "weight") if ref in self.graph else (ref.rpartition(".")[0], ref.rpartition(".")[2])
+            if owner not in self.graph or owner == "input" or owner == name:
+                self.error("AS443", f"{op.name} {name!r}: tie: {ref!r} names no earlier layer (a layer's full path from "
+                           "the network's root, as in the state dict, e.g. transformer.wte, or its tensor, "
+                           "transformer.wte.weight)", at)
+                return None
+            node = self.graph.node(owner)
+            owned = self.registry.op(node.op).weights(node.params, self.graph.input_shapes(node))
+            if tensor not in owned:
+                self.error("AS443", f"{op.name} {name!r}: tie: layer {owner!r} ({node.op}) has no tensor {tensor!r} of its "
+                           f"own; its tensors: {', '.join(owned) or 'none'}", at)
+                return None
+            if tuple(owned[tensor]) != tuple(shape):
+                self.error("AS443", f"{op.name} {name!r}: tie: {owner}.{tensor} is {fmt_shape(owned[tensor])} but this "
+                           f"layer's {leaf} must be {fmt_shape(shape)}", at)
+                return None
+            found.append((leaf, f"{owner}.{tensor}"))
+        return tuple(found)
 
     def _path_is_free(self, name: str, layer: Layer) -> bool:
         """A node's path is a module path in the built network: it may not be another node's path, nor a
@@ -596,7 +653,7 @@ def lower(resolved: Resolved, registry: Registry, overrides: Mapping[str, Any] |
         lowerer.checks_hold(spec.checks, env)  # a failed check does not stop lowering: report what else is wrong
         lowerer.global_env = env
         shape = _input_shape(lowerer, env)
-        lowerer.graph.add(Node("input", INPUT_OP, None, (), shape, doc.locate(("input",))))
+        lowerer.graph.add(Node("input", INPUT_OP, None, (), shape, doc.locate(("input",)), dtype=spec.input_dtype))
         wanted = ([(out, ("outputs", k)) for k, out in enumerate(spec.outputs)] if spec.outputs
                   else [(spec.output, ("output",))])
         outputs = lowerer.lower_scope(spec.layers, "", {"input": "input"}, env, resolved.blocks, wanted)
@@ -716,16 +773,17 @@ def _assign_init(lowerer: _Lowerer, rules: Sequence[tuple[InitRule, Document, Pa
 
 
 def _input_shape(lowerer: _Lowerer, env: Mapping[str, Value]) -> Shape:
+    written, at = lowerer.resolved.spec.input_shape  # `input: [...]`, or `input: {shape: [...], dtype: ...}`
     try:
-        shape = lowerer.evaluate(lowerer.resolved.spec.input, env, ("input",))
+        shape = lowerer.evaluate(written, env, at)
     except _Skip:
         raise SpecErrors([*lowerer.resolved.deferred, *lowerer.errors]) from None
     if not isinstance(shape, tuple) or not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape):
         raise SpecErrors([SpecError("AS203", f"input: gives {shape!r}; it must be a list of positive whole numbers, e.g. [3, $resolution, $resolution]",
-                                    lowerer.doc.locate(("input",)), ("input",))])
+                                    lowerer.doc.locate(at), at)])
     limit = lowerer.limits.tensor_elements
     if numel(shape) > limit:
         raise SpecErrors([SpecError("AS502", f"input {fmt_shape(shape)} is above the limit of {limit} elements per sample "
                                     "(raise --limit tensor_elements=N)",
-                                    lowerer.doc.locate(("input",)), ("input",))])
+                                    lowerer.doc.locate(at), at)])
     return shape

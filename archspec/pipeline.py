@@ -135,7 +135,8 @@ def dynamic_dims(compiled: Compiled) -> DynamicDims:
     side = shape[1] if len(shape) == 3 else 0
     return DynamicDims(span(declared.batch, 32),
                        span(declared.resolution, side) if declared.resolution is not None else None,
-                       compiled.resolved.doc.locate(("dynamic",)))
+                       compiled.resolved.doc.locate(("dynamic",)),
+                       span(declared.sequence, shape[0]) if declared.sequence is not None else None)
 
 
 def coverage(compiled: Compiled, backend: str = "torch", registry: Registry | None = None) -> list[LayerSupport]:

@@ -44,7 +44,8 @@ def table(costs: Costs, graph: Graph | None = None) -> str:
             lines.append("  ".join("-" * w for w in widths))
     lines.append("")
     shown = " ".join(fmt_shape(s) for s in costs.outputs) if len(costs.outputs) > 1 else fmt_shape(costs.output)
-    lines.append(f"{costs.name}: input {fmt_shape(costs.input)} -> output{'s' if len(costs.outputs) > 1 else ''} {shown}")
+    dtype = "" if costs.input_dtype == "float32" else f" {costs.input_dtype}"  # token ids: say so
+    lines.append(f"{costs.name}: input {fmt_shape(costs.input)}{dtype} -> output{'s' if len(costs.outputs) > 1 else ''} {shown}")
     # Trainable params only where some are frozen (trainable: false), so the common case stays one short line.
     trainable = costs.trainable_params
     frozen = f"   trainable {trainable:,} ({human(trainable)})" if trainable != costs.params else ""

@@ -216,18 +216,30 @@ class Expect(Model):
     source: str = ""
 
 
+class Input(Model):
+    """`input: {shape: [$seq_len], dtype: int64}`: the per-sample input shape and its element type. The
+    plain list form `input: [3, 224, 224]` is float32; int64 is for token ids, which an `embedding` turns
+    into vectors (ops that compute with floats refuse them, AS504)."""
+
+    shape: list[int | str] | str
+    dtype: Literal["float32", "int64"] = Field("float32", description="float32, or int64 for token ids")
+
+
 MAX_DYNAMIC = 2**20
 
 
 class Dynamic(Model):
     """Input sizes a compiled artifact accepts at run time: `[min, max]` or `[min, opt, max]` for the batch
-    and, where the family allows it, for the side of a [C, H, W] input (H and W vary independently).
+    and, where the family allows it, for the side of a [C, H, W] input (H and W vary independently) or the
+    length T of a [T] or [T, D] input (`sequence`).
     They drive torch.export's dynamic shapes, ONNX's dynamic axes and the TensorRT optimisation profile."""
 
     batch: list[StrictInt] = Field(default_factory=lambda: [1, 256], min_length=2, max_length=3)
     resolution: list[StrictInt] | None = Field(None, min_length=2, max_length=3)
+    sequence: list[StrictInt] | None = Field(
+        None, min_length=2, max_length=3, description="the length T of a [T] or [T, D] input (token sequences)")
 
-    @field_validator("batch", "resolution")
+    @field_validator("batch", "resolution", "sequence")
     @classmethod
     def _ordered(cls, v: list[int] | None) -> list[int] | None:
         if v is not None and (v[0] < 1 or v != sorted(v)):
@@ -246,7 +258,7 @@ class Spec(Model):
     vars: dict[str, Any] = Field(default_factory=dict)
     variants: dict[str, dict[str, Any]] = Field(default_factory=dict)
     checks: list[Check] = Field(default_factory=list)
-    input: list[int | str] | str
+    input: list[int | str] | str | Input
     imports: list[str] = Field(default_factory=list)
     blocks: dict[str, Block] = Field(default_factory=dict)
     layers: list[Layer] = Field(min_length=1)
@@ -257,6 +269,17 @@ class Spec(Model):
     dynamic: Dynamic | None = None
     weights: Weights | None = None
     init: list[InitRule] = Field(default_factory=list)
+
+    @property
+    def input_shape(self) -> tuple[list[int | str] | str, tuple[str, ...]]:
+        """The input's shape as written (maybe an expression) and where: `input:` or `input: shape:`."""
+        if isinstance(self.input, Input):
+            return self.input.shape, ("input", "shape")
+        return self.input, ("input",)
+
+    @property
+    def input_dtype(self) -> Literal["float32", "int64"]:
+        return self.input.dtype if isinstance(self.input, Input) else "float32"
 
 
 class SpecRef(Model):

@@ -359,7 +359,7 @@ def _check_expressions(doc: Document, spec: Spec) -> Iterable[SpecError]:
     for name, value in spec.vars.items():
         yield from _check_value(doc, value, ("vars", name), scope)
         scope.add(name)
-    yield from _check_value(doc, spec.input, ("input",), scope)
+    yield from _check_value(doc, *spec.input_shape, scope)
     for k, check in enumerate(spec.checks):
         yield from _check_value(doc, check.that, ("checks", k, "that"), scope)
     yield from _check_scope_expressions(doc, spec.layers, spec.blocks, scope)

@@ -38,7 +38,9 @@ def test_validate_ok_and_exit_codes(capsys, tmp_path):
 def test_summary_json_contract(capsys):
     code, out, _ = run(capsys, "summary", SEED_BN, "--json")
     data = json.loads(out)
-    assert code == 0 and set(data) == {"name", "input", "output", "outputs", "params", "trainable_params", "macs", "layers"}
+    assert code == 0 and set(data) == {"name", "input", "input_dtype", "output", "outputs", "params", "trainable_params",
+                                       "macs", "layers"}
+    assert data["input_dtype"] == "float32"  # int64 for token ids
     assert data["outputs"] == [data["output"]]  # one output: the list holds it alone
     assert data["params"] == 66790 and data["macs"] == 1439400 and data["output"] == [10] and data["input"] == [3, 32, 32]
     assert data["trainable_params"] == data["params"]  # no layer says trainable: false

@@ -33,11 +33,13 @@ class Range:
 @dataclass(frozen=True)
 class DynamicDims:
     """The input sizes an artifact accepts, from the spec's `dynamic:` (or this default batch range).
-    `resolution` is the range of H and W of a [C, H, W] input; None keeps them at the spec's size."""
+    `resolution` is the range of H and W of a [C, H, W] input, `sequence` of T of a [T] or [T, D] input;
+    None keeps them at the spec's size."""
 
     batch: Range = Range(1, 32, 256)
     resolution: Range | None = None
     source: Location | None = None  # where the spec declares them, for errors
+    sequence: Range | None = None
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """What the torch-based backends share: torch.export with the spec's dynamic dimensions.
 
 The torch, onnx, aoti and tensorrt backends all start from one `ExportedProgram`, exported here once
-with the batch range (and, where the spec declares one, the resolution range) of `DynamicDims`, so no
+with the batch range (and, where the spec declares one, the resolution or sequence range) of `DynamicDims`, so no
 backend asks the user to repeat them and no two backends disagree about them. Where an artifact goes and
 how it is written (staged, atomically) is `archspec.backends.artifacts`, for every backend.
 """
@@ -25,9 +25,20 @@ def _example(size: int, r: Range) -> int:
 
 
 def example_shape(graph: Graph, dynamic: DynamicDims) -> tuple[int, ...]:
-    """The batched shape exports trace with: batch 2 and the spec's own input size."""
+    """The batched shape exports trace with: batch 2 and the spec's own input size (a dynamic sequence at
+    least 2 long, which torch.export does not specialise)."""
     shape = tuple(graph.input.shape or ())
+    s = dynamic.sequence
+    if s is not None and not s.static and shape:
+        shape = (_example(max(shape[0], 2), s), *shape[1:])
     return (_example(EXAMPLE_BATCH, dynamic.batch), *shape)
+
+
+def example_input(graph: Graph, dynamic: DynamicDims) -> torch.Tensor:
+    """The tensor exports trace with: zeros of the example shape, float32, or int64 token ids (id 0, valid in
+    every vocabulary) for an int64 input."""
+    dtype = torch.int64 if graph.input.dtype == "int64" else torch.float32
+    return torch.zeros(*example_shape(graph, dynamic), dtype=dtype)
 
 
 def dynamic_shapes(graph: Graph, dynamic: DynamicDims) -> dict[int, Any]:
@@ -39,7 +50,23 @@ def dynamic_shapes(graph: Graph, dynamic: DynamicDims) -> dict[int, Any]:
     if r is not None and not r.static:
         dims[2] = torch.export.Dim("height", min=r.min, max=r.max)
         dims[3] = torch.export.Dim("width", min=r.min, max=r.max)
+    s = dynamic.sequence
+    if s is not None and not s.static:
+        dims[1] = torch.export.Dim("sequence", min=s.min, max=s.max)
     return dims
+
+
+def check_sequence(graph: Graph, dynamic: DynamicDims) -> None:
+    """A sequence range needs a [T] or [T, D] input whose own length lies inside it."""
+    s, shape = dynamic.sequence, graph.input.shape or ()
+    if s is None:
+        return
+    where = f"{dynamic.source}: " if dynamic.source else ""
+    if len(shape) not in (1, 2):
+        raise ArchspecError("AS808", f"{where}dynamic: sequence needs a [T] or [T, D] input; this input is {list(shape)}")
+    if not s.min <= shape[0] <= s.max:
+        raise ArchspecError("AS808", f"{where}dynamic: sequence [{s.min}, {s.max}] must include the input's own "
+                            f"length {shape[0]}")
 
 
 def check_resolution(graph: Graph, dynamic: DynamicDims) -> None:
@@ -61,7 +88,8 @@ def export_program(module: nn.Module, graph: Graph, dynamic: DynamicDims) -> tor
     A network that cannot take every size of the declared range (a ViT's patch size must divide the side)
     fails torch.export's constraint check: that is an AS808 error pointing at the spec's `dynamic:`."""
     check_resolution(graph, dynamic)
-    example = torch.zeros(*example_shape(graph, dynamic))
+    check_sequence(graph, dynamic)
+    example = example_input(graph, dynamic)
     dims = dynamic_shapes(graph, dynamic)
     was_training = module.training
     module.eval()
@@ -72,7 +100,7 @@ def export_program(module: nn.Module, graph: Graph, dynamic: DynamicDims) -> tor
         lines = str(exc).strip().splitlines() or [type(exc).__name__]
         first = " ".join([lines[0], *(line.strip() for line in lines[1:] if line.strip().startswith("- "))][:3])
         raise ArchspecError("AS808", f"{where}torch.export cannot export the network for its input sizes "
-                            f"(batch {_show(dynamic.batch)}, resolution {_show(dynamic.resolution)}): "
+                            f"(batch {_show(dynamic.batch)}, {_sizes(dynamic)}): "
                             f"{type(exc).__name__}: {first}. If the spec declares dynamic:, narrow its ranges") from None
     finally:
         module.train(was_training)
@@ -86,24 +114,38 @@ def probe_sizes(program: torch.export.ExportedProgram, graph: Graph, dynamic: Dy
     the range (a ViT exported at 32 with a range [32, 64] works up to 47): this finds them at build time."""
     from torch._subclasses.fake_tensor import FakeTensorMode
 
-    r = dynamic.resolution
-    if r is None or r.static:
+    r, s = dynamic.resolution, dynamic.sequence
+    shapes: list[tuple[int, ...]] = []
+    if r is not None and not r.static:
+        channels = (graph.input.shape or (0,))[0]
+        sides = [(r.min, r.max), (r.max, r.min), ((r.min + r.max) // 2, (r.min + r.max) // 2), (r.min + 1, r.min + 1)]
+        shapes = [(dynamic.batch.max, channels, r.max, r.max)] + [(dynamic.batch.min, channels, h, w) for h, w in sides]
+    if s is not None and not s.static:
+        rest = tuple((graph.input.shape or ())[1:])
+        shapes = [(dynamic.batch.max, s.max, *rest)] + [(dynamic.batch.min, t, *rest)
+                                                        for t in (s.min, (s.min + s.max) // 2, s.min + 1, s.max)]
+    if not shapes:
         return
-    channels = (graph.input.shape or (0,))[0]
-    sides = [(r.min, r.max), (r.max, r.min), ((r.min + r.max) // 2, (r.min + r.max) // 2), (r.min + 1, r.min + 1)]
-    shapes = [(dynamic.batch.max, channels, r.max, r.max)] + [(dynamic.batch.min, channels, h, w) for h, w in sides]
+    dtype = torch.int64 if graph.input.dtype == "int64" else torch.float32
     module = program.module()
     for shape in dict.fromkeys(shapes):
         try:
             with FakeTensorMode(allow_non_fake_inputs=True):
-                module(torch.empty(*shape))
+                module(torch.empty(*shape, dtype=dtype))
         except Exception as exc:
             where = f"{dynamic.source}: " if dynamic.source else ""
             lines = str(exc).strip().splitlines() or [type(exc).__name__]
             raise ArchspecError("AS808", f"{where}the exported network does not take an input of shape {list(shape)}, "
-                                f"inside its dynamic: ranges (batch {_show(dynamic.batch)}, resolution "
-                                f"{_show(dynamic.resolution)}): {lines[0]}. Narrow the ranges in the spec's dynamic:") from None
+                                f"inside its dynamic: ranges (batch {_show(dynamic.batch)}, {_sizes(dynamic)}): "
+                                f"{lines[0]}. Narrow the ranges in the spec's dynamic:") from None
 
 
 def _show(r: Range | None) -> str:
     return "static" if r is None else f"[{r.min}, {r.max}]"
+
+
+def _sizes(dynamic: DynamicDims) -> str:
+    """The declared size ranges besides the batch, for messages."""
+    if dynamic.sequence is not None:
+        return f"sequence {_show(dynamic.sequence)}"
+    return f"resolution {_show(dynamic.resolution)}"

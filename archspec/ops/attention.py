@@ -56,6 +56,18 @@ MATMUL = OpDef("matmul", MatMul, (2, 2), _matmul_shape, macs=_matmul_macs,
 class Attention(OpParams):
     scale: float | None = Field(None, description="multiplies q before the scores; null: 1 / sqrt(D)")
     dropout: float = Field(0.0, ge=0.0, le=1.0, description="dropout on the attention weights (training only)")
+    causal: bool = Field(False, description="query t attends only to keys 0..t (a decoder); needs Tq == Tk")
+
+
+def kv_groups(inputs: Sequence[Shape]) -> int:
+    """Query heads per key/value head: 1, or, for grouped-query attention (q [..., H, T, D], k and v
+    [..., H / g, T, D]), g; each k/v head then serves g consecutive query heads (Hugging Face's repeat_kv)."""
+    q, k, v = inputs[:3]
+    if len(q) < 3 or len(k) != len(q) or q[-3] == k[-3] or k[-3] == 1 or q[-3] % k[-3]:
+        return 1
+    if v[-3] != k[-3]:
+        raise ShapeError(f"needs k and v with the same number of heads (k has {k[-3]}, v has {v[-3]})", input=2)
+    return q[-3] // k[-3]
 
 
 def _attention_shape(p: Attention, inputs: Sequence[Shape]) -> Shape:
@@ -68,7 +80,11 @@ def _attention_shape(p: Attention, inputs: Sequence[Shape]) -> Shape:
         raise ShapeError(f"needs q and k of the same width (q has {q[-1]}, k has {k[-1]})", input=1)
     if k[-2] != v[-2]:
         raise ShapeError(f"needs k and v with the same number of tokens (k has {k[-2]}, v has {v[-2]})", input=2)
-    leading = _leading(inputs[:3], "q, k and v")
+    if p.causal and q[-2] != k[-2]:
+        raise ShapeError(f"is causal, which needs as many queries as keys (q has {q[-2]}, k has {k[-2]})", input=None)
+    groups = kv_groups(inputs)
+    heads = [q, *((*s[:-3], q[-3], *s[-2:]) for s in (k, v))] if groups > 1 else list(inputs[:3])
+    leading = _leading(heads, "q, k and v")
     scores = (*leading, q[-2], k[-2])
     for index, bias in enumerate(biases, start=3):
         if len(bias) != len(scores):
@@ -91,7 +107,9 @@ def _attention_macs(p: Attention, inputs: Sequence[Shape], out: Shape) -> int:
 
 ATTENTION = OpDef("attention", Attention, (3, None), _attention_shape, macs=_attention_macs,
                   doc="softmax(scale * q @ k^T + bias...) @ v over [..., T, D]: inputs q, k, v, then any additive "
-                      "biases or masks, each broadcast to the scores [..., Tq, Tk] and added in order.",
+                      "biases or masks, each broadcast to the scores [..., Tq, Tk] and added in order. causal: true "
+                      "masks later keys (-inf); k and v with fewer heads than q ([..., H/g, T, D]) are grouped-query "
+                      "attention, each k/v head serving g consecutive query heads (repeat_kv).",
                   category="dense")
 
 OPS: list[OpDef[Any]] = [ATTENTION, MATMUL]

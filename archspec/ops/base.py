@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -58,6 +58,7 @@ P = TypeVar("P", bound=OpParams)
 ShapeFn = Callable[[P, Sequence[Shape]], Shape]
 WeightsFn = Callable[[P, Sequence[Shape]], Mapping[str, Shape]]
 MacsFn = Callable[[P, Sequence[Shape], Shape], int]
+TiesFn = Callable[[P, Sequence[Shape]], Mapping[str, tuple[str, Shape]]]
 
 
 def _no_weights(params: Any, inputs: Sequence[Shape]) -> Mapping[str, Shape]:
@@ -68,13 +69,27 @@ def _no_macs(params: Any, inputs: Sequence[Shape], output: Shape) -> int:
     return 0
 
 
+def _no_ties(params: Any, inputs: Sequence[Shape]) -> Mapping[str, tuple[str, Shape]]:
+    return {}
+
+
+# What an op does with integer values (token ids, an int64 input): a closed set.
+#   refuse  it computes with floats; integer input is a located error (AS504). Most ops.
+#   pass    it only moves or selects values (reshape, slice, ...): integer in, integer out.
+#   lookup  it takes integer ids and gives floats (embedding); float input is a located error (AS504).
+IntegerUse = Literal["refuse", "pass", "lookup"]
+
+
 @dataclass(frozen=True)
 class OpDef(Generic[P]):
     """A declared op.
 
     `arity` is (min, max) inputs; max None means any number. `weights` names each trainable tensor
     with its shape, in the order a backend registers them: this order is what `--weights` matches
-    reference state dicts by.
+    reference state dicts by. `ties` names the tensors the layer uses from another layer instead of its
+    own (a tied LM head): own leaf -> (the other tensor's path as the spec writes it, the shape it must
+    have); such a tensor is not in `weights`, so it is counted once, at its owner. `integer` says what the
+    op does with integer values (IntegerUse).
     """
 
     name: str
@@ -85,6 +100,8 @@ class OpDef(Generic[P]):
     macs: MacsFn[P] = _no_macs
     doc: str = ""
     category: str = "misc"
+    integer: IntegerUse = "refuse"
+    ties: TiesFn[P] = _no_ties
 
     def __post_init__(self) -> None:
         clash = RESERVED_LAYER_KEYS & set(self.params.model_fields)

@@ -16,6 +16,9 @@ class Linear(OpParams):
     out: int = Field(ge=1, description="output features")
     bias: bool = True
     in_features: int | None = Field(None, description="optional check: the input features this layer expects")
+    tie: str | None = Field(None, description="use another layer's weight [out, in] instead of an own one (a language "
+                                              "model's head tied to the token embedding): that layer's full path, "
+                                              "e.g. transformer.wte, or its tensor, transformer.wte.weight")
 
 
 def _linear_shape(p: Linear, inputs: Sequence[Shape]) -> Shape:
@@ -28,7 +31,7 @@ def _linear_shape(p: Linear, inputs: Sequence[Shape]) -> Shape:
 
 
 def _linear_weights(p: Linear, inputs: Sequence[Shape]) -> dict[str, Shape]:
-    weights: dict[str, Shape] = {"weight": (p.out, inputs[0][-1])}
+    weights: dict[str, Shape] = {} if p.tie else {"weight": (p.out, inputs[0][-1])}
     if p.bias:
         weights["bias"] = (p.out,)
     return weights
@@ -38,8 +41,14 @@ def _linear_macs(p: Linear, inputs: Sequence[Shape], out: Shape) -> int:
     return numel(out) * inputs[0][-1]
 
 
+def _linear_ties(p: Linear, inputs: Sequence[Shape]) -> dict[str, tuple[str, Shape]]:
+    return {"weight": (p.tie, (p.out, inputs[0][-1]))} if p.tie else {}
+
+
 LINEAR = OpDef("linear", Linear, (1, 1), _linear_shape, _linear_weights, _linear_macs,
-               doc="Affine map over the last axis (applied to every leading position).", category="dense")
+               doc="Affine map over the last axis (applied to every leading position). With tie:, its weight is "
+                   "another layer's tensor (counted and stored once, under that layer's name).", category="dense",
+               ties=_linear_ties)
 
 
 def _tokens(inputs: Sequence[Shape]) -> tuple[int, int]:
@@ -52,6 +61,7 @@ class SelfAttention(OpParams):
     heads: int = Field(ge=1)
     dropout: float = Field(0.0, ge=0.0, le=1.0, description="dropout on the attention weights")
     bias: bool = True
+    causal: bool = Field(False, description="each position attends only to itself and earlier ones (a decoder)")
 
 
 def _attention_shape(p: SelfAttention, inputs: Sequence[Shape]) -> Shape:

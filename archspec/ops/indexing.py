@@ -78,9 +78,10 @@ def _gather_shape(p: Gather, inputs: Sequence[Shape]) -> Shape:
 
 OPS: list[OpDef[Any]] = [
     OpDef("roll", Roll, (1, 1), _roll_shape, doc="Cyclic shift along axes (torch.roll), e.g. Swin's shifted windows.",
-          category="tensor"),
-    OpDef("slice", Slice, (1, 1), _slice_shape, doc="x[start:stop:step] along one axis.", category="tensor"),
+          category="tensor", integer="pass"),
+    OpDef("slice", Slice, (1, 1), _slice_shape, doc="x[start:stop:step] along one axis.", category="tensor", integer="pass"),
     OpDef("gather", Gather, (1, 1), _gather_shape,
           doc="Takes the listed positions along an axis (index_select by a constant index, which the built module "
-              "keeps as a buffer at the layer's own path), e.g. Swin's relative_position_index.", category="tensor"),
+              "keeps as a buffer at the layer's own path), e.g. Swin's relative_position_index.", category="tensor",
+          integer="pass"),
 ]

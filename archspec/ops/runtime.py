@@ -96,7 +96,7 @@ OPS: list[OpDef[Any]] = [
               "from: [p3, p4, p5]}).", category="tensor"),
     OpDef("unflatten", Unflatten, (1, 1), _unflatten_shape,
           doc="Splits one axis into several (torch.unflatten); the other axes keep their running sizes, so a "
-              "[4 * 16, A] tensor becomes [4, 16, A] for any A.", category="tensor"),
+              "[4 * 16, A] tensor becomes [4, 16, A] for any A.", category="tensor", integer="pass"),
     OpDef("reshape_as", NoArguments, (2, 2), _reshape_as_shape,
           doc="Reshapes its first input to the shape of its second (Tensor.reshape_as), read at run time: "
               "[C, H * W] back to the [C, H, W] of the map it came from, at any H and W.", category="tensor"),

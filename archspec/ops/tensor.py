@@ -121,14 +121,15 @@ def _pad_shape(p: Pad, inputs: Sequence[Shape]) -> Shape:
 
 OPS: list[OpDef[Any]] = [
     OpDef("flatten", Flatten, (1, 1), _flatten_shape, doc="Merges the sample axes start..end (all by default).",
-          category="tensor"),
-    OpDef("reshape", Reshape, (1, 1), _reshape_shape, doc="Reshapes the sample.", category="tensor"),
-    OpDef("permute", Permute, (1, 1), _permute_shape, doc="Reorders the sample axes.", category="tensor"),
-    OpDef("transpose", Transpose, (1, 1), _transpose_shape, doc="Swaps two sample axes.", category="tensor"),
-    OpDef("concat", Concat, (1, None), _concat_shape, doc="Concatenates its inputs along an axis.", category="merge"),
+          category="tensor", integer="pass"),
+    OpDef("reshape", Reshape, (1, 1), _reshape_shape, doc="Reshapes the sample.", category="tensor", integer="pass"),
+    OpDef("permute", Permute, (1, 1), _permute_shape, doc="Reorders the sample axes.", category="tensor", integer="pass"),
+    OpDef("transpose", Transpose, (1, 1), _transpose_shape, doc="Swaps two sample axes.", category="tensor", integer="pass"),
+    OpDef("concat", Concat, (1, None), _concat_shape, doc="Concatenates its inputs along an axis.", category="merge",
+          integer="pass"),
     OpDef("mean", Mean, (1, 1), _mean_shape, doc="Mean over sample axes.", category="tensor"),
     OpDef("select", Select, (1, 1), _select_shape, doc="Takes one position along an axis (e.g. the class token).",
-          category="tensor"),
+          category="tensor", integer="pass"),
     OpDef("pad", Pad, (1, 1), _pad_shape, doc="Pads every sample axis with a constant (e.g. zero channels for a "
           "ResNet option-A shortcut).", category="tensor"),
 ]

@@ -31,6 +31,7 @@ class Costs:
     output: Shape
     layers: tuple[LayerCost, ...]
     outputs: tuple[Shape, ...] = ()  # every output's shape, `output` first (a network may return several)
+    input_dtype: str = "float32"  # int64 for token ids (input: {shape: [...], dtype: int64})
 
     @property
     def params(self) -> int:
@@ -49,6 +50,7 @@ class Costs:
         return {
             "name": self.name,
             "input": list(self.input),
+            "input_dtype": self.input_dtype,
             "output": list(self.output),
             "outputs": [list(s) for s in self.outputs],
             "params": self.params,
@@ -78,4 +80,5 @@ def count(graph: Graph, registry: Registry) -> Costs:
                                         f"{type(exc).__name__}: {exc}. This is a bug in {provider}; report it there",
                                         node.source)]) from None
         layers.append(LayerCost(node.name, node.op, node.shape, params, macs, node.trainable))
-    return Costs(graph.name, graph.input.shape or (), graph.output_shape, tuple(layers), graph.output_shapes)
+    return Costs(graph.name, graph.input.shape or (), graph.output_shape, tuple(layers), graph.output_shapes,
+                 graph.input.dtype)

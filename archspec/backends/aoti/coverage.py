@@ -17,6 +17,7 @@ COVERAGE: CoverageTable = {
                             "hardswish", "hardsigmoid", "gelu", "softmax", "add", "mul", "flatten", "reshape",
                             "permute", "transpose", "concat", "mean", "select", "layer_scale", "pad", "interpolate", "upsample", "roll", "slice", "gather",
                             "parameter", "constant", "sub", "abs", "exp", "clamp", "scale", "normalize",
-                            "grid", "grid_fill", "unflatten", "reshape_as")},
+                            "grid", "grid_fill", "unflatten", "reshape_as", "embedding", "rmsnorm", "groupnorm",
+                            "rope")},
     **{op: GONE for op in ("identity", "dropout", "drop_path")},
 }

@@ -21,6 +21,7 @@ from archspec.ir import Graph
 
 REQUIRED = ("onnx", "onnxscript")  # torch.onnx's dynamo exporter needs both
 AXIS_NAMES = {0: "batch", 2: "height", 3: "width"}
+SEQUENCE_AXIS_NAMES = {0: "batch", 1: "sequence"}  # a [T] or [T, D] input
 
 
 def require(packages: Sequence[str], backend: str, extra: str) -> None:
@@ -67,7 +68,7 @@ class OnnxBackend(TableBackend):
         with staged(path) as target:
             artifact.save(str(target))
             model = onnx.load(str(target), load_external_data=False)
-            _name_axes(model)
+            _name_axes(model, SEQUENCE_AXIS_NAMES if len(graph.input.shape or ()) in (1, 2) else AXIS_NAMES)
             onnx.save(model, str(target))
             try:
                 onnx.checker.check_model(str(target), full_check=True)
@@ -75,12 +76,12 @@ class OnnxBackend(TableBackend):
                 raise ArchspecError("AS808", f"the exported ONNX model fails onnx.checker: {exc}") from None
 
 
-def _name_axes(model: Any) -> None:
-    """torch.export's symbols (s77, s53) -> batch, height, width, wherever they appear in the graph."""
+def _name_axes(model: Any, axis_names: dict[int, str] = AXIS_NAMES) -> None:
+    """torch.export's symbols (s77, s53) -> batch, height, width (or sequence), wherever they appear in the graph."""
     names: dict[str, str] = {}
     for axis, dim in enumerate(model.graph.input[0].type.tensor_type.shape.dim):
-        if dim.dim_param and axis in AXIS_NAMES:
-            names[dim.dim_param] = AXIS_NAMES[axis]
+        if dim.dim_param and axis in axis_names:
+            names[dim.dim_param] = axis_names[axis]
     if not names:
         return
     pattern = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b")

@@ -15,7 +15,8 @@ import torch
 from torch import fx, nn
 
 from archspec.backends.torch.init import initialise, initialise_owned
-from archspec.backends.torch.lowering import ALIAS, Buffer, Call, Lowering, Owned
+from archspec.backends.torch.lowering import ALIAS, Buffer, Call, Lowering, Owned, Tied
+from archspec.backends.torch.sequence import check_input
 from archspec.errors import ArchspecError
 from archspec.ir import Graph, Node
 from archspec.ops.elementwise import broadcast
@@ -31,7 +32,11 @@ def _module_path_clash(name: str) -> str | None:
 def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str) -> fx.GraphModule:
     """Build the GraphModule for `graph` (weights initialised from torch's global RNG)."""
     fx_graph = fx.Graph()
-    values: dict[str, fx.Node] = {graph.input.name: fx_graph.placeholder("x")}
+    # The forward first checks the input's element type (token ids for an int64 input, floats otherwise), so a
+    # wrong tensor is a TypeError that says so, not an error from inside the first layer.
+    checked = fx_graph.create_node("call_function", check_input, (fx_graph.placeholder("x"), graph.input.dtype == "int64",
+                                                                 graph.name), name="input_checked")
+    values: dict[str, fx.Node] = {graph.input.name: checked}
     submodules: dict[str, nn.Module | nn.Parameter | torch.Tensor] = {}  # in graph order: containers are created in it
     for node in graph.ops:
         shapes = graph.input_shapes(node)
@@ -76,6 +81,20 @@ def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str) -> fx
             tensor = fx_graph.create_node("get_attr", node.name, name=f"{label}_buffer")
             values[node.name] = fx_graph.create_node("call_function", emit.target, (tensor, *inputs), dict(emit.kwargs),
                                                      name=label)
+        elif isinstance(emit, Tied):
+            clash = _module_path_clash(node.name)
+            if clash:
+                raise ArchspecError("AS803", f"layer {node.name!r}: {clash!r} is an attribute of torch.nn.Module; rename the layer")
+            tied = dict(node.ties)
+            if any(True for _ in emit.own.parameters()):
+                if node.init:
+                    initialise(emit.own, node.name, node.init)
+                if not node.trainable:
+                    emit.own.requires_grad_(False)
+                submodules[node.name] = emit.own
+            tensors = [fx_graph.create_node("get_attr", tied.get(leaf, f"{node.name}.{leaf}"), name=f"{label}_{leaf}")
+                       for leaf in emit.tensors]
+            values[node.name] = fx_graph.create_node("call_function", emit.target, (*inputs, *tensors), {}, name=label)
         elif isinstance(emit, Call):
             if emit.fold:
                 values[node.name] = _fold(fx_graph, graph, node, emit, inputs, label)
@@ -87,7 +106,7 @@ def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str) -> fx
                 values[node.name] = fx_graph.create_node("call_function", emit.target, args, kwargs, name=label)
         else:
             raise ArchspecError("AS803", f"the torch lowering of {node.op!r} returned {type(emit).__name__}; "
-                                "it must return an nn.Module, a Call, an Owned tensor or ALIAS")
+                                "it must return an nn.Module, a Call, an Owned tensor, a Buffer, a Tied call or ALIAS")
     results = tuple(values[o] for o in graph.outputs)
     fx_graph.output(results[0] if len(results) == 1 else results)
     root = nn.Module()

@@ -7,6 +7,7 @@ An entry takes the node and its input shapes (per sample) and returns:
     path (layer scale, as torchvision registers it), no submodule;
   * a `Buffer`: like `Owned`, with a fixed, non-trainable tensor registered as a buffer (an index table,
     a constant computed by the spec);
+  * a `Tied` call: a function of the inputs and the layer's tensors, some of them another layer's (a tied head);
   * `ALIAS`: the node is its input (identity).
 Per-sample axes from the IR become torch axes by skipping the batch axis.
 """
@@ -22,10 +23,10 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from archspec.backends.torch import modules, runtime as runtime_functions
+from archspec.backends.torch import modules, runtime as runtime_functions, sequence as sequence_modules
 from archspec.ir import Node, Shape
 from archspec.ops import attention, constants, dense, elementwise, indexing, norm, pointwise, resample, spatial, tensor
-from archspec.ops import runtime
+from archspec.ops import runtime, sequence
 
 
 @dataclass(frozen=True)
@@ -67,12 +68,24 @@ class Buffer:
     kwargs: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Tied:
+    """`target(*inputs, *tensors)` with the layer's tensors passed in: those the node ties (`Node.ties`) are read
+    where their owner registered them, so a tied tensor is one parameter under its owner's name (a language
+    model's head tied to its token embedding); the rest are the layer's own, `own` (a module holding them at
+    the layer's path, initialised and frozen like any layer's module)."""
+
+    target: Callable[..., Any]
+    tensors: tuple[str, ...]
+    own: nn.Module
+
+
 class _Alias:
     pass
 
 
 ALIAS = _Alias()
-Emit = nn.Module | Call | Owned | Buffer | _Alias
+Emit = nn.Module | Call | Owned | Buffer | Tied | _Alias
 Lowering = Callable[[Node, Sequence[Shape]], Emit]
 
 
@@ -118,12 +131,16 @@ def _lrn(node: Node, shapes: Sequence[Shape]) -> Emit:
 
 def _linear(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: dense.Linear = node.params  # type: ignore[assignment]
-    return nn.Linear(shapes[0][-1], p.out, p.bias)
+    linear = nn.Linear(shapes[0][-1], p.out, p.bias)
+    if not node.ties:
+        return linear
+    del linear.weight  # the tied layer's tensor is used instead (Node.ties)
+    return Tied(F.linear, ("weight", "bias") if p.bias else ("weight",), linear)
 
 
 def _attention(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: dense.SelfAttention = node.params  # type: ignore[assignment]
-    return modules.SelfAttention(shapes[0][1], p.heads, p.dropout, p.bias)
+    return modules.SelfAttention(shapes[0][1], p.heads, p.dropout, p.bias, p.causal)
 
 
 def _batchnorm(node: Node, shapes: Sequence[Shape]) -> Emit:
@@ -217,7 +234,8 @@ def _interpolate(node: Node, shapes: Sequence[Shape]) -> Emit:
     return Call(F.interpolate, kwargs={**target, "mode": p.mode, "align_corners": p.align_corners})
 def _attention_batched(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: attention.Attention = node.params  # type: ignore[assignment]
-    return modules.Attention(p.scale if p.scale is not None else shapes[0][-1] ** -0.5, p.dropout)
+    return modules.Attention(p.scale if p.scale is not None else shapes[0][-1] ** -0.5, p.dropout, p.causal,
+                             attention.kv_groups(shapes))
 
 
 def _roll(node: Node, shapes: Sequence[Shape]) -> Emit:
@@ -278,6 +296,27 @@ def _unflatten(node: Node, shapes: Sequence[Shape]) -> Emit:
     return Call(torch.unflatten, args=(torch_axis(p.axis, len(shapes[0])), p.sizes))
 
 
+def _embedding(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: sequence.Embedding = node.params  # type: ignore[assignment]
+    return nn.Embedding(p.num, p.dim, padding_idx=p.padding_idx)
+
+
+def _rmsnorm(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: sequence.RMSNorm = node.params  # type: ignore[assignment]
+    return sequence_modules.RMSNorm(shapes[0][-1], p.eps, p.affine)
+
+
+def _groupnorm(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: sequence.GroupNorm = node.params  # type: ignore[assignment]
+    return nn.GroupNorm(p.groups, shapes[0][0], eps=p.eps, affine=p.affine)
+
+
+def _rope(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: sequence.Rope = node.params  # type: ignore[assignment]
+    return sequence_modules.Rotary(shapes[0][-1], p.theta, p.factor, p.low_freq_factor, p.high_freq_factor,
+                                   p.original_max_position_embeddings)
+
+
 LOWERINGS: dict[str, Lowering] = {
     "conv2d": _conv2d,
     "maxpool2d": _maxpool2d,
@@ -334,6 +373,10 @@ LOWERINGS: dict[str, Lowering] = {
     "grid_fill": _grid_fill,
     "unflatten": _unflatten,
     "reshape_as": lambda node, shapes: Call(torch.Tensor.reshape_as),
+    "embedding": _embedding,
+    "rmsnorm": _rmsnorm,
+    "groupnorm": _groupnorm,
+    "rope": _rope,
 }
 # Ops whose torch lowering keeps a buffer the spec computes itself: `--weights` compares a reference tensor of
 # the same name with it instead of loading it.

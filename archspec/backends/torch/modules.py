@@ -15,10 +15,14 @@ class SelfAttention(nn.MultiheadAttention):
     """Multi-head self-attention on [N, T, D] returning only the attended values (as torchvision's ViT
     calls nn.MultiheadAttention with need_weights=False)."""
 
-    def __init__(self, width: int, heads: int, dropout: float, bias: bool):
+    def __init__(self, width: int, heads: int, dropout: float, bias: bool, causal: bool = False):
         super().__init__(width, heads, dropout=dropout, bias=bias, batch_first=True)
+        self.causal = causal
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        if self.causal:  # True above the diagonal: a later position, which a query may not attend to
+            mask = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device).triu(1)
+            return super().forward(x, x, x, need_weights=False, attn_mask=mask, is_causal=True)[0]
         return super().forward(x, x, x, need_weights=False)[0]
 
 
@@ -97,20 +101,28 @@ class Attention(nn.Module):
     """softmax(scale * q @ k^T + bias...) @ v on [N, ..., T, D], step for step as torchvision's
     shifted_window_attention writes it (q scaled first, each bias added in turn), so outputs agree exactly."""
 
-    def __init__(self, scale: float, dropout: float):
+    def __init__(self, scale: float, dropout: float, causal: bool = False, groups: int = 1):
         super().__init__()
         self.scale = scale
         self.dropout = dropout
+        self.causal = causal  # -inf on the scores of later keys
+        self.groups = groups  # query heads per key/value head (grouped-query attention): k, v repeated as repeat_kv
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *biases: torch.Tensor) -> torch.Tensor:
+        if self.groups > 1:
+            k, v = k.repeat_interleave(self.groups, dim=-3), v.repeat_interleave(self.groups, dim=-3)
         scores = (q * self.scale).matmul(k.transpose(-2, -1))
         for bias in biases:
             scores = scores + bias
+        if self.causal:
+            later = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).triu(1)
+            scores = scores.masked_fill(later, float("-inf"))
         weights = torch.nn.functional.dropout(scores.softmax(dim=-1), self.dropout, self.training)
         return weights.matmul(v)
 
     def extra_repr(self) -> str:
-        return f"scale={self.scale}, dropout={self.dropout}"
+        return (f"scale={self.scale}, dropout={self.dropout}" + (", causal=True" if self.causal else "")
+                + (f", groups={self.groups}" if self.groups > 1 else ""))
 
 
 def batched(value: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

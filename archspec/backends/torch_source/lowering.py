@@ -6,6 +6,7 @@ An entry takes the node and its input shapes (per sample) and returns:
   * an `Infix`: inputs joined by an operator (`a + b`);
   * an `Owned` tensor: an `nn.Parameter` at the layer's own path, applied with an operator;
   * a `Buffer`: a fixed tensor registered as a buffer at the layer's own path, used by a fixed `form`;
+  * a `Tied` call: a function of the inputs and the layer's tensors, some of them another layer's (a tied head);
   * `ALIAS`: the node is its input.
 Arguments are Python values (numbers, booleans, tuples, the few strings an op's typed parameters allow);
 the renderer writes them as literals, so no text from a spec is ever pasted into the file. The calls are
@@ -20,7 +21,7 @@ from typing import Any
 
 from archspec.ir import Node, Shape
 from archspec.ops import attention, constants, dense, elementwise, indexing, norm, pointwise, resample, spatial, tensor
-from archspec.ops import runtime
+from archspec.ops import runtime, sequence
 
 Value = int | float | bool | str | None | tuple[Any, ...]
 
@@ -77,12 +78,23 @@ class Buffer:
     form: str
 
 
+@dataclass(frozen=True)
+class Tied:
+    """`function(inputs..., tensors...)` with the layer's tensors passed in (the torch backend's `Tied`): those the
+    node ties (`Node.ties`) read where their owner keeps them, the rest (`own`: leaf -> shape) the layer's own
+    parameters at `layer.LEAF`, starting from zeros like every tensor of the file."""
+
+    function: str
+    tensors: tuple[str, ...]
+    own: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+
+
 class _Alias:
     pass
 
 
 ALIAS = _Alias()
-Emit = Module | Call | Infix | Owned | Buffer | _Alias
+Emit = Module | Call | Infix | Owned | Buffer | Tied | _Alias
 Lowering = Callable[[Node, Sequence[Shape]], Emit]
 
 
@@ -149,13 +161,15 @@ def _lrn(node: Node, shapes: Sequence[Shape]) -> Emit:
 
 def _linear(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: dense.Linear = node.params  # type: ignore[assignment]
+    if node.ties:
+        return Tied("F.linear", ("weight", "bias") if p.bias else ("weight",), {"bias": (p.out,)} if p.bias else {})
     return Module("nn.Linear", (shapes[0][-1], p.out), _kw(bias=(p.bias, True)))
 
 
 def _attention(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: dense.SelfAttention = node.params  # type: ignore[assignment]
-    return Module("SelfAttention", (shapes[0][1], p.heads), _kw(dropout=(p.dropout, 0.0), bias=(p.bias, True)),
-                  helper="self_attention")
+    return Module("SelfAttention", (shapes[0][1], p.heads),
+                  _kw(dropout=(p.dropout, 0.0), bias=(p.bias, True), causal=(p.causal, False)), helper="self_attention")
 
 
 def _batchnorm(node: Node, shapes: Sequence[Shape]) -> Emit:
@@ -258,7 +272,8 @@ def _scale(p: resample.Interpolate) -> Value:
 def _attention_batched(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: attention.Attention = node.params  # type: ignore[assignment]
     scale = p.scale if p.scale is not None else shapes[0][-1] ** -0.5
-    return Module("Attention", (scale,), _kw(dropout=(p.dropout, 0.0)), helper="attention")
+    return Module("Attention", (scale,), _kw(dropout=(p.dropout, 0.0), causal=(p.causal, False),
+                                             groups=(attention.kv_groups(shapes), 1)), helper="attention")
 
 
 def _roll(node: Node, shapes: Sequence[Shape]) -> Emit:
@@ -314,6 +329,29 @@ def _grid_fill(node: Node, shapes: Sequence[Shape]) -> Emit:
 def _unflatten(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: runtime.Unflatten = node.params  # type: ignore[assignment]
     return Call("torch.unflatten", args=(_axis(p.axis, len(shapes[0])), p.sizes))
+
+
+def _embedding(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: sequence.Embedding = node.params  # type: ignore[assignment]
+    return Module("nn.Embedding", (p.num, p.dim), _kw(padding_idx=(p.padding_idx, None)))
+
+
+def _rmsnorm(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: sequence.RMSNorm = node.params  # type: ignore[assignment]
+    return Module("RMSNorm", (shapes[0][-1],), _kw(eps=(p.eps, 1e-6), affine=(p.affine, True)), helper="rms_norm")
+
+
+def _groupnorm(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: sequence.GroupNorm = node.params  # type: ignore[assignment]
+    return Module("nn.GroupNorm", (p.groups, shapes[0][0]), _kw(eps=(p.eps, 1e-5), affine=(p.affine, True)))
+
+
+def _rope(node: Node, shapes: Sequence[Shape]) -> Emit:
+    p: sequence.Rope = node.params  # type: ignore[assignment]
+    return Module("Rotary", (shapes[0][-1],), _kw(
+        theta=(p.theta, 10000.0), factor=(p.factor, 1.0), low_freq_factor=(p.low_freq_factor, 1.0),
+        high_freq_factor=(p.high_freq_factor, 4.0),
+        original_max_position_embeddings=(p.original_max_position_embeddings, 8192)), helper="rotary")
 
 
 LOWERINGS: dict[str, Lowering] = {
@@ -372,4 +410,8 @@ LOWERINGS: dict[str, Lowering] = {
     "grid_fill": _grid_fill,
     "unflatten": _unflatten,
     "reshape_as": lambda node, shapes: Call("torch.Tensor.reshape_as"),
+    "embedding": _embedding,
+    "rmsnorm": _rmsnorm,
+    "groupnorm": _groupnorm,
+    "rope": _rope,
 }

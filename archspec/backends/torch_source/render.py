@@ -16,14 +16,14 @@ from dataclasses import dataclass
 import keyword
 import re
 
-from archspec.backends.torch_source.lowering import ALIAS, Buffer, Call, Emit, Infix, Lowering, Module, Owned, Value
+from archspec.backends.torch_source.lowering import ALIAS, Buffer, Call, Emit, Infix, Lowering, Module, Owned, Tied, Value
 from archspec.errors import ArchspecError
 from archspec.ir import VALUES, Graph, Node
 
 # Names the generated file binds itself, beside Python's own.
-FILE_NAMES = frozenset({"self", "x", "torch", "nn", "F", "annotations", "SPEC_NAME", "INPUT_SHAPE",
+FILE_NAMES = frozenset({"self", "x", "torch", "nn", "F", "annotations", "SPEC_NAME", "INPUT_SHAPE", "INPUT_DTYPE",
                         "SelfAttention", "ClassToken", "PosEmbedding", "DropPath",
-                        "AxisLayerNorm", "Attention"})
+                        "AxisLayerNorm", "Attention", "RMSNorm", "Rotary"})
 RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins)) | FILE_NAMES
 _IDENTIFIER_PART = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _INDEX_PART = re.compile(r"^[0-9]+$")
@@ -69,7 +69,9 @@ def literal(value: Value) -> str:
         return repr(value)
     if isinstance(value, (int, float)):
         text = repr(value)
-        if text in ("nan", "inf", "-inf"):
+        if text in ("inf", "-inf"):  # a mask's -inf (constant values: -inf)
+            return f"float({text!r})"
+        if text == "nan":
             raise ArchspecError("AS803", f"the torch-source backend cannot write the number {text} as a literal")
         return text
     if isinstance(value, str):
@@ -143,11 +145,12 @@ def render(graph: Graph, table: Mapping[str, Lowering], description: str = "") -
     emits: dict[str, Emit] = {}
     for node in graph.ops:
         emit = table[node.op](node, graph.input_shapes(node))
-        if not isinstance(emit, (Module, Call, Infix, Owned, Buffer)) and emit is not ALIAS:
+        if not isinstance(emit, (Module, Call, Infix, Owned, Buffer, Tied)) and emit is not ALIAS:
             raise ArchspecError("AS803", f"the torch-source lowering of {node.op!r} returned {type(emit).__name__}; "
-                                "it must return a Module, a Call, an Infix, an Owned tensor, a Buffer or ALIAS")
+                                "it must return a Module, a Call, an Infix, an Owned tensor, a Buffer, a Tied call or ALIAS")
         emits[node.name] = emit
-    modules = [name for name, emit in emits.items() if isinstance(emit, (Module, Owned, Buffer))]
+    modules = [name for name, emit in emits.items() if isinstance(emit, (Module, Owned, Buffer))
+               or (isinstance(emit, Tied) and emit.own)]
     attributes = _Attributes(graph, modules)
     helpers: list[str] = []
     for name in modules:
@@ -159,6 +162,11 @@ def render(graph: Graph, table: Mapping[str, Lowering], description: str = "") -
         node = graph.node(name)
         values = {tensor: init.values for tensor, init in node.init if init.kind == VALUES}
         frozen = "" if node.trainable else ", requires_grad=False"
+        if isinstance(module, Tied):  # its own tensors (a tied head's bias) at the layer's path; the tied one is its owner's
+            for leaf, shape in module.own.items():
+                attributes.ensure_parents(f"{name}.{leaf}")
+                attributes.init.append(f"{attributes.expression(name)}.{leaf} = nn.Parameter(torch.zeros({literal(shape)}){frozen})")
+            continue
         if isinstance(module, Owned):
             start = (f"torch.tensor({literal(values[''])}).reshape({literal(module.shape)})" if "" in values
                      else f"torch.full({literal(module.shape)}, {literal(module.fill)})")
@@ -192,11 +200,22 @@ def render(graph: Graph, table: Mapping[str, Lowering], description: str = "") -
     ).get_template("module.py.j2")
     text = template.render(
         spec_name=literal(graph.name), docstring=_docstring(description.strip() or f"The network {graph.name}."),
-        input_shape=literal(tuple(graph.input.shape or ())), class_name=title,
+        input_shape=literal(tuple(graph.input.shape or ())), input_dtype=f"torch.{graph.input.dtype}",
+        input_check=_input_check(graph.input.dtype == "int64"), class_name=title,
         helpers=[f"helpers/{h}.py.j2" for h in sorted(helpers)], init=attributes.init, forward=forward[0],
         output=forward[1],
     )
     return Rendered(text, title)
+
+
+def _input_check(integer: bool) -> list[str]:
+    """The first lines of forward: the input's element type fits the spec (the torch backend's check_input)."""
+    if integer:
+        return ["if x.dtype not in (torch.int64, torch.int32):",
+                "    raise TypeError(f'the network {SPEC_NAME!r} takes integer token ids (int64) of shape [batch, ...]; '",
+                "                    f'got a tensor of dtype {x.dtype}')"]
+    return ["if not x.is_floating_point():",
+            "    raise TypeError(f'the network {SPEC_NAME!r} takes floating-point input; got a tensor of dtype {x.dtype}')"]
 
 
 def _docstring(text: str) -> list[str]:
@@ -232,6 +251,11 @@ def _forward(graph: Graph, emits: Mapping[str, Emit], attributes: _Attributes) -
         elif isinstance(emit, (Owned, Buffer)):
             assert emit.form is not None
             expression = emit.form.format(tensor=attributes.expression(node.name), input=inputs[0])
+        elif isinstance(emit, Tied):
+            tied = dict(node.ties)
+            tensors = [(attributes.expression(tied[leaf].rpartition(".")[0]) + "." + tied[leaf].rpartition(".")[2])
+                       if leaf in tied else f"{attributes.expression(node.name)}.{leaf}" for leaf in emit.tensors]
+            expression = f"{emit.function}({', '.join([*inputs, *tensors])})"
         else:
             assert isinstance(emit, Call)
             listed = [f"[{', '.join(inputs)}]"] if emit.listed else inputs
