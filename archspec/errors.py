@@ -193,6 +193,8 @@ CODES: dict[str, str] = {
     "AS708": "A checkpoint tensor has the name of a buffer the spec computes itself (a gather index, a constant "
              "table) but other values: the weights are for another configuration, or the spec's expression is wrong.",
     "AS709": "A checkpoint's integer tensor (an index table) pairs by name with one of the spec's weights.",
+    "AS710": "A checkpoint holds the tensor a spec ties (tie:, e.g. lm_head.weight tied to transformer.wte.weight) "
+             "under both names with different values: its model does not tie them. Remove the tie: to load both.",
     "AS801": "A plugin failed to load and was skipped.",
     "AS802": "Two plugins provide the same op or backend name.",
     "AS803": "An unknown backend, or a backend that cannot lower an op of the graph.",

@@ -49,10 +49,14 @@ def _own_shape(p: Parameter | Constant, inputs: Sequence[Shape]) -> Shape:
 
 class Constant(OpParams):
     shape: Dims = Field(min_length=1, description="the tensor's shape (no batch axis)")
-    values: tuple[Any, ...] = Field(description="its values, flat or nested in the shape's order (an expression)")
+    values: tuple[Any, ...] = Field(description="its values, flat or nested in the shape's order (an expression); "
+                                                "-inf (a string in an expression: '-inf') for a mask's blocked entries")
 
 
 FLOAT32_MAX = 3.4028234663852886e38
+# A mask's "no attention" entry: YAML's .inf stays refused (archspec.load), so a value list writes -inf (or inf)
+# as this string, plain in YAML (`values: [0.0, -inf]`) or inside an expression ('-inf').
+INFINITIES = {"-inf": float("-inf"), "inf": float("inf")}
 
 
 def flat_values(p: Constant) -> list[float]:
@@ -67,8 +71,10 @@ def flat_values(p: Constant) -> list[float]:
                 shown = f"{item:.3g}" if isinstance(item, float) else f"an integer of {item.bit_length()} bits"
                 raise ShapeError(f"has a value ({shown}) in values beyond float32's range (+-{FLOAT32_MAX:.4g})")
             out.append(float(item))
+        elif isinstance(item, str) and item in INFINITIES:
+            out.append(INFINITIES[item])
         else:
-            raise ShapeError(f"has a value {item!r} in values; give numbers")
+            raise ShapeError(f"has a value {item!r} in values; give numbers (or -inf for a mask)")
     return out
 
 

@@ -24,6 +24,11 @@ are never loaded: a checkpoint tensor of the same name is compared with ours (AS
 an integer checkpoint tensor that pairs with nothing (an index table the spec computes another way, or does
 not need) is skipped and reported: no parameter is an integer tensor, so it cannot be a weight the spec
 lacks, and it never shifts the pairing by position of the tensors after it.
+
+A tensor the spec ties (a linear's `tie:`: an LM head using the token embedding's weight) is one tensor of
+ours, named by its owner (`transformer.wte.weight`). A checkpoint that holds it under the tying layer's name
+as well (`lm_head.weight`, as torch's state_dict and Hugging Face's GPT-2 do) must hold the same values there
+(AS710 otherwise), and that copy is used up; a checkpoint that holds only that name fills the owner from it.
 """
 
 from __future__ import annotations
@@ -125,12 +130,15 @@ class Pairing:
     by_position: int = 0
     checked: list[str] = field(default_factory=list)  # our computed buffers found equal in the checkpoint
     skipped: list[str] = field(default_factory=list)  # checkpoint buffers (integer tables) nothing pairs with
+    tied: list[str] = field(default_factory=list)  # tied copies in the checkpoint (lm_head.weight) equal to their owner
 
     def summary(self, source: str) -> str:
         text = (f"weights: {len(self.mapped)} tensors from {source}: {self.by_name} paired by name, "
                 f"{self.by_position} by position")
         if self.checked:
             text += f"; {len(self.checked)} buffer(s) the spec computes match the checkpoint's"
+        if self.tied:
+            text += f"; {len(self.tied)} tied copy(ies) ({', '.join(repr(n) for n in self.tied[:3])}) equal their owner's"
         if self.skipped:
             shown = ", ".join(repr(n) for n in self.skipped[:3])
             text += (f"; skipped {len(self.skipped)} checkpoint buffer(s) the spec computes itself or does not use "
@@ -218,9 +226,11 @@ def pair_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, to
         if transposed:
             stored_transposed.add(other)
             return [other]
-        return [name] if other == name else [name, other]
+        found = [name] if other == name else [name, other]
+        return found + ([tied_only[name]] if name in tied_only else [])
 
     stored_transposed: set[str] = set()  # checkpoint names a transposed(...) rule reached
+    tied_only: dict[str, str] = {}  # our tied tensor -> the checkpoint's copy under the tying layer's name, its only one
 
     def tensor_of(c: str) -> torch.Tensor:
         """The checkpoint's tensor `c` in our layout."""
@@ -246,6 +256,26 @@ def pair_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, to
                   "(window size, resolution?) or the spec's expression is wrong", layers, name)
         used.add(c)
         pairing.checked.append(name)
+    # A tied tensor (Node.ties: an LM head using the token embedding's weight) is one tensor of ours, under its
+    # owner's name. A checkpoint may hold it under the tying layer's name too (torch's state_dict does, as in
+    # Hugging Face's lm_head.weight): that copy must equal the owner's and is used up; where it is the only one
+    # (a file that kept just that name), it fills the owner.
+    ties = [(f"{node.name}.{leaf}", owner) for node in graph.ops for leaf, owner in node.ties] if graph is not None else []
+    for alias, owner in ties:
+        copies = [c for c in candidates_of(alias) if c in reference and c not in used]
+        if not copies:
+            continue
+        originals = [o for o in candidates_of(owner) if o in reference and o not in used]
+        if not originals:
+            tied_only[owner] = copies[0]
+            continue
+        if tensor_of(copies[0]).shape != tensor_of(originals[0]).shape or not torch.equal(tensor_of(copies[0]),
+                                                                                       tensor_of(originals[0])):
+            _fail("AS710", f"the checkpoint's {stored(copies[0])} differs from its {stored(originals[0])}, but the spec "
+                  f"ties {alias!r} to {owner!r} (one tensor): the checkpoint's model does not tie them; remove the tie: "
+                  "to load both", layers, owner)
+        used.add(copies[0])
+        pairing.tied.append(alias)
     computed_set = set(computed)
     ours = {k: v for k, v in ours.items() if k not in computed_set}
     for name, tensor in ours.items():
