@@ -224,7 +224,7 @@ def _view(args: argparse.Namespace, registry: Registry) -> int:
 def _training_flags(p: argparse.ArgumentParser) -> None:
     """The options of train and compare (archspec.train.TrainOptions; docs/training.md)."""
     p.add_argument("--data", required=True, help="digits, cifar10[:PATH], cifar100[:PATH], mnist[:PATH], "
-                   "fashion-mnist[:PATH], folder:PATH, or a dataset folder")
+                   "fashion-mnist[:PATH], folder:PATH, a dataset folder, or text:PATH (a language model on a text's bytes)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec parameter")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=64, help="global batch (split over --nproc processes)")
@@ -261,7 +261,8 @@ def _training_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]"
     ev.add_argument("--split", default="test", help="test (default) or train")
     ev.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
     ev.add_argument("--precision", default="fp32", help="fp32 or bf16 (autocast)")
-    ev.add_argument("--json", action="store_true", help="one JSON object: loss, top1, top5 (fractions), confusion")
+    ev.add_argument("--json", action="store_true", help="one JSON object: loss, top1, top5 (fractions), confusion "
+                    "(a text: loss in nats per token, tokens)")
     compare = sub.add_parser("compare", help="train several specs or variants; results.md, results.csv, PNG curves")
     compare.add_argument("entries", nargs="+", metavar="SPEC[:k=v,...]",
                          help="e.g. seed_cnn seed_cnn_bn seed_cnn:dropout=true seed_cnn:augment=hflip+crop")
@@ -296,10 +297,9 @@ def _training(args: argparse.Namespace) -> int:
         _out(markdown(results))
         _out(f"wrote {Path(args.out) / 'results.md'}, results.csv, loss.png, accuracy.png")
         return 0
-    result = train(base.with_(spec=_spec_path(args.spec), variant=args.variant))
-    last = result.history[-1]
-    _out(f"wrote {result.folder / 'model.safetensors'}: test accuracy {100 * last.test_acc:.2f}% after "
-         f"{last.epoch} epoch{'s' if last.epoch != 1 else ''}, {result.seconds:.1f} s of training")
+    from archspec.train.report import run_line
+
+    _out(run_line(train(base.with_(spec=_spec_path(args.spec), variant=args.variant))))
     return 0
 
 

@@ -248,8 +248,8 @@ def test_bf16_evaluation_is_close_to_fp32() -> None:
     ds = data.load("digits")
     model = loop.build_model(LENET, {}, None, 10, 0)
     test = ds.test.subset(64)
-    fp32 = loop.evaluate(model.module, test, model.shape, 10, ds.classes, torch.device("cpu"))
-    bf16 = loop.evaluate(model.module, test, model.shape, 10, ds.classes, torch.device("cpu"), "bf16")
+    fp32 = loop.evaluate(model.module, test, model, ds, torch.device("cpu"))
+    bf16 = loop.evaluate(model.module, test, model, ds, torch.device("cpu"), "bf16")
     assert bf16.loss == pytest.approx(fp32.loss, rel=0.05) and bf16.images == fp32.images == 64
     assert sum(map(sum, fp32.confusion)) == 64 and fp32.top5 >= fp32.top1
 

@@ -1,4 +1,5 @@
-"""The DATA argument -> a dataset in memory: uint8 images (N, C, H, W) and int64 labels per split.
+"""The DATA argument -> a dataset in memory: uint8 images (N, C, H, W) and int64 labels per split, or
+the token windows of a text.
 
 Kinds, with no downloads at run time:
 
@@ -7,11 +8,16 @@ Kinds, with no downloads at run time:
     cifar100[:PATH]  the official python version, a `cifar-100-python` folder (fine labels)
     mnist[:PATH], fashion-mnist[:PATH]   the four idx files, raw or .gz
     folder:PATH      an image folder: PATH/train/<class>/*.png|jpg and PATH/test/<class>/... (or val/)
+    text:PATH        a UTF-8 text file, read as bytes (a vocabulary of 256): next-token prediction over
+                     seq_len windows, the last tenth held out for evaluation
 
 A bare PATH is recognised by its files. The CIFAR pickles are read by an unpickler that accepts only
 numpy's array reconstruction and builtin values, so a planted pickle cannot run code. Images stay uint8
 (CIFAR-10 is 150 MB) and are resized to the spec's input batch by batch, on the training device
 (`prepare`); image folders, whose images differ in size, are resized once when read.
+
+What a dataset trains is its task, one of TASKS: `classify` (one label per image) for the image kinds,
+`next_token` for text. The loop takes the loss, the metrics and the model's expected output from it.
 """
 
 from __future__ import annotations
@@ -20,8 +26,10 @@ from dataclasses import dataclass
 import gzip
 import importlib.util
 import math
+import os
 from pathlib import Path
 import pickle
+import stat
 import struct
 from typing import Any
 import zlib
@@ -43,14 +51,24 @@ FASHION_CLASSES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 DEFAULT_PATHS = {"cifar10": "data/cifar-10-batches-py", "cifar100": "data/cifar-100-python", "mnist": "data/mnist",
                  "fashion-mnist": "data/fashion-mnist"}
-KINDS = ("digits", "cifar10", "cifar100", "mnist", "fashion-mnist", "folder")
+KINDS = ("digits", "cifar10", "cifar100", "mnist", "fashion-mnist", "folder", "text")
+# What a dataset trains: a class per image (cross-entropy over the classes, top-1/top-5), or the next token
+# at every position of a window (cross-entropy per token, in nats; top-1/top-5 of the next token).
+CLASSIFY, NEXT_TOKEN = "classify", "next_token"
+TASKS = (CLASSIFY, NEXT_TOKEN)
+TEXT_MAX_BYTES = 1 << 28  # the most a text file may hold (256 MiB; enwik8 is 100 MB): it is held in memory twice
+TEXT_TEST_FRACTION = 0.1  # the tail held out for evaluation (at least one window)
+BYTES = 256  # the vocabulary of a text read as bytes
 MEAN, STD = 0.5, 0.5  # inputs are scaled to [-1, 1]: one rule for every dataset, no statistics to compute
 
 
 @dataclass(frozen=True)
 class Split:
-    images: torch.Tensor  # uint8 (N, C, H, W)
-    labels: torch.Tensor  # int64 (N,)
+    """N samples, indexed along the first axis of both tensors. A text's samples are windows of token
+    ids: `images` holds each window's inputs and `labels` its next tokens, both uint8 (N, seq_len)."""
+
+    images: torch.Tensor  # uint8 (N, C, H, W), or uint8 (N, seq_len) token ids
+    labels: torch.Tensor  # int64 (N,), or uint8 (N, seq_len) next tokens
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -68,7 +86,12 @@ class Dataset:
     kind: str
     train: Split
     test: Split
-    classes: tuple[str, ...]
+    classes: tuple[str, ...]  # the classes, or a text's vocabulary (the 256 byte values)
+    task: str = CLASSIFY  # one of TASKS
+
+    @property
+    def text(self) -> bool:
+        return self.task == NEXT_TOKEN
 
 
 def parse(text: str) -> tuple[str, Path | None]:
@@ -77,6 +100,8 @@ def parse(text: str) -> tuple[str, Path | None]:
     if sep and kind in KINDS:
         if kind == "digits":
             raise ArchspecError(MISSING, "digits is bundled with scikit-learn and takes no path: write --data digits")
+        if kind == "text" and not rest:
+            raise ArchspecError(MISSING, "--data text: give the text file after the colon, e.g. --data text:corpus.txt")
         if not rest:
             raise ArchspecError(MISSING, f"--data {text!r}: give the folder after the colon, e.g. {kind}:data/{kind}")
         return kind, Path(rest)
@@ -86,9 +111,12 @@ def parse(text: str) -> tuple[str, Path | None]:
         return text, Path(DEFAULT_PATHS[text])
     if text == "folder":
         raise ArchspecError(MISSING, "--data folder needs a path: --data folder:PATH (PATH/train/<class>/..., PATH/test/<class>/...)")
+    if text == "text":
+        raise ArchspecError(MISSING, "--data text needs a path: --data text:PATH (a UTF-8 text file)")
     path = Path(text)
     if not path.is_dir():
-        raise ArchspecError(MISSING, f"--data {text!r} is neither a dataset ({', '.join(KINDS)}) nor a folder; "
+        hint = f" (for a text file, write --data text:{text})" if path.is_file() else ""
+        raise ArchspecError(MISSING, f"--data {text!r} is neither a dataset ({', '.join(KINDS)}) nor a folder{hint}; "
                             "give e.g. --data digits, --data cifar10:PATH or the path of a dataset folder")
     return _detect(path), path
 
@@ -103,10 +131,15 @@ def _detect(path: Path) -> str:
     return "folder"
 
 
-def load(text: str, image_size: tuple[int, int] | None = None) -> Dataset:
+def load(text: str, image_size: tuple[int, int] | None = None, seq_len: int | None = None) -> Dataset:
     """Read the dataset DATA names. `image_size` (H, W) is used by image folders only, whose images are
-    resized when read; the others keep their own size until `prepare`."""
+    resized when read; the others keep their own size until `prepare`. `seq_len` is the window of a text
+    (the spec's input [seq_len]); a text needs it."""
     kind, path = parse(text)
+    if kind == "text":
+        assert path is not None
+        train, test = _text(path, seq_len)
+        return Dataset(text, kind, train, test, tuple(str(b) for b in range(BYTES)), NEXT_TOKEN)
     if kind == "digits":
         train, test, classes = _digits()
     elif kind == "cifar10":
@@ -302,6 +335,62 @@ def _mnist(path: Path, kind: str) -> tuple[Split, Split, tuple[str, ...]]:
     return splits[0], splits[1], classes
 
 
+# --- text: a file of bytes, next-token windows --------------------------------------------------------
+
+def _text(path: Path, seq_len: int | None) -> tuple[Split, Split]:
+    """The file's bytes cut into windows of `seq_len` inputs and their `seq_len` next tokens (consecutive
+    windows share a byte: the last target of one is the first input of the next). The last tenth of the
+    file (at least one window) is the test split, so no test window overlaps a training one."""
+    if seq_len is None or seq_len < 1:
+        raise ArchspecError("AS913", f"--data text:{path} trains next-token prediction: the spec must take token ids "
+                            "[seq_len] (a language model, e.g. specs/gpt2.yaml)")
+    raw = _read_text(path)
+    held = max(seq_len + 1, round(len(raw) * TEXT_TEST_FRACTION))
+    if len(raw) < held + seq_len + 1:
+        raise ArchspecError(CORRUPT, f"{path} holds {len(raw):,} bytes: too short for windows of {seq_len} tokens with "
+                            f"a held-out tail; give at least {2 * (seq_len + 1):,} bytes of text (or a smaller seq_len)")
+    tokens = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
+    return _windows(tokens[:len(raw) - held], seq_len), _windows(tokens[len(raw) - held:], seq_len)
+
+
+def _windows(tokens: torch.Tensor, seq_len: int) -> Split:
+    n = (len(tokens) - 1) // seq_len
+    inputs = tokens[:n * seq_len].view(n, seq_len)
+    return Split(inputs.clone(), tokens[1:n * seq_len + 1].view(n, seq_len).clone())
+
+
+def _read_text(path: Path) -> bytes:
+    """The bytes of a regular file of UTF-8 text, at most TEXT_MAX_BYTES. Opened without blocking and
+    checked on the open file, so a FIFO, a device or a folder is refused rather than read forever (and a
+    path swapped after the check is still the file read)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise ArchspecError(MISSING, f"no text file at {path}; --data text:PATH takes a UTF-8 text file") from None
+    except (OSError, ValueError) as exc:
+        raise ArchspecError(CORRUPT, f"cannot open {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            what = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device or special file"
+            raise ArchspecError(CORRUPT, f"{path} is {what}, not a regular file; --data text:PATH takes a UTF-8 text file")
+        with os.fdopen(os.dup(fd), "rb") as file:
+            raw = file.read(TEXT_MAX_BYTES + 1)
+    except OSError as exc:
+        raise ArchspecError(CORRUPT, f"cannot read {path}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(raw) > TEXT_MAX_BYTES:
+        raise ArchspecError(CORRUPT, f"{path} holds more than {TEXT_MAX_BYTES / 2**20:g} MiB, the most a text dataset may "
+                            "hold (it is kept in memory); cut it, or train on a part")
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ArchspecError(CORRUPT, f"{path} is not UTF-8 text: byte {exc.start:,} ({raw[exc.start]:#04x}) {exc.reason}; "
+                            "give a UTF-8 text file") from None
+    return raw
+
+
 # --- image folders ----------------------------------------------------------------------------------
 
 def _image_folder(path: Path, size: tuple[int, int] | None) -> tuple[Split, Split, tuple[str, ...]]:
@@ -393,6 +482,10 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
 
 
 def describe(dataset: Dataset) -> str:
+    if dataset.text:
+        width = int(dataset.train.images.shape[1])
+        return (f"{dataset.name}: {len(dataset.train):,} train / {len(dataset.test):,} test windows of {width} tokens "
+                f"(bytes: a vocabulary of {len(dataset.classes)})")
     shape = "x".join(map(str, dataset.train.images.shape[1:]))
     return (f"{dataset.name}: {len(dataset.train):,} train / {len(dataset.test):,} test images of {shape}, "
             f"{len(dataset.classes)} classes")

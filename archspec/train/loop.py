@@ -6,6 +6,11 @@ draws come from a generator seeded the same way, so an epoch computes the same s
 was resumed or not, and whether one process or N took the batch (each takes its contiguous share of
 the global batch; DDP's averaged gradients then equal one process's). The learning rate is a function
 of the step. The last incomplete batch of an epoch is dropped, so every step sees the full batch.
+
+The dataset's task (data.TASKS) says what a sample is and what the spec must output: an image and a
+class (output [classes]), or a window of token ids and the next token at every position (input
+[seq_len], output [seq_len, vocabulary]). The loss is cross-entropy over the last axis either way,
+averaged over images or over tokens, and the metrics count the same units.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ class RunResult:
     params: int
     seconds: float
     history: list[EpochMetrics] = field(default_factory=list)
+    task: str = data.CLASSIFY  # the dataset's (data.TASKS)
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,7 @@ class Model:
     module: torch.nn.Module
     name: str
     params: int
-    shape: tuple[int, int, int]  # the spec's input (C, H, W)
+    shape: tuple[int, ...]  # the spec's input: (C, H, W), or (seq_len,) for a text
 
 
 def check(options: TrainOptions) -> None:
@@ -115,8 +121,12 @@ def device_of(text: str, rank: Rank = Rank()) -> torch.device:
     return device
 
 
-def build_model(spec: str, overrides: dict[str, Any], variant: str | None, classes: int, seed: int) -> Model:
-    """Build the spec's module as a user would; set num_classes from the data unless --set gave it."""
+def build_model(spec: str, overrides: dict[str, Any], variant: str | None, classes: int, seed: int,
+                task: str = data.CLASSIFY) -> Model:
+    """Build the spec's module as a user would; set num_classes (vocab_size for a text) from the data
+    unless --set gave it."""
+    if task == data.NEXT_TOKEN:
+        return _build_language_model(spec, overrides, variant, classes, seed)
     compiled = pipeline.compile_spec(spec, overrides, variant=variant)
     out = compiled.costs.output
     if tuple(out) != (classes,):
@@ -138,8 +148,43 @@ def build_model(spec: str, overrides: dict[str, Any], variant: str | None, class
     return Model(module, compiled.graph.name, compiled.costs.params, (int(shape[0]), int(shape[1]), int(shape[2])))
 
 
+def _build_language_model(spec: str, overrides: dict[str, Any], variant: str | None, vocabulary: int,
+                          seed: int) -> Model:
+    """A spec that takes token ids [seq_len] and outputs logits [seq_len, vocabulary]; a spec with a
+    vocab_size parameter takes the data's vocabulary unless --set gave one."""
+    compiled = pipeline.compile_spec(spec, overrides, variant=variant)
+    shape, out = tuple(compiled.costs.input), tuple(compiled.costs.output)
+    if len(shape) != 1:
+        raise ArchspecError(BAD_OPTION, f"the spec takes input {list(shape)}; a text trains a language model, which "
+                            "takes token ids [seq_len] (e.g. specs/gpt2.yaml)")
+    if len(out) == 2 and out[1] != vocabulary and "vocab_size" not in overrides and "vocab_size" in compiled.resolved.spec.params:
+        overrides = {**overrides, "vocab_size": vocabulary}
+        compiled = pipeline.compile_spec(spec, overrides, variant=variant)
+        out = tuple(compiled.costs.output)
+    if out != (shape[0], vocabulary):
+        raise ArchspecError(BAD_OPTION, f"the spec outputs {list(out)} but next-token prediction needs logits "
+                            f"[seq_len, vocabulary] = [{shape[0]}, {vocabulary}] (a text's vocabulary is its {vocabulary} "
+                            f"byte values): --set vocab_size={vocabulary}, or a spec whose head fits")
+    module = pipeline.build(spec, seed=seed, variant=variant, **overrides)
+    return Model(module, compiled.graph.name, compiled.costs.params, (int(shape[0]),))
+
+
 def spec_input(spec: str, overrides: dict[str, Any], variant: str | None) -> tuple[int, ...]:
     return tuple(pipeline.compile_spec(spec, overrides, variant=variant).costs.input)
+
+
+def load_data(text: str, shape: tuple[int, ...]) -> data.Dataset:
+    """DATA for a spec taking `shape`: image folders are resized to its (H, W), a text cut into its seq_len."""
+    return data.load(text, (int(shape[1]), int(shape[2])) if len(shape) == 3 else None,
+                     int(shape[0]) if len(shape) == 1 else None)
+
+
+def batch_of(split: data.Split, index: torch.Tensor, model: Model, text: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's input and targets for samples `index` of `split`, before augmentation: images in [0, 1]
+    at the spec's size, or token ids (int64) and the next tokens."""
+    if text:
+        return split.images[index].long(), split.labels[index].long()
+    return data.prepare(split.images[index], model.shape), split.labels[index]  # type: ignore[arg-type]
 
 
 def derived_seed(seed: int, epoch: int, purpose: str) -> int:
@@ -184,9 +229,12 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
         torch.set_num_threads(options.threads)
     augments = aug.parse(options.augment)
     shape = spec_input(options.spec, options.overrides, options.variant)
-    dataset = data.load(options.data, (int(shape[1]), int(shape[2])) if len(shape) == 3 else None)
-    model = build_model(options.spec, options.overrides, options.variant, len(dataset.classes), options.seed)
-    aug.check(augments, model.shape)
+    dataset = load_data(options.data, shape)
+    model = build_model(options.spec, options.overrides, options.variant, len(dataset.classes), options.seed, dataset.task)
+    if dataset.text and augments:
+        raise ArchspecError(BAD_OPTION, f"--augment {options.augment!r}: augmentations apply to images, not to a text")
+    if not dataset.text:
+        aug.check(augments, model.shape)  # type: ignore[arg-type]
     # `..` resolved first, as creating the missing parents would: x/../../f must be checked as f
     folder = Path(os.path.abspath(run_folder(options, model.name)))
     if os.path.lexists(folder) and not folder.is_dir():
@@ -207,11 +255,12 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
     torch.manual_seed(options.seed)  # dropout and anything else drawing from the global generator
     random.seed(options.seed)
     saved = checkpoint.restore(folder, module, optimizer) if resuming else checkpoint.Saved(0, 0, [], 0.0)
-    train_set, test_set = (data.fit(split.to(device), model.shape) for split in (dataset.train, dataset.test))
+    train_set, test_set = (split.to(device) if dataset.text else data.fit(split.to(device), model.shape)  # type: ignore[arg-type]
+                           for split in (dataset.train, dataset.test))
     steps = len(train_set) // options.batch_size
     if steps == 0:
         raise ArchspecError(BAD_OPTION, f"--batch-size {options.batch_size} is larger than the training set "
-                            f"({len(train_set)} images)")
+                            f"({len(train_set)} {'windows' if dataset.text else 'images'})")
     forward: Any = module
     if rank.world > 1 and device.type == "cuda":
         module = forward = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
@@ -232,7 +281,8 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
         tally = Tally(len(dataset.classes), device)
         order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(derived_seed(options.seed, epoch, "order")))
         draws = torch.Generator().manual_seed(derived_seed(options.seed, epoch, "augment"))
-        progress = Progress(epoch + 1, options.epochs, steps, options.batch_size, enabled=rank.main and not options.quiet)
+        progress = Progress(epoch + 1, options.epochs, steps, options.batch_size, enabled=rank.main and not options.quiet,
+                            unit="seq" if dataset.text else "img")
         share = options.batch_size // rank.world
         lr = learning_rate(options, step, epoch, steps)
         for i in range(steps):
@@ -240,15 +290,16 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
             params = aug.draw(augments, options.batch_size, draws)
             mine = slice(rank.rank * share, (rank.rank + 1) * share)
             index = batch[mine].to(device)
-            x = data.prepare(train_set.images[index], model.shape)
-            x = data.normalize(aug.apply(x, augments, [p[mine] for p in params])).contiguous(memory_format=layout)
-            y = train_set.labels[index]
+            x, y = batch_of(train_set, index, model, dataset.text)
+            if not dataset.text:
+                x = data.normalize(aug.apply(x, augments, [p[mine] for p in params])).contiguous(memory_format=layout)
             lr = learning_rate(options, step, epoch, steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             try:
                 with autocast():
-                    logits = forward(x)
+                    logits = forward(x).flatten(0, -2)  # [N, classes], or [N * seq_len, vocabulary]
+                y = y.flatten()
                 loss = F.cross_entropy(logits.float(), y, label_smoothing=options.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -274,8 +325,8 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
         if not math.isfinite(train_loss):
             raise ArchspecError(STEP_FAILED, f"the training loss became {train_loss} in epoch {epoch + 1}; "
                                 "lower --lr (or use --precision fp32)")
-        result = evaluate(module, test_set, model.shape, len(dataset.classes), dataset.classes, device,
-                          options.precision, confusion=False, layout=layout) if rank.main else None
+        result = evaluate(module, test_set, model, dataset, device, options.precision, confusion=False,
+                          layout=layout) if rank.main else None
         seconds_epoch = time.perf_counter() - start
         if rank.main and result is not None:
             metrics = EpochMetrics(epoch + 1, train_loss, train_acc, result.loss, result.top1, result.top5,
@@ -284,31 +335,35 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
             seconds += seconds_epoch
             checkpoint.save(folder, module, optimizer, options, checkpoint.Saved(epoch + 1, step, history, seconds))
             if not options.quiet:
-                print(epoch_line(metrics, options.epochs), flush=True)
+                print(epoch_line(metrics, options.epochs, "seq" if dataset.text else "img"), flush=True)
         if rank.world > 1:
             import torch.distributed as dist
 
             dist.barrier()
     if rank.main:
         checkpoint.save_final(folder, module)
-    return RunResult(model.name, folder, dataset.name, options.augment, model.params, seconds, history)
+    return RunResult(model.name, folder, dataset.name, options.augment, model.params, seconds, history, dataset.task)
 
 
 @torch.no_grad()
-def evaluate(module: torch.nn.Module, split: data.Split, shape: tuple[int, int, int], classes: int,
-             names: tuple[str, ...], device: torch.device, precision: str = "fp32", confusion: bool = True,
+def evaluate(module: torch.nn.Module, split: data.Split, model: Model, dataset: data.Dataset, device: torch.device,
+             precision: str = "fp32", confusion: bool = True,
              layout: torch.memory_format = torch.contiguous_format) -> EvalResult:
-    """Loss, top-1/top-5 and (optionally) the confusion matrix of `module` in eval mode on `split`."""
+    """Loss, top-1/top-5 and (optionally, for classes) the confusion matrix of `module` in eval mode on
+    `split` of `dataset`: per image, or per token of a text (the loss in nats per token)."""
     was_training = module.training
     module.eval()
-    tally = Tally(classes, device, confusion=confusion)
+    classes = len(dataset.classes)
+    tally = Tally(classes, device, confusion=confusion and not dataset.text)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
     try:
         with autocast:
             for start in range(0, len(split), EVAL_BATCH):
-                x = data.normalize(data.prepare(split.images[start:start + EVAL_BATCH], shape)).contiguous(memory_format=layout)
-                y = split.labels[start:start + EVAL_BATCH]
-                logits = module(x).float()
+                x, y = batch_of(split, torch.arange(start, min(start + EVAL_BATCH, len(split)), device=device), model,
+                                dataset.text)
+                if not dataset.text:
+                    x = data.normalize(x).contiguous(memory_format=layout)
+                logits, y = module(x).float().flatten(0, -2), y.flatten()
                 tally.add(logits, y, F.cross_entropy(logits, y, reduction="sum"))
     except (RuntimeError, ValueError, TypeError) as exc:
         first = (str(exc).strip().splitlines() or [""])[0]
@@ -317,7 +372,7 @@ def evaluate(module: torch.nn.Module, split: data.Split, shape: tuple[int, int, 
         module.train(was_training)
     loss, top1, top5 = tally.result()
     matrix = tally.confusion.tolist() if tally.confusion is not None else []
-    return EvalResult(loss, top1, top5, tally.n, matrix, names)
+    return EvalResult(loss, top1, top5, tally.n, matrix, dataset.classes, dataset.task)
 
 
 def evaluate_file(spec: str, weights: str, data_text: str, overrides: dict[str, Any], variant: str | None,
@@ -333,12 +388,12 @@ def evaluate_file(spec: str, weights: str, data_text: str, overrides: dict[str, 
         print(f"note: these weights were trained with {settings}"
               f"{' and --variant ' + str(trained['variant']) if trained.get('variant') else ''}; "
               "give the same --set/--variant to evaluate the network that was trained", file=sys.stderr)
-    shape = spec_input(spec, overrides, variant)
-    dataset = data.load(data_text, (int(shape[1]), int(shape[2])) if len(shape) == 3 else None)
-    model = build_model(spec, overrides, variant, len(dataset.classes), 0)
+    dataset = load_data(data_text, spec_input(spec, overrides, variant))
+    model = build_model(spec, overrides, variant, len(dataset.classes), 0, dataset.task)
     path = Path(weights)
     checkpoint.load_weights(model.module, checkpoint.read_weights(path), path)
-    chosen = dataset.test if split == "test" else dataset.train
-    return evaluate(model.module.to(device), data.fit(chosen.to(device), model.shape), model.shape, len(dataset.classes), dataset.classes,
-                    device, precision)
+    chosen = (dataset.test if split == "test" else dataset.train).to(device)
+    if not dataset.text:
+        chosen = data.fit(chosen, model.shape)  # type: ignore[arg-type]
+    return evaluate(model.module.to(device), chosen, model, dataset, device, precision)
 

@@ -8,8 +8,8 @@ import torch
 
 
 class Tally:
-    """Sums over batches: loss (summed over images), top-1 and top-5 hits, images; optionally the
-    confusion matrix (rows: true class, columns: predicted)."""
+    """Sums over batches: loss (summed over samples: images, or a text's tokens), top-1 and top-5 hits,
+    samples; optionally the confusion matrix (rows: true class, columns: predicted)."""
 
     def __init__(self, classes: int, device: torch.device, confusion: bool = False):
         self.sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, top1, top5, n
@@ -67,13 +67,17 @@ class EpochMetrics:
 
 @dataclass(frozen=True)
 class EvalResult:
-    loss: float
+    loss: float  # mean cross-entropy in nats: per image, or per token of a text
     top1: float
     top5: float
-    images: int
+    images: int  # samples counted: images, or a text's tokens
     confusion: list[list[int]]
     classes: tuple[str, ...]
+    task: str = "classify"  # archspec.train.data.TASKS
 
     def to_json(self) -> dict[str, object]:
+        if self.task == "next_token":
+            return {"loss": self.loss, "top1": self.top1, "top5": self.top5, "tokens": self.images,
+                    "vocabulary": len(self.classes)}
         return {"loss": self.loss, "top1": self.top1, "top5": self.top5, "images": self.images,
                 "classes": list(self.classes), "confusion": self.confusion}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 import sys
 import time
@@ -29,8 +30,9 @@ class Progress:
     """One epoch's progress on `stream` (stderr by default)."""
 
     def __init__(self, epoch: int, epochs: int, steps: int, batch: int, enabled: bool = True,
-                 stream: TextIO | None = None):
+                 stream: TextIO | None = None, unit: str = "img"):
         self.stream = stream or sys.stderr
+        self.unit = unit  # what a sample is: img, or seq (a text's window)
         self.enabled = enabled and steps > 0
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.label, self.steps, self.batch = f"epoch {epoch}/{epochs}", steps, batch
@@ -51,21 +53,35 @@ class Progress:
         if self.tty:
             filled = WIDTH * step // self.steps
             bar = "#" * filled + "." * (WIDTH - filled)
-            self.stream.write(f"\r{self.label} [{bar}] {step}/{self.steps} {rate:,.0f} img/s{tail}\x1b[K")
+            self.stream.write(f"\r{self.label} [{bar}] {step}/{self.steps} {rate:,.0f} {self.unit}/s{tail}\x1b[K")
             if step >= self.steps:
                 self.stream.write("\n")
         else:
-            self.stream.write(f"{self.label}: step {step}/{self.steps}, {rate:,.0f} img/s{tail}\n")
+            self.stream.write(f"{self.label}: step {step}/{self.steps}, {rate:,.0f} {self.unit}/s{tail}\n")
         self.stream.flush()
 
 
-def epoch_line(m: "EpochMetrics", epochs: int) -> str:
+def epoch_line(m: "EpochMetrics", epochs: int, unit: str = "img") -> str:
+    """One epoch's figures; `unit` is what a sample is (img, or seq: a text's window, whose loss is per token)."""
     return (f"epoch {m.epoch}/{epochs}: train loss {m.train_loss:.4f} acc {100 * m.train_acc:.2f}% | "
-            f"test loss {m.test_loss:.4f} acc {100 * m.test_acc:.2f}% | {m.images_per_s:,.0f} img/s | "
+            f"test loss {m.test_loss:.4f} acc {100 * m.test_acc:.2f}% | {m.images_per_s:,.0f} {unit}/s | "
             f"{m.seconds:.1f} s | lr {m.lr:.3g}")
 
 
+def run_line(result: "RunResult") -> str:
+    """What `archspec train` prints when the run ends: the final test accuracy, or a text's test loss."""
+    last = result.history[-1]
+    epochs = f"{last.epoch} epoch{'s' if last.epoch != 1 else ''}, {result.seconds:.1f} s of training"
+    if result.task == "next_token":
+        return (f"wrote {result.folder / 'model.safetensors'}: test loss {last.test_loss:.4f} nats per token "
+                f"(next-token accuracy {100 * last.test_acc:.2f}%) after {epochs}")
+    return f"wrote {result.folder / 'model.safetensors'}: test accuracy {100 * last.test_acc:.2f}% after {epochs}"
+
+
 def eval_text(result: "EvalResult") -> str:
+    if result.task == "next_token":
+        return (f"loss {result.loss:.4f} nats per token ({result.loss / math.log(2):.3f} bits)  next-token top-1 "
+                f"{100 * result.top1:.2f}%  top-5 {100 * result.top5:.2f}%  ({result.images:,} tokens)")
     lines = [f"loss {result.loss:.4f}  top-1 {100 * result.top1:.2f}%  top-5 {100 * result.top5:.2f}%  "
              f"({result.images:,} images)"]
     if len(result.classes) <= 20:

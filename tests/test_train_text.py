@@ -1,0 +1,89 @@
+"""Language models train on a text: `--data text:PATH` reads a UTF-8 file as bytes (a vocabulary of 256),
+cuts it into seq_len windows with a held-out tail, and trains next-token prediction; eval reports the
+loss in nats per token. Files that are not regular, too large or not UTF-8 are refused with their code."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from archspec import cli
+from archspec.errors import ArchspecError
+from archspec.train import data
+
+ROOT = Path(__file__).resolve().parent.parent
+LENET = str(ROOT / "specs/lenet5.yaml")
+
+
+def main(capsys, *args: str) -> tuple[int, str, str]:
+    code = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_text_is_cut_into_next_token_windows(tmp_path: Path) -> None:
+    text = "héllo wörld, " * 40  # multi-byte characters: bytes are the tokens, not characters
+    path = tmp_path / "corpus.txt"
+    path.write_text(text, encoding="utf-8")
+    raw = text.encode()
+    ds = data.load(f"text:{path}", seq_len=8)
+    assert ds.task == data.NEXT_TOKEN and ds.text and len(ds.classes) == 256 and ds.kind == "text"
+    held = max(9, round(len(raw) * data.TEXT_TEST_FRACTION))
+    for split, part in ((ds.train, raw[:len(raw) - held]), (ds.test, raw[len(raw) - held:])):
+        assert len(split) == (len(part) - 1) // 8 and split.images.dtype == split.labels.dtype == torch.uint8
+        for k in range(len(split)):  # window k: bytes k*8 .. k*8+7, and the byte after each
+            assert bytes(split.images[k].tolist()) == part[8 * k:8 * k + 8]
+            assert bytes(split.labels[k].tolist()) == part[8 * k + 1:8 * k + 9]
+    assert "windows of 8 tokens" in data.describe(ds)
+
+
+@pytest.mark.parametrize("spelling, message", [("text", "needs a path"), ("text:", "after the colon")])
+def test_text_needs_a_path(spelling: str, message: str) -> None:
+    with pytest.raises(ArchspecError, match=message) as caught:
+        data.parse(spelling)
+    assert caught.value.code == "AS911"
+
+
+def test_a_bare_file_hints_at_text(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.txt"
+    path.write_text("some text")
+    with pytest.raises(ArchspecError, match=f"--data text:{path}"):
+        data.parse(str(path))
+
+
+def test_bad_text_files_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def code_of(path: object, seq_len: int = 8) -> tuple[str, str]:
+        with pytest.raises(ArchspecError) as caught:
+            data.load(f"text:{path}", seq_len=seq_len)
+        return caught.value.code, caught.value.message
+
+    assert code_of(tmp_path / "missing.txt")[0] == "AS911"
+    assert code_of(tmp_path) == ("AS912", code_of(tmp_path)[1]) and "a folder" in code_of(tmp_path)[1]
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # opened without blocking and refused: never read forever
+    assert code_of(fifo)[0] == "AS912" and "FIFO" in code_of(fifo)[1]
+    assert code_of("/dev/zero")[0] == "AS912" and "device" in code_of("/dev/zero")[1]
+    binary = tmp_path / "model.bin"
+    binary.write_bytes(b"abc" * 20 + b"\xff\xfe" + b"abc" * 20)
+    code, message = code_of(binary)
+    assert code == "AS912" and "not UTF-8" in message and "byte 60" in message
+    short = tmp_path / "short.txt"
+    short.write_text("0123456789")
+    code, message = code_of(short)
+    assert code == "AS912" and "too short" in message
+    monkeypatch.setattr(data, "TEXT_MAX_BYTES", 100)
+    large = tmp_path / "large.txt"
+    large.write_text("x" * 101)
+    code, message = code_of(large)
+    assert code == "AS912" and "MiB" in message
+    large.write_text("x" * 100)  # at the bound: read
+    assert len(data.load(f"text:{large}", seq_len=8).train) > 0
+
+
+def test_a_text_needs_a_spec_that_takes_tokens(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "corpus.txt"
+    path.write_text("abcdefgh" * 100)
+    code, _, err = main(capsys, "train", LENET, "--data", f"text:{path}", "--epochs", "1", "--out", str(tmp_path / "run"))
+    assert code == 2 and "AS913" in err and "token ids [seq_len]" in err and "Traceback" not in err
