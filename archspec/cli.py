@@ -317,7 +317,7 @@ def _run(args: argparse.Namespace, registry: Registry) -> int:
         if args.code in registry.ops:
             _out(describe_op(registry.op(args.code), registry.ops[args.code].provider))
             return 0
-        blocks = standard_blocks(registry)
+        blocks, _ = standard_blocks(registry)
         if args.code in blocks:
             _out(describe_block(blocks[args.code]))
             return 0
@@ -397,9 +397,12 @@ def _list(specs: Path, registry: Registry) -> int:
     for name in registry.op_names():
         _out(f"  {name:<22} {registry.ops[name].provider}")
     _out("blocks (archspec's libraries: imports: [archspec:NAME]; archspec explain BLOCK):")
-    for name, ref in sorted(standard_blocks(registry).items()):
+    blocks, broken = standard_blocks(registry)
+    for name, ref in sorted(blocks.items()):
         doc = " ".join(ref.block.doc.split())
         _out(f"  {name:<22} {ref.source:<18} {printable(doc if len(doc) <= 72 else doc[:71] + '…')}")
+    for library, exc in broken.items():
+        _out(f"  ({library} is unavailable here: {printable(str(exc.errors[0]))})")
     _out("backends:")
     for name, provided in sorted(registry.backends.items()):
         _out(f"  {name:<22} {provided.provider}")

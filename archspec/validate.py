@@ -580,16 +580,23 @@ class _Imports:
         return self.exports[target]
 
 
-def standard_blocks(registry: Registry, limits: Limits = DEFAULT) -> dict[str, BlockRef]:
+def standard_blocks(registry: Registry, limits: Limits = DEFAULT) -> tuple[dict[str, BlockRef], dict[str, SpecErrors]]:
     """Every block of archspec's own libraries (`imports: [archspec:NAME]`), checked as an import would be;
-    a name two of them define is listed under the first library."""
+    a name two of them define is listed under the first. A library that does not check here (an installed
+    plugin's op clashing with one it uses) is returned apart with its errors, so the others stay usable."""
     imports = _Imports(registry, limits)
     found: dict[str, BlockRef] = {}
+    broken: dict[str, SpecErrors] = {}
     for name in stdlib_libraries():
         target = find_import(STDLIB_PREFIX + name, "<archspec>", None, ())
-        for block, ref in imports.library(target, None, ()).items():
+        try:
+            blocks = imports.library(target, None, ())
+        except SpecErrors as exc:
+            broken[STDLIB_PREFIX + name] = exc
+            continue
+        for block, ref in blocks.items():
             found.setdefault(block, ref)
-    return found
+    return found, broken
 
 
 def validate_document(doc: Document, registry: Registry, deferred: list[SpecError] | None = None,

@@ -201,3 +201,16 @@ def test_list_and_explain_show_library_blocks(capsys):
     assert main(["explain", "conv_norm_act"]) == 0
     card = capsys.readouterr().out
     assert "imports: [archspec:conv]" in card and "act: str, default 'relu'" in card
+
+
+def test_every_library_block_loads_and_explains_itself(capsys):
+    from archspec.registry import default_registry
+    from archspec.validate import standard_blocks
+
+    blocks, broken = standard_blocks(default_registry())
+    assert not broken and {"conv_norm_act", "squeeze_excitation"} <= set(blocks)
+    for name, ref in blocks.items():
+        assert ref.source and ref.source.startswith("archspec:"), name
+        assert ref.block.doc.strip(), f"library block {name} ({ref.source}) has no doc:"
+        assert main(["explain", name]) == 0
+        assert capsys.readouterr().out.startswith(f"{name} (block, from {ref.source}")
