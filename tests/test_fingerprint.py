@@ -151,4 +151,4 @@ def test_cli_prints_it_and_it_is_stable_across_runs(capsys):
     compiled = pipeline.compile_spec(ROOT / "specs/lenet5.yaml", registry=REGISTRY)
     assert code == 0 and out.split()[0] == fingerprint(compiled.graph)
     # Golden: the canonical form is versioned (FORMAT); if this changes, so must FORMAT, on purpose.
-    assert out.split()[0] == "0b8dcd31c793cd32500f7d95d013d4163984bd9af129ea8d82b82c9567fa8be5"
+    assert out.split()[0] == "86d164e11a4636e8c3adec2a60d4d76983d664dd940d3d53a64b7b8e2bcf292f"

@@ -26,7 +26,7 @@ from typing import Any
 
 from archspec.ir import Graph, Node
 
-FORMAT = "archspec-fingerprint-1"
+FORMAT = "archspec-fingerprint-2"  # 2: arguments at their default and float32 dtypes are left out
 
 
 def _digest(*parts: Any) -> str:
@@ -42,11 +42,14 @@ def _output_position(graph: Graph, name: str) -> bool | list[int]:
 
 
 def _arguments(node: Node) -> Any:
-    return node.params.model_dump(mode="json") if node.params is not None else None
+    # Arguments left at their default are left out, so an op that gains an optional argument (linear's
+    # tie:, attention's causal:) keeps the fingerprint of every network that does not use it.
+    return node.params.model_dump(mode="json", exclude_defaults=True) if node.params is not None else None
 
 
 def _local(node: Node) -> list[Any]:
-    return [node.op, _arguments(node), list(node.shape or ())]
+    # The element type only where it is not float32 (token ids), for the same reason.
+    return [node.op, _arguments(node), list(node.shape or ())] + ([node.dtype] if node.dtype != "float32" else [])
 
 
 def structural_keys(graph: Graph) -> dict[str, str]:
