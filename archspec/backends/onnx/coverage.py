@@ -97,9 +97,9 @@ COVERAGE: CoverageTable = {
     "embedding": _native("Gather (the table an initializer)"),
     "rmsnorm": Support("fallback", "Pow, ReduceMean, Add, Sqrt, Reciprocal and Mul (RMSNormalization is an operator "
                        f"from opset 23; this exports {OPSET})"),
-    "groupnorm": _native("GroupNormalization (or its decomposition)"),
-    "rope": Support("fallback", "Range, MatMul, Cos, Sin, Slice, Neg, Concat, Mul and Add (RotaryEmbedding is an "
-                    f"operator from opset 23; this exports {OPSET})"),
+    "groupnorm": Support("fallback", "Reshape, InstanceNormalization, Reshape, Mul and Add (the exporter's form)"),
+    "rope": Support("fallback", "Range, Mul, Cos, Sin, Slice, Neg, Concat and Add (RotaryEmbedding is an operator "
+                    f"from opset 23; this exports {OPSET})"),
 }
 assert all(isinstance(v, Support) or callable(v) for v in COVERAGE.values())
 NATIVE_OPS = frozenset(op for op, v in COVERAGE.items() if v is NATIVE)

@@ -28,5 +28,9 @@ COVERAGE: CoverageTable = {
     **{op: Support("native", "TensorRT resize converter (aten.upsample_nearest2d / upsample_bilinear2d)")
        for op in ("interpolate", "upsample")},
     "conv_transpose2d": Support("native", "TensorRT deconvolution converter"),
+    "embedding": Support("native", "TensorRT converter (aten.embedding: a gather)"),
+    "groupnorm": Support("native", "TensorRT converter (aten.native_group_norm)"),
+    "rmsnorm": Support("native", "TensorRT converters of its steps (pow, mean, rsqrt, mul)"),
+    "rope": Support("native", "TensorRT converters of its steps (arange, mul, cos, sin, slice, neg, cat)"),
     **{op: GONE for op in ("identity", "dropout", "drop_path")},
 }
