@@ -57,8 +57,11 @@ def activation_shapes(module: torch.fx.GraphModule, graph, x: torch.Tensor) -> d
     alias), and n-1 for an add or mul of n inputs (pairwise; the last is the node). Matching by order
     does not depend on fx's renaming (a layer named `getattr` becomes `getattr_1`); modules must sit
     at the IR's dotted names."""
+    from archspec.backends.torch.sequence import check_input  # the forward's first call: the input's dtype check
+
     ShapeProp(module).propagate(x)
-    calls = iter([n for n in module.graph.nodes if n.op in ("call_module", "call_function", "call_method")])
+    calls = iter([n for n in module.graph.nodes if n.op in ("call_module", "call_function", "call_method")
+                  and n.target is not check_input])
     found: dict[str, tuple[int, ...]] = {}
     for node in graph.ops:
         if node.op == "identity":
