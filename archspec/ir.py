@@ -85,6 +85,15 @@ class Node:
     trainable: bool = True  # False: the layer's tensors keep their names but take no gradient (requires_grad False)
     dtype: Dtype = "float32"  # the element type of the node's value: int64 for token ids and what only moves them
     ties: tuple[tuple[str, str], ...] = ()  # own tensor leaf -> the full name of another layer's tensor it uses instead
+    # For a node made by a block imported from a library (its `source` is in the library file): the layer of the
+    # spec's own file that applied the block, and where that layer is written, so messages can point there too.
+    used_at: tuple[str, Location] | None = None
+
+    @property
+    def place(self) -> str:
+        """Where a message about this node points the reader, beyond `source`: the spec's own use of an
+        imported block ("" for a node of the spec's own layers)."""
+        return f" (in {self.used_at[0]!r}, which uses the imported block at {self.used_at[1]})" if self.used_at else ""
 
     @property
     def kind(self) -> NodeKind:

@@ -127,6 +127,7 @@ class _Lowerer:
     budget: int = 0
     deferred_locations: frozenset[Location | None] = frozenset()
     parents: dict[str, str] = field(default_factory=dict)  # every proper prefix of a node path -> a node under it
+    use_site: tuple[str, Location] | None = None  # inside an imported block: the spec's layer using it, and where
     own_init: _OwnInit = field(default_factory=lambda: _OwnInit())  # layers' own init: (applied after the rules)
 
     def __post_init__(self) -> None:
@@ -141,6 +142,8 @@ class _Lowerer:
         location = self.doc.locate(path)
         if location in self.deferred_locations:
             return  # validation already explained the problem at this place
+        if self.use_site is not None:  # the location is in a library: say where the spec uses it, too
+            message += f" (in {self.use_site[0]!r}, which uses the imported block at {self.use_site[1]})"
         self.errors.append(SpecError(code, message, location, path))
         if len(self.errors) + len(self.resolved.deferred) >= self.limits.errors:
             raise _Abort()  # enough to act on; finding more would only cost time
@@ -494,6 +497,17 @@ class _Lowerer:
         seen = {} if ref.isolated else self.global_env  # an imported block sees only its own parameters
         self.spend(len(seen) // SCOPE_COPY_UNIT, layer.where)
         env: dict[str, Value] = {**seen, **values, "in_shape": shape, "in_channels": shape[0] if shape else 0}
+        outer = self.use_site
+        if ref.isolated and outer is None:  # entering a library from the spec's own layers
+            self.use_site = (name, self.doc.locate(layer.where))
+        try:
+            return self._lower_block(ref, name, declared, sources, env)
+        finally:
+            self.use_site = outer
+
+    def _lower_block(self, ref: BlockRef, name: str, declared: list[str], sources: list[str],
+                     env: dict[str, Value]) -> _Result | None:
+        block = ref.block
         self.eval_vars(block.vars, env, (*block.where, "vars"))
         if not self.checks_hold(block.checks, env):
             return None
@@ -556,7 +570,7 @@ class _Lowerer:
         if dtype is None or ties is None:
             return None
         self.graph.add(Node(name, op.name, params, tuple(sources), shape, self.doc.locate(layer.where), dtype=dtype,
-                            ties=ties))
+                            ties=ties, used_at=self.use_site))
         return name
 
     def _dtype(self, op: OpDef[Any], name: str, sources: list[str], layer: Layer) -> Dtype | None:
@@ -692,7 +706,7 @@ def _unread_layers(graph: Graph, doc: Document) -> list[SpecError]:
         if not needed >> k & 1 and node.source not in reported:
             reported.add(node.source)
             errors.append(SpecError("AS434", f"nothing reads the output of layer {node.name!r} ({node.op}), so it "
-                                    "would not reach the network's output; use it in a later layer's from:, or remove it",
+                                    f"would not reach the network's output; use it in a later layer's from:, or remove it{node.place}",
                                     node.source, ()))
     return errors
 

@@ -214,3 +214,10 @@ def test_every_library_block_loads_and_explains_itself(capsys):
         assert ref.block.doc.strip(), f"library block {name} ({ref.source}) has no doc:"
         assert main(["explain", name]) == 0
         assert capsys.readouterr().out.startswith(f"{name} (block, from {ref.source}")
+
+
+def test_errors_inside_a_library_also_name_the_spec_layer_that_uses_it(tmp_path):
+    spec = write(tmp_path, {"net.yaml": NET.replace("width: 4", "width: 0"), "lib.yaml": LIBRARY})
+    errors = errors_of(spec)
+    assert errors and all(e.location.file.endswith("conv.yaml") for e in errors)  # the conv of conv_norm_act
+    assert all("in 'p', which uses the imported block at" in e.message and "net.yaml:11:" in e.message for e in errors)

@@ -42,7 +42,7 @@ import warnings
 import torch
 from torch import nn
 
-from archspec.errors import ArchspecError, Location, SpecError, SpecErrors
+from archspec.errors import ArchspecError, SpecError, SpecErrors
 from archspec.ir import Graph, Naming
 from archspec.paths import PatternError, parse_rename, renamed_as
 
@@ -163,10 +163,6 @@ class _Layers:
                 return prefix
         return None
 
-    def location(self, tensor: str) -> Location | None:
-        name = self.layer(tensor)
-        return self.graph.node(name).source if self.graph is not None and name is not None else None
-
     def parallel(self, a: str, b: str) -> bool:
         """Neither layer depends on the other: their order is not fixed by the data flow."""
         ra, rb = self.reaches[a], self.reaches[b]
@@ -174,10 +170,11 @@ class _Layers:
 
 
 def _fail(code: str, message: str, layers: _Layers, tensor: str) -> NoReturn:
-    location = layers.location(tensor)
-    if location is None:
+    name = layers.layer(tensor)
+    node = layers.graph.node(name) if layers.graph is not None and name is not None else None
+    if node is None or node.source is None:
         raise ArchspecError(code, message)
-    raise SpecErrors([SpecError(code, message, location)])
+    raise SpecErrors([SpecError(code, message + node.place, node.source)])
 
 
 def _shape(t: torch.Tensor) -> list[int]:
