@@ -29,6 +29,12 @@ def apply_plan(source: nn.Module, plan: Optimized, table: Mapping[str, Lowering]
     for fold in plan.folds:
         new.update(folded(fold, state))
     target.load_state_dict(new, strict=True, assign=True)
+    # Buffers outside the state dict (rope's non-persistent frequencies) are still on the meta device: the source's.
+    sources = dict(source.named_buffers())
+    for name, buffer in list(target.named_buffers()):
+        if buffer.is_meta and name in sources:
+            owner, _, leaf = name.rpartition(".")
+            target.get_submodule(owner)._buffers[leaf] = sources[name]
     return target.eval()
 
 
