@@ -48,6 +48,8 @@ def small(name: str) -> dict[str, Any]:
         return {"resolution": 32}
     if name.startswith("unet"):
         return {"resolution": 32}  # 2x2 at the bottom of its four levels
+    if name.startswith("yolo"):
+        return {"resolution": 64}  # P5 is 2x2: its upsampled copy meets P4 and the head has three levels
     raise AssertionError(f"no small overrides for {name}; add its family here")
 
 

@@ -41,12 +41,17 @@ def available() -> str | None:
     return None
 
 
-def build(name: str, seed: int = 0) -> nn.Module:
-    """ultralytics' DetectionModel for `name` ("yolov8n", "yolo11n", ...) in eval mode, seeded weights."""
-    from ultralytics.nn.tasks import DetectionModel
+def build(name: str, seed: int = 0, width: float | None = None) -> nn.Module:
+    """ultralytics' DetectionModel for `name` ("yolov8n", "yolo11n", ...) in eval mode, seeded weights; `width`
+    replaces the scale's width multiple (a narrow copy of a deep scale's structure)."""
+    from ultralytics.nn.tasks import DetectionModel, yaml_model_load
 
+    cfg = yaml_model_load(f"{name}.yaml")
+    if width is not None:
+        depth, _, max_channels = cfg["scales"][cfg["scale"]]
+        cfg["scales"][cfg["scale"]] = [depth, width, max_channels]
     torch.manual_seed(seed)
-    model = DetectionModel(f"{name}.yaml", verbose=False)
+    model = DetectionModel(cfg, verbose=False)
     perturb_batchnorm(model, seed)
     return model.eval()
 
