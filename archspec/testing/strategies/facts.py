@@ -22,7 +22,7 @@ MAX_CHANNELS = 24
 # Attributes of the built module (`forward`, `type`, `float`, ...) are refused by validation (AS409).
 TRICKY_NAMES = ("torch", "x", "getattr", "operator", "math", "inf", "nan", "device", "output", "input_1",
                 "print", "list", "sum", "len", "range", "max", "relu", "F", "nn", "fx", "None_", "bool", "int")
-LAYER_KEYS = ("op", "name", "from", "repeat", "if")
+LAYER_KEYS = ("op", "name", "from", "repeat", "if", "else", "trainable", "init")  # a typo must not land on one
 FAKE_BOOLS = ("yes", "no", "on", "off", "Yes", "NO", "On", "OFF", "y", "n", "Y", "N")
 
 
