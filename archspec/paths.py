@@ -16,7 +16,8 @@ the captures (`{i + 1}`) and whose leading `**` is the prefix `**` matched; the 
 Conv1D keeps its weight as [in, out], a linear layer's is [out, in]): such a rule matches only whole
 tensor names (its pattern reaches the leaf, `**.c_attn.weight`), and the tensor found is transposed
 before its shape is checked. The rule then decides alone: our own name is not looked up in the
-checkpoint, so a square weight stored transposed can never pair untransposed by accident of shape.
+checkpoint, so a square weight stored transposed can never pair untransposed by accident of shape
+(a checkpoint in our own layout is recognised as a whole: archspec.backends.torch.weights).
 """
 
 from __future__ import annotations

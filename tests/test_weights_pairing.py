@@ -269,9 +269,11 @@ weights:
   rename:
     - {ours: "**.square.weight", ref: "transposed(**.square.weight)"}
     - {ours: "**.wide.weight", ref: "transposed(**.wide.weight)"}
+    - {ours: "**.narrow.weight", ref: "transposed(**.narrow.weight)"}
 layers:
   - {name: block.square, op: linear, out: 4}
   - {name: block.wide, op: linear, out: 6}
+  - {name: block.narrow, op: linear, out: 4}
 """
 
 
@@ -291,31 +293,39 @@ class Conv1DReference(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.block = nn.Module()
-        self.block.square, self.block.wide = Conv1D(4, 4), Conv1D(4, 6)
+        self.block.square, self.block.wide, self.block.narrow = Conv1D(4, 4), Conv1D(4, 6), Conv1D(6, 4)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.block.wide(self.block.square(x))
+        return self.block.narrow(self.block.wide(self.block.square(x)))
+
+
+def _save(state: dict[str, torch.Tensor], path: Path) -> Path:
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    else:
+        torch.save(state, path)
+    return path
 
 
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
 def test_transposed_rules_pair_conv1d_weights_by_name(tmp_path: Path, write_spec, suffix: str) -> None:
-    """The square weight too is transposed: the rule decides, not the shape (our own name is in the
-    checkpoint, with the right shape, and is not taken as it is)."""
+    """The square weight too is transposed: the checkpoint's layout decides, not the square's shape (our own
+    name is in the checkpoint, with the right shape, and is not taken as it is)."""
     torch.manual_seed(0)
     reference = Conv1DReference().eval()
-    path = tmp_path / f"ref{suffix}"
-    if suffix == ".safetensors":
-        from safetensors.torch import save_file
-
-        save_file(reference.state_dict(), str(path))
-    else:
-        torch.save(reference.state_dict(), path)
+    path = _save(reference.state_dict(), tmp_path / f"ref{suffix}")
     spec = write_spec(CONV1D_SPEC)
     ours = archspec.build(spec, weights=path).eval()
     assert torch.equal(ours.state_dict()["block.square.weight"], reference.block.square.weight.t())
     x = torch.randn(3, 5, 4)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), reference(x))
+    # a checkpoint in our own layout (convert-weights, a built module's state dict) loads as it is, square included
+    again = archspec.build(spec, weights=_save(ours.state_dict(), tmp_path / f"ours{suffix}")).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), ours(x), rtol=0, atol=0)
     # without its rule the square weight pairs by its own name, untransposed: what the rule is there to prevent
     plain = write_spec(CONV1D_SPEC.replace('ref: "transposed(**.square.weight)"', 'ref: "**.square.weight"'), "plain.yaml")
     wrong = archspec.build(plain, weights=path).eval()
@@ -323,16 +333,21 @@ def test_transposed_rules_pair_conv1d_weights_by_name(tmp_path: Path, write_spec
         assert not torch.allclose(wrong(x), reference(x))
 
 
-def test_a_transposed_rule_checks_the_transposed_shape(tmp_path: Path, write_spec) -> None:
+def test_a_transposed_rule_checks_shapes_and_one_layout(tmp_path: Path, write_spec) -> None:
     spec = write_spec(CONV1D_SPEC)
-    state = {"block.square.weight": torch.randn(4, 4), "block.square.bias": torch.randn(4),
-             "block.wide.weight": torch.randn(6, 4), "block.wide.bias": torch.randn(6)}  # [out, in]: not Conv1D's
+    state = dict(Conv1DReference().state_dict())
+    state["block.narrow.weight"] = torch.randn(5, 4)  # neither layout: checked transposed, as the wide one shows
     torch.save(state, tmp_path / "ref.pth")
     with pytest.raises(SpecErrors) as caught:
         archspec.build(spec, weights=tmp_path / "ref.pth")
     error = caught.value.errors[0]
-    assert error.code == "AS706" and "'block.wide.weight' (stored transposed) is [4, 6]" in error.message
-    assert error.location is not None and error.location.line == 10
+    assert error.code == "AS706" and "'block.narrow.weight' (stored transposed) is [4, 5]" in error.message
+    assert error.location is not None and error.location.line == 12  # block.narrow
+    state["block.narrow.weight"] = torch.randn(4, 6)  # our layout beside the wide one's transposed: two layouts
+    torch.save(state, tmp_path / "ref.pth")
+    with pytest.raises(SpecErrors) as caught:
+        archspec.build(spec, weights=tmp_path / "ref.pth")
+    assert caught.value.errors[0].code == "AS706" and "mixes two layouts" in caught.value.errors[0].message
 
 
 def test_transposed_rule_patterns() -> None:

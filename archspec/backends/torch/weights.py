@@ -5,7 +5,8 @@ like the reference's modules where it can, and its `weights: rename:` rules map 
 `encoder_layer_0` for our `0`, DenseNet's 1-based `denselayer1`). A tensor whose own name, or renamed
 name, is in the checkpoint pairs by name; a rule `ref: "transposed(...)"` says the checkpoint stores that
 tensor transposed (GPT-2's Conv1D weights, [in, out]), and it is transposed as it pairs, never by shape
-alone: our own name is not looked up there. What is left pairs by position, strictly: the k-th of ours with
+alone: our own name is not looked up there. Whether a checkpoint holds the reference's layout or ours
+(convert-weights' output) is decided once, from the matrices whose shape tells. What is left pairs by position, strictly: the k-th of ours with
 the k-th of the checkpoint, every shape and role checked, and never where two of our layers with tensors of
 the same shapes lie on parallel branches (their order is not fixed by anything the checkpoint shows). Any
 mismatch is an error naming both tensors, located at our layer in the spec: weights never pair silently
@@ -33,7 +34,7 @@ as well (`lm_head.weight`, as torch's state_dict and Hugging Face's GPT-2 do) mu
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -215,18 +216,22 @@ def pair_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, to
     pairing = Pairing()
     used: set[str] = set()
 
-    def candidates_of(name: str) -> list[str]:
+    def renamed_of(name: str) -> tuple[str, bool]:
         try:
-            other, transposed = renamed_as(name, rules)
+            return renamed_as(name, rules)
         except PatternError as exc:
             raise ArchspecError("AS437", str(exc)) from None
-        if transposed:
+
+    def candidates_of(name: str) -> list[str]:
+        other, transposed = renamed_of(name)
+        if transposed and reference_layout:
             stored_transposed.add(other)
             return [other]
         found = [name] if other == name else [name, other]
         return found + ([tied_only[name]] if name in tied_only else [])
 
     stored_transposed: set[str] = set()  # checkpoint names a transposed(...) rule reached
+    reference_layout = _transposed_layout(ours, reference, renamed_of, layers)
     tied_only: dict[str, str] = {}  # our tied tensor -> the checkpoint's copy under the tying layer's name, its only one
 
     def tensor_of(c: str) -> torch.Tensor:
@@ -346,6 +351,29 @@ def pair_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, to
             pairing.by_position += 1
     _check_unambiguous(ours_groups, ref_groups, ours, layers, ordered)
     return pairing
+
+
+def _transposed_layout(ours: Mapping[str, torch.Tensor], reference: Mapping[str, torch.Tensor],
+                       renamed_of: Callable[[str], tuple[str, bool]], layers: _Layers) -> bool:
+    """Whether the checkpoint stores the tensors of `transposed(...)` rules transposed (the reference's own
+    layout), or as ours (a checkpoint archspec wrote: convert-weights, a built module's state dict). Decided
+    once for the whole checkpoint, by the matrices whose shape tells (not square); the square ones follow
+    that decision, never their own shape. Without any such evidence the rule is taken at its word."""
+    transposed, as_ours = [], []
+    for name, tensor in ours.items():
+        other, rule = renamed_of(name)
+        if not rule or other not in reference or tensor.dim() != 2 or tensor.shape[0] == tensor.shape[1]:
+            continue
+        shape = tuple(reference[other].shape)
+        if shape == tuple(tensor.shape)[::-1]:
+            transposed.append(name)
+        elif shape == tuple(tensor.shape):
+            as_ours.append((name, other))
+    if transposed and as_ours:
+        name, other = as_ours[0]
+        _fail("AS706", f"the checkpoint stores {transposed[0]!r} transposed, as the spec's weights: rename: rule says, but "
+              f"{other!r} as the spec's own layout {_shape(reference[other])}: it mixes two layouts", layers, name)
+    return not as_ours
 
 
 def _leaf(name: str) -> str:
