@@ -13,9 +13,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from reference import SPECS
 
 ZOO = sorted(SPECS.glob("*.yaml"))
+TOKEN_IDS = 100  # inputs of a language model: ids below every zoo vocabulary (small() keeps 512)
+
+
+def sample(shape: tuple[int, ...], dtype: str, batch: int, generator: torch.Generator) -> torch.Tensor:
+    """A batch of inputs of a spec's per-sample `shape` and input dtype (Costs.input): standard normal
+    floats, or token ids for a spec whose input is int64."""
+    if dtype == "int64":
+        return torch.randint(0, TOKEN_IDS, (batch, *shape), generator=generator)
+    return torch.randn(batch, *shape, generator=generator)
 
 
 def _patch(name: str) -> int:
@@ -48,6 +59,12 @@ def small(name: str) -> dict[str, Any]:
         return {"resolution": 32}
     if name.startswith("unet"):
         return {"resolution": 32}  # 2x2 at the bottom of its four levels
+    if name.startswith("gpt2"):  # language models: 8 tokens, one decoder layer, a 512-token vocabulary
+        return {"seq_len": 8, "n_layer": 1, "vocab_size": 512}
+    if name.startswith("bert"):
+        return {"seq_len": 8, "num_hidden_layers": 1, "vocab_size": 512}
+    if name.startswith("llama"):  # and a narrow MLP: the 8B row's would be 176M weights
+        return {"seq_len": 8, "num_hidden_layers": 1, "vocab_size": 512, "intermediate_size": 256}
     if name.startswith("yolo"):
         return {"resolution": 64}  # P5 is 2x2: its upsampled copy meets P4 and the head has three levels
     raise AssertionError(f"no small overrides for {name}; add its family here")

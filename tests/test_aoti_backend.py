@@ -23,7 +23,7 @@ from archspec.backends.aoti.backend import device_setting
 from archspec.errors import ArchspecError
 from archspec.backends import BuildOptions
 from archspec.registry import default_registry
-from backend_cases import ZOO, shallow, spec
+from backend_cases import ZOO, sample, shallow, spec
 from reference import relative_error
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,6 +105,6 @@ def test_zoo_aoti_matches_torch_backend(path: Path, tmp_path: Path) -> None:
     backend.save(backend.build(compiled.graph, options), compiled.graph, out, options)
     model = torch._inductor.aoti_load_package(str(out))
     for batch in (1, 3):
-        x = torch.randn(batch, *compiled.costs.input, generator=torch.Generator().manual_seed(batch))
+        x = sample(compiled.costs.input, compiled.costs.input_dtype, batch, torch.Generator().manual_seed(batch))
         with torch.no_grad():
             assert relative_error(model(x), reference(x)) <= 1e-4

@@ -28,7 +28,7 @@ from archspec.backends import BuildOptions  # noqa: E402
 from archspec.backends.onnx.backend import require  # noqa: E402
 from archspec.errors import ArchspecError  # noqa: E402
 from archspec.registry import default_registry  # noqa: E402
-from backend_cases import ZOO, shallow, spec  # noqa: E402
+from backend_cases import ZOO, sample, shallow, spec  # noqa: E402
 from reference import perturb_batchnorm, perturb_zero_tensors, relative_error, save_state_dict  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,11 +54,13 @@ def export_with_weights(compiled: Any, reference: torch.nn.Module, out: Path) ->
     return ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
 
 
-def max_error(session: ort.InferenceSession, reference: torch.nn.Module, shape: Any, batches: tuple[int, ...]) -> float:
-    """The largest relative error of the session against `reference` over random inputs of these batches."""
+def max_error(session: ort.InferenceSession, reference: torch.nn.Module, shape: Any, batches: tuple[int, ...],
+              dtype: str = "float32") -> float:
+    """The largest relative error of the session against `reference` over random inputs of these batches
+    (token ids where the spec's input `dtype` is int64)."""
     error = 0.0
     for batch in batches:
-        x = torch.randn(batch, *shape, generator=torch.Generator().manual_seed(batch))
+        x = sample(tuple(shape), dtype, batch, torch.Generator().manual_seed(batch))
         with torch.no_grad():
             expected = reference(x)
         got = torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
@@ -85,7 +87,7 @@ def test_zoo_onnx_matches_torch_backend(path: Path, tmp_path: Path) -> None:
     session = export_with_weights(compiled, reference, out)
     model = onnx.load(str(out))
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
-    error = max_error(session, reference, compiled.costs.input, (1, 3))
+    error = max_error(session, reference, compiled.costs.input, (1, 3), compiled.costs.input_dtype)
     _converted[key] = error
     print(f"onnx {path.stem}: max relative error {error:.3g}")
     assert error <= TOLERANCE  # (a NaN error fails here too)

@@ -51,6 +51,37 @@ def _mixer() -> st.SearchStrategy[dict[str, Any]]:
                      stem_norm=st.booleans(), num_classes=classes)
 
 
+def _gpt2() -> st.SearchStrategy[dict[str, Any]]:
+    def make(heads: int, head_dim: int, n_positions: int, seq_len: int, **rest: Any) -> dict[str, Any]:
+        return {"n_head": heads, "n_embd": heads * head_dim, "n_positions": n_positions,
+                "seq_len": min(seq_len, n_positions), **rest}
+    return st.builds(make, heads=st.integers(1, 2), head_dim=st.integers(1, 8), n_positions=st.integers(1, 16),
+                     seq_len=st.integers(1, 16), n_layer=st.integers(0, 2), vocab_size=st.integers(1, 32))
+
+
+def _bert() -> st.SearchStrategy[dict[str, Any]]:
+    def make(heads: int, head_dim: int, max_position_embeddings: int, seq_len: int, **rest: Any) -> dict[str, Any]:
+        return {"num_attention_heads": heads, "hidden_size": heads * head_dim,
+                "max_position_embeddings": max_position_embeddings, "seq_len": min(seq_len, max_position_embeddings), **rest}
+    return st.builds(make, heads=st.integers(1, 2), head_dim=st.integers(1, 8), max_position_embeddings=st.integers(1, 16),
+                     seq_len=st.integers(1, 16), num_hidden_layers=st.integers(0, 2), intermediate_size=st.integers(1, 16),
+                     vocab_size=st.integers(1, 32), type_vocab_size=st.integers(1, 3))
+
+
+def _llama() -> st.SearchStrategy[dict[str, Any]]:
+    # grouped-query attention: kv_heads key/value heads, each serving `groups` query heads; rope needs an even head
+    # width; head_dim given (Llama 3.2 1B's config.json has it) or derived from hidden_size
+    def make(kv_heads: int, groups: int, head_dim: int, explicit: bool, **rest: Any) -> dict[str, Any]:
+        heads = kv_heads * groups
+        widths = {"head_dim": head_dim, "hidden_size": heads * head_dim + 2} if explicit else {"hidden_size": heads * head_dim}
+        return {"num_key_value_heads": kv_heads, "num_attention_heads": heads, **widths, **rest}
+    return st.builds(make, kv_heads=st.integers(1, 2), groups=st.integers(1, 3), head_dim=st.sampled_from([2, 4, 8]),
+                     explicit=st.booleans(), num_hidden_layers=st.integers(0, 2), intermediate_size=st.integers(1, 16),
+                     vocab_size=st.integers(1, 32), seq_len=st.integers(1, 16), tie_word_embeddings=st.booleans(),
+                     rope_scaling_factor=st.sampled_from([1.0, 8.0, 32.0]), rope_theta=st.sampled_from([10000.0, 500000.0]),
+                     rope_original_max_position_embeddings=st.integers(4, 64))
+
+
 def _rows(*columns: st.SearchStrategy[Any], min_size: int = 1, max_size: int = 3) -> st.SearchStrategy[list[list[Any]]]:
     """A table of rows (a stage or block list), each row one draw of the columns."""
     return st.lists(st.tuples(*columns).map(list), min_size=min_size, max_size=max_size)
@@ -176,6 +207,9 @@ STRATEGIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
                       heads=st.integers(1, 2), per_head=st.integers(1, 4), num_classes=classes,
                       resolution=st.integers(8, 48), patch_size=st.sampled_from([2, 4]), window_size=st.integers(2, 5),
                       depths=st.lists(st.integers(0, 2), min_size=4, max_size=4), v2=st.booleans()),
+    "gpt2": _gpt2(),
+    "bert": _bert(),
+    "llama": _llama(),
 }
 
 
@@ -187,12 +221,14 @@ def _attention_macs(family: str, overrides: dict[str, Any]) -> int:
     return 2 * overrides["num_layers"] * tokens**2 * overrides["hidden_dim"]
 
 
-def _measured(module: torch.nn.Module, shape: tuple[int, ...], device: str) -> tuple[int, tuple[int, ...]]:
+def _measured(module: torch.nn.Module, shape: tuple[int, ...], dtype: str, device: str) -> tuple[int, tuple[int, ...]]:
     """MACs per sample and output shape per sample of one forward pass in train mode (the convention's:
-    in eval mode under no_grad nn.MultiheadAttention takes a fused CPU kernel the counter does not see)."""
+    in eval mode under no_grad nn.MultiheadAttention takes a fused CPU kernel the counter does not see).
+    A language model takes token ids 0, in every vocabulary."""
     counter = FlopCounterMode(display=False)
+    x = torch.zeros(2, *shape, dtype=torch.int64, device=device) if dtype == "int64" else torch.randn(2, *shape, device=device)
     with counter, torch.no_grad():
-        out = module.train()(torch.randn(2, *shape, device=device))
+        out = module.train()(x)
     return counter.get_total_flops() // 4, tuple(out.shape[1:])  # batch 2, 2 FLOPs per MAC
 
 
@@ -201,12 +237,12 @@ def check_overrides(family: Path, overrides: dict[str, Any]) -> None:
     with torch.device("meta"):
         module = archspec.build(family, **overrides)
     assert sum(p.numel() for p in module.parameters()) == costs.params, overrides
-    macs, output = _measured(module, tuple(costs.input), "meta")
+    macs, output = _measured(module, tuple(costs.input), costs.input_dtype, "meta")
     assert output == tuple(costs.output), overrides
     assert macs == costs.macs, overrides  # on meta, attention runs as plain matrix products, which count
     if costs.macs <= CPU_FORWARD_MACS:  # the real thing too, where it is cheap
         cpu = archspec.build(family, **overrides)
-        cpu_macs, cpu_output = _measured(cpu, tuple(costs.input), "cpu")
+        cpu_macs, cpu_output = _measured(cpu, tuple(costs.input), costs.input_dtype, "cpu")
         assert cpu_output == output, overrides
         assert cpu_macs + _attention_macs(family.stem, overrides) == costs.macs, overrides
 

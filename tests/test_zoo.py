@@ -1,7 +1,10 @@
 """Every spec in specs/: validates, states and matches its reference figures, builds, and runs.
 
 The figures are the reference implementations' (tests/reference_models.json, copied from
-shared/reference); ours are computed statically by archspec and checked against the built module.
+shared/reference; the language models' rows, gpt2, bert_base_uncased, llama3_2_1b and llama3_1_8b, were
+measured with transformers by tests/transformers_reference.py's `figures`, which
+test_fidelity_transformers.py runs again); ours are computed statically by archspec and checked against
+the built module.
 """
 
 from pathlib import Path
@@ -10,6 +13,7 @@ import pytest
 import torch
 
 import archspec
+from archspec.limits import Limits
 from reference import REFERENCE, SPECS
 
 ZOO = sorted(SPECS.glob("*.yaml"))
@@ -18,6 +22,8 @@ ZOO = sorted(SPECS.glob("*.yaml"))
 HAND_WRITTEN = {"unet": "tests/test_unet.py::test_thin_spec_states_the_reference_figures"}
 # Above this, a real forward at full size costs tens of seconds on 2 cores: those run on the meta device.
 LARGE_MACS = 5 * 10**9
+# Built on the meta device, nothing is allocated: the 8B-parameter Llama passes the build's bounds.
+META_LIMITS = Limits(params=10**11, memory_bytes=1 << 50)
 
 
 def test_the_zoo_is_not_empty():
@@ -30,7 +36,9 @@ def test_spec_matches_reference_figures(spec: Path):
     expect = compiled.resolved.expect
     assert expect is not None and expect.params is not None and expect.macs is not None and expect.output is not None, \
         f"{spec.name} must state its reference figures in expect:"
-    assert {"num_classes", "resolution"} <= set(compiled.resolved.spec.params)
+    # an image network takes --set num_classes / resolution; a language model (token ids in) its config.json fields
+    assert ({"vocab_size", "seq_len"} if compiled.costs.input_dtype == "int64" else {"num_classes", "resolution"}) \
+        <= set(compiled.resolved.spec.params)
     assert compiled.resolved.spec.description and compiled.resolved.spec.paper
     if spec.stem in HAND_WRITTEN:
         assert spec.stem not in REFERENCE, f"{spec.stem}: one reference only"
@@ -53,20 +61,22 @@ COVERED_BY_SIBLINGS = {"swin_t", "swin_s", "swin_v2_t"}
                                                else ()) for p in ZOO])
 def test_spec_builds_and_runs(spec: Path):
     costs = archspec.summary(spec)
+    tokens = costs.input_dtype == "int64"
     if costs.macs > LARGE_MACS:
         # Tens of seconds of initialisation and arithmetic on 2 cores: built and run on the meta device
         # (every module, every op, every shape); their numbers are checked in the fidelity tests, and their
         # initialisation on the smaller members of each family (test_init.py).
         with torch.device("meta"):
-            module = archspec.build(spec).eval()
+            module = archspec.build(spec, limits=META_LIMITS).eval()
         assert sum(p.numel() for p in module.parameters()) == costs.params
         with torch.no_grad():
-            out = module(torch.empty(1, *costs.input, device="meta"))
+            x = torch.empty(1, *costs.input, device="meta", dtype=torch.int64 if tokens else torch.float32)
+            out = module(x)
         assert tuple(out.shape) == (1, *costs.output)
         return
     module = archspec.build(spec).eval()
     assert sum(p.numel() for p in module.parameters()) == costs.params
     with torch.no_grad():
-        out = module(torch.randn(2, *costs.input))
+        out = module(torch.randint(0, 100, (2, *costs.input)) if tokens else torch.randn(2, *costs.input))
     assert tuple(out.shape) == (2, *costs.output)
     assert torch.isfinite(out).all()

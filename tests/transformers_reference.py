@@ -130,6 +130,22 @@ def count_params(name: str, **changes: Any) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def figures(name: str, seq_len: int, **changes: Any) -> dict[str, Any]:
+    """The row's reference figures at `seq_len` tokens, made on the meta device: parameters (as
+    `count_params`), MACs (torch.utils.flop_counter.FlopCounterMode's total / 2 of one sample's forward:
+    with the eager attention, the score and weighted-value products are matmuls it counts), and the
+    input and output shapes of one sample."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = _model(family(name), config(name, **changes)).eval()
+    ids = torch.zeros(1, seq_len, dtype=torch.long, device="meta")
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        out = output(model, ids)
+    return {"family": family(name), "input": [seq_len], "params": sum(p.numel() for p in model.parameters()),
+            "macs": counter.get_total_flops() // 2, "output": list(out.shape[1:])}
+
+
 def state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """The tensors under the checkpoint's names. GPT-2's tied LM head appears as `lm_head.weight` beside
     `transformer.wte.weight` (one tensor, as transformers' state_dict gives it)."""
