@@ -401,8 +401,8 @@ def _list(specs: Path, registry: Registry) -> int:
     for name, ref in sorted(blocks.items()):
         doc = " ".join(ref.block.doc.split())
         _out(f"  {name:<22} {ref.source:<18} {printable(doc if len(doc) <= 72 else doc[:71] + '…')}")
-    for library, exc in broken.items():
-        _out(f"  ({library} is unavailable here: {printable(str(exc.errors[0]))})")
+    for library, problem in broken.items():
+        _out(f"  ({library} is unavailable here: {printable(str(problem.errors[0]))})")
     _out("backends:")
     for name, provided in sorted(registry.backends.items()):
         _out(f"  {name:<22} {provided.provider}")

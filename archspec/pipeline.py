@@ -136,7 +136,8 @@ def dynamic_dims(compiled: Compiled) -> DynamicDims:
     return DynamicDims(span(declared.batch, 32),
                        span(declared.resolution, side) if declared.resolution is not None else None,
                        compiled.resolved.doc.locate(("dynamic",)),
-                       span(declared.sequence, shape[0]) if declared.sequence is not None else None)
+                       span(declared.sequence, shape[0]) if declared.sequence is not None else None,
+                       declared.multiple)
 
 
 def coverage(compiled: Compiled, backend: str = "torch", registry: Registry | None = None) -> list[LayerSupport]:

@@ -238,6 +238,8 @@ class Dynamic(Model):
     resolution: list[StrictInt] | None = Field(None, min_length=2, max_length=3)
     sequence: list[StrictInt] | None = Field(
         None, min_length=2, max_length=3, description="the length T of a [T] or [T, D] input (token sequences)")
+    multiple: StrictInt = Field(1, ge=1, le=4096, description="the resolution's sides (or the sequence's length) "
+                                "are multiples of this: a detector whose maps halve five times takes multiples of 32")
 
     @field_validator("batch", "resolution", "sequence")
     @classmethod
@@ -247,6 +249,14 @@ class Dynamic(Model):
         if v is not None and v[-1] > MAX_DYNAMIC:  # checked here, not left to overflow inside torch.export
             raise ValueError(f"the largest size may be at most {MAX_DYNAMIC:,} (2**20)")
         return v
+
+    @model_validator(mode="after")
+    def _multiples(self) -> "Dynamic":
+        for key in ("resolution", "sequence"):
+            values = getattr(self, key)
+            if values is not None and any(v % self.multiple for v in values):
+                raise ValueError(f"{key} {values}: with multiple: {self.multiple} every size must be a multiple of it")
+        return self
 
 
 class Spec(Model):

@@ -221,3 +221,27 @@ def test_errors_inside_a_library_also_name_the_spec_layer_that_uses_it(tmp_path)
     errors = errors_of(spec)
     assert errors and all(e.location.file.endswith("conv.yaml") for e in errors)  # the conv of conv_norm_act
     assert all("in 'p', which uses the imported block at" in e.message and "net.yaml:11:" in e.message for e in errors)
+
+
+STRIDED = """\
+archspec: 1
+name: strided
+input: [3, 32, 32]
+dynamic: {resolution: [16, 64], multiple: 8}
+layers:
+  - {name: a, op: conv2d, out: 4, kernel: 3, stride: 2, padding: 1}
+  - {name: b, op: conv2d, out: 4, kernel: 3, stride: 2, padding: 1}
+  - {name: c, op: conv2d, out: 4, kernel: 3, stride: 2, padding: 1}
+  - {name: up, op: interpolate, from: [c, input], mode: nearest}
+"""
+
+
+def test_dynamic_sides_may_be_multiples(tmp_path):
+    torch = pytest.importorskip("torch")
+    spec = write(tmp_path, {"strided.yaml": STRIDED})
+    program = torch.export.load(str(archspec.build_file(spec, tmp_path / "s.pt2"))).module()
+    for h, w in [(16, 64), (24, 40), (64, 64)]:
+        assert program(torch.randn(2, 3, h, w)).shape == (2, 4, h, w)
+    bad = write(tmp_path, {"bad.yaml": STRIDED.replace("[16, 64], multiple: 8", "[20, 64], multiple: 8")})
+    [error] = errors_of(bad)
+    assert error.code == "AS203" and "multiple" in error.message and error.location.line == 4

@@ -40,6 +40,7 @@ class DynamicDims:
     resolution: Range | None = None
     source: Location | None = None  # where the spec declares them, for errors
     sequence: Range | None = None
+    multiple: int = 1  # the resolution's sides (or the sequence's length) are multiples of this
 
 
 @dataclass(frozen=True)

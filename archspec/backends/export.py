@@ -42,17 +42,24 @@ def example_input(graph: Graph, dynamic: DynamicDims) -> torch.Tensor:
 
 
 def dynamic_shapes(graph: Graph, dynamic: DynamicDims) -> dict[int, Any]:
-    """torch.export's dynamic_shapes entry for the one input: axis -> Dim (static axes left out)."""
+    """torch.export's dynamic_shapes entry for the one input: axis -> Dim (static axes left out). With a
+    `multiple` m, a size is m times a Dim over [min / m, max / m] (torch.export's way of saying so)."""
     dims: dict[int, Any] = {}
     if not dynamic.batch.static:
         dims[0] = torch.export.Dim("batch", min=dynamic.batch.min, max=dynamic.batch.max)
+    m = dynamic.multiple
+
+    def size(name: str, r: Range) -> Any:
+        return torch.export.Dim(name, min=r.min, max=r.max) if m == 1 else m * torch.export.Dim(
+            f"{name}_{m}", min=r.min // m, max=r.max // m)
+
     r = dynamic.resolution
     if r is not None and not r.static:
-        dims[2] = torch.export.Dim("height", min=r.min, max=r.max)
-        dims[3] = torch.export.Dim("width", min=r.min, max=r.max)
+        dims[2] = size("height", r)
+        dims[3] = size("width", r)
     s = dynamic.sequence
     if s is not None and not s.static:
-        dims[1] = torch.export.Dim("sequence", min=s.min, max=s.max)
+        dims[1] = size("sequence", s)
     return dims
 
 
@@ -79,6 +86,9 @@ def check_resolution(graph: Graph, dynamic: DynamicDims) -> None:
         raise ArchspecError("AS808", f"{where}dynamic: resolution needs a [C, H, W] input; this input is {list(shape)}")
     if not all(r.min <= side <= r.max for side in shape[1:]):
         raise ArchspecError("AS808", f"{where}dynamic: resolution [{r.min}, {r.max}] must include the input's own "
+                            f"size {list(shape[1:])}")
+    if any(side % dynamic.multiple for side in shape[1:]):
+        raise ArchspecError("AS808", f"{where}dynamic: multiple {dynamic.multiple} must divide the input's own "
                             f"size {list(shape[1:])}")
 
 
@@ -118,12 +128,16 @@ def probe_sizes(program: torch.export.ExportedProgram, graph: Graph, dynamic: Dy
     shapes: list[tuple[int, ...]] = []
     if r is not None and not r.static:
         channels = (graph.input.shape or (0,))[0]
-        sides = [(r.min, r.max), (r.max, r.min), ((r.min + r.max) // 2, (r.min + r.max) // 2), (r.min + 1, r.min + 1)]
-        shapes = [(dynamic.batch.max, channels, r.max, r.max)] + [(dynamic.batch.min, channels, h, w) for h, w in sides]
+        m = dynamic.multiple
+        middle = (r.min + r.max) // 2 // m * m
+        sides = [(r.min, r.max), (r.max, r.min), (middle, middle), (r.min + m, r.min + m)]
+        shapes = [(dynamic.batch.max, channels, r.max, r.max)]
+        shapes += [(dynamic.batch.min, channels, h, w) for h, w in sides]
     if s is not None and not s.static:
         rest = tuple((graph.input.shape or ())[1:])
+        m = dynamic.multiple
         shapes = [(dynamic.batch.max, s.max, *rest)] + [(dynamic.batch.min, t, *rest)
-                                                        for t in (s.min, (s.min + s.max) // 2, s.min + 1, s.max)]
+                                                        for t in (s.min, (s.min + s.max) // 2 // m * m, s.min + m, s.max)]
     if not shapes:
         return
     dtype = torch.int64 if graph.input.dtype == "int64" else torch.float32
