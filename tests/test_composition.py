@@ -245,3 +245,12 @@ def test_dynamic_sides_may_be_multiples(tmp_path):
     bad = write(tmp_path, {"bad.yaml": STRIDED.replace("[16, 64], multiple: 8", "[20, 64], multiple: 8")})
     [error] = errors_of(bad)
     assert error.code == "AS203" and "multiple" in error.message and error.location.line == 4
+
+
+def test_the_readme_tour_s_import_example_builds_as_it_says(tmp_path):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    text = readme.split("name: tiny_effnet", 1)[1].split("```", 1)[0]
+    spec = write(tmp_path, {"tiny_effnet.yaml": "archspec: 1\nname: tiny_effnet" + text})
+    costs = compile_spec(spec).costs
+    assert "imports: [archspec:conv]" in text and "9,250 parameters, 6.87M MACs" in readme
+    assert (costs.params, round(costs.macs / 1e6, 2)) == (9250, 6.87)
