@@ -87,3 +87,40 @@ def test_a_text_needs_a_spec_that_takes_tokens(tmp_path: Path, capsys) -> None:
     path.write_text("abcdefgh" * 100)
     code, _, err = main(capsys, "train", LENET, "--data", f"text:{path}", "--epochs", "1", "--out", str(tmp_path / "run"))
     assert code == 2 and "AS913" in err and "token ids [seq_len]" in err and "Traceback" not in err
+
+
+GPT2 = str(ROOT / "specs/gpt2.yaml")
+TINY = ["--set", "n_layer=1", "--set", "n_embd=16", "--set", "n_head=2", "--set", "seq_len=16", "--set", "n_positions=16"]
+
+
+def test_a_language_model_trains_and_eval_reports_nats_per_token(tmp_path: Path, capsys) -> None:
+    """vocab_size comes from the data (256 byte values) unless --set gives it; eval reports tokens."""
+    path = tmp_path / "corpus.txt"
+    path.write_text("the quick brown fox jumps over the lazy dog. " * 60)
+    run = tmp_path / "run"
+    code, out, err = main(capsys, "train", GPT2, "--data", f"text:{path}", *TINY, "--epochs", "2", "--batch-size", "8",
+                          "--optimizer", "adamw", "--lr", "0.01", "--threads", "1", "--out", str(run))
+    assert code == 0, err
+    assert "nats per token" in out and "windows of 16 tokens" in err and "seq/s" in out
+    state = json.loads((run / "state.json").read_text())
+    assert state["history"][-1]["test_loss"] < state["history"][0]["train_loss"]
+    code, out, err = main(capsys, "eval", GPT2, "--weights", str(run), "--data", f"text:{path}", *TINY, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert set(result) == {"loss", "top1", "top5", "tokens", "vocabulary"} and result["vocabulary"] == 256
+    held = max(17, round(len(path.read_bytes()) * data.TEXT_TEST_FRACTION))
+    assert result["tokens"] == (held - 1) // 16 * 16
+    assert result["loss"] == pytest.approx(state["history"][-1]["test_loss"], rel=1e-6)
+    assert result["loss"] < 5.55  # below uniform guessing over 256 bytes (a repeated sentence is easy)
+    code, out, _ = main(capsys, "eval", GPT2, "--weights", str(run), "--data", f"text:{path}", *TINY)
+    assert code == 0 and "nats per token" in out and "bits" in out
+
+
+def test_a_text_refuses_augmentations_and_a_head_of_another_size(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "corpus.txt"
+    path.write_text("abcdefgh" * 100)
+    common = ["--data", f"text:{path}", *TINY, "--epochs", "1", "--out", str(tmp_path / "run")]
+    code, _, err = main(capsys, "train", GPT2, *common, "--augment", "hflip")
+    assert code == 2 and "AS913" in err and "augmentations apply to images" in err
+    code, _, err = main(capsys, "train", GPT2, *common, "--set", "vocab_size=100")  # --set wins, and does not fit
+    assert code == 2 and "AS913" in err and "[16, 256]" in err
