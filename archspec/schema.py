@@ -25,10 +25,9 @@ def json_schema(registry: Registry) -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "archspec spec or block library (format 1)"
     _param_shorthand(schema)
-    # A thin spec that names a variant is named after it (SpecRef fills name: in before validation).
-    ref = schema["$defs"]["SpecRef"]
-    ref["required"] = [k for k in ref["required"] if k != "name"]
-    ref["anyOf"] = [{"required": ["name"]}, {"required": ["variant"]}]
+    # name: may be left out: a thin spec is then named after its variant, any other file after itself.
+    for model in ("Spec", "SpecRef", "Library"):
+        schema["$defs"][model]["required"] = [k for k in schema["$defs"][model]["required"] if k != "name"]
     layer = schema["$defs"]["Layer"]
     # In YAML a layer's op arguments sit beside op/name/from/repeat/if, not under `args`.
     layer["properties"].pop("args", None)

@@ -169,11 +169,18 @@ def _check_var_names(doc: Document, table: Mapping[str, Any], where: Path) -> It
             yield SpecError("AS203", f"{name!r} cannot be a variable name: {problem}", doc.locate_key(path), path)
 
 
+def _name_error(doc: Document, name: str) -> Iterable[SpecError]:
+    problem = name_problem(name)
+    if problem and "name" not in doc.data:
+        yield SpecError("AS409", f"without name:, a spec is named after its file, and {name!r} cannot be a name: "
+                        f"{problem}; add name: NAME", doc.locate(()), ("name",))
+    elif problem:
+        yield SpecError("AS409", f"name: {problem}; the name is also the default output file name", doc.locate(("name",)), ("name",))
+
+
 def _check_names(doc: Document, spec: Spec | SpecRef) -> Iterable[SpecError]:
     """Names that become file names, identifiers and module attributes: one rule (archspec.names)."""
-    problem = name_problem(spec.name)
-    if problem:
-        yield SpecError("AS409", f"name: {problem}; the name is also the default output file name", doc.locate(("name",)), ("name",))
+    yield from _name_error(doc, spec.name)
     if isinstance(spec, SpecRef):
         return
     for variant in spec.variants:
@@ -471,9 +478,13 @@ def _check_version(doc: Document, data: dict[str, Any]) -> list[SpecError]:
 
 
 def _typed(doc: Document, model: type[Model], errors: list[SpecError]) -> Any:
-    """The document as `model`, with its paths remembered; SpecErrors with `errors` and pydantic's."""
+    """The document as `model`, with its paths remembered; SpecErrors with `errors` and pydantic's.
+    Without `name:`, a thin spec is named after its variant, any other file after itself (resnet.yaml: resnet)."""
+    data = doc.data
+    if "name" not in data and (model is not SpecRef or "variant" not in data):
+        data = {**data, "name": FsPath(doc.file).stem}  # _check_names says so if the stem cannot be a name
     try:
-        typed = model.model_validate(doc.data)
+        typed = model.model_validate(data)
     except ValidationError as exc:
         errors.extend(e for e in _located(doc, exc, model) if e.path != ("archspec",) or not errors)
         raise SpecErrors(errors) from None
@@ -559,9 +570,7 @@ class _Imports:
             imported = self.bring(doc, library.imports)
         finally:
             self.chain.pop()
-        problem = name_problem(library.name)
-        if problem:
-            errors.append(SpecError("AS409", f"name: {problem}", doc.locate(("name",)), ("name",)))
+        errors.extend(_name_error(doc, library.name))
         errors.extend(_check_block_names(doc, [], library.blocks))
         errors.extend(_check_blocks(doc, library.blocks, self.registry))
         scope = _scope_of(doc, shown, library.blocks, imported, errors)
