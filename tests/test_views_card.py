@@ -69,7 +69,7 @@ def test_card_holds_table_chart_expect_status_and_source(capsys, tmp_path):
     assert page.rows["expect"] == 5 and text.count('class="ok">ok<') == 4
     stages = {layer.name.split(".")[0] for layer in compiled.costs.layers}
     assert page.bars == 2 * len(stages)  # one params bar and one MACs bar per stage
-    assert "use: families/resnet.yaml" in text and "name: resnet" in text  # the thin spec and its family
+    assert "use: families/resnet.yaml" in text and "variants:" in text  # the thin spec and its family
     assert page.external == []  # nothing to fetch at view time
     assert page.graph_svg == HAS_DOT
 
