@@ -215,7 +215,8 @@ CODES: dict[str, str] = {
     "AS911": "Training data is not where --data points (no such dataset or folder, or files missing); the message "
              "says which files go where (docs/training.md).",
     "AS912": "A training data file is there but cannot be read: corrupt, truncated, or not in the official format "
-             "(a CIFAR pickle that asks for anything but arrays and lists is refused, never run).",
+             "(a CIFAR pickle that asks for anything but arrays and lists is refused, never run); a text (text:PATH) "
+             "that is not a regular file, not UTF-8, larger than 256 MiB or too short for a training and a test window.",
     "AS913": "A training option is wrong (optimizer, schedule, precision, augmentation, batch size, device name), "
              "or does not fit the spec or the data (classes, channels, a non-square input for transpose), or --out "
              "already holds a run (add --resume).",
