@@ -14,10 +14,11 @@ Scoping, the reason a `BlockRef` carries `scope` and `isolated`:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import os
 from pathlib import Path as FsPath
 import re
+from typing import Any
 
 from archspec.errors import Location, Path, SpecError, SpecErrors, did_you_mean
 from archspec.spec import Block
@@ -38,6 +39,7 @@ class BlockRef:
     block: Block
     source: str | None
     scope: Mapping[str, BlockRef]
+    preset: Mapping[str, Any] = field(default_factory=dict)  # under a preset's name: the values it sets
 
     @property
     def isolated(self) -> bool:

@@ -486,7 +486,8 @@ class _Lowerer:
                          f"{len(sources)}. List them in from: in that order, e.g. from: [{', '.join(declared)}]")
                 self.error("AS440", f"block {layer.op!r} takes {len(declared)} inputs ({', '.join(declared)}); {given}", at)
             return None
-        settings = {k: (v, self.doc.locate((*layer.where, k))) for k, v in args.items()}
+        settings = {k: (v, self.doc.locate((*block.where, "presets", ref.name, k))) for k, v in ref.preset.items()}
+        settings.update((k, (v, self.doc.locate((*layer.where, k)))) for k, v in args.items())
         try:
             values = bind(block.params, settings, what=f"argument of block {layer.op!r}",
                           required_at=self.doc.locate(layer.where))

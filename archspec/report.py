@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -86,6 +87,10 @@ def describe_block(ref: BlockRef) -> str:
     """A library block's reference card: where it comes from, its doc, inputs, outputs and parameters."""
     block = ref.block
     lines = [f"{ref.name} (block, from {ref.source}; use it with imports: [{ref.source}])"]
+    if ref.preset:
+        sets = ", ".join(f"{k}: {json.dumps(v)}" for k, v in ref.preset.items())
+        lines.append(f"  a preset of {next(n for n, r in ref.scope.items() if r.block is block and not r.preset)} "
+                     f"that sets {sets}")
     if block.doc:
         lines.append(f"  {' '.join(block.doc.split())}")
     lines.append(f"  inputs: {', '.join(block.inputs) if block.inputs else '1 (input)'}")

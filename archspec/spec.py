@@ -151,6 +151,9 @@ class Block(Model):
     output: str | None = None
     outputs: Annotated[list[str], Field(min_length=1)] | None = Field(
         None, description="layers a later layer may read as from: BLOCK.NAME, besides the block's output")
+    presets: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="other names for this block, each with parameter values it sets: "
+                                          "{c3k2: {c3k: false}} (a layer's own arguments still win)")
 
 
 class Library(Model):

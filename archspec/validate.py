@@ -192,11 +192,12 @@ def _check_names(doc: Document, spec: Spec | SpecRef) -> Iterable[SpecError]:
 
 
 def _check_block_names(doc: Document, layers: list[Layer], blocks: Mapping[str, Block]) -> Iterable[SpecError]:
-    for block_name in blocks:
+    names: list[tuple[str, Path]] = [(name, ("blocks", name)) for name in blocks]
+    names += [(alias, ("blocks", name, "presets", alias)) for name, block in blocks.items() for alias in block.presets]
+    for block_name, at in names:
         problem = name_problem(block_name, module_attribute=True)
         if problem:
-            where: Path = ("blocks", block_name)
-            yield SpecError("AS409", f"block {block_name!r}: {problem}", doc.locate_key(where), where)
+            yield SpecError("AS409", f"block {block_name!r}: {problem}", doc.locate_key(at), at)
     for layer, scope in _layers_in(layers, blocks):
         if layer.name is not None:
             problem = layer_name_problem(layer.name, top_level=scope is None)
@@ -497,9 +498,10 @@ def _check_blocks(doc: Document, blocks: Mapping[str, Block], registry: Registry
     for block_name, block in blocks.items():
         yield from _check_param_decls(doc, block.params, ("blocks", block_name, "params"))
         yield from _check_var_names(doc, block.vars, ("blocks", block_name, "vars"))
-        if block_name in registry.ops:
-            yield SpecError("AS203", f"block {block_name!r} has the name of an op; rename the block",
-                            doc.locate_key(("blocks", block_name)), ("blocks", block_name))
+        for name, where in [(block_name, ("blocks", block_name))] + [
+                (alias, ("blocks", block_name, "presets", alias)) for alias in block.presets]:
+            if name in registry.ops:
+                yield SpecError("AS203", f"block {name!r} has the name of an op; rename it", doc.locate_key(where), where)
     yield from _check_block_cycles(doc, blocks)
 
 
@@ -514,6 +516,18 @@ def _scope_of(doc: Document, source: str | None, blocks: Mapping[str, Block], im
             errors.append(SpecError("AS112", f"block {name!r} is defined here and in {imported[name].source}, which "
                                     "this file imports; rename this block", doc.locate_key(at), at))
         scope[name] = BlockRef(name, block, source, scope)
+    for name, block in blocks.items():
+        for alias, values in block.presets.items():
+            at = ("blocks", name, "presets", alias)
+            if alias in scope:
+                errors.append(SpecError("AS112", f"preset {alias!r} of block {name!r} has the name of another block "
+                                        f"({scope[alias].source or 'this file'}); rename it", doc.locate_key(at), at))
+            for key in values:
+                if key not in block.params:
+                    errors.append(SpecError("AS206", f"preset {alias!r} sets {key!r}, which is not a parameter of block "
+                                            f"{name!r}.{did_you_mean(key, block.params)}", doc.locate_key((*at, key)),
+                                            (*at, key)))
+            scope.setdefault(alias, BlockRef(alias, block, source, scope, values))
     return scope
 
 

@@ -254,3 +254,15 @@ def test_the_readme_tour_s_import_example_builds_as_it_says(tmp_path):
     costs = compile_spec(spec).costs
     assert "imports: [archspec:conv]" in text and "9,250 parameters, 6.87M MACs" in readme
     assert (costs.params, round(costs.macs / 1e6, 2)) == (9250, 6.87)
+
+
+def test_a_preset_is_the_block_under_another_name_with_values_set(tmp_path, capsys):
+    library = LIBRARY.replace("    outputs: [fine]\n", "    outputs: [fine]\n    presets: {quad: {width: 8}}\n")
+    net = NET.replace("op: pair, width: 4}", "op: quad}")
+    costs = compile_spec(write(tmp_path, {"net.yaml": net, "lib.yaml": library})).costs
+    assert {l.name: l.output for l in costs.layers}["p.fine.0"] == (8, 16, 16)  # no extra level in the names
+    bad = library.replace("{quad: {width: 8}}", "{quad: {widht: 8}, pair: {}}")
+    errors = errors_of(write(tmp_path, {"net.yaml": net, "lib.yaml": bad}))
+    assert {e.code for e in errors} == {"AS206", "AS112"} and "Did you mean 'width'" in str(errors)
+    assert main(["explain", "c3k2"]) == 0
+    assert "a preset of c2f that sets c3k: false" in capsys.readouterr().out
