@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 import archspec
+from archspec.backends.torch.weights import pair_state_dict
 from archspec.cli import main
 from archspec.errors import ArchspecError, SpecErrors
 
@@ -319,10 +320,14 @@ def test_transposed_rules_pair_conv1d_weights_by_name(tmp_path: Path, write_spec
     spec = write_spec(CONV1D_SPEC)
     ours = archspec.build(spec, weights=path).eval()
     assert torch.equal(ours.state_dict()["block.square.weight"], reference.block.square.weight.t())
+    graph = archspec.compile_spec(spec).graph
+    pairing = pair_state_dict(ours.state_dict(), reference.state_dict(), graph)
+    assert (pairing.by_name, pairing.transposed) == (6, 3) and "6 paired by name (3 stored transposed)" in pairing.summary("x")
     x = torch.randn(3, 5, 4)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), reference(x))
     # a checkpoint in our own layout (convert-weights, a built module's state dict) loads as it is, square included
+    assert pair_state_dict(ours.state_dict(), ours.state_dict(), graph).transposed == 0
     again = archspec.build(spec, weights=_save(ours.state_dict(), tmp_path / f"ours{suffix}")).eval()
     with torch.no_grad():
         torch.testing.assert_close(again(x), ours(x), rtol=0, atol=0)

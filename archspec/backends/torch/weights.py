@@ -129,12 +129,14 @@ class Pairing:
     mapped: dict[str, torch.Tensor] = field(default_factory=dict)
     by_name: int = 0
     by_position: int = 0
+    transposed: int = 0  # of those paired by name, stored transposed (weights: rename: transposed(...))
     checked: list[str] = field(default_factory=list)  # our computed buffers found equal in the checkpoint
     skipped: list[str] = field(default_factory=list)  # checkpoint buffers (integer tables) nothing pairs with
     tied: list[str] = field(default_factory=list)  # tied copies in the checkpoint (lm_head.weight) equal to their owner
 
     def summary(self, source: str) -> str:
-        text = (f"weights: {len(self.mapped)} tensors from {source}: {self.by_name} paired by name, "
+        transposed = f" ({self.transposed} stored transposed)" if self.transposed else ""
+        text = (f"weights: {len(self.mapped)} tensors from {source}: {self.by_name} paired by name{transposed}, "
                 f"{self.by_position} by position")
         if self.checked:
             text += f"; {len(self.checked)} buffer(s) the spec computes match the checkpoint's"
@@ -291,6 +293,7 @@ def pair_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, to
             pairing.mapped[name] = tensor_of(match)
             used.add(match)
             pairing.by_name += 1
+            pairing.transposed += match in stored_transposed
         elif present:
             c = present[0]
             _fail("AS706", f"the checkpoint's {stored(c)} is {_shape(tensor_of(c))} but the spec's {name!r} is "
