@@ -58,6 +58,9 @@ CLASSIFY, NEXT_TOKEN = "classify", "next_token"
 TASKS = (CLASSIFY, NEXT_TOKEN)
 TEXT_MAX_BYTES = 1 << 28  # the most a text file may hold (256 MiB; enwik8 is 100 MB): it is held in memory twice
 TEXT_TEST_FRACTION = 0.1  # the tail held out for evaluation (at least one window)
+# Training windows start every seq_len / TEXT_TRAIN_OVERLAP tokens, so an epoch shows each byte at that many
+# places of the context (as training on random offsets does); the held-out windows do not overlap.
+TEXT_TRAIN_OVERLAP = 4
 BYTES = 256  # the vocabulary of a text read as bytes
 MEAN, STD = 0.5, 0.5  # inputs are scaled to [-1, 1]: one rule for every dataset, no statistics to compute
 
@@ -338,9 +341,9 @@ def _mnist(path: Path, kind: str) -> tuple[Split, Split, tuple[str, ...]]:
 # --- text: a file of bytes, next-token windows --------------------------------------------------------
 
 def _text(path: Path, seq_len: int | None) -> tuple[Split, Split]:
-    """The file's bytes cut into windows of `seq_len` inputs and their `seq_len` next tokens (consecutive
-    windows share a byte: the last target of one is the first input of the next). The last tenth of the
-    file (at least one window) is the test split, so no test window overlaps a training one."""
+    """The file's bytes cut into windows of `seq_len` inputs and their `seq_len` next tokens. The last tenth of
+    the file (at least one window) is the test split, cut end to end (the last target of one window is the first
+    input of the next); the training windows overlap (TEXT_TRAIN_OVERLAP) and never reach into the test tail."""
     if seq_len is None or seq_len < 1:
         raise ArchspecError("AS913", f"--data text:{path} trains next-token prediction: the spec must take token ids "
                             "[seq_len] (a language model, e.g. specs/gpt2.yaml)")
@@ -350,13 +353,15 @@ def _text(path: Path, seq_len: int | None) -> tuple[Split, Split]:
         raise ArchspecError(CORRUPT, f"{path} holds {len(raw):,} bytes: too short for windows of {seq_len} tokens with "
                             f"a held-out tail; give at least {2 * (seq_len + 1):,} bytes of text (or a smaller seq_len)")
     tokens = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
-    return _windows(tokens[:len(raw) - held], seq_len), _windows(tokens[len(raw) - held:], seq_len)
+    stride = max(1, seq_len // TEXT_TRAIN_OVERLAP)
+    return _windows(tokens[:len(raw) - held], seq_len, stride), _windows(tokens[len(raw) - held:], seq_len, seq_len)
 
 
-def _windows(tokens: torch.Tensor, seq_len: int) -> Split:
-    n = (len(tokens) - 1) // seq_len
-    inputs = tokens[:n * seq_len].view(n, seq_len)
-    return Split(inputs.clone(), tokens[1:n * seq_len + 1].view(n, seq_len).clone())
+def _windows(tokens: torch.Tensor, seq_len: int, stride: int) -> Split:
+    """Windows of `seq_len` inputs starting every `stride` tokens, each with its `seq_len` next tokens."""
+    n = (len(tokens) - 1 - seq_len) // stride + 1
+    starts = torch.arange(n)[:, None] * stride + torch.arange(seq_len)[None, :]
+    return Split(tokens[starts].clone(), tokens[starts + 1].clone())
 
 
 def _read_text(path: Path) -> bytes:
