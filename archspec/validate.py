@@ -633,6 +633,11 @@ def validate_document(doc: Document, registry: Registry, deferred: list[SpecErro
     if not isinstance(data, dict):
         raise SpecErrors([SpecError("AS203", "a spec file must be a mapping with keys archspec, name, layers, ...", doc.locate(()))])
     errors = _check_version(doc, data)
+    if "blocks" in data and "layers" not in data and "use" not in data:
+        raise SpecErrors([*errors, SpecError(
+            "AS203", "this file has blocks: but no layers:, so it is a block library, not a network: a spec brings its "
+            f"blocks in with imports: [{os.path.basename(doc.file)}] (a path relative to that spec); a network needs "
+            "input: and layers:", doc.locate(()))])
     model: type[Spec] | type[SpecRef] = SpecRef if "use" in data else Spec
     spec: Spec | SpecRef = _typed(doc, model, errors)
     errors.extend(_check_names(doc, spec))

@@ -266,3 +266,8 @@ def test_a_preset_is_the_block_under_another_name_with_values_set(tmp_path, caps
     assert {e.code for e in errors} == {"AS206", "AS112"} and "Did you mean 'width'" in str(errors)
     assert main(["explain", "c3k2"]) == 0
     assert "a preset of c2f that sets c3k: false" in capsys.readouterr().out
+
+
+def test_validating_a_library_as_a_spec_says_how_to_use_it(tmp_path):
+    [error] = errors_of(write(tmp_path, {"lib.yaml": LIBRARY}))
+    assert error.code == "AS203" and "block library" in error.message and "imports: [lib.yaml]" in error.message

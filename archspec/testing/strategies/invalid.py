@@ -358,9 +358,11 @@ class _Mutator:
     def missing_key(self) -> InvalidSpec:
         kind = self.draw(st.sampled_from(["top", "op", "arg", "block_arg", "block_layers"]))
         if kind == "top":
-            key = self.draw(st.sampled_from(["input", "layers", "name", "archspec"]))
+            # (name: may be left out: the file's name is the spec's)
+            key = self.draw(st.sampled_from(["input", "layers", "archspec"]))
             del self.data[key]
-            return self.text({}, {"AS201", "AS207"}, f"no {key}:")
+            # without layers: but with blocks:, the file reads as a block library (AS203 says how to import it)
+            return self.text({}, {"AS201", "AS207", "AS203"}, f"no {key}:")
         if kind == "block_layers" and self.data.get("blocks"):
             name = self.draw(st.sampled_from(sorted(self.data["blocks"])))
             del self.data["blocks"][name]["layers"]
@@ -422,7 +424,7 @@ class _Mutator:
         place = self.draw(st.sampled_from(["top", "param", "block"]))
         if place == "block" and self.data.get("blocks"):
             mapping = self.data["blocks"][self.draw(st.sampled_from(sorted(self.data["blocks"])))]
-            key = self.draw(st.sampled_from(["layer", "param", "outputs", "var"]))
+            key = self.draw(st.sampled_from(["layer", "param", "outputz", "var"]))
         elif place == "param":
             mapping = self.data["params"]["base"]
             key = self.draw(st.sampled_from(["defualt", "typ", "minimum", "docs"]))
