@@ -90,6 +90,8 @@ def find(entry: str, importer: str, location: Location | None, at: Path) -> FsPa
     target = (folder / entry).resolve()
     if not target.is_relative_to(folder):
         raise refuse(f"import {entry!r} leaves the folder of {importer}; keep block libraries beside or below it")
-    if not target.is_file():
+    if not target.exists():
         raise refuse(f"import {entry!r}: no such file beside {importer}")
+    if not target.is_file():  # a folder, FIFO or device: never read (it could block or never end)
+        raise refuse(f"import {entry!r} is not a regular file; give the path of a .yaml block library")
     return target

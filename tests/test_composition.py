@@ -271,3 +271,13 @@ def test_a_preset_is_the_block_under_another_name_with_values_set(tmp_path, caps
 def test_validating_a_library_as_a_spec_says_how_to_use_it(tmp_path):
     [error] = errors_of(write(tmp_path, {"lib.yaml": LIBRARY}))
     assert error.code == "AS203" and "block library" in error.message and "imports: [lib.yaml]" in error.message
+
+
+def test_an_import_that_is_not_a_regular_file_is_refused_unread(tmp_path):
+    import os
+
+    (tmp_path / "folder.yaml").mkdir()
+    os.mkfifo(tmp_path / "fifo.yaml")  # never opened: a read would block
+    for entry in ("folder.yaml", "fifo.yaml"):
+        [error] = errors_of(write(tmp_path, {"net.yaml": NET.replace("lib.yaml", entry)}))
+        assert error.code == "AS111" and "not a regular file" in error.message and error.location.line == 3
