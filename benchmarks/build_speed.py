@@ -1,0 +1,121 @@
+"""Time of `archspec.build(spec)` against the reference constructor it reproduces, in one process.
+
+    python -m benchmarks.build_speed [--models resnet50,swin_t] [--repeats 7] [--check] [--profile swin_t]
+
+Ours is `archspec.build(specs/<model>.yaml)` (compile the spec, make the torch module, initialise it);
+the reference is the constructor the fidelity tests compare with (torchvision, timm for mixer_b16), both
+with random initialisation. One thread, imports and first builds done before timing, runs interleaved
+(ours, reference, ours, ...) so that a slow moment of a shared machine hits both; the medians and their
+ratio (ours / reference) are printed per model. With --check the exit status is 1 when any ratio is above
+--limit (default 1.0). --profile MODEL prints cProfile's top functions of one build of ours instead.
+Not a test: timings on shared machines vary.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+import cProfile
+import gc
+from pathlib import Path
+import pstats
+import statistics
+import sys
+import time
+
+import torch
+import torchvision
+
+import archspec
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _timm(name: str) -> Callable[[], torch.nn.Module]:
+    def make() -> torch.nn.Module:
+        import timm
+
+        return timm.create_model(name, pretrained=False)
+    return make
+
+
+# As tests/test_fidelity_*.py build each reference.
+REFERENCES: dict[str, Callable[[], torch.nn.Module]] = {
+    "resnet50": lambda: torchvision.models.resnet50(weights=None),
+    "efficientnet_b0": lambda: torchvision.models.efficientnet_b0(weights=None),
+    "densenet121": lambda: torchvision.models.densenet121(weights=None),
+    "swin_t": lambda: torchvision.models.swin_t(weights=None),
+    "mixer_b16": _timm("mixer_b16_224"),
+    "vit_b_16": lambda: torchvision.models.vit_b_16(weights=None),
+}
+
+
+def ours(name: str) -> Callable[[], torch.nn.Module]:
+    spec = ROOT / "specs" / f"{name}.yaml"
+    return lambda: archspec.build(spec)
+
+
+def timed(make: Callable[[], torch.nn.Module]) -> float:
+    """Seconds to construct, and to drop, one module (a reference cycle moves cost into the collector)."""
+    start = time.perf_counter()
+    module = make()
+    del module
+    return time.perf_counter() - start
+
+
+def compare(name: str, repeats: int) -> tuple[float, float]:
+    mine, theirs = ours(name), REFERENCES[name]
+    timed(mine), timed(theirs)  # warm: lazy imports, caches every build may use
+    a: list[float] = []
+    b: list[float] = []
+    for _ in range(repeats):
+        gc.collect()
+        a.append(timed(mine))
+        gc.collect()
+        b.append(timed(theirs))
+    return statistics.median(a), statistics.median(b)
+
+
+def profile(name: str, top: int) -> None:
+    make = ours(name)
+    timed(make)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    timed(make)
+    profiler.disable()
+    stats = pstats.Stats(profiler, stream=sys.stdout)
+    stats.sort_stats("cumulative").print_stats(top)
+    stats.sort_stats("tottime").print_stats(top)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default=",".join(REFERENCES), help="comma-separated, of: " + ", ".join(REFERENCES))
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--check", action="store_true", help="exit 1 when a ratio is above --limit")
+    parser.add_argument("--limit", type=float, default=1.0)
+    parser.add_argument("--profile", metavar="MODEL", help="profile one build of MODEL instead of timing")
+    parser.add_argument("--top", type=int, default=40)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    if args.profile:
+        profile(args.profile, args.top)
+        return 0
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    unknown = [n for n in names if n not in REFERENCES]
+    if unknown:
+        parser.error(f"unknown model(s) {unknown}; known: {', '.join(REFERENCES)}")
+    print(f"{'model':<16} {'ours s':>8} {'reference s':>12} {'ratio':>6}   (median of {args.repeats}, one thread)")
+    worst = 0.0
+    for name in names:
+        a, b = compare(name, args.repeats)
+        worst = max(worst, a / b)
+        print(f"{name:<16} {a:8.3f} {b:12.3f} {a / b:6.2f}", flush=True)
+    if args.check and worst > args.limit:
+        print(f"FAIL: a ratio is above {args.limit}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
