@@ -3,6 +3,7 @@
 from pathlib import Path
 import re
 import shutil
+import struct
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -108,3 +109,60 @@ def test_views_never_import_torch(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip().splitlines()[-1] == "torch-free"
+
+
+def test_times_n_marks_only_real_repeats():
+    # swin_t's features.0 (patch conv, permute, norm) and each block's mlp.0-4 (linear, gelu, dropout, ...) are
+    # numbered as torchvision numbers them, but each child is a different layer: drawn as blocks, not "×N".
+    _, source, nodes, _, clusters = drawn("swin_t")
+    labels = list(clusters.values()) + [label.split("\\n")[0] for label, _ in nodes.values()]
+    assert "features.0" in clusters and clusters["features.0"] == "features.0"
+    assert not [label for label in labels if re.search(r"\b(features|features\.0|mlp) ×", label)]
+    assert any(label.startswith("mlp\\nblock · 5 layers") for label, _ in nodes.values())
+    # The real repeats still are: the four stages (repeat: len(depths)) and each stage's blocks (repeat: depths[s]).
+    assert clusters["stages"] == "stages ×4" and clusters["stages.2.blocks"] == "blocks ×6"
+    _, source, _, _, clusters = drawn("vgg16")  # features.0-30 written one by one: no repeat among them
+    assert clusters["features"] == "features" and "features ×" not in source
+
+
+def test_a_repeat_of_one_op_is_marked_and_a_hand_built_graph_falls_back_to_numbering(tmp_path):
+    from archspec.ir import Graph, Node
+    from archspec.views.structure import tree
+
+    spec = tmp_path / "r.yaml"
+    spec.write_text("archspec: 1\ninput: [8]\nlayers:\n  - {name: fc, op: linear, out: 8, repeat: 3}\n"
+                    "  - {name: head.0, op: linear, out: 4}\n  - {name: head.1, op: relu}\n")
+    compiled = pipeline.compile_spec(spec, registry=REGISTRY)
+    groups = {g.path: g for g in tree(compiled.graph).children if not isinstance(g, Node)}
+    assert groups["fc"].is_repeat and not groups["head"].is_repeat
+    assert 'label="fc ×3"' in to_dot(compiled.graph, compiled.costs, REGISTRY).source
+    bare = Graph("bare")  # no source locations: numbered children are all there is to go by
+    for node in compiled.graph:
+        bare.add(Node(node.name, node.op, node.params, node.inputs, node.shape))
+    groups = {g.path: g for g in tree(bare).children if not isinstance(g, Node)}
+    assert groups["fc"].is_repeat and groups["head"].is_repeat
+
+
+@needs_dot
+def test_pictures_grow_with_the_graph_and_pngs_fit_the_bitmap_limit(tmp_path):
+    from archspec.views.graph import BITMAP_SIDE, PNG_DPI
+
+    def points(svg):
+        root = ET.parse(svg).getroot()
+        return tuple(float(root.get(side).removesuffix("pt")) for side in ("width", "height"))
+
+    sizes = {}
+    for spec in ("lenet5", "vit_b_16", "inception_v3"):
+        assert main(["graph", str(ROOT / f"specs/{spec}.yaml"), "-o", str(tmp_path / f"{spec}.svg")]) == 0
+        sizes[spec] = points(tmp_path / f"{spec}.svg")
+    # inception_v3's parallel branches make a wide layout; lenet5 is a short chain: the pictures follow.
+    assert sizes["inception_v3"][0] > 2.5 * sizes["lenet5"][0] and sizes["inception_v3"][1] > 5 * sizes["lenet5"][1]
+    assert sizes["vit_b_16"][1] > sizes["lenet5"][1]
+    png = tmp_path / "v.png"
+    assert main(["graph", str(ROOT / "specs/vit_b_16.yaml"), "-o", str(png)]) == 0
+    width, height = struct.unpack(">II", png.read_bytes()[16:24])
+    want = [side * PNG_DPI / 72 for side in sizes["vit_b_16"]]
+    assert abs(width - want[0]) < 0.02 * want[0] and abs(height - want[1]) < 0.02 * want[1]
+    assert main(["graph", str(ROOT / "specs/efficientnet_b7.yaml"), "-o", str(png)]) == 0  # too long for PNG_DPI
+    width, height = struct.unpack(">II", png.read_bytes()[16:24])
+    assert BITMAP_SIDE * 0.9 < height <= BITMAP_SIDE

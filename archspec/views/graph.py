@@ -25,6 +25,12 @@ from archspec.report import human
 from archspec.views.structure import Group, level, segments, tree
 
 FORMATS = ("svg", "png", "pdf", "dot", "html")
+# Pictures are drawn at the layout's own size, never fitted to a page: a long or wide graph gets a long or wide
+# picture whose 10 pt labels stay readable (no `size` attribute, which would shrink it). A PNG has pixels, not
+# points: it is drawn at PNG_DPI, and only where that would pass cairo's largest bitmap side at fewer dpi, just
+# enough to fit (what dot itself would do, with a warning on stderr). SVG and PDF have no such limit.
+PNG_DPI = 144  # two pixels a point: 10 pt labels are 20 px high
+BITMAP_SIDE = 32767  # cairo's largest image side, in pixels
 DEFAULT_DEPTH = 2
 INSTALL_DOT = "install Graphviz: apt-get install graphviz (Debian/Ubuntu), brew install graphviz (macOS)"
 COLORS = {"conv": "#cfe2ff", "dense": "#d7c8f5", "norm": "#fff3bf", "activation": "#d3f9d8", "pool": "#c5f6fa",
@@ -185,6 +191,9 @@ def render(dot: Any, fmt: str) -> bytes:
         raise ArchspecError("AS931", f"the Graphviz program 'dot' is not on PATH; {INSTALL_DOT}")
     graphviz = _graphviz()
     try:
+        if fmt == "png":
+            dot = dot.copy()
+            dot.graph_attr["dpi"] = str(png_dpi(dot.pipe(format="plain")))
         data: bytes = dot.pipe(format="svg" if fmt == "html" else fmt)
     except graphviz.ExecutableNotFound:
         raise ArchspecError("AS931", f"the Graphviz program 'dot' cannot be run; {INSTALL_DOT}") from None
@@ -197,6 +206,14 @@ def render(dot: Any, fmt: str) -> bytes:
         return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head>\n<body>\n"
                 f"{inline_svg(data)}\n</body></html>\n").encode()
     return data
+
+
+def png_dpi(plain: bytes) -> int:
+    """The dpi to draw a PNG at, from dot's `plain` layout (its first line: graph SCALE WIDTH HEIGHT, in inches):
+    PNG_DPI, or fewer where the longer side would pass BITMAP_SIDE pixels (a margin of 1% for the padding)."""
+    fields = plain.split(b"\n", 1)[0].split()
+    longest = max(float(fields[2]), float(fields[3])) if len(fields) >= 4 and fields[0] == b"graph" else 0.0
+    return PNG_DPI if longest <= 0 else max(1, min(PNG_DPI, int(BITMAP_SIDE * 0.99 / longest)))
 
 
 def inline_svg(svg: bytes) -> str:

@@ -4,7 +4,8 @@ Lowering names every node by its path: blocks add a segment (`layer1.0.downsampl
 the copy index (`layer1.0`). So the IR needs no extra metadata for views to rebuild the nesting:
 
     group    a path prefix shared by several nodes: a block application, a repeat, one copy of a repeat
-    repeat   a group whose children are numbered copies (`layer1` -> `layer1.0`, `layer1.1`, ...)
+    repeat   a group whose children are numbered copies made by one `repeat:` (`layer1` -> `layer1.0`,
+             `layer1.1`, ...); not every numbered group is one (see Group.is_repeat)
     level    how deep a group nests, counting named segments only: `layer1` and its copy `layer1.0` are
              level 1, `layer1.0.downsample` is level 2
     stage    the coarse unit of per-stage tables and charts (see `stage_of`)
@@ -60,7 +61,18 @@ class Group:
 
     @property
     def is_repeat(self) -> bool:
-        return bool(self.children) and all(_local(c).isdigit() for c in self.children)
+        """Whether the children are copies made by one `repeat:`. Numbered children alone do not say so:
+        a reference's Sequential (`features.0` ... `features.7`, an MLP's `mlp.0` ... `mlp.4`) is numbered
+        too, but each child is a different layer of the spec. Copies are made by the same written layer, so
+        some spec location made a node in every copy; a numbered container's children share none. (Two or
+        more written layers that apply one block share its locations and pass for copies: the IR keeps no
+        trace of the layer that applied a block.) A graph built without locations falls back to numbering."""
+        if len(self.children) < 2 or not all(_local(c).isdigit() for c in self.children):
+            return False  # one copy is drawn as what it is: "×1" says nothing
+        made = [{n.source for n in (c.nodes() if isinstance(c, Group) else [c])} for c in self.children]
+        if all(found == {None} for found in made):
+            return True
+        return bool(set.intersection(*made) - {None})
 
     def nodes(self) -> list[Node]:
         found: list[Node] = []
