@@ -21,6 +21,7 @@ from types import FrameType
 from archspec import pipeline
 from archspec.backends.coverage import format_report
 from archspec.errors import CODES, ArchspecError, SpecErrors, did_you_mean
+from archspec.extras import require
 from archspec.limits import Limits, parse_limit
 from archspec.params import COMMAND_LINE, parse_override
 from archspec.registry import NO_PLUGINS_VARIABLE, Registry, default_registry
@@ -244,6 +245,14 @@ def _training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=_seed, default=0, help="weights, data order, augmentation and dropout")
     p.add_argument("--nproc", type=int, default=1, help="processes (DDP through torch's elastic launcher)")
     p.add_argument("--threads", type=int, help="CPU threads per process")
+    _data_flags(p)
+
+
+def _data_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, metavar="N", help="image-decoding worker processes for an image folder "
+                   "(default: the cores but one, at most 8; 0 decodes in the training process)")
+    p.add_argument("--bad-images", default="fail", choices=("fail", "skip"),
+                   help="an unreadable image in a folder: fail (default, naming it) or skip it and count")
 
 
 def _training_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -261,6 +270,7 @@ def _training_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]"
     ev.add_argument("--split", default="test", help="test (default) or train")
     ev.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
     ev.add_argument("--precision", default="fp32", help="fp32 or bf16 (autocast)")
+    _data_flags(ev)
     ev.add_argument("--json", action="store_true", help="one JSON object: loss, top1, top5 (fractions), confusion "
                     "(a text: loss in nats per token, tokens)")
     compare = sub.add_parser("compare", help="train several specs or variants; results.md, results.csv, PNG curves")
@@ -279,7 +289,7 @@ def _training(args: argparse.Namespace) -> int:
         from archspec.train.report import eval_text
 
         result = evaluate_file(_spec_path(args.spec), args.weights, args.data, _overrides(args.set), args.variant,
-                               args.device, args.split, args.precision)
+                               args.device, args.split, args.precision, args.workers, args.bad_images)
         _out(json.dumps(result.to_json()) if args.json else eval_text(result))
         return 0
     base = TrainOptions(spec="", data=args.data, overrides=_overrides(args.set), epochs=args.epochs,
@@ -287,7 +297,7 @@ def _training(args: argparse.Namespace) -> int:
                         schedule=args.schedule, warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,
                         augment=args.augment, device=args.device, precision=args.precision, compile=args.compile,
                         channels_last=args.channels_last, out=args.out, resume=args.resume, seed=args.seed,
-                        nproc=args.nproc, threads=args.threads)
+                        nproc=args.nproc, threads=args.threads, workers=args.workers, bad_images=args.bad_images)
     if args.command == "compare":
         from archspec.train.compare import compare, parse_entry
         from archspec.train.report import markdown
@@ -303,75 +313,128 @@ def _training(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace, registry: Registry) -> int:
-    if args.command in ("train", "eval", "compare"):
-        return _training(args)
-    if args.command == "list":
-        return _list(Path(args.specs), registry)
-    if args.command == "schema":
-        from archspec.schema import json_schema
+def _schema(args: argparse.Namespace, registry: Registry) -> int:
+    from archspec.schema import json_schema
 
-        _out(json.dumps(json_schema(registry), indent=2))
+    _out(json.dumps(json_schema(registry), indent=2))
+    return 0
+
+
+def _explain(args: argparse.Namespace, registry: Registry) -> int:
+    if args.code in registry.ops:
+        _out(describe_op(registry.op(args.code), registry.ops[args.code].provider))
         return 0
-    if args.command == "explain":
-        if args.code in registry.ops:
-            _out(describe_op(registry.op(args.code), registry.ops[args.code].provider))
-            return 0
-        blocks, _ = standard_blocks(registry)
-        if args.code in blocks:
-            _out(describe_block(blocks[args.code]))
-            return 0
-        code = args.code.upper()
-        if code not in CODES:
-            known = [*registry.ops, *blocks]
-            _err(f"{args.code!r} is neither an error code (AS101 ... {max(CODES)}), an op nor a block of archspec's "
-                 f"libraries.{did_you_mean(args.code, known)}")
-            return 2
-        _out(f"{code}: {CODES[code]}")
+    blocks, _ = standard_blocks(registry)
+    if args.code in blocks:
+        _out(describe_block(blocks[args.code]))
         return 0
-    if args.command in VIEWS:
-        return _view(args, registry)
+    code = args.code.upper()
+    if code not in CODES:
+        known = [*registry.ops, *blocks]
+        _err(f"{args.code!r} is neither an error code (AS101 ... {max(CODES)}), an op nor a block of archspec's "
+             f"libraries.{did_you_mean(args.code, known)}")
+        return 2
+    _out(f"{code}: {CODES[code]}")
+    return 0
+
+
+def _spec_inputs(args: argparse.Namespace, registry: Registry) -> tuple[str, dict[str, object], Limits]:
+    """What every spec command starts from: the spec's path, its --set overrides and the --limit limits
+    (a named --backend is checked first, so a typo is a usage error before anything compiles)."""
     limits = _limits(args.limit)
     backend = getattr(args, "backend", None)
     if backend is not None and backend not in registry.backends and not registry.conflict("backend", backend):
         raise ArchspecError("AS806", f"unknown backend {backend!r}.{did_you_mean(backend, registry.backends)} "
                             f"Known: {', '.join(sorted(registry.backends))}")
-    path = _spec_path(args.spec)
-    overrides = _overrides(args.set)
-    if args.command == "validate":
-        compiled = pipeline.compile_spec(path, overrides, registry, args.variant, limits)
-        c = compiled.costs
-        _out(f"ok: {path}: {compiled.graph.name}, {c.params:,} params, {human(c.macs)} MACs, output {list(c.output)}")
-    elif args.command == "summary":
-        # The table is printed even when expect: fails: that is when it is needed. Then the mismatch, exit 1.
-        compiled = pipeline.compile_spec(path, overrides, registry, args.variant, limits, optimize=args.optimize, expect=False)
-        costs = compiled.costs
-        _out(json.dumps(costs.to_json()) if args.json else table(costs, compiled.graph if args.verbose else None))
-        pipeline.check_compiled_expect(compiled, overrides, registry)
-    elif args.command == "build":
-        out = pipeline.build_file(path, args.output, backend=args.backend, seed=args.seed, weights=args.weights,
-                                  overrides=overrides, variant=args.variant, registry=registry, limits=limits,
-                                  optimize=args.optimize, save_weights=args.save_weights, settings=_settings(args.option),
-                                  report=_out)
-        _out(f"wrote {out}")
-    elif args.command == "convert-weights":
-        out = pipeline.convert_weights(path, args.weights, args.output, overrides=overrides, variant=args.variant,
-                                       registry=registry, limits=limits, report=_out)
-        _out(f"wrote {out}")
-    elif args.command == "check":
-        layers = pipeline.coverage(pipeline.compile_spec(path, overrides, registry, args.variant, limits), args.backend, registry)
-        _out(format_report(layers, args.backend))
-        return 1 if any(s.level == "unsupported" for s in layers) else 0
-    elif args.command == "bench":
-        from archspec.bench import BenchOptions, bench
+    return _spec_path(args.spec), _overrides(args.set), limits
 
-        options = BenchOptions(backend=args.backend, device=args.device, dtype=args.dtype, batch=args.batch,
-                               train=args.train, vs=args.vs, compile=args.compile, channels_last=args.channels_last,
-                               optimize=args.optimize, threads=args.threads, warmup=args.warmup, iters=args.iters,
-                               seed=args.seed)
-        report = bench(path, options, overrides, args.variant, registry)
-        _out(json.dumps(report.to_json()) if args.json else report.text())
+
+def _validate(args: argparse.Namespace, registry: Registry) -> int:
+    path, overrides, limits = _spec_inputs(args, registry)
+    compiled = pipeline.compile_spec(path, overrides, registry, args.variant, limits)
+    c = compiled.costs
+    _out(f"ok: {path}: {compiled.graph.name}, {c.params:,} params, {human(c.macs)} MACs, output {list(c.output)}")
     return 0
+
+
+def _summary(args: argparse.Namespace, registry: Registry) -> int:
+    path, overrides, limits = _spec_inputs(args, registry)
+    # The table is printed even when expect: fails: that is when it is needed. Then the mismatch, exit 1.
+    compiled = pipeline.compile_spec(path, overrides, registry, args.variant, limits, optimize=args.optimize, expect=False)
+    costs = compiled.costs
+    _out(json.dumps(costs.to_json()) if args.json else table(costs, compiled.graph if args.verbose else None))
+    pipeline.check_compiled_expect(compiled, overrides, registry)
+    return 0
+
+
+def _build(args: argparse.Namespace, registry: Registry) -> int:
+    path, overrides, limits = _spec_inputs(args, registry)
+    out = pipeline.build_file(path, args.output, backend=args.backend, seed=args.seed, weights=args.weights,
+                              overrides=overrides, variant=args.variant, registry=registry, limits=limits,
+                              optimize=args.optimize, save_weights=args.save_weights, settings=_settings(args.option),
+                              report=_out)
+    _out(f"wrote {out}")
+    return 0
+
+
+def _convert_weights(args: argparse.Namespace, registry: Registry) -> int:
+    path, overrides, limits = _spec_inputs(args, registry)
+    out = pipeline.convert_weights(path, args.weights, args.output, overrides=overrides, variant=args.variant,
+                                   registry=registry, limits=limits, report=_out)
+    _out(f"wrote {out}")
+    return 0
+
+
+def _check(args: argparse.Namespace, registry: Registry) -> int:
+    path, overrides, limits = _spec_inputs(args, registry)
+    layers = pipeline.coverage(pipeline.compile_spec(path, overrides, registry, args.variant, limits), args.backend, registry)
+    _out(format_report(layers, args.backend))
+    return 1 if any(s.level == "unsupported" for s in layers) else 0
+
+
+def _bench(args: argparse.Namespace, registry: Registry) -> int:
+    path, overrides, limits = _spec_inputs(args, registry)
+    from archspec.bench import BenchOptions, bench
+
+    options = BenchOptions(backend=args.backend, device=args.device, dtype=args.dtype, batch=args.batch,
+                           train=args.train, vs=args.vs, compile=args.compile, channels_last=args.channels_last,
+                           optimize=args.optimize, threads=args.threads, warmup=args.warmup, iters=args.iters,
+                           seed=args.seed)
+    report = bench(path, options, overrides, args.variant, registry)
+    _out(json.dumps(report.to_json()) if args.json else report.text())
+    return 0
+
+
+Handler = Callable[[argparse.Namespace, Registry], int]
+
+
+def _needs_torch(extra: str, handler: Handler) -> Handler:
+    """`handler` imports torch: without it installed, say which extra brings it (AS810, exit 1), not a traceback."""
+    def run(args: argparse.Namespace, registry: Registry) -> int:
+        require(("torch",), f"archspec {args.command}", extra)
+        return handler(args, registry)
+    return run
+
+
+# Each subcommand's handler. The commands whose backend is named (build, check) need torch only for the
+# torch-based backends: the registry reports a backend's missing package the same way when it loads it.
+COMMANDS: dict[str, Handler] = {
+    **dict.fromkeys(("train", "eval", "compare"), _needs_torch("train", lambda args, _: _training(args))),
+    "list": lambda args, registry: _list(Path(args.specs), registry),
+    "schema": _schema,
+    "explain": _explain,
+    **dict.fromkeys(sorted(VIEWS), _view),
+    "validate": _validate,
+    "summary": _summary,
+    "build": _build,
+    "convert-weights": _needs_torch("torch", _convert_weights),
+    "check": _check,
+    "bench": _needs_torch("torch", _bench),
+}
+
+
+def _run(args: argparse.Namespace, registry: Registry) -> int:
+    return COMMANDS[args.command](args, registry)
 
 
 def _settings(items: Sequence[str]) -> dict[str, str]:

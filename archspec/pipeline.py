@@ -24,6 +24,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from archspec import extras
 from archspec.backends import BuildOptions, DynamicDims, Range
 from archspec.backends.artifacts import output_path
 from archspec.backends.coverage import LayerSupport, from_supports
@@ -217,6 +218,8 @@ def _guarded(registry: Registry, backend: str, step: str, call: Any) -> Any:
         return call()
     except (ArchspecError, SpecErrors, OSError):
         raise
+    except ModuleNotFoundError as exc:  # an optional package (torch, onnx) is not installed: not a bug
+        raise extras.missing(exc, f"the {backend} backend") from None
     except MemoryError:
         raise ArchspecError("AS503", f"the {backend} backend ran out of memory in {step}; lower the input size or widths") from None
     except Exception as exc:

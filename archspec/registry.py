@@ -26,6 +26,7 @@ import os
 from typing import Any
 
 from archspec.errors import ArchspecError, did_you_mean, one_of
+from archspec.extras import missing
 from archspec.ops.base import OpDef, Plugin
 
 GROUP = "archspec.plugins"
@@ -105,7 +106,10 @@ class Registry:
             raise ArchspecError(
                 "AS803", f"unknown backend {name!r}.{did_you_mean(name, self.backends)} Known: {one_of(list(self.backends))}"
             )
-        factory = _import(self.backends[name].target)
+        try:
+            factory = _import(self.backends[name].target)
+        except ModuleNotFoundError as exc:  # torch (or a plugin's toolchain) not installed: say which extra
+            raise missing(exc, f"the {name} backend") from None
         own = factory(extra_lowerings={})
         extra: dict[str, Callable[..., Any]] = {}
         owners: dict[str, str] = {}

@@ -8,27 +8,24 @@ fallbacks, since this backend cannot say which ONNX operators they become.
 from __future__ import annotations
 
 from collections.abc import Sequence
-import importlib.util
 from pathlib import Path
 import re
 from typing import Any
 
+from archspec import extras
 from archspec.backends import BuildOptions
 from archspec.backends.coverage import TableBackend, refuse_unsupported
 from archspec.backends.onnx.coverage import COVERAGE, OPSET
 from archspec.errors import ArchspecError
 from archspec.ir import Graph
 
-REQUIRED = ("onnx", "onnxscript")  # torch.onnx's dynamo exporter needs both
+REQUIRED = ("torch", "onnx", "onnxscript")  # torch.onnx's dynamo exporter needs onnx and onnxscript
 AXIS_NAMES = {0: "batch", 2: "height", 3: "width"}
 SEQUENCE_AXIS_NAMES = {0: "batch", 1: "sequence"}  # a [T] or [T, D] input
 
 
 def require(packages: Sequence[str], backend: str, extra: str) -> None:
-    missing = [p for p in packages if importlib.util.find_spec(p) is None]
-    if missing:
-        raise ArchspecError("AS810", f"the {backend} backend needs the package(s) {', '.join(missing)}, which are not "
-                            f"installed; pip install \"archspec[{extra}]\"")
+    extras.require(packages, f"the {backend} backend", extra)  # the one AS810 message for a missing package
 
 
 class OnnxBackend(TableBackend):
