@@ -1,13 +1,15 @@
 """Training, evaluation and comparison of compiled specs (`archspec train`, `eval`, `compare`).
 
     (here)       TrainOptions (what `archspec train` parses) and the entry points; torch-free
-    data         DATA argument -> in-memory uint8 tensors: digits, CIFAR-10/100, MNIST idx, image folders
+    data         DATA argument -> in-memory uint8 tensors: digits, CIFAR-10/100, MNIST idx, a text; folders listed
+    datasets     batches for the loop: from memory, or an image folder streamed through DataLoader workers
     augment      batched tensor augmentations on the training device (flips, transpose, grayscale, ...)
     loop         one training run: build the spec's module, epochs of steps, evaluation, checkpoints
     metrics      loss, top-k accuracy, confusion matrix
     checkpoint   weights as .safetensors + a small JSON state, written atomically; resume
     distributed  --nproc N: the same loop under torch.distributed, launched by torchrun's elastic launcher
-    report       progress bar, per-epoch lines, the comparison table (Markdown, CSV) and PNG curves
+    result       RunResult, what a run returns (shared by loop and report, which do not import each other)
+    report       progress bar, per-epoch lines, metrics.csv and TensorBoard events, the comparison outputs
     compare      several entries (spec variants, overrides, augmentations) trained one after another
 
 The module trained is the one `archspec.build` returns, used as any user would use it. Importing this
@@ -53,6 +55,8 @@ class TrainOptions:
     seed: int = 0
     nproc: int = 1
     threads: int | None = None  # CPU threads per process (torch.set_num_threads)
+    workers: int | None = None  # image-decoding workers per process for a streamed folder; None: from the cores
+    bad_images: str = "fail"  # an unreadable image of a folder: fail (AS912 naming it) or skip (counted)
     quiet: bool = False  # no progress bar and no per-epoch lines (compare prints its own)
 
     @property

@@ -16,7 +16,7 @@ averaged over images or over tokens, and the metrics count the same units.
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import hashlib
 import math
 import os
@@ -31,9 +31,11 @@ import torch.nn.functional as F
 
 from archspec import pipeline
 from archspec.errors import ArchspecError, SpecErrors
-from archspec.train import OPTIMIZERS, PRECISIONS, SCHEDULES, TrainOptions, augment as aug, checkpoint, data
+from archspec.limits import DATA
+from archspec.train import OPTIMIZERS, PRECISIONS, SCHEDULES, TrainOptions, augment as aug, checkpoint, data, datasets
 from archspec.train.metrics import EpochMetrics, EvalResult, Tally
-from archspec.train.report import Progress, epoch_line
+from archspec.train.report import Progress, RunLog, epoch_line
+from archspec.train.result import RunResult
 
 BAD_OPTION = "AS913"  # usage: exit 2
 NO_DEVICE = "AS914"
@@ -52,18 +54,6 @@ class Rank:
     @property
     def main(self) -> bool:
         return self.rank == 0
-
-
-@dataclass
-class RunResult:
-    name: str  # the spec's name
-    folder: Path
-    dataset: str
-    augment: str
-    params: int
-    seconds: float
-    history: list[EpochMetrics] = field(default_factory=list)
-    task: str = data.CLASSIFY  # the dataset's (data.TASKS)
 
 
 @dataclass(frozen=True)
@@ -99,6 +89,8 @@ def check(options: TrainOptions) -> None:
                             "(not including) 1, e.g. 0.1")
     if options.threads is not None and options.threads < 1:
         raise ArchspecError(BAD_OPTION, "--threads must be at least 1")
+    if options.workers is not None and not 0 <= options.workers <= 64 or options.bad_images not in datasets.BAD_IMAGES:
+        raise ArchspecError(BAD_OPTION, "--workers takes 0 to 64 and --bad-images fail or skip")
     aug.parse(options.augment)
     data.parse(options.data)
 
@@ -173,10 +165,11 @@ def spec_input(spec: str, overrides: dict[str, Any], variant: str | None) -> tup
     return tuple(pipeline.compile_spec(spec, overrides, variant=variant).costs.input)
 
 
-def load_data(text: str, shape: tuple[int, ...]) -> data.Dataset:
-    """DATA for a spec taking `shape`: image folders are resized to its (H, W), a text cut into its seq_len."""
+def load_data(text: str, shape: tuple[int, ...], stream: bool = False, bad_images: str = "fail") -> data.Dataset:
+    """DATA for a spec taking `shape`: image folders are resized to its (H, W) (listed only, with `stream`),
+    a text cut into its seq_len."""
     return data.load(text, (int(shape[1]), int(shape[2])) if len(shape) == 3 else None,
-                     int(shape[0]) if len(shape) == 1 else None)
+                     int(shape[0]) if len(shape) == 1 else None, stream, bad_images)
 
 
 def batch_of(split: data.Split, index: torch.Tensor, model: Model, text: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -229,7 +222,7 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
         torch.set_num_threads(options.threads)
     augments = aug.parse(options.augment)
     shape = spec_input(options.spec, options.overrides, options.variant)
-    dataset = load_data(options.data, shape)
+    dataset = load_data(options.data, shape, stream=True, bad_images=options.bad_images)
     model = build_model(options.spec, options.overrides, options.variant, len(dataset.classes), options.seed, dataset.task)
     if dataset.text and augments:
         raise ArchspecError(BAD_OPTION, f"--augment {options.augment!r}: augmentations apply to images, not to a text")
@@ -257,6 +250,9 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
     saved = checkpoint.restore(folder, module, optimizer) if resuming else checkpoint.Saved(0, 0, [], 0.0)
     train_set, test_set = (split.to(device) if dataset.text else data.fit(split.to(device), model.shape)  # type: ignore[arg-type]
                            for split in (dataset.train, dataset.test))
+    workers = options.workers if options.workers is not None else datasets.default_workers(rank.world)
+    feed, test_feed = (datasets.Feed(split, model.shape, device, dataset.text, workers, options.bad_images, options.seed,
+                                     persistent=split is train_set, report=rank.main) for split in (train_set, test_set))
     steps = len(train_set) // options.batch_size
     if steps == 0:
         raise ArchspecError(BAD_OPTION, f"--batch-size {options.batch_size} is larger than the training set "
@@ -272,9 +268,10 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
         forward = torch.compile(forward)
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if options.precision == "bf16" else nullcontext
     history, step, seconds = list(saved.history), saved.step, saved.seconds
+    log = RunLog(folder, steps, saved.epoch) if rank.main else None
     if rank.main and not options.quiet:
         where = f"{rank.world} processes" if rank.world > 1 else str(device)
-        print(f"{model.name}: {model.params:,} params on {where}; {data.describe(dataset)}; run folder {folder}/",
+        print(f"{model.name}: {model.params:,} params on {where}; {data.describe(dataset)}, {feed.describe()}; run folder {folder}/",
               file=sys.stderr)
     for epoch in range(saved.epoch, options.epochs):
         start = time.perf_counter()
@@ -285,14 +282,15 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
                             unit="seq" if dataset.text else "img")
         share = options.batch_size // rank.world
         lr = learning_rate(options, step, epoch, steps)
-        for i in range(steps):
-            batch = order[i * options.batch_size:(i + 1) * options.batch_size]
+        mine = slice(rank.rank * share, (rank.rank + 1) * share)
+        batches = [order[i * options.batch_size:(i + 1) * options.batch_size][mine] for i in range(steps)]
+        for i, (x, y, kept) in enumerate(feed(batches)):  # kept: the batch's images not skipped (--bad-images)
             params = aug.draw(augments, options.batch_size, draws)
-            mine = slice(rank.rank * share, (rank.rank + 1) * share)
-            index = batch[mine].to(device)
-            x, y = batch_of(train_set, index, model, dataset.text)
+            if not len(y):  # every image of this batch was skipped
+                step += 1
+                continue
             if not dataset.text:
-                x = data.normalize(aug.apply(x, augments, [p[mine] for p in params])).contiguous(memory_format=layout)
+                x = data.normalize(aug.apply(x, augments, [p[mine][kept] for p in params])).contiguous(memory_format=layout)
             lr = learning_rate(options, step, epoch, steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -325,7 +323,7 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
         if not math.isfinite(train_loss):
             raise ArchspecError(STEP_FAILED, f"the training loss became {train_loss} in epoch {epoch + 1}; "
                                 "lower --lr (or use --precision fp32)")
-        result = evaluate(module, test_set, model, dataset, device, options.precision, confusion=False,
+        result = evaluate(module, test_feed, model, dataset, device, options.precision, confusion=False,
                           layout=layout) if rank.main else None
         seconds_epoch = time.perf_counter() - start
         if rank.main and result is not None:
@@ -334,19 +332,23 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
             history.append(metrics)
             seconds += seconds_epoch
             checkpoint.save(folder, module, optimizer, options, checkpoint.Saved(epoch + 1, step, history, seconds))
+            if log is not None:
+                log.epoch(history)
             if not options.quiet:
                 print(epoch_line(metrics, options.epochs, "seq" if dataset.text else "img"), flush=True)
         if rank.world > 1:
             import torch.distributed as dist
 
             dist.barrier()
+    if log is not None:
+        log.close()
     if rank.main:
         checkpoint.save_final(folder, module)
     return RunResult(model.name, folder, dataset.name, options.augment, model.params, seconds, history, dataset.task)
 
 
 @torch.no_grad()
-def evaluate(module: torch.nn.Module, split: data.Split, model: Model, dataset: data.Dataset, device: torch.device,
+def evaluate(module: torch.nn.Module, split: data.Split | datasets.Feed, model: Model, dataset: data.Dataset, device: torch.device,
              precision: str = "fp32", confusion: bool = True,
              layout: torch.memory_format = torch.contiguous_format) -> EvalResult:
     """Loss, top-1/top-5 and (optionally, for classes) the confusion matrix of `module` in eval mode on
@@ -358,9 +360,9 @@ def evaluate(module: torch.nn.Module, split: data.Split, model: Model, dataset: 
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
     try:
         with autocast:
-            for start in range(0, len(split), EVAL_BATCH):
-                x, y = batch_of(split, torch.arange(start, min(start + EVAL_BATCH, len(split)), device=device), model,
-                                dataset.text)
+            feed = split if isinstance(split, datasets.Feed) else datasets.Feed(split, model.shape, device, dataset.text)
+            for x, y, _ in feed([torch.arange(start, min(start + EVAL_BATCH, len(split)))
+                                 for start in range(0, len(split), EVAL_BATCH)]):
                 if not dataset.text:
                     x = data.normalize(x).contiguous(memory_format=layout)
                 logits, y = module(x).float().flatten(0, -2), y.flatten()
@@ -376,8 +378,10 @@ def evaluate(module: torch.nn.Module, split: data.Split, model: Model, dataset: 
 
 
 def evaluate_file(spec: str, weights: str, data_text: str, overrides: dict[str, Any], variant: str | None,
-                  device_text: str = "cpu", split: str = "test", precision: str = "fp32") -> EvalResult:
-    """`archspec eval`: build the spec, load trained weights, evaluate on a split of DATA."""
+                  device_text: str = "cpu", split: str = "test", precision: str = "fp32", workers: int | None = None,
+                  bad_images: str = "fail") -> EvalResult:
+    """`archspec eval`: build the spec, load trained weights, evaluate on a split of DATA (an image folder
+    streamed by `workers` decoding processes)."""
     if split not in ("test", "train"):
         raise ArchspecError(BAD_OPTION, f"--split {split!r}: use test or train")
     device = device_of(device_text)
@@ -388,12 +392,17 @@ def evaluate_file(spec: str, weights: str, data_text: str, overrides: dict[str, 
         print(f"note: these weights were trained with {settings}"
               f"{' and --variant ' + str(trained['variant']) if trained.get('variant') else ''}; "
               "give the same --set/--variant to evaluate the network that was trained", file=sys.stderr)
-    dataset = load_data(data_text, spec_input(spec, overrides, variant))
+    dataset = load_data(data_text, spec_input(spec, overrides, variant), stream=True, bad_images=bad_images)
     model = build_model(spec, overrides, variant, len(dataset.classes), 0, dataset.task)
     path = Path(weights)
     checkpoint.load_weights(model.module, checkpoint.read_weights(path), path)
     chosen = (dataset.test if split == "test" else dataset.train).to(device)
     if not dataset.text:
         chosen = data.fit(chosen, model.shape)  # type: ignore[arg-type]
-    return evaluate(model.module.to(device), chosen, model, dataset, device, precision)
+    feed = datasets.Feed(chosen, model.shape, device, dataset.text, datasets.default_workers() if workers is None else workers,
+                         bad_images)
+    if not dataset.text and len(dataset.classes) > DATA.confusion_classes:
+        print(f"note: no confusion matrix for {len(dataset.classes):,} classes (at most {DATA.confusion_classes:,}: "
+              "DataLimits.confusion_classes, docs/limits.md)", file=sys.stderr)
+    return evaluate(model.module.to(device), feed, model, dataset, device, precision)
 

@@ -1,8 +1,9 @@
 """What a run shows and writes: the progress bar, per-epoch lines, and the comparison outputs
 (results.md, results.csv, loss.png, accuracy.png).
 
-On a terminal the progress bar redraws one line (carriage return); into a file or a pipe it writes a
-plain line at most every PLAIN_EVERY seconds, so logs stay readable.
+On a terminal the progress bar is tqdm's; into a file or a pipe a plain line at most every PLAIN_EVERY
+seconds, so logs stay readable. Every run folder gets metrics.csv, and TensorBoard event files where
+tensorboard is installed (RunLog).
 """
 
 from __future__ import annotations
@@ -13,21 +14,21 @@ import math
 from pathlib import Path
 import sys
 import time
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from archspec.backends.artifacts import write_bytes_atomically
 from archspec.text import printable
 
 if TYPE_CHECKING:
-    from archspec.train.loop import RunResult
     from archspec.train.metrics import EpochMetrics, EvalResult
+    from archspec.train.result import RunResult
 
 PLAIN_EVERY = 10.0
-WIDTH = 30
 
 
 class Progress:
-    """One epoch's progress on `stream` (stderr by default)."""
+    """One epoch's progress on `stream` (stderr by default): on a terminal tqdm's bar (samples done,
+    samples per second, elapsed and remaining time), elsewhere a plain line every PLAIN_EVERY seconds."""
 
     def __init__(self, epoch: int, epochs: int, steps: int, batch: int, enabled: bool = True,
                  stream: TextIO | None = None, unit: str = "img"):
@@ -37,28 +38,88 @@ class Progress:
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.label, self.steps, self.batch = f"epoch {epoch}/{epochs}", steps, batch
         self.start = self.last = time.perf_counter()
+        self.bar: Any = None
+        self.done = 0
+        if self.enabled and self.tty:
+            from tqdm import tqdm
+
+            # disable=False: tqdm's own TTY check would look at the real stderr, not at `stream`
+            self.bar = tqdm(total=steps * batch, desc=self.label, unit=unit, unit_scale=True, file=self.stream,
+                            mininterval=0.1, dynamic_ncols=True, leave=True, disable=False)
 
     def update(self, step: int, loss: float | None = None) -> None:
         """`step` steps done (1-based); `loss` only when it is already on the host (no device sync here)."""
         if not self.enabled:
             return
-        now = time.perf_counter()
-        if not self.tty and now - self.last < PLAIN_EVERY and step < self.steps:
+        if self.bar is not None:
+            if loss is not None:
+                self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            self.bar.update((step - self.done) * self.batch)
+            self.done = step
+            if step >= self.steps:
+                self.bar.close()
             return
-        if self.tty and now - self.last < 0.1 and step < self.steps:
+        now = time.perf_counter()
+        if now - self.last < PLAIN_EVERY and step < self.steps:
             return
         self.last = now
-        rate = step * self.batch / max(now - self.start, 1e-9)
-        tail = f" loss {loss:.4f}" if loss is not None else ""
-        if self.tty:
-            filled = WIDTH * step // self.steps
-            bar = "#" * filled + "." * (WIDTH - filled)
-            self.stream.write(f"\r{self.label} [{bar}] {step}/{self.steps} {rate:,.0f} {self.unit}/s{tail}\x1b[K")
-            if step >= self.steps:
-                self.stream.write("\n")
-        else:
-            self.stream.write(f"{self.label}: step {step}/{self.steps}, {rate:,.0f} {self.unit}/s{tail}\n")
+        elapsed = max(now - self.start, 1e-9)
+        rate = step * self.batch / elapsed
+        left = elapsed * (self.steps - step) / step
+        tail = f", loss {loss:.4f}" if loss is not None else ""
+        self.stream.write(f"{self.label}: step {step}/{self.steps}, {rate:,.0f} {self.unit}/s, "
+                          f"{int(left) // 60}:{int(left) % 60:02d} left{tail}\n")
         self.stream.flush()
+
+
+METRICS_CSV = "metrics.csv"
+METRICS_COLUMNS = ("epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_s", "seconds")
+
+
+class RunLog:
+    """What a run folder shows besides its checkpoints: metrics.csv (one row per epoch, METRICS_COLUMNS) and,
+    where tensorboard is installed, TensorBoard event files (scalars per epoch; nothing and no error where not).
+
+    metrics.csv is rewritten, atomically, from the checkpoint's history after each epoch's checkpoint: a
+    resumed run continues it with no duplicate rows, and a run killed at any instant leaves no partial row.
+    The event files start again from the resumed epoch (SummaryWriter's purge_step drops later events)."""
+
+    def __init__(self, folder: Path, steps_per_epoch: int, first_epoch: int = 0):
+        self.folder, self.steps, self.first = folder, steps_per_epoch, first_epoch
+        self.writer: Any = None
+        self.tried = False
+
+    def _tensorboard(self) -> Any:
+        """The SummaryWriter, made at the first epoch's end (a run that fails before it writes nothing)."""
+        if not self.tried:
+            self.tried = True
+            try:
+                from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
+            except ImportError:
+                return None
+            self.writer = SummaryWriter(str(self.folder), purge_step=self.first + 1 if self.first else None)
+        return self.writer
+
+    def epoch(self, history: "list[EpochMetrics]") -> None:
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(METRICS_COLUMNS)
+        for m in history:
+            writer.writerow([m.epoch, m.epoch * self.steps, f"{m.train_loss:.6g}", f"{m.train_acc:.6g}",
+                             f"{m.test_loss:.6g}", f"{m.test_acc:.6g}", f"{m.lr:.6g}", f"{m.images_per_s:.1f}",
+                             f"{m.seconds:.3f}"])
+        write_bytes_atomically(self.folder / METRICS_CSV, text.getvalue().encode())
+        if history and self._tensorboard() is not None:
+            m = history[-1]
+            for tag, value in (("loss/train", m.train_loss), ("loss/val", m.test_loss), ("accuracy/train", m.train_acc),
+                               ("accuracy/val", m.test_acc), ("accuracy/val_top5", m.test_top5), ("lr", m.lr),
+                               ("throughput/samples_per_s", m.images_per_s)):
+                self.writer.add_scalar(tag, value, m.epoch)
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
 
 
 def epoch_line(m: "EpochMetrics", epochs: int, unit: str = "img") -> str:
