@@ -51,6 +51,25 @@ class Limits:
 DEFAULT = Limits()
 
 
+@dataclass(frozen=True)
+class DataLimits:
+    """What one training dataset may hold (`archspec train/eval --data`), checked before anything of that size
+    is allocated: from a file's size or a header's declared counts, never after reading. Data files come from
+    strangers as specs do; each default lets the real datasets through (ImageNet-21k's 14 million images and
+    21,841 classes, an 8K photo) and keeps one decoded image, one pickle and one listing in memory bounds."""
+
+    image_bytes: int = 256 * 2**20  # one image file
+    image_pixels: int = 2**25  # width * height of one image, from its header (33.5 million: 8K UHD fits)
+    images: int = 20_000_000  # image files listed in one split of an image folder
+    classes: int = 100_000  # class folders of an image folder
+    confusion_classes: int = 1_024  # the most classes `eval` builds a confusion matrix for (ImageNet's 1,000 fit)
+    pickle_bytes: int = 256 * 2**20  # one CIFAR pickle (CIFAR-100's train file is 155 MB) and every array in it
+    idx_bytes: int = 2 * GIB  # one idx file, decompressed (MNIST's largest is 47 MB, EMNIST's 550 MB)
+
+
+DATA = DataLimits()
+
+
 def parse_limit(text: str) -> tuple[str, int]:
     """`name=value` (value a whole number, `_` and k/M/G suffixes allowed) -> (name, value); ValueError says why."""
     name, sep, raw = text.partition("=")

@@ -31,6 +31,7 @@ from pathlib import Path
 import pickle
 import stat
 import struct
+import sys
 from typing import Any
 import zlib
 
@@ -39,13 +40,14 @@ import torch
 import torch.nn.functional as F
 
 from archspec.errors import ArchspecError
+from archspec.limits import DATA
 
 MISSING = "AS911"  # the dataset is not where the DATA argument points (usage: exit 2)
 CORRUPT = "AS912"  # a data file is there but cannot be read (exit 1)
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
-IDX_MAX_BYTES = 2 << 30  # the most an idx file may hold (decompressed): MNIST's largest is 47 MB, EMNIST's 550 MB
+IDX_MAX_BYTES = DATA.idx_bytes  # the most an idx file may hold (decompressed): MNIST's largest is 47 MB, EMNIST's 550 MB
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 FASHION_CLASSES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
@@ -87,7 +89,7 @@ class Split:
 class Dataset:
     name: str  # as given (digits, cifar10:PATH, ...), for the results table
     kind: str
-    train: Split
+    train: Split  # or, for a streamed image folder, a datasets.ImageFiles (paths, decoded batch by batch)
     test: Split
     classes: tuple[str, ...]  # the classes, or a text's vocabulary (the 256 byte values)
     task: str = CLASSIFY  # one of TASKS
@@ -134,10 +136,13 @@ def _detect(path: Path) -> str:
     return "folder"
 
 
-def load(text: str, image_size: tuple[int, int] | None = None, seq_len: int | None = None) -> Dataset:
+def load(text: str, image_size: tuple[int, int] | None = None, seq_len: int | None = None, stream: bool = False,
+         bad_images: str = "fail") -> Dataset:
     """Read the dataset DATA names. `image_size` (H, W) is used by image folders only, whose images are
     resized when read; the others keep their own size until `prepare`. `seq_len` is the window of a text
-    (the spec's input [seq_len]); a text needs it."""
+    (the spec's input [seq_len]); a text needs it. With `stream`, an image folder is only listed: its splits
+    are datasets.ImageFiles, decoded batch by batch (datasets.Feed); the built-in sets are read into memory
+    either way. `bad_images` (fail or skip) is what an unreadable image of a folder read here does."""
     kind, path = parse(text)
     if kind == "text":
         assert path is not None
@@ -152,7 +157,7 @@ def load(text: str, image_size: tuple[int, int] | None = None, seq_len: int | No
     elif kind in ("mnist", "fashion-mnist"):
         train, test, classes = _mnist(_folder(path, kind), kind)
     else:
-        train, test, classes = _image_folder(_folder(path, kind), image_size)
+        train, test, classes = _image_folder(_folder(path, kind), image_size, stream, bad_images)  # type: ignore[assignment]
     return Dataset(text, kind, train, test, classes)
 
 
@@ -398,46 +403,51 @@ def _read_text(path: Path) -> bytes:
 
 # --- image folders ----------------------------------------------------------------------------------
 
-def _image_folder(path: Path, size: tuple[int, int] | None) -> tuple[Split, Split, tuple[str, ...]]:
+def _image_folder(path: Path, size: tuple[int, int] | None, stream: bool = False,
+                  bad_images: str = "fail") -> tuple[Any, Any, tuple[str, ...]]:
+    """The class folders (at most DataLimits.classes, counted before any list of them is kept) and each
+    split's images: listed (`stream`) or decoded into memory, through the same bounded decoder."""
+    from archspec.train import datasets
+
     train_dir = path / "train"
     test_dir = next((path / n for n in ("test", "val") if (path / n).is_dir()), None)
     if not train_dir.is_dir() or test_dir is None:
         raise ArchspecError(MISSING, f"{path}/ is not an image folder: it needs train/ and test/ (or val/). {_where('folder', path)}")
-    classes = tuple(sorted(p.name for p in train_dir.iterdir() if p.is_dir()))
+    classes = tuple(sorted(_class_folders(train_dir)))
     if not classes:
         raise ArchspecError(MISSING, f"{train_dir}/ has no class subfolders. {_where('folder', path)}")
-    extra = sorted({p.name for p in test_dir.iterdir() if p.is_dir()} - set(classes))
+    extra = sorted(set(_class_folders(test_dir)) - set(classes))
     if extra:
-        raise ArchspecError(CORRUPT, f"{test_dir}/ has classes that {train_dir}/ lacks: {', '.join(extra)}; "
-                            "use the same class folders in both")
-    return _read_images(train_dir, classes, size), _read_images(test_dir, classes, size), classes
+        raise ArchspecError(CORRUPT, f"{test_dir}/ has classes that {train_dir}/ lacks: {', '.join(extra[:5])}"
+                            f"{f' and {len(extra) - 5:,} more' if len(extra) > 5 else ''}; use the same class folders in both")
+    splits = []
+    for folder in (train_dir, test_dir):
+        files = datasets.list_images(folder, classes, size)
+        if stream:
+            splits.append(files)
+            continue
+        images, labels, bad = datasets.read_all(files, bad_images)
+        if bad:
+            print(f"note: skipped {len(bad):,} unreadable image{'s' * (len(bad) != 1)} of {folder}/ (--bad-images skip); "
+                  f"the first: {bad[0].path} {bad[0].reason}", file=sys.stderr)
+        splits.append(Split(images, labels))
+    return splits[0], splits[1], classes
 
 
-def _read_images(folder: Path, classes: tuple[str, ...], size: tuple[int, int] | None) -> Split:
-    from PIL import Image, UnidentifiedImageError
-
-    images, labels = [], []
-    for label, name in enumerate(classes):
-        files = sorted(p for p in (folder / name).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if (folder / name).is_dir() else []
-        for file in files:
-            try:
-                with Image.open(file) as opened:
-                    image = opened.convert("RGB")
-                    if size is not None and image.size != (size[1], size[0]):
-                        image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-                    array = np.asarray(image, dtype=np.uint8).copy()
-            except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-                raise ArchspecError(CORRUPT, f"{file} is not a readable image ({type(exc).__name__}); "
-                                    "replace or remove it") from None
-            images.append(torch.from_numpy(array).permute(2, 0, 1))
-            labels.append(label)
-    if not images:
-        raise ArchspecError(MISSING, f"{folder}/ holds no images ({', '.join(IMAGE_SUFFIXES)}) in its class folders")
-    shapes = {tuple(t.shape) for t in images}
-    if len(shapes) > 1:
-        raise ArchspecError(CORRUPT, f"{folder}/: images differ in size ({', '.join(map(str, sorted(shapes)[:3]))}); "
-                            "this happens only without a target size")
-    return Split(torch.stack(images), torch.tensor(labels, dtype=torch.long))
+def _class_folders(folder: Path) -> list[str]:
+    """The subfolder names of `folder`, refused past DataLimits.classes before more are collected."""
+    names: list[str] = []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir():
+                    names.append(entry.name)
+                    if len(names) > DATA.classes:
+                        raise ArchspecError(CORRUPT, f"{folder}/ has more than {DATA.classes:,} class folders, the most "
+                                            "an image folder may (DataLimits.classes, docs/limits.md)")
+    except OSError as exc:
+        raise ArchspecError(CORRUPT, f"cannot list {folder}/: {exc.strerror or exc}") from None
+    return names
 
 
 def prepare(images: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
@@ -464,7 +474,10 @@ RESIZE_ONCE_BYTES = 1 << 29  # resized splits up to 512 MiB are resized once, la
 def fit(split: Split, shape: tuple[int, int, int]) -> Split:
     """`split` resized once to the spec's (H, W), still uint8 (channels stay), where the result is small
     (digits to 32x32: 1.5 MB): the per-batch resize of `prepare` then has nothing left to do. Larger
-    results (CIFAR at 224x224: 7.5 GB) keep their size and are resized batch by batch."""
+    results (CIFAR at 224x224: 7.5 GB) keep their size and are resized batch by batch. A streamed split
+    (datasets.ImageFiles) is decoded at the spec's size already and is returned as it is."""
+    if not isinstance(split, Split):
+        return split
     n, channels, height, width = split.images.shape
     if (height, width) == shape[1:] or n * channels * shape[1] * shape[2] > RESIZE_ONCE_BYTES:
         return split
@@ -491,6 +504,10 @@ def describe(dataset: Dataset) -> str:
         width = int(dataset.train.images.shape[1])
         return (f"{dataset.name}: {len(dataset.train):,} train / {len(dataset.test):,} test windows of {width} tokens "
                 f"(bytes: a vocabulary of {len(dataset.classes)})")
+    if not isinstance(dataset.train, Split):  # streamed: the size is the one every image is resized to
+        size = dataset.train.size
+        return (f"{dataset.name}: {len(dataset.train):,} train / {len(dataset.test):,} test images read at "
+                f"{'3x' + 'x'.join(map(str, size)) if size else 'their own size'}, {len(dataset.classes)} classes")
     shape = "x".join(map(str, dataset.train.images.shape[1:]))
     return (f"{dataset.name}: {len(dataset.train):,} train / {len(dataset.test):,} test images of {shape}, "
             f"{len(dataset.classes)} classes")

@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from archspec.limits import DATA
+
 
 class Tally:
     """Sums over batches: loss (summed over samples: images, or a text's tokens), top-1 and top-5 hits,
@@ -14,7 +16,10 @@ class Tally:
     def __init__(self, classes: int, device: torch.device, confusion: bool = False):
         self.sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, top1, top5, n
         self.classes = classes
-        self.confusion = torch.zeros(classes, classes, dtype=torch.long, device=device) if confusion else None
+        # Bounded before it is allocated: classes**2 counts, twice over (the tensor, its bincount), then a list.
+        # A folder of 20,000 empty class folders would ask for 6.8 GB; past the bound there is no matrix.
+        self.confusion = (torch.zeros(classes, classes, dtype=torch.long, device=device)
+                          if confusion and classes <= DATA.confusion_classes else None)
 
     @torch.no_grad()
     def add(self, logits: torch.Tensor, labels: torch.Tensor, loss_sum: torch.Tensor) -> None:
