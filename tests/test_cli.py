@@ -156,3 +156,13 @@ def test_optimize_summary_counts_what_build_optimize_writes(capsys, tmp_path):
     x = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(program(x), reference(x), rtol=1e-5, atol=1e-5)
+
+
+def test_every_subcommand_has_one_handler():
+    """cli.COMMANDS is the dispatch table: every subcommand the parser knows has a handler, and no other name."""
+    import argparse
+
+    from archspec.cli import COMMANDS, _parser
+
+    (sub,) = (a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(COMMANDS) == set(sub.choices) and all(callable(h) for h in COMMANDS.values())
