@@ -215,26 +215,83 @@ def _digits_table() -> np.ndarray:
 
 # --- CIFAR: the official pickles, read without running code ---------------------------------------
 
+_RECONSTRUCT = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct")}
 _ALLOWED_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy", "ndarray"), ("numpy", "dtype"),
+    *_RECONSTRUCT, ("numpy", "ndarray"), ("numpy", "dtype"),
     ("_codecs", "encode"),  # how protocol-2 pickles written by Python 3 spell bytes
 }
+# The dtypes an array of a CIFAR file may have (numpy pickles them as dtype('u1', False, True)): numbers only,
+# so no object array (a list of references) and no void dtype of a forged size.
+_NUMBER_DTYPES = frozenset(f"{kind}{size}" for kind, sizes in (("u", "1248"), ("i", "1248"), ("f", "248"), ("b", "1"))
+                           for size in sizes)
+
+
+class _GuardedArray(np.ndarray):
+    """What `_reconstruct` makes for the pickle: an empty array whose state (shape, dtype, bytes), set next by
+    the pickle's BUILD, is checked before numpy allocates it: numbers only, the bytes the shape declares, all
+    arrays of the file together within DataLimits.pickle_bytes."""
+
+    budget: list[int]  # bytes left for this file's arrays, shared by all of them
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise pickle.UnpicklingError("an array's state is not numpy's")
+        shape, dtype, _, raw = state[-4:]
+        if not isinstance(dtype, np.dtype) or dtype.str.lstrip("<>|=") not in _NUMBER_DTYPES:
+            raise pickle.UnpicklingError(f"an array of {dtype!r}: a CIFAR file holds numbers only")
+        if not isinstance(shape, tuple) or not all(type(n) is int and n >= 0 for n in shape) or len(shape) > 8:
+            raise pickle.UnpicklingError(f"an array of shape {shape!r}")
+        size = math.prod(shape) * dtype.itemsize  # Python's exact product: numpy's wraps
+        if size > self.budget[0]:
+            raise pickle.UnpicklingError(f"its arrays declare more than {DATA.pickle_bytes:,} bytes "
+                                         "(DataLimits.pickle_bytes)")
+        if not isinstance(raw, bytes) or len(raw) != size:
+            raise pickle.UnpicklingError(f"an array declares {size:,} bytes and holds "
+                                         f"{len(raw) if isinstance(raw, bytes) else type(raw).__name__}")
+        self.budget[0] -= size
+        super().__setstate__(state)
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
     """Builds dicts, lists, strings, bytes, numbers and numpy arrays; refuses every other global, so
-    the pickle's opcodes cannot call os.system or import anything."""
+    the pickle's opcodes cannot call os.system or import anything. numpy's `_reconstruct` would allocate
+    whatever shape the pickle names (500,000 images from 1 MB of pickle); here it makes an empty
+    _GuardedArray, and the array's real contents come only from bytes the file holds."""
+
+    def __init__(self, file: Any, **kwargs: Any):
+        super().__init__(file, **kwargs)
+        self.budget = [DATA.pickle_bytes]
 
     def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _RECONSTRUCT:
+            return self._reconstruct
+        if (module, name) == ("numpy", "dtype"):
+            return _dtype
         if (module, name) in _ALLOWED_GLOBALS:
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"refused global {module}.{name}: a CIFAR file holds only arrays, lists and strings")
+
+    def _reconstruct(self, subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
+        if subtype is not np.ndarray:
+            raise pickle.UnpicklingError(f"an array of type {subtype!r}: a CIFAR file holds plain numpy arrays")
+        array = np.ndarray.__new__(_GuardedArray, (0,), np.uint8)
+        array.budget = self.budget
+        return array
+
+
+def _dtype(name: Any, align: Any = False, copy: Any = False) -> np.dtype:
+    if not isinstance(name, str) or name not in _NUMBER_DTYPES:
+        raise pickle.UnpicklingError(f"a dtype of {name!r}: a CIFAR file holds numbers only")
+    return np.dtype(name)
 
 
 def _unpickle(path: Path, kind: str) -> dict[str, Any]:
     if not path.is_file():
         raise ArchspecError(MISSING, f"{path} is missing. {_where(kind, path.parent)}")
+    if path.stat().st_size > DATA.pickle_bytes:
+        raise ArchspecError(CORRUPT, f"{path} holds {path.stat().st_size:,} bytes, more than the {DATA.pickle_bytes:,} a "
+                            f"{kind} file may (DataLimits.pickle_bytes; the largest official one is 155 MB); replace it "
+                            "with the file from the official archive")
     try:
         with open(path, "rb") as file:
             data = _RestrictedUnpickler(file, encoding="bytes").load()
@@ -247,7 +304,8 @@ def _unpickle(path: Path, kind: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ArchspecError(CORRUPT, f"{path} holds a {type(data).__name__}, not the dictionary of a {kind} batch file; "
                             f"replace it with the file from the official archive")
-    return {k.decode("latin1") if isinstance(k, bytes) else str(k): v for k, v in data.items()}
+    return {k.decode("latin1") if isinstance(k, bytes) else str(k): np.asarray(v) if isinstance(v, np.ndarray) else v
+            for k, v in data.items()}
 
 
 def _cifar_batch(path: Path, kind: str, label_key: str, classes: int) -> Split:
@@ -323,6 +381,10 @@ def _idx(folder: Path, name: str, kind: str, images: bool) -> torch.Tensor:
         raise ArchspecError(CORRUPT, f"{path} is not an idx file of {'images' if images else 'labels'} "
                             f"(magic number {magic:#010x} expected); replace it with the file as distributed")
     shape = struct.unpack(f">{dims}I", data[4:4 + 4 * dims])
+    if 0 in shape or (images and shape[1] * shape[2] > DATA.image_pixels):
+        raise ArchspecError(CORRUPT, f"{path}: its header declares {'x'.join(map(str, shape))} "
+                            f"{'images' if images else 'labels'}; an idx file needs at least one, of at least 1x1 "
+                            f"(and at most {DATA.image_pixels:,}) pixels: replace it with the file as distributed")
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims)
     if body.size != math.prod(shape):  # Python's exact product: numpy's int64 one wraps and can be forged
         raise ArchspecError(CORRUPT, f"{path} is truncated or padded: its header says {'x'.join(map(str, shape))} values, "

@@ -101,6 +101,8 @@ def decode(path: str, size: tuple[int, int] | None, limits: DataLimits = DATA) -
             return np.asarray(rgb, dtype=np.uint8)
         except BadImage:
             raise
+        except Image.UnidentifiedImageError:
+            raise BadImage(path, "is not an image PIL can read (corrupt, or another format under an image suffix)") from None
         except Exception as exc:  # noqa: BLE001 - a decoder raises anything on hostile bytes (SyntaxError, ...)
             detail = (str(exc).strip().splitlines() or [""])[0][:200]
             raise BadImage(path, f"is not a readable image ({type(exc).__name__}{': ' + detail if detail else ''})") from None
