@@ -75,9 +75,12 @@ def make(name: str, args: Mapping[str, object]) -> Init | str:
         elif isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"{name} {key}: {value!r} is not a number"
         else:
+            # The tensor it fills is float32: beyond its range a value (or a bound) would be inf there, and an
+            # integer too large for a float would not even convert (OverflowError). NaN fails this too.
+            if not -FLOAT32_MAX <= value <= FLOAT32_MAX:
+                shown = f"an integer of {value.bit_length()} bits" if isinstance(value, int) else repr(value)
+                return f"{name} {key}: {shown} is not a finite number within float32's range (+-{FLOAT32_MAX:.4g})"
             number = float(value)
-            if number != number or number in (float("inf"), float("-inf")):
-                return f"{name} {key}: {value!r} is not a finite number"
             numbers[key] = number
             values.append((key, number))
     if numbers.get("std", 0.0) < 0:

@@ -12,7 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from archspec.ir import Shape, numel
 
@@ -21,12 +22,43 @@ from archspec.ir import Shape, numel
 # it, and on such an op the layer's `init:` is that argument (archspec.spec.Layer.init).
 RESERVED_LAYER_KEYS = frozenset({"op", "name", "from", "repeat", "if", "else", "trainable"})
 
+# The largest finite float32. An op's float argument ends up in a float32 tensor or computation (a clamp bound,
+# a pad value, a layer_scale's initial value, an eps); beyond this it becomes inf there, so every forward
+# raises or ONNX/AOTI silently output inf/NaN. Refused at validation instead, where the argument has a place.
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def float32_problem(value: object) -> str | None:
+    """Why `value` (a float, or tuples and mappings of them) cannot be a float32; None when it can.
+    Integers are left alone: an int argument is a count, a size or an index, checked by its own bounds."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float):
+            if not -FLOAT32_MAX <= item <= FLOAT32_MAX:  # NaN fails this too
+                return f"{item!r} is not a finite number within float32's range (+-{FLOAT32_MAX:.4g})"
+        elif isinstance(item, (tuple, list)):
+            stack.extend(item)
+        elif isinstance(item, Mapping):
+            stack.extend(item.values())
+    return None
+
 
 class OpParams(BaseModel):
     """Base of every op's parameter model: unknown keys are errors, values are immutable,
     and no silent coercion (a bool is not an int, a string is not a number)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    # One check for every float argument of every op, plugins' included, rather than a bound per field.
+    # An op that needs infinities takes them as the strings '-inf'/'inf' (constant's values), never as floats.
+    @field_validator("*", mode="after")
+    @classmethod
+    def _fits_float32(cls, value: Any, info: ValidationInfo) -> Any:
+        problem = float32_problem(value)
+        if problem is not None:
+            raise PydanticCustomError("float32_range", problem)  # not ValueError: no "Value error, " prefix
+        return value
 
 
 class NoParams(OpParams):
