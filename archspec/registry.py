@@ -113,7 +113,8 @@ class Registry:
         own = factory(extra_lowerings={})
         extra: dict[str, Callable[..., Any]] = {}
         owners: dict[str, str] = {}
-        for provided in self.lowerings.get(name, []):
+        # A backend that prints another's lowering table (torch-source prints torch's) names it in `lowerings_of`.
+        for provided in [p for key in getattr(factory, "lowerings_of", (name,)) for p in self.lowerings.get(key, [])]:
             try:
                 table: Mapping[str, Callable[..., Any]] = dict(_import(provided.target))
             except BaseException as exc:  # noqa: B036 - a plugin must not take archspec down, whatever it raises

@@ -15,7 +15,7 @@ import torch
 from torch import fx, nn
 
 from archspec.backends.torch.init import initialise, initialise_owned
-from archspec.backends.torch.lowering import ALIAS, Buffer, Call, Lowering, Owned, Tied
+from archspec.backends.torch.lowering import ALIAS, Buffer, Call, Lowering, Module, Owned, Tied
 from archspec.backends.torch.sequence import check_input
 from archspec.errors import ArchspecError
 from archspec.ir import Graph, Node
@@ -52,6 +52,8 @@ def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str) -> fx
         label = node.name.replace(".", "_")
         if label == "self":  # the one identifier fx's namespace allows that forward's code needs itself
             label = "self_"
+        if isinstance(emit, Module):  # the description is instantiated here, where the lowering used to make it
+            emit = emit.make()
         if emit is ALIAS:
             values[node.name] = inputs[0]
         elif isinstance(emit, nn.Module):
@@ -68,7 +70,7 @@ def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str) -> fx
             clash = _module_path_clash(node.name)
             if clash:
                 raise ArchspecError("AS803", f"layer {node.name!r}: {clash!r} is an attribute of torch.nn.Module; rename the layer")
-            owned = submodules[node.name] = nn.Parameter(emit.value, requires_grad=node.trainable)
+            owned = submodules[node.name] = nn.Parameter(emit.make(), requires_grad=node.trainable)
             if node.init:  # init: rules over the layer's own tensor (key "")
                 initialise_owned(owned, node.name, node.init)
             tensor = fx_graph.create_node("get_attr", node.name, name=f"{label}_tensor")
@@ -86,12 +88,15 @@ def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str) -> fx
             if clash:
                 raise ArchspecError("AS803", f"layer {node.name!r}: {clash!r} is an attribute of torch.nn.Module; rename the layer")
             tied = dict(node.ties)
-            if any(True for _ in emit.own.parameters()):
+            own = emit.own.make()
+            for leaf in tied:  # the owner's tensor is used instead (Node.ties)
+                delattr(own, leaf)
+            if any(True for _ in own.parameters()):
                 if node.init:
-                    initialise(emit.own, node.name, node.init)
+                    initialise(own, node.name, node.init)
                 if not node.trainable:
-                    emit.own.requires_grad_(False)
-                submodules[node.name] = emit.own
+                    own.requires_grad_(False)
+                submodules[node.name] = own
             tensors = [fx_graph.create_node("get_attr", tied.get(leaf, f"{node.name}.{leaf}"), name=f"{label}_{leaf}")
                        for leaf in emit.tensors]
             values[node.name] = fx_graph.create_node("call_function", emit.target, (*inputs, *tensors), {}, name=label)

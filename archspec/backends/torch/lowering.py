@@ -1,15 +1,24 @@
-"""The torch lowering table: one entry per op, turning a node into a module or a function call.
+"""The lowering table, one entry per op, shared by the torch and torch-source backends.
 
-An entry takes the node and its input shapes (per sample) and returns:
-  * an nn.Module, called with the node's inputs (ops with weights or train/eval behaviour);
-  * a `Call`: a torch function applied to the inputs, for stateless ops;
-  * an `Owned` tensor: a function of the inputs and one learned tensor registered at the layer's own
-    path (layer scale, as torchvision registers it), no submodule;
+An entry takes the node and its input shapes (per sample) and returns a *description* of what computes it,
+as data: the torch backend instantiates the description (codegen.py), the torch-source backend prints the
+same description as Python (torch_source/render.py). So an op is lowered once, and a plugin that gives a
+torch lowering gets both backends. The closed set of descriptions:
+
+  * a `Module`: a class (an `nn` module, or a helper of modules.py, sequence.py, runtime.py) and its
+    constructor arguments; the module is called with the node's inputs (ops with weights or train/eval
+    behaviour). A plugin may still return an nn.Module instance: the torch backend takes it, torch-source
+    cannot print it and says so;
+  * a `Call`: a function applied to the inputs, for stateless ops;
+  * an `Owned` tensor: a function of one learned tensor the layer registers at its own path (layer scale, as
+    torchvision registers it) and of the inputs, no submodule;
   * a `Buffer`: like `Owned`, with a fixed, non-trainable tensor registered as a buffer (an index table,
     a constant computed by the spec);
   * a `Tied` call: a function of the inputs and the layer's tensors, some of them another layer's (a tied head);
   * `ALIAS`: the node is its input (identity).
-Per-sample axes from the IR become torch axes by skipping the batch axis.
+Arguments are plain Python values (numbers, booleans, None, strings an op's typed parameters allow, tuples of
+these), so torch-source can write each as a literal. Per-sample axes from the IR become torch axes by skipping
+the batch axis.
 """
 
 from __future__ import annotations
@@ -24,9 +33,21 @@ from torch import nn
 import torch.nn.functional as F
 
 from archspec.backends.torch import modules, runtime as runtime_functions, sequence as sequence_modules
-from archspec.ir import Node, Shape
+from archspec.ir import Init, Node, Shape
 from archspec.ops import attention, constants, dense, elementwise, indexing, norm, pointwise, resample, spatial, tensor
 from archspec.ops import runtime, sequence
+
+
+@dataclass(frozen=True)
+class Module:
+    """`cls(*args, **kwargs)`, a module called with the node's inputs."""
+
+    cls: Callable[..., nn.Module]
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def make(self) -> nn.Module:
+        return self.cls(*self.args, **self.kwargs)
 
 
 @dataclass(frozen=True)
@@ -48,36 +69,53 @@ class Call:
 
 @dataclass(frozen=True)
 class Owned:
-    """`target(parameter, *inputs)` with one learned tensor that the layer owns itself, with no submodule:
-    it is registered at the layer's own path (`stages.0.blocks.0.layer_scale`), as torchvision registers
-    CNBlock.layer_scale on the block, so the block's state dict lists it before its submodules' tensors,
-    in the reference's order and under the reference's leaf name."""
+    """`target(parameter, *inputs)` with one learned tensor of `shape` that the layer owns itself, with no
+    submodule: it is registered at the layer's own path (`stages.0.blocks.0.layer_scale`), as torchvision
+    registers CNBlock.layer_scale on the block, so the block's state dict lists it before its submodules'
+    tensors, in the reference's order and under the reference's leaf name. It starts as zeros filled by
+    `init` (a distribution of archspec.init; "default": zeros)."""
 
-    value: torch.Tensor
+    shape: tuple[int, ...]
     target: Callable[..., Any]
+    init: Init = Init("default")
+
+    def make(self) -> torch.Tensor:
+        from archspec.backends.torch.init import FILL
+
+        value = torch.zeros(self.shape)
+        if self.init.kind != "default":
+            FILL[self.init.kind](value, **dict(self.init.args))
+        return value
 
 
 @dataclass(frozen=True)
 class Buffer:
-    """`target(buffer, *inputs, **kwargs)` with one fixed tensor the layer owns, registered as a buffer at the
-    layer's own path (torchvision's `attn.relative_position_index`), so it is in the state dict under the
-    reference's name and `--weights` can compare it."""
+    """`target(buffer, *inputs, **kwargs)` with one fixed tensor the layer owns (`values`, flat, of `shape`
+    and dtype `dtype`: "float32" or "int64"), registered as a buffer at the layer's own path (torchvision's
+    `attn.relative_position_index`), so it is in the state dict under the reference's name and `--weights`
+    can compare it."""
 
-    value: torch.Tensor
+    values: tuple[float, ...] | tuple[int, ...]
+    shape: tuple[int, ...]
+    dtype: str
     target: Callable[..., Any]
     kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def value(self) -> torch.Tensor:
+        return torch.tensor(self.values, dtype=getattr(torch, self.dtype)).reshape(self.shape)
 
 
 @dataclass(frozen=True)
 class Tied:
     """`target(*inputs, *tensors)` with the layer's tensors passed in: those the node ties (`Node.ties`) are read
     where their owner registered them, so a tied tensor is one parameter under its owner's name (a language
-    model's head tied to its token embedding); the rest are the layer's own, `own` (a module holding them at
-    the layer's path, initialised and frozen like any layer's module)."""
+    model's head tied to its token embedding); the rest are the layer's own: `own` makes a module holding them
+    at the layer's path (initialised and frozen like any layer's module), whose tied tensors are deleted."""
 
     target: Callable[..., Any]
     tensors: tuple[str, ...]
-    own: nn.Module
+    own: Module
 
 
 class _Alias:
@@ -85,7 +123,7 @@ class _Alias:
 
 
 ALIAS = _Alias()
-Emit = nn.Module | Call | Owned | Buffer | Tied | _Alias
+Emit = Module | nn.Module | Call | Owned | Buffer | Tied | _Alias
 Lowering = Callable[[Node, Sequence[Shape]], Emit]
 
 
@@ -94,15 +132,25 @@ def torch_axis(axis: int, rank: int) -> int:
     return axis % rank + 1
 
 
+def _size(v: Any) -> Any:
+    """A pair of equal sizes as one int (the module stores both as a pair), so torch-source writes `padding=1`."""
+    if isinstance(v, tuple) and len(v) == 2 and v[0] == v[1] and isinstance(v[0], int):
+        return v[0]
+    return v
+
+
 def _conv2d(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: spatial.Conv2d = node.params  # type: ignore[assignment]
-    return nn.Conv2d(shapes[0][0], p.out, p.kernel, p.stride, spatial.conv2d_padding(p), p.dilation, p.groups, p.bias)
+    return Module(nn.Conv2d, (shapes[0][0], p.out), dict(
+        kernel_size=_size(p.kernel), stride=_size(p.stride), padding=_size(spatial.conv2d_padding(p)),
+        dilation=_size(p.dilation), groups=p.groups, bias=p.bias))
 
 
 def _conv_transpose2d(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: spatial.ConvTranspose2d = node.params  # type: ignore[assignment]
-    return nn.ConvTranspose2d(shapes[0][0], p.out, p.kernel, p.stride, p.padding, p.output_padding, p.groups, p.bias,
-                              p.dilation)
+    return Module(nn.ConvTranspose2d, (shapes[0][0], p.out), dict(
+        kernel_size=_size(p.kernel), stride=_size(p.stride), padding=_size(p.padding),
+        output_padding=_size(p.output_padding), groups=p.groups, bias=p.bias, dilation=_size(p.dilation)))
 
 
 def _maxpool2d(node: Node, shapes: Sequence[Shape]) -> Emit:
@@ -126,40 +174,40 @@ def _adaptive(function: Callable[..., Any]) -> Lowering:
 
 def _lrn(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: spatial.LRN = node.params  # type: ignore[assignment]
-    return nn.LocalResponseNorm(p.size, p.alpha, p.beta, p.k)
+    return Module(nn.LocalResponseNorm, (p.size,), dict(alpha=p.alpha, beta=p.beta, k=p.k))
 
 
 def _linear(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: dense.Linear = node.params  # type: ignore[assignment]
-    linear = nn.Linear(shapes[0][-1], p.out, p.bias)
+    linear = Module(nn.Linear, (shapes[0][-1], p.out), dict(bias=p.bias))
     if not node.ties:
         return linear
-    del linear.weight  # the tied layer's tensor is used instead (Node.ties)
     return Tied(F.linear, ("weight", "bias") if p.bias else ("weight",), linear)
 
 
 def _attention(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: dense.SelfAttention = node.params  # type: ignore[assignment]
-    return modules.SelfAttention(shapes[0][1], p.heads, p.dropout, p.bias, p.causal)
+    return Module(modules.SelfAttention, (shapes[0][1], p.heads), dict(dropout=p.dropout, bias=p.bias, causal=p.causal))
 
 
 def _batchnorm(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: norm.BatchNorm = node.params  # type: ignore[assignment]
     cls = {1: nn.BatchNorm1d, 2: nn.BatchNorm1d, 3: nn.BatchNorm2d, 4: nn.BatchNorm3d}[len(shapes[0])]
-    return cls(shapes[0][0], eps=p.eps, momentum=p.momentum, affine=p.affine)
+    return Module(cls, (shapes[0][0],), dict(eps=p.eps, momentum=p.momentum, affine=p.affine))
 
 
 def _layernorm(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: norm.LayerNorm = node.params  # type: ignore[assignment]
     rank, axis = len(shapes[0]), norm.norm_axis(p, shapes[0])
     if axis == rank - 1:
-        return nn.LayerNorm(shapes[0][-1], eps=p.eps, elementwise_affine=p.affine, bias=p.bias)
-    return modules.AxisLayerNorm(shapes[0][axis], torch_axis(axis, rank), p.eps, p.affine, p.bias)
+        return Module(nn.LayerNorm, (shapes[0][-1],), dict(eps=p.eps, elementwise_affine=p.affine, bias=p.bias))
+    return Module(modules.AxisLayerNorm, (shapes[0][axis], torch_axis(axis, rank)),
+                  dict(eps=p.eps, elementwise_affine=p.affine, bias=p.bias))
 
 
 def _layer_scale(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: norm.LayerScale = node.params  # type: ignore[assignment]
-    return Owned(torch.full(norm.LAYER_SCALE.weights(p, shapes)[""], p.init), operator.mul)
+    return Owned(tuple(norm.LAYER_SCALE.weights(p, shapes)[""]), operator.mul, Init("constant", (("value", p.init),)))
 
 
 def pad_widths(p: tensor.Pad) -> tuple[int, ...]:
@@ -229,13 +277,15 @@ def _select(node: Node, shapes: Sequence[Shape]) -> Emit:
 def _interpolate(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: resample.Interpolate = node.params  # type: ignore[assignment]
     if len(shapes) == 2:
-        return modules.InterpolateLike(p.mode, p.align_corners)
+        return Module(modules.InterpolateLike, (), dict(mode=p.mode, align_corners=p.align_corners))
     target = {"size": spatial.pair(p.size)} if p.size is not None else {"scale_factor": resample.scale_pair(p)}
     return Call(F.interpolate, kwargs={**target, "mode": p.mode, "align_corners": p.align_corners})
+
+
 def _attention_batched(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: attention.Attention = node.params  # type: ignore[assignment]
-    return modules.Attention(p.scale if p.scale is not None else shapes[0][-1] ** -0.5, p.dropout, p.causal,
-                             attention.kv_groups(shapes))
+    return Module(modules.Attention, (p.scale if p.scale is not None else shapes[0][-1] ** -0.5,),
+                  dict(dropout=p.dropout, causal=p.causal, groups=attention.kv_groups(shapes)))
 
 
 def _roll(node: Node, shapes: Sequence[Shape]) -> Emit:
@@ -251,24 +301,17 @@ def _slice(node: Node, shapes: Sequence[Shape]) -> Emit:
 
 def _gather(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: indexing.Gather = node.params  # type: ignore[assignment]
-    return Buffer(torch.tensor(p.index, dtype=torch.int64), modules.take,
-                  {"dim": torch_axis(p.axis, len(shapes[0]))})
+    return Buffer(tuple(p.index), (len(p.index),), "int64", modules.take, {"dim": torch_axis(p.axis, len(shapes[0]))})
 
 
 def _parameter(node: Node, shapes: Sequence[Shape]) -> Emit:
-    from archspec.backends.torch.init import FILL
-
     p: constants.Parameter = node.params  # type: ignore[assignment]
-    made = constants.parameter_init(p)
-    value = torch.zeros(p.shape)
-    if made.kind != "default":
-        FILL[made.kind](value, **dict(made.args))
-    return Owned(value, modules.batched)
+    return Owned(tuple(p.shape), modules.batched, constants.parameter_init(p))
 
 
 def _constant(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: constants.Constant = node.params  # type: ignore[assignment]
-    return Buffer(torch.tensor(constants.flat_values(p), dtype=torch.float32).reshape(p.shape), modules.batched)
+    return Buffer(tuple(constants.flat_values(p)), tuple(p.shape), "float32", modules.batched)
 
 
 def _clamp(node: Node, shapes: Sequence[Shape]) -> Emit:
@@ -298,23 +341,24 @@ def _unflatten(node: Node, shapes: Sequence[Shape]) -> Emit:
 
 def _embedding(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: sequence.Embedding = node.params  # type: ignore[assignment]
-    return nn.Embedding(p.num, p.dim, padding_idx=p.padding_idx)
+    return Module(nn.Embedding, (p.num, p.dim), dict(padding_idx=p.padding_idx))
 
 
 def _rmsnorm(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: sequence.RMSNorm = node.params  # type: ignore[assignment]
-    return sequence_modules.RMSNorm(shapes[0][-1], p.eps, p.affine)
+    return Module(sequence_modules.RMSNorm, (shapes[0][-1],), dict(eps=p.eps, affine=p.affine))
 
 
 def _groupnorm(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: sequence.GroupNorm = node.params  # type: ignore[assignment]
-    return nn.GroupNorm(p.groups, shapes[0][0], eps=p.eps, affine=p.affine)
+    return Module(nn.GroupNorm, (p.groups, shapes[0][0]), dict(eps=p.eps, affine=p.affine))
 
 
 def _rope(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: sequence.Rope = node.params  # type: ignore[assignment]
-    return sequence_modules.Rotary(shapes[0][-1], p.theta, p.factor, p.low_freq_factor, p.high_freq_factor,
-                                   p.original_max_position_embeddings)
+    return Module(sequence_modules.Rotary, (shapes[0][-1],), dict(
+        theta=p.theta, factor=p.factor, low_freq_factor=p.low_freq_factor, high_freq_factor=p.high_freq_factor,
+        original_max_position_embeddings=p.original_max_position_embeddings))
 
 
 LOWERINGS: dict[str, Lowering] = {
@@ -326,8 +370,8 @@ LOWERINGS: dict[str, Lowering] = {
     "lrn": _lrn,
     "linear": _linear,
     "self_attention": _attention,
-    "class_token": lambda node, shapes: modules.ClassToken(shapes[0][1]),
-    "pos_embedding": lambda node, shapes: modules.PosEmbedding(*shapes[0]),
+    "class_token": lambda node, shapes: Module(modules.ClassToken, (shapes[0][1],)),
+    "pos_embedding": lambda node, shapes: Module(modules.PosEmbedding, tuple(shapes[0])),
     "batchnorm": _batchnorm,
     "layernorm": _layernorm,
     "layer_scale": _layer_scale,
@@ -341,8 +385,8 @@ LOWERINGS: dict[str, Lowering] = {
     "identity": lambda node, shapes: ALIAS,
     "gelu": _gelu,
     "softmax": _softmax,
-    "dropout": lambda node, shapes: nn.Dropout(node.params.p),  # type: ignore[union-attr]
-    "drop_path": lambda node, shapes: modules.DropPath(node.params.p),  # type: ignore[union-attr]
+    "dropout": lambda node, shapes: Module(nn.Dropout, (), {"p": node.params.p}),  # type: ignore[union-attr]
+    "drop_path": lambda node, shapes: Module(modules.DropPath, (node.params.p,)),  # type: ignore[union-attr]
     "add": lambda node, shapes: Call(operator.add, fold=True, accumulate=operator.iadd),
     "mul": lambda node, shapes: Call(operator.mul, fold=True),
     "flatten": _flatten,

@@ -15,7 +15,7 @@ class SelfAttention(nn.MultiheadAttention):
     """Multi-head self-attention on [N, T, D] returning only the attended values (as torchvision's ViT
     calls nn.MultiheadAttention with need_weights=False)."""
 
-    def __init__(self, width: int, heads: int, dropout: float, bias: bool, causal: bool = False):
+    def __init__(self, width: int, heads: int, dropout: float = 0.0, bias: bool = True, causal: bool = False):
         super().__init__(width, heads, dropout=dropout, bias=bias, batch_first=True)
         self.causal = causal
 
@@ -73,8 +73,8 @@ class AxisLayerNorm(nn.LayerNorm):
     """Layer norm over one axis other than the last: moved last, normalised, moved back. On [N, C, H, W]
     with axis 1 this is torchvision's LayerNorm2d (permute, F.layer_norm, permute back), step for step."""
 
-    def __init__(self, size: int, axis: int, eps: float, affine: bool, bias: bool):
-        super().__init__(size, eps=eps, elementwise_affine=affine, bias=bias)
+    def __init__(self, size: int, axis: int, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True):
+        super().__init__(size, eps=eps, elementwise_affine=elementwise_affine, bias=bias)
         self.axis = axis
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -88,7 +88,7 @@ class InterpolateLike(nn.Module):
     """Interpolates its first input to the [H, W] of its second (a segmentation head resized to the network's
     input). Only the second input's shape is read, so a dynamic batch or resolution stays symbolic in export."""
 
-    def __init__(self, mode: str, align_corners: bool | None):
+    def __init__(self, mode: str = "nearest", align_corners: bool | None = None):
         super().__init__()
         self.mode, self.align_corners = mode, align_corners
 
@@ -97,11 +97,13 @@ class InterpolateLike(nn.Module):
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}, align_corners={self.align_corners}"
+
+
 class Attention(nn.Module):
     """softmax(scale * q @ k^T + bias...) @ v on [N, ..., T, D], step for step as torchvision's
     shifted_window_attention writes it (q scaled first, each bias added in turn), so outputs agree exactly."""
 
-    def __init__(self, scale: float, dropout: float, causal: bool = False, groups: int = 1):
+    def __init__(self, scale: float, dropout: float = 0.0, causal: bool = False, groups: int = 1):
         super().__init__()
         self.scale = scale
         self.dropout = dropout

@@ -1,7 +1,7 @@
 """The torch-source backend: IR -> one standalone, readable PyTorch file (`<name>.py`, no archspec import),
-rendered from jinja2 templates, with the weights beside it as `.safetensors` on request (--save-weights).
+rendered from a jinja2 template, with the weights beside it as `.safetensors` on request (--save-weights).
 
-Importing this package imports neither torch nor jinja2.
+Importing this package imports neither torch nor jinja2 (building does: the file prints the torch lowering table).
 """
 
 from archspec.ops.base import Plugin
