@@ -13,8 +13,8 @@ import os
 from typing import Any
 
 from archspec.errors import ArchspecError, Location, SpecError, SpecErrors
-from archspec.pipeline import Compiled, build, build_file, compile_spec
 from archspec.passes.counts import Costs
+from archspec.pipeline import Compiled, build, build_file, compile_spec
 
 __all__ = ["ArchspecError", "Compiled", "Costs", "Location", "SpecError", "SpecErrors", "build", "build_file",
            "compile_spec", "summary"]

@@ -23,18 +23,18 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from archspec import init as init_data
 from archspec.errors import Location, Path, SpecError, SpecErrors, did_you_mean, one_of
 from archspec.expr import MAX_STEPS, ExprError, Meter, Value, resolve
-from archspec import init as init_data
+from archspec.imports import BlockRef
 from archspec.ir import INPUT_OP, VALUES, Dtype, Graph, Init, Naming, Node, Shape, numel
 from archspec.limits import DEFAULT, Limits
 from archspec.load import Document
 from archspec.names import MODULE_ATTRIBUTES
 from archspec.ops.base import OpDef, ShapeError
 from archspec.params import COMMAND_LINE, bind
-from archspec.registry import Registry
 from archspec.paths import glob_matches
-from archspec.imports import BlockRef
+from archspec.registry import Registry
 from archspec.spec import Check, InitRule, Layer, Repeat
 from archspec.validate import Resolved
 

@@ -163,7 +163,7 @@ def parse_rename(ours: object, ref: object) -> Rename:
     if transposed:
         ref = ref[len(TRANSPOSED):-1]
         if not ref or "(" in ref or ")" in ref:
-            raise PatternError(f"ref: transposed(...) takes one name template, e.g. transposed(**.c_attn.weight)")
+            raise PatternError("ref: transposed(...) takes one name template, e.g. transposed(**.c_attn.weight)")
     elif "(" in ref or ")" in ref:
         raise PatternError(f"ref: {ref!r}: the only form with parentheses is transposed(TEMPLATE), for a tensor "
                            "the reference stores transposed")

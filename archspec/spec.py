@@ -254,7 +254,7 @@ class Dynamic(Model):
         return v
 
     @model_validator(mode="after")
-    def _multiples(self) -> "Dynamic":
+    def _multiples(self) -> Dynamic:
         for key in ("resolution", "sequence"):
             values = getattr(self, key)
             if values is not None and any(v % self.multiple for v in values):

@@ -23,23 +23,23 @@ from dataclasses import dataclass, field
 import json
 import marshal
 import os
+from pathlib import Path
 import random
 import resource
 import shutil
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import yaml
-
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: mutating must cost less than compiling
-_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 from archspec.errors import CODES, SpecErrors
 from archspec.pipeline import compile_spec
 from archspec.registry import Registry, default_registry
 from archspec.report import table
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: mutating must cost less than compiling
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 # Values a hostile or careless author writes; each is tried in place of any value of a spec.
 HOSTILE_VALUES: tuple[Any, ...] = (

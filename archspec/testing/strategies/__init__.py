@@ -47,8 +47,14 @@ at module top. It never imports torch; of archspec it reads only the names of op
 expression functions (to make near misses that are not real names).
 """
 
-from archspec.testing.strategies.facts import (InvalidSpec, SpecFacts, conv_output, conv_transpose_output, dump,
-                                               pool_output)
+from archspec.testing.strategies.facts import (
+    InvalidSpec,
+    SpecFacts,
+    conv_output,
+    conv_transpose_output,
+    dump,
+    pool_output,
+)
 from archspec.testing.strategies.invalid import MUTATIONS, invalid_specs
 from archspec.testing.strategies.valid import STAGES, valid_specs
 

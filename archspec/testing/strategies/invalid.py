@@ -14,9 +14,9 @@ import yaml
 
 from archspec.expr import FUNCTIONS
 from archspec.registry import default_registry
-from archspec.testing.strategies.facts import (FAKE_BOOLS, LAYER_KEYS, Case, Data, InvalidSpec, LayerInfo, Path,
-                                               dump)
+from archspec.testing.strategies.facts import FAKE_BOOLS, LAYER_KEYS, Case, Data, InvalidSpec, LayerInfo, Path, dump
 from archspec.testing.strategies.valid import cases
+
 
 def _token(k: int) -> str:
     return f"ZZQ{k}ZZ"

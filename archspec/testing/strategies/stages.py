@@ -5,8 +5,17 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from archspec.testing.strategies.facts import (ACTIVATIONS, MAX_CHANNELS, Data, LayerInfo, Node, Path, conv_output,
-                                               conv_transpose_output, divisors)
+from archspec.testing.strategies.facts import (
+    ACTIVATIONS,
+    MAX_CHANNELS,
+    Data,
+    LayerInfo,
+    Node,
+    Path,
+    conv_output,
+    conv_transpose_output,
+    divisors,
+)
 from archspec.testing.strategies.writer import LayerWriter
 
 

@@ -7,8 +7,19 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from archspec.testing.strategies.facts import (ACTIVATIONS, MAX_CHANNELS, TRICKY_NAMES, Data, LayerInfo, Node,
-                                               Path, Shape, conv_output, divisors, pool_output)
+from archspec.testing.strategies.facts import (
+    ACTIVATIONS,
+    MAX_CHANNELS,
+    TRICKY_NAMES,
+    Data,
+    LayerInfo,
+    Node,
+    Path,
+    Shape,
+    conv_output,
+    divisors,
+    pool_output,
+)
 
 
 class LayerWriter:
