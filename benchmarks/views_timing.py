@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 import time
 from typing import Any
@@ -45,12 +46,13 @@ def main() -> None:
         other = pipeline.compile_spec(ROOT / "specs" / f"{PARTNER.get(name, name)}.yaml", registry=registry)
         dot = graph.to_dot(compiled.graph, compiled.costs, registry)
         rows = {
-            "compile": best(args.repeats, lambda: pipeline.compile_spec(path, registry=registry)),
-            "graph (DOT text)": best(args.repeats, lambda: graph.to_dot(compiled.graph, compiled.costs, registry)),
-            "graph (dot -> svg)": best(args.repeats, lambda: graph.render(dot, "svg")),
-            "card": best(args.repeats, lambda: card.render_card(path, compiled, registry)),
-            f"diff vs {PARTNER.get(name, name)}": best(args.repeats, lambda: diff.diff(other.graph, other.costs, compiled.graph, compiled.costs)),
-            "fingerprint": best(args.repeats, lambda: fingerprint.fingerprint(compiled.graph)),
+            "compile": best(args.repeats, partial(pipeline.compile_spec, path, registry=registry)),
+            "graph (DOT text)": best(args.repeats, partial(graph.to_dot, compiled.graph, compiled.costs, registry)),
+            "graph (dot -> svg)": best(args.repeats, partial(graph.render, dot, "svg")),
+            "card": best(args.repeats, partial(card.render_card, path, compiled, registry)),
+            f"diff vs {PARTNER.get(name, name)}": best(args.repeats, partial(diff.diff, other.graph, other.costs,
+                                                                               compiled.graph, compiled.costs)),
+            "fingerprint": best(args.repeats, partial(fingerprint.fingerprint, compiled.graph)),
         }
         print(f"{name}: {len(compiled.graph)} IR nodes")
         for what, seconds in rows.items():
