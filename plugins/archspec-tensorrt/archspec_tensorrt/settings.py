@@ -1,9 +1,13 @@
-"""`--option KEY=VALUE` -> the keyword arguments of torch_tensorrt.dynamo.compile (2.14), checked here.
+"""`--option KEY=VALUE` -> the keyword arguments of torch_tensorrt.dynamo.compile and of
+convert_exported_program_to_serialized_trt_engine (2.14), checked here.
 
 torch-tensorrt ignores keyword arguments it does not know (they land in **kwargs), and on the dynamo
-path `enabled_precisions` is gone: precision follows the model's dtypes, or autocast. So every setting is
-validated here, and `compile_kwargs` is checked against the installed function's real signature before
-the call (`check_signature`). Nothing here imports torch_tensorrt.
+path `enabled_precisions` is gone: precision follows the model's dtypes, or autocast. Only `compile` has
+autocast (`enable_autocast`, `autocast_low_precision_type`); the engine converter does not, so an engine
+would be fp32 whatever `precision` says, and `engine=true` with fp16/bf16 is refused here, before anything
+is compiled. So every setting is validated here, each function gets only keywords it takes
+(`compile_kwargs`, `engine_kwargs`), and both are checked against the installed functions' real signatures
+before the first call (`check_signature`). Nothing here imports torch_tensorrt.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ KEYS = {
     "precision": "fp32 (default), fp16 or bf16: fp16/bf16 use TensorRT autocast (inputs and outputs stay float32; "
                  "layers that overflow or reduce deeply stay fp32)",
     "workspace": "TensorRT's workspace limit, e.g. 1GiB, 512MiB or bytes (default: TensorRT's own)",
-    "engine": "true: also write <name>.engine, a serialized engine for other TensorRT runtimes",
+    "engine": "true: also write <name>.engine, a serialized engine for other TensorRT runtimes (fp32 only: "
+              "torch-tensorrt 2.14's engine converter has no autocast)",
     "optimization_level": "0..5, TensorRT's build effort (default 3)",
 }
 _SIZE = re.compile(r"^(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?$", re.I)
@@ -64,6 +69,10 @@ def parse(settings: Mapping[str, str]) -> Settings:
         if not text.isdigit() or not 0 <= int(text) <= 5:
             raise _bad("optimization_level", text)
         level = int(text)
+    if engine == "true" and precision != "fp32":
+        raise ArchspecError("AS809", f"tensorrt: engine=true with precision={precision}: torch-tensorrt 2.14 writes the "
+                            "engine with convert_exported_program_to_serialized_trt_engine, which has no autocast, so "
+                            "the engine would be fp32; use engine=true with precision=fp32, or leave engine out")
     return Settings(precision, workspace, engine == "true", level)  # type: ignore[arg-type]
 
 
@@ -79,6 +88,12 @@ def compile_kwargs(settings: Settings, dtypes: Mapping[str, Any]) -> dict[str, A
     if settings.optimization_level is not None:
         kwargs["optimization_level"] = settings.optimization_level
     return kwargs
+
+
+def engine_kwargs(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments of torch_tensorrt.dynamo.convert_exported_program_to_serialized_trt_engine: those of
+    `compile_kwargs` it takes (no autocast: `parse` refuses an engine at fp16/bf16)."""
+    return compile_kwargs(Settings(workspace=settings.workspace, optimization_level=settings.optimization_level), {})
 
 
 def check_signature(function: Callable[..., Any], kwargs: Mapping[str, Any]) -> None:
