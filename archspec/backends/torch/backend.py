@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 import io
 from pathlib import Path
 from typing import Any
+import weakref
 
 import torch
 from torch import fx, nn
@@ -54,7 +55,7 @@ class TorchBackend:
             module = apply_plan(module, options.optimized, self.table)
         if options.channels_last:
             module = module.to(memory_format=torch.channels_last)
-        return module
+        return weakly_owned(module)
 
     def convert_weights(self, graph: Graph, options: BuildOptions, path: Path) -> None:
         """Write the checkpoint `options.weights` under the graph's tensor names (.safetensors), paired as
@@ -86,3 +87,32 @@ class TorchBackend:
         buffer = io.BytesIO()
         torch.export.save(program, buffer)
         write_bytes_atomically(path, buffer.getbuffer())
+
+
+class _WeaklyOwnedGraph(fx.Graph):
+    """An fx.Graph whose link back to its GraphModule is a weak reference.
+
+    fx links the two both ways (module._graph, graph._owning_module), so a built module could only be
+    freed by the cyclic collector: its parameters stayed allocated until the next full collection, and
+    every collection in between walked them. With the back link weak, dropping the last reference to the
+    module frees it (and its tensors) at once; `graph.owning_module` still answers while the module lives.
+    """
+
+    @property
+    def _owning_module(self) -> fx.GraphModule | None:
+        ref = self.__dict__.get("_owner")
+        return None if ref is None else ref()
+
+    @_owning_module.setter
+    def _owning_module(self, module: fx.GraphModule | None) -> None:
+        self.__dict__["_owner"] = None if module is None else weakref.ref(module)
+
+
+def weakly_owned(module: fx.GraphModule) -> fx.GraphModule:
+    """`module`, its graph's back link made weak (see _WeaklyOwnedGraph)."""
+    graph = module.graph
+    if type(graph) is fx.Graph:
+        owner = graph.__dict__.pop("_owning_module", None)
+        graph.__class__ = _WeaklyOwnedGraph
+        graph._owning_module = owner
+    return module
