@@ -9,6 +9,13 @@
 #      3,725 / 1,992 / 2,908 img/s)
 #   3. benchmarks/gpu_table.py: ours vs torchvision/timm, eager, inference and training
 #
+# `bash benchmarks/gpu_session.sh tensorrt` is a call of its own (about 3 minutes at most): the tensorrt plugin
+# against the real torch-tensorrt 2.14 (tests/test_tensorrt_plugin.py -k real_torch_tensorrt: the installed
+# functions have the signatures the tests' stand-in uses; seed_cnn_bn built fp32 with its .engine and fp16, each
+# .trt.ep loaded and run at batches 1, 5 and 100, not the profile's opt 32, against the torch backend). It needs
+# torch-tensorrt and TensorRT (tensorrt-cu13, over a GiB: too large to carry) in the device image; where they
+# are not, the tests skip and tensorrt.log says so.
+#
 # The device image has torch, torchvision, timm, scikit-learn, safetensors, jinja2, networkx and PyYAML,
 # but not pydantic. Before the call, here (see the device tool's README for the platform flags):
 #   echo /.whl/ >> .git/info/exclude
@@ -29,6 +36,13 @@ fi
 python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . || exit 1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 python3 -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)" | tee -a "$OUT/gpu.txt"
+
+if [ "${1:-}" = tensorrt ]; then
+    python3 -c "import torch_tensorrt; print('torch_tensorrt', torch_tensorrt.__version__)" 2>&1 | tail -1 | tee -a "$OUT/gpu.txt"
+    timeout 200 python3 -m pytest -q -p no:cacheprovider -rs tests/test_tensorrt_plugin.py -k real_torch_tensorrt \
+        2>&1 | tee "$OUT/tensorrt.log"
+    exit 0
+fi
 
 timeout 150 python3 -m pytest -q -p no:cacheprovider -rs \
     tests/test_accelerated.py \
