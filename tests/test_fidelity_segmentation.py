@@ -10,7 +10,6 @@ FCN likewise, and all three whole, with --exhaustive.
 
 from __future__ import annotations
 
-from functools import partial
 
 import pytest
 import torch

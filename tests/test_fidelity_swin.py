@@ -22,7 +22,7 @@ import torchvision
 from torchvision.models.swin_transformer import PatchMergingV2, SwinTransformer, SwinTransformerBlockV2
 
 from archspec.cli import main
-from reference import SPECS, assert_matches_reference, fidelity_params, save_state_dict
+from reference import SPECS, assert_matches_reference, fidelity_params
 
 RESOLUTION = 64
 NARROW = {"embed_dim": 16, "num_heads": [1, 2, 4, 8], "depths": [2, 2, 2, 2]}

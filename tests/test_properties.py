@@ -21,7 +21,7 @@ import re
 import subprocess
 import sys
 
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, given, settings
 import pytest
 import torch
 from torch.fx.passes.shape_prop import ShapeProp
