@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from archspec import init as init_data
-from archspec.errors import Location, Path, SpecError, SpecErrors, did_you_mean, one_of, suggestion_budget
+from archspec.errors import Location, Path, SpecError, SpecErrors, did_you_mean, one_of
 from archspec.expr import FUNCTIONS, ExprError, expression_source, is_expression, names_used
 from archspec.imports import (
     STDLIB_PREFIX,
@@ -731,13 +731,6 @@ def resolve_file(path: str | os.PathLike[str], registry: Registry, variant: str 
                  limits: Limits = DEFAULT) -> Resolved:
     """Load, validate and resolve a spec file. `variant` picks a row of the family's table instead of
     the one a thin spec names; the result then states no expected figures (they are the thin spec's)."""
-    # At most `limits.errors` errors are shown: suggestions for a few more than that keep the output as
-    # useful, and bound a flood of unknown names among many declared ones (quadratic otherwise).
-    with suggestion_budget(2 * limits.errors):
-        return _resolve_file(path, registry, variant, limits)
-
-
-def _resolve_file(path: str | os.PathLike[str], registry: Registry, variant: str | None, limits: Limits) -> Resolved:
     doc = load_file(path, limits)
     deferred: list[SpecError] = []
     imports = _Imports(registry, limits)
