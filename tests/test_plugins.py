@@ -241,6 +241,36 @@ def test_build_example_spec_matches_handwritten_torch(installed: Path, tmp_path:
     assert relative_error(got, expected) <= 1e-5
 
 
+def test_torch_source_prints_the_plugins_torch_lowering(installed: Path, tmp_path: Path) -> None:
+    # The plugin registers one torch lowering; torch-source prints it (importing the plugin's function), and the
+    # file computes what the torch backend's module computes, bit for bit, in eval and in train mode (batch norm's
+    # batch statistics and running-stat updates), with the torch backend's weights.
+    out = tmp_path / "x.py"
+    result = archspec("build", str(EXAMPLE_SPEC), "--backend", "torch-source", "-o", str(out), path=[installed])
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {out}" in result.stdout
+    assert "from archspec_example.functional import channel_shuffle\n" in out.read_text()
+    probe = f"""
+import ast, importlib.util, sys, torch
+import archspec
+spec = importlib.util.spec_from_file_location("x", {str(out)!r})
+module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)
+ours = getattr(module, ast.parse(open({str(out)!r}).read()).body[-1].name)()
+reference = archspec.build({str(EXAMPLE_SPEC)!r}, seed=5)
+ours.load_state_dict(reference.state_dict(), strict=True)
+x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+for mode in (True, False):
+    ours.train(mode); reference.train(mode)
+    torch.testing.assert_close(ours(x), reference(x), rtol=0, atol=0)
+for name, tensor in reference.state_dict().items():
+    torch.testing.assert_close(ours.state_dict()[name], tensor, rtol=0, atol=0)
+print("same")
+"""
+    result = run(["-c", probe], path=[installed])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "same"
+
+
 # -- broken plugins ---------------------------------------------------------------------------------
 BROKEN = {
     "import_error": ("broken_plugin:PLUGIN", "raise ImportError('broken on purpose')\n", "ImportError: broken on purpose"),

@@ -1,19 +1,15 @@
-"""The torch lowering of `channel_shuffle`, imported by archspec only when the torch backend is used."""
+"""The torch lowering of `channel_shuffle`, imported by archspec only when the torch, torch-source, ONNX or
+AOTInductor backend is used. The description it returns is instantiated by the torch backend and printed by
+torch-source, which writes `from archspec_example.functional import channel_shuffle` into its file.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
-
 from archspec.backends.torch.lowering import Call, Emit, Lowering
 from archspec.ir import Node, Shape
-
-
-def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
-    """[N, C, H, W] -> [N, g, C/g, H, W] -> swap the two channel axes -> [N, C, H, W]."""
-    n, c, h, w = x.shape
-    return x.reshape(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+from archspec_example.functional import channel_shuffle
 
 
 def _channel_shuffle(node: Node, shapes: Sequence[Shape]) -> Emit:
