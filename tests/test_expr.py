@@ -530,3 +530,45 @@ def test_expr_error_fields() -> None:
     err = ExprError("AS304", "division by zero", 3)
     assert (err.code, err.message, err.column) == ("AS304", "division by zero", 3)
     assert "AS304" in str(err) and ExprError("AS301", "m").column is None
+
+
+# ---- remembered results (archspec.expr.interpret's memo) -------------------------------------------------
+
+
+def test_a_remembered_result_is_charged_the_steps_it_took() -> None:
+    """Lowering charges expression steps to the spec's work budget: a repeat must cost what the first
+    evaluation cost, whether or not its result was remembered."""
+    from archspec.expr import Meter
+
+    source = "[a - b for a in range(n) for b in range(n)]"
+    first, again = Meter(), Meter()
+    value = evaluate(source, {"n": 37}, first)
+    assert evaluate(source, {"n": 37}, again) == value and again.steps == first.steps > 37 * 37
+    with pytest.raises(ExprError) as info:  # over the limit: evaluated again, so the error is located
+        evaluate(source, {"n": 37}, Meter(limit=first.steps // 2))
+    assert info.value.code == "AS305" and info.value.column is not None
+
+
+@pytest.mark.parametrize("values", [(1, 1.0, True), (0.0, -0.0), ((1, 2), (1.0, 2)), ((True,), (1,))])
+def test_values_python_calls_equal_are_not_confused(values: tuple[object, ...]) -> None:
+    """1 == 1.0 == True in Python (and their hashes agree); the memo tells them apart, as the language does."""
+    source = "[x, is_int(x), is_list(x), is_int(x[0]) if is_list(x) else 0]"
+    for v in values:
+        got = evaluate(source, {"x": v})
+        assert got == (v, isinstance(v, int) and not isinstance(v, bool), isinstance(v, tuple),
+                       isinstance(v, tuple) and isinstance(v[0], int) and not isinstance(v[0], bool))
+        assert type(got[0]) is type(v)
+
+
+def test_a_long_list_is_remembered_by_identity_not_by_equal_contents() -> None:
+    long = tuple(range(100))
+    other = tuple(range(100))[:-1] + (1000,)
+    assert evaluate("sum(xs)", {"xs": long}) == sum(long)
+    assert evaluate("sum(xs)", {"xs": other}) == sum(other)
+    assert evaluate("sum(xs)", {"xs": list(long)}) == sum(long)  # a list (not frozen): evaluated, not remembered
+
+
+def test_errors_are_not_remembered() -> None:
+    assert code_of("y + 1").code == "AS303"
+    assert evaluate("y + 1", {"y": 1}) == 2
+    assert code_of("y + 1").code == "AS303"

@@ -7,13 +7,14 @@ import ast
 from collections import ChainMap
 from collections.abc import Callable, Mapping
 import operator
+import threading
 from typing import Any
 
 from archspec.errors import did_you_mean
 from archspec.expr.errors import ExprError
 from archspec.expr.functions import FUNCTIONS, SIGNATURES
 from archspec.expr.limits import MAX_EXPONENT, MAX_STEPS
-from archspec.expr.parse import Parsed, expression_source, parse
+from archspec.expr.parse import Parsed, expression_source, free_names, parse
 from archspec.expr.values import Value, bounded, checked, is_int, is_num, limit_size, remember, type_name, weight_of
 
 _ARITH: dict[type, tuple[str, Callable[[Value, Value], Value]]] = {
@@ -248,11 +249,83 @@ class _Evaluator:
 
 
 
+# ---- remembered results ----------------------------------------------------------------------------
+# An expression's value depends only on the values of the names it reads, and lowering evaluates the same
+# expressions over the same values again and again: a block's `vars:` in every copy of a repeat (Swin's
+# window tables: thousands of comprehension turns per block). A result is remembered with the steps it
+# took, and a repeat is charged those steps (so the work budget, and any AS305, are exactly as without the
+# memo); only successful evaluations are remembered. Keys hold scalars with their type (1, 1.0 and True
+# are equal in Python but not here), short tuples by value and long ones by identity: a tuple cannot
+# change, and the entry keeps it alive, so its id is not reused while the entry exists.
+_MEMO: dict[tuple[Any, ...], tuple[Value, int, tuple[tuple[Value, ...], ...]]] = {}
+_MEMO_ENTRIES = 4096
+_MEMO_WEIGHT = 1 << 20  # list elements and characters held by remembered results, in all
+_memo_weight = [0]
+_memo_lock = threading.Lock()
+_SHORT = 16  # tuples up to this length are keyed by value, longer ones by identity
+_KEY_DEPTH = 4
+
+
+def _key_of(v: object, pinned: list[tuple[Value, ...]], depth: int = 0) -> object:
+    """A hashable stand-in for `v` that tells apart every two values an expression could tell apart;
+    None where there is none (a value that is not an expression value, or nested too deeply)."""
+    kind = type(v)
+    if kind is int or kind is str or kind is bool or v is None:
+        return (kind, v)
+    if kind is float and isinstance(v, float):
+        return (kind, v.hex())  # -0.0 and 0.0 compare equal but are not the same value
+    if isinstance(v, tuple) and kind is tuple and depth < _KEY_DEPTH:
+        if len(v) > _SHORT:
+            pinned.append(v)
+            return (id, id(v))
+        parts = tuple(_key_of(e, pinned, depth + 1) for e in v)
+        return None if None in parts else (kind, parts)
+    return None
+
+
+def _memo_key(source: str, scope: Mapping[str, Value], pinned: list[tuple[Value, ...]]) -> tuple[Any, ...] | None:
+    key: list[Any] = [source]
+    for name in free_names(source):
+        if name not in scope:
+            return None  # an error follows, which is not remembered
+        part = _key_of(scope[name], pinned)
+        if part is None:
+            return None
+        key.append(part)
+    return tuple(key)
+
+
+def _remember_result(key: tuple[Any, ...], value: Value, steps: int, pinned: list[tuple[Value, ...]]) -> None:
+    size = weight_of(value) + sum(len(p) for p in pinned)
+    if size > _MEMO_WEIGHT // 8:
+        return
+    with _memo_lock:
+        while _MEMO and (len(_MEMO) >= _MEMO_ENTRIES or _memo_weight[0] + size > _MEMO_WEIGHT):
+            oldest = next(iter(_MEMO))
+            old_value, _, old_pinned = _MEMO.pop(oldest)
+            _memo_weight[0] -= weight_of(old_value) + sum(len(p) for p in old_pinned)
+        _MEMO[key] = (value, steps, tuple(pinned))
+        _memo_weight[0] += size
+
+
 def evaluate(source: str, scope: Mapping[str, Value], meter: Meter | None = None) -> Value:
     """Evaluate the bare expression text (without "${ }") over scope; raises only ExprError."""
     parsed = parse(source)
+    meter = meter or Meter()
+    pinned: list[tuple[Value, ...]] = []
+    key = _memo_key(source, scope, pinned)
+    if key is not None:
+        hit = _MEMO.get(key)
+        # Over the limit, evaluate again: the error then names the part where the steps ran out.
+        if hit is not None and meter.steps + hit[1] <= meter.limit:
+            meter.steps += hit[1]
+            return remember(hit[0])
+    start = meter.steps
     try:
-        return _Evaluator(parsed, scope, meter or Meter()).eval(parsed.body)
+        value = _Evaluator(parsed, scope, meter).eval(parsed.body)
+        if key is not None:
+            _remember_result(key, value, meter.steps - start, pinned)
+        return value
     except ExprError:
         raise
     except RecursionError:

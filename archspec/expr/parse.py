@@ -130,7 +130,13 @@ def expression_source(value: object) -> str | None:
 def names_used(source: str) -> set[str]:
     """The free names of an expression: scope names it reads (called built-in functions are not names,
     nor are the loop names of a comprehension inside it)."""
-    return _free_names(parse(source).body, frozenset())
+    return set(free_names(source))
+
+
+@functools.lru_cache(maxsize=1024)
+def free_names(source: str) -> tuple[str, ...]:
+    """names_used, sorted, remembered by text (the evaluator's memo reads it at every evaluation)."""
+    return tuple(sorted(_free_names(parse(source).body, frozenset())))
 
 
 def _free_names(node: ast.AST, bound: frozenset[str]) -> set[str]:
