@@ -121,3 +121,19 @@ def test_card_renders_in_headless_chromium(capsys, tmp_path):
     assert variance > 100  # not a blank page
     assert total - colors.get((255, 255, 255), 0) > 0.02 * total
     assert colors.get(CONV_FILL, 0) > 500  # the graph's conv nodes are drawn on screen
+
+
+@pytest.mark.skipif(not HAS_DOT, reason="Graphviz's dot program is not installed")
+def test_the_card_shows_a_wide_graph_at_its_own_size(capsys, tmp_path):
+    """yolo11n's layout is wider than the page: the card keeps the SVG's own width (its frame scrolls)
+    rather than shrinking the labels to fit, which is what `max-width: 100%` on the SVG did."""
+    import re
+
+    _, text, page, _ = card(capsys, tmp_path, ROOT / "specs/yolo11n.yaml")
+    assert page.graph_svg
+    width = float(re.search(r'<div class="graph" id="graph"><svg width="([\d.]+)pt"', text).group(1))
+    page_width = float(re.search(r"body \{[^}]*max-width: (\d+)px", text).group(1))
+    assert width * 4 / 3 > page_width  # points to CSS pixels: wider than the page
+    rules = re.search(r"\.graph svg \{([^}]*)\}", text)
+    assert rules is None or "max-width: 100%" not in rules.group(1)
+    assert re.search(r"\.graph \{[^}]*overflow: auto", text)
