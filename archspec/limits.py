@@ -26,8 +26,8 @@ class Limits:
     imports: int = 64  # block library files one spec imports, directly or through other libraries
     import_depth: int = 8  # libraries importing libraries
     repeat: int = 10_000  # copies one repeat: may make
-    nodes: int = 20_000  # op nodes in the expanded graph (the largest zoo network has 932)
-    work: int = 100_000  # layer visits + expression evaluations while lowering (the zoo needs at most 5,734) ...
+    nodes: int = 20_000  # op nodes in the expanded graph (docs/limits.md: the largest zoo network's count)
+    work: int = 100_000  # layer visits + expression evaluations while lowering (docs/limits.md: what the zoo needs) ...
     work_base: int = 20_000  # ... and at most work_base + work_per_char * (characters of the spec): a short
     work_per_char: int = 10  # spec cannot ask for more than a fraction of a second of compute
     inputs: int = 1_024  # inputs of one layer (from:)
