@@ -21,8 +21,16 @@ import sys
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CORE = ("pydantic", "pydantic_core", "annotated_types", "typing_inspection", "typing_extensions", "yaml", "_yaml",
-        "networkx")
+CORE = (
+    "pydantic",
+    "pydantic_core",
+    "annotated_types",
+    "typing_inspection",
+    "typing_extensions",
+    "yaml",
+    "_yaml",
+    "networkx",
+)
 TORCH = 'pip install "archspec[torch]"'
 TRAIN = 'pip install "archspec[train]"'
 ONNX = 'pip install "archspec[onnx]"'
@@ -42,7 +50,8 @@ def python(tmp_path_factory: pytest.TempPathFactory) -> Path:
             continue  # _yaml is optional (PyYAML without its C extension)
         source = Path(spec.origin)
         (core / (source.parent.name if spec.submodule_search_locations else source.name)).symlink_to(
-            source.parent if spec.submodule_search_locations else source)
+            source.parent if spec.submodule_search_locations else source
+        )
     (core / "archspec").symlink_to(ROOT / "archspec")
     dist = importlib.metadata.distribution("archspec")
     info = core / f"archspec-{dist.version}.dist-info"
@@ -64,14 +73,67 @@ def run(python: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 # command line -> the hint it must give
 NEEDS_TORCH = {
-    ("build", "specs/seed_cnn.yaml", "-o", "{tmp}/seed.pt"): f"the torch backend needs the package torch, which is not installed; {TORCH}",
-    ("build", "specs/seed_cnn.yaml", "--backend", "onnx", "-o", "{tmp}/seed.onnx"): f"the onnx backend needs the package(s) torch, onnx, onnxscript, which are not installed; {ONNX}",
-    ("build", "specs/seed_cnn.yaml", "--backend", "aoti", "-o", "{tmp}/seed.pt2"): f"the aoti backend needs the package torch, which is not installed; {TORCH}",
-    ("check", "specs/seed_cnn.yaml", "--backend", "torch"): f"the torch backend needs the package torch, which is not installed; {TORCH}",
-    ("convert-weights", "specs/seed_cnn.yaml", "{tmp}/w.pt", "-o", "{tmp}/w.safetensors"): f"archspec convert-weights needs the package(s) torch, which are not installed; {TORCH}",
-    ("train", "specs/seed_cnn.yaml", "--data", "digits", "--epochs", "1", "--out", "{tmp}/run"): f"archspec train needs the package(s) torch, which are not installed; {TRAIN}",
-    ("eval", "specs/seed_cnn.yaml", "--weights", "{tmp}/w.safetensors", "--data", "digits"): f"archspec eval needs the package(s) torch, which are not installed; {TRAIN}",
-    ("compare", "seed_cnn", "--data", "digits", "--out", "{tmp}/compare"): f"archspec compare needs the package(s) torch, which are not installed; {TRAIN}",
+    (
+        "build",
+        "specs/seed_cnn.yaml",
+        "-o",
+        "{tmp}/seed.pt",
+    ): f"the torch backend needs the package torch, which is not installed; {TORCH}",
+    (
+        "build",
+        "specs/seed_cnn.yaml",
+        "--backend",
+        "onnx",
+        "-o",
+        "{tmp}/seed.onnx",
+    ): f"the onnx backend needs the package(s) torch, onnx, onnxscript, which are not installed; {ONNX}",
+    (
+        "build",
+        "specs/seed_cnn.yaml",
+        "--backend",
+        "aoti",
+        "-o",
+        "{tmp}/seed.pt2",
+    ): f"the aoti backend needs the package torch, which is not installed; {TORCH}",
+    (
+        "check",
+        "specs/seed_cnn.yaml",
+        "--backend",
+        "torch",
+    ): f"the torch backend needs the package torch, which is not installed; {TORCH}",
+    (
+        "convert-weights",
+        "specs/seed_cnn.yaml",
+        "{tmp}/w.pt",
+        "-o",
+        "{tmp}/w.safetensors",
+    ): f"archspec convert-weights needs the package(s) torch, which are not installed; {TORCH}",
+    (
+        "train",
+        "specs/seed_cnn.yaml",
+        "--data",
+        "digits",
+        "--epochs",
+        "1",
+        "--out",
+        "{tmp}/run",
+    ): f"archspec train needs the package(s) torch, which are not installed; {TRAIN}",
+    (
+        "eval",
+        "specs/seed_cnn.yaml",
+        "--weights",
+        "{tmp}/w.safetensors",
+        "--data",
+        "digits",
+    ): f"archspec eval needs the package(s) torch, which are not installed; {TRAIN}",
+    (
+        "compare",
+        "seed_cnn",
+        "--data",
+        "digits",
+        "--out",
+        "{tmp}/compare",
+    ): f"archspec compare needs the package(s) torch, which are not installed; {TRAIN}",
     ("bench", "specs/seed_cnn.yaml"): f"archspec bench needs the package(s) torch, which are not installed; {TORCH}",
 }
 
@@ -88,12 +150,17 @@ def test_every_torch_command_names_the_extra_and_exits_1(python: Path, tmp_path:
 
 
 def test_the_api_raises_archspec_error_as810(python: Path) -> None:
-    script = ("import archspec\n"
-              "try:\n    archspec.build('specs/seed_cnn.yaml')\n"
-              "except archspec.ArchspecError as exc:\n    print(type(exc).__name__, exc)\n")
+    script = (
+        "import archspec\n"
+        "try:\n    archspec.build('specs/seed_cnn.yaml')\n"
+        "except archspec.ArchspecError as exc:\n    print(type(exc).__name__, exc)\n"
+    )
     result = run(python, "-c", script)
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
-    assert result.stdout.strip() == f"ArchspecError AS810: the torch backend needs the package torch, which is not installed; {TORCH}"
+    assert (
+        result.stdout.strip()
+        == f"ArchspecError AS810: the torch backend needs the package torch, which is not installed; {TORCH}"
+    )
 
 
 def test_torch_free_commands_still_work(python: Path) -> None:

@@ -32,16 +32,21 @@ import pytest
 import torch
 
 import archspec
-from archspec.backends import BuildOptions
 from archspec.errors import ArchspecError
-from test_plugins import archspec as archspec_cli, installed_plugin, run
+from test_plugins import archspec as archspec_cli, installed_plugin
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_SRC = ROOT / "plugins" / "archspec-tensorrt"
 sys.path.insert(0, str(PLUGIN_SRC))  # the modules only; the test process's registry never sees the plugin
 
 from archspec_tensorrt.backend import (  # noqa: E402
-    Compiled, TensorRTBackend, compile_program, profile, require_toolchain, save_artifacts)
+    Compiled,
+    TensorRTBackend,
+    compile_program,
+    profile,
+    require_toolchain,
+    save_artifacts,
+)
 from archspec_tensorrt.settings import Settings, check_signature, parse  # noqa: E402
 
 SIGNATURE_FILE = PLUGIN_SRC / "tools" / "torch_tensorrt-2.14.0.json"
@@ -70,8 +75,9 @@ def test_build_without_torch_tensorrt_names_it_and_exits_1(site: Path, tmp_path:
 
 
 def test_bad_settings_are_refused_before_anything_else(site: Path) -> None:
-    result = archspec_cli("build", "specs/seed_cnn.yaml", "--backend", "tensorrt", "--option", "enabled_precisions=fp16",
-                          path=[site])
+    result = archspec_cli(
+        "build", "specs/seed_cnn.yaml", "--backend", "tensorrt", "--option", "enabled_precisions=fp16", path=[site]
+    )
     assert result.returncode == 1 and "AS809: tensorrt: unknown setting(s) ['enabled_precisions']" in result.stderr
 
 
@@ -90,9 +96,14 @@ def test_settings_map_to_compile_keywords() -> None:
     assert compile_kwargs(parse({}), dtypes) == {"require_full_compilation": False, "min_block_size": 1}
     s = parse({"precision": "FP16", "workspace": "2GiB", "optimization_level": "5"})
     assert s == Settings("fp16", 2 * 2**30, False, 5)
-    assert compile_kwargs(s, dtypes) == {"require_full_compilation": False, "min_block_size": 1, "enable_autocast": True,
-                                         "autocast_low_precision_type": torch.float16, "workspace_size": 2**31,
-                                         "optimization_level": 5}
+    assert compile_kwargs(s, dtypes) == {
+        "require_full_compilation": False,
+        "min_block_size": 1,
+        "enable_autocast": True,
+        "autocast_low_precision_type": torch.float16,
+        "workspace_size": 2**31,
+        "optimization_level": 5,
+    }
     assert compile_kwargs(parse({"precision": "bf16"}), dtypes)["autocast_low_precision_type"] is torch.bfloat16
     assert parse({"workspace": "512 MiB"}).workspace == 512 * 2**20 and parse({"workspace": "1000"}).workspace == 1000
     for bad in ({"precision": "int8"}, {"workspace": "lots"}, {"engine": "yes"}, {"optimization_level": "9"}):
@@ -107,9 +118,11 @@ def test_missing_gpu_is_named() -> None:
 
 # -- dynamic shapes -> export and profile (resnet18's: in test_saved_program_keeps_the_dynamic_batch) ------------
 def test_profile_of_a_token_input_follows_the_sequence_range(write_spec) -> None:
-    spec = write_spec("archspec: 1\nname: tokens\ninput: {shape: [12], dtype: int64}\n"
-                      "dynamic: {batch: [1, 8], sequence: [4, 64]}\n"
-                      "layers:\n  - {op: embedding, num: 40, dim: 16}\n  - {op: linear, out: 40}\n")
+    spec = write_spec(
+        "archspec: 1\nname: tokens\ninput: {shape: [12], dtype: int64}\n"
+        "dynamic: {batch: [1, 8], sequence: [4, 64]}\n"
+        "layers:\n  - {op: embedding, num: 40, dim: 16}\n  - {op: linear, out: 40}\n"
+    )
     compiled = archspec.compile_spec(spec)
     options = archspec.pipeline.build_options(compiled, 0, None)
     prof = profile(compiled.graph, options.dynamic)
@@ -135,9 +148,14 @@ def test_coverage_refuses_ops_without_lowering(write_spec) -> None:
 def real_signature(public: str) -> inspect.Signature:
     """torch-tensorrt 2.14.0's signature of `public`, from the signature file (defaults are not kept: a
     placeholder marks a parameter that has one)."""
-    return inspect.Signature([
-        inspect.Parameter(name, getattr(inspect.Parameter, kind), default="<default>" if has_default else inspect.Parameter.empty)
-        for name, kind, has_default in SIGNATURES["functions"][public]["parameters"]])
+    return inspect.Signature(
+        [
+            inspect.Parameter(
+                name, getattr(inspect.Parameter, kind), default="<default>" if has_default else inspect.Parameter.empty
+            )
+            for name, kind, has_default in SIGNATURES["functions"][public]["parameters"]
+        ]
+    )
 
 
 class StandIn:
@@ -149,10 +167,14 @@ class StandIn:
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
         class dynamo:  # noqa: N801
-            compile = staticmethod(self._function("torch_tensorrt.dynamo.compile",
-                                                  lambda a: a["exported_program"].module()))
-            convert_exported_program_to_serialized_trt_engine = staticmethod(self._function(
-                "torch_tensorrt.dynamo.convert_exported_program_to_serialized_trt_engine", lambda a: b"engine"))
+            compile = staticmethod(
+                self._function("torch_tensorrt.dynamo.compile", lambda a: a["exported_program"].module())
+            )
+            convert_exported_program_to_serialized_trt_engine = staticmethod(
+                self._function(
+                    "torch_tensorrt.dynamo.convert_exported_program_to_serialized_trt_engine", lambda a: b"engine"
+                )
+            )
 
         self.dynamo = dynamo
         self.save = self._function("torch_tensorrt.save", self._save)
@@ -166,8 +188,11 @@ class StandIn:
 
     def _function(self, public: str, behaviour: Any) -> Any:
         signature = real_signature(public)
-        named = {p.name for p in signature.parameters.values()
-                 if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)}
+        named = {
+            p.name
+            for p in signature.parameters.values()
+            if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        }
         named |= set(SIGNATURES["functions"][public].get("keywords", ()))  # Input's: read from **kwargs
 
         def function(*args: Any, **kwargs: Any) -> Any:
@@ -187,8 +212,9 @@ class StandIn:
         """torch-tensorrt 2.14's save of a GraphModule with retrace=True: torch.export.export with the
         arg_inputs and dynamic_shapes given (_compile.py, save), then torch.export.save."""
         assert a.get("output_format") == "exported_program" and a.get("retrace") is True
-        program = torch.export.export(a["module"], tuple(a["arg_inputs"]), dynamic_shapes=a.get("dynamic_shapes"),
-                                      strict=False)
+        program = torch.export.export(
+            a["module"], tuple(a["arg_inputs"]), dynamic_shapes=a.get("dynamic_shapes"), strict=False
+        )
         torch.export.save(program, a["file_path"])
 
     def called(self, public: str) -> list[dict[str, Any]]:
@@ -200,16 +226,22 @@ def compile_with_stand_in(spec: str, settings: dict[str, str], **overrides: Any)
     compiled = archspec.compile_spec(ROOT / spec, overrides)
     options = archspec.pipeline.build_options(compiled, 0, None)
     program, example, dims = TensorRTBackend().export(compiled.graph, options, "cpu")
-    return trt, compile_program(trt, program, example, profile(compiled.graph, options.dynamic), parse(settings),
-                                DTYPES, dims)
+    return trt, compile_program(
+        trt, program, example, profile(compiled.graph, options.dynamic), parse(settings), DTYPES, dims
+    )
 
 
 def test_compile_and_save_at_the_torch_tensorrt_edge(tmp_path: Path) -> None:
     trt, result = compile_with_stand_in("specs/seed_cnn_bn.yaml", {"precision": "fp16", "workspace": "1GiB"})
     assert isinstance(result, Compiled)
     (made,) = trt.called("torch_tensorrt.Input")
-    assert made["kwargs"] == {"min_shape": (1, 3, 32, 32), "opt_shape": (32, 3, 32, 32), "max_shape": (256, 3, 32, 32),
-                      "dtype": torch.float32, "name": "x"}
+    assert made["kwargs"] == {
+        "min_shape": (1, 3, 32, 32),
+        "opt_shape": (32, 3, 32, 32),
+        "max_shape": (256, 3, 32, 32),
+        "dtype": torch.float32,
+        "name": "x",
+    }
     (call,) = trt.called("torch_tensorrt.dynamo.compile")
     assert call["require_full_compilation"] is False and call["min_block_size"] == 1 and call["workspace_size"] == 2**30
     assert call["enable_autocast"] is True and call["autocast_low_precision_type"] is torch.float16
@@ -243,13 +275,18 @@ def test_saved_program_keeps_the_dynamic_batch(tmp_path: Path) -> None:
 
 
 def test_engine_gets_only_the_keywords_the_converter_takes(tmp_path: Path) -> None:
-    trt, result = compile_with_stand_in("specs/seed_cnn_bn.yaml", {"workspace": "1GiB", "engine": "true",
-                                                                   "optimization_level": "4"})
+    trt, result = compile_with_stand_in(
+        "specs/seed_cnn_bn.yaml", {"workspace": "1GiB", "engine": "true", "optimization_level": "4"}
+    )
     target = tmp_path / "seed_cnn_bn.trt.ep"
     save_artifacts(trt, result, target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["seed_cnn_bn.engine", "seed_cnn_bn.trt.ep"]
     assert [name.rsplit(".", 1)[1] for name, _ in trt.calls] == [
-        "Input", "compile", "save", "convert_exported_program_to_serialized_trt_engine"]
+        "Input",
+        "compile",
+        "save",
+        "convert_exported_program_to_serialized_trt_engine",
+    ]
     (call,) = trt.called("torch_tensorrt.dynamo.convert_exported_program_to_serialized_trt_engine")
     assert call["workspace_size"] == 2**30 and call["optimization_level"] == 4 and "kwargs" not in call
     assert call["arg_inputs"] is result.inputs
@@ -263,8 +300,19 @@ def test_engine_at_low_precision_is_refused_before_compiling() -> None:
 
 
 def test_build_refuses_fp16_engine_before_anything(site: Path, tmp_path: Path) -> None:
-    result = archspec_cli("build", "specs/seed_cnn.yaml", "--backend", "tensorrt", "--option", "precision=fp16",
-                          "--option", "engine=true", "-o", str(tmp_path / "seed.trt.ep"), path=[site])
+    result = archspec_cli(
+        "build",
+        "specs/seed_cnn.yaml",
+        "--backend",
+        "tensorrt",
+        "--option",
+        "precision=fp16",
+        "--option",
+        "engine=true",
+        "-o",
+        str(tmp_path / "seed.trt.ep"),
+        path=[site],
+    )
     assert result.returncode == 1 and "AS809: tensorrt: engine=true with precision=fp16" in result.stderr, result.stderr
     assert not any(tmp_path.iterdir())
 
@@ -298,9 +346,11 @@ def test_signature_file_is_what_the_wheel_says(tmp_path_factory: pytest.TempPath
 
 
 # -- the real torch-tensorrt: on a GPU machine that has it (benchmarks/gpu_session.sh tensorrt) ---------------
-real = pytest.mark.skipif(importlib.util.find_spec("torch_tensorrt") is None or not torch.cuda.is_available(),
-                          reason="needs torch-tensorrt 2.14 (with TensorRT's tensorrt-cu13 libraries, which cannot be "
-                                 "installed here) and a CUDA GPU")
+real = pytest.mark.skipif(
+    importlib.util.find_spec("torch_tensorrt") is None or not torch.cuda.is_available(),
+    reason="needs torch-tensorrt 2.14 (with TensorRT's tensorrt-cu13 libraries, which cannot be "
+    "installed here) and a CUDA GPU",
+)
 
 
 @real
@@ -312,8 +362,9 @@ def test_real_torch_tensorrt_has_the_signatures_the_stand_in_uses() -> None:
         obj: Any = torch_tensorrt
         for part in public.split(".")[1:]:
             obj = getattr(obj, part)
-        assert [p.name for p in inspect.signature(obj).parameters.values()] == \
-            [p.name for p in real_signature(public).parameters.values()], public
+        assert [p.name for p in inspect.signature(obj).parameters.values()] == [
+            p.name for p in real_signature(public).parameters.values()
+        ], public
 
 
 @real
@@ -323,8 +374,9 @@ def test_real_torch_tensorrt_builds_and_loads_at_other_batches(site: Path, tmp_p
     reference = archspec.build(ROOT / "specs/seed_cnn_bn.yaml").eval().cuda()
     for settings in (["--option", "engine=true"], ["--option", "precision=fp16"]):
         out = tmp_path / f"{settings[-1].replace('=', '_')}.trt.ep"
-        result = archspec_cli("build", "specs/seed_cnn_bn.yaml", "--backend", "tensorrt", "-o", str(out), *settings,
-                              path=[site])
+        result = archspec_cli(
+            "build", "specs/seed_cnn_bn.yaml", "--backend", "tensorrt", "-o", str(out), *settings, path=[site]
+        )
         assert result.returncode == 0, result.stderr
         module = torch.export.load(str(out)).module()
         for batch in (1, 5, 100):

@@ -22,7 +22,7 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-from archspec.backends import BuildOptions, DynamicDims
+from archspec.backends import BuildOptions, DynamicDims, Range
 from archspec.backends.coverage import TableBackend, refuse_unsupported
 from archspec.errors import ArchspecError
 from archspec.ir import Graph
@@ -54,14 +54,20 @@ def profile(graph: Graph, dynamic: DynamicDims) -> Profile:
             sizes[0] = length
         return (batch, *sizes)
 
-    return Profile(*(at(getattr(b, k), r and getattr(r, k), s and getattr(s, k)) for k in ("min", "opt", "max")))
+    def size(r: Range | None, k: str) -> int | None:
+        return None if r is None else int(getattr(r, k))
+
+    return Profile(*(at(getattr(b, k), size(r, k), size(s, k)) for k in ("min", "opt", "max")))
 
 
 def require_toolchain(cuda_available: bool) -> None:
     if importlib.util.find_spec("torch_tensorrt") is None:
-        raise ArchspecError("AS810", "the tensorrt backend needs the package torch-tensorrt (2.14, with TensorRT's "
-                            "tensorrt-cu13 libraries), which is not installed; pip install archspec-tensorrt on a "
-                            "machine with a CUDA GPU")
+        raise ArchspecError(
+            "AS810",
+            "the tensorrt backend needs the package torch-tensorrt (2.14, with TensorRT's "
+            "tensorrt-cu13 libraries), which is not installed; pip install archspec-tensorrt on a "
+            "machine with a CUDA GPU",
+        )
     if not cuda_available:
         raise ArchspecError("AS810", "the tensorrt backend needs a CUDA GPU; none is available here")
 
@@ -77,8 +83,15 @@ class Compiled:
     dims: Mapping[int, Any]  # the input's torch.export dynamic dimensions (axis -> Dim), as the program was exported
 
 
-def compile_program(trt: Any, program: Any, example: Any, prof: Profile, settings: Settings, dtypes: Mapping[str, Any],
-                    dims: Mapping[int, Any]) -> Compiled:
+def compile_program(
+    trt: Any,
+    program: Any,
+    example: Any,
+    prof: Profile,
+    settings: Settings,
+    dtypes: Mapping[str, Any],
+    dims: Mapping[int, Any],
+) -> Compiled:
     """The torch-tensorrt call itself; `trt` is the torch_tensorrt module. Every keyword of every later call
     (the engine's too) is checked against the installed torch-tensorrt first, so none is refused after a compile."""
     inputs = [trt.Input(min_shape=prof.min, opt_shape=prof.opt, max_shape=prof.max, dtype=example.dtype, name="x")]
@@ -86,15 +99,20 @@ def compile_program(trt: Any, program: Any, example: Any, prof: Profile, setting
     check_signature(trt.dynamo.compile, {"arg_inputs": inputs, **kwargs})
     check_signature(trt.save, save_kwargs(example, {}))
     if settings.engine:
-        check_signature(trt.dynamo.convert_exported_program_to_serialized_trt_engine,
-                        {"arg_inputs": inputs, **engine_kwargs(settings)})
+        check_signature(
+            trt.dynamo.convert_exported_program_to_serialized_trt_engine,
+            {"arg_inputs": inputs, **engine_kwargs(settings)},
+        )
     try:
         module = trt.dynamo.compile(program, arg_inputs=inputs, **kwargs)
     except ArchspecError:
         raise
     except Exception as exc:
-        raise ArchspecError("AS808", f"torch-tensorrt could not compile the network: {type(exc).__name__}: "
-                            f"{(str(exc).strip().splitlines() or [''])[0]}") from None
+        raise ArchspecError(
+            "AS808",
+            f"torch-tensorrt could not compile the network: {type(exc).__name__}: "
+            f"{(str(exc).strip().splitlines() or [''])[0]}",
+        ) from None
     return Compiled(module, program, example, inputs, kwargs, settings, dims)
 
 
@@ -131,8 +149,15 @@ class TensorRTBackend(TableBackend):
         import torch_tensorrt
 
         program, example, dims = self.export(graph, options, "cuda")
-        return compile_program(torch_tensorrt, program, example, profile(graph, options.dynamic), settings,
-                               {"fp16": torch.float16, "bf16": torch.bfloat16}, dims)
+        return compile_program(
+            torch_tensorrt,
+            program,
+            example,
+            profile(graph, options.dynamic),
+            settings,
+            {"fp16": torch.float16, "bf16": torch.bfloat16},
+            dims,
+        )
 
     def save(self, artifact: Compiled, graph: Graph, path: Path, options: BuildOptions = BuildOptions()) -> None:
         import torch_tensorrt
@@ -147,8 +172,12 @@ def save_kwargs(example: Any, dynamic: Mapping[str, Any]) -> dict[str, Any]:
     """Keyword arguments of torch_tensorrt.save: re-export the compiled module with the example input and the
     dynamic dimensions it was exported with. Without `dynamic_shapes` (and with a plain tensor, not Inputs)
     torch_tensorrt.save re-traces at the example's sizes, and the saved program takes only batch 32."""
-    return {"output_format": "exported_program", "arg_inputs": [example], "dynamic_shapes": dynamic or None,
-            "retrace": True}
+    return {
+        "output_format": "exported_program",
+        "arg_inputs": [example],
+        "dynamic_shapes": dynamic or None,
+        "retrace": True,
+    }
 
 
 def save_artifacts(trt: Any, artifact: Compiled, target: Path) -> None:
@@ -157,7 +186,11 @@ def save_artifacts(trt: Any, artifact: Compiled, target: Path) -> None:
     # torch.export's dynamic_shapes dict is keyed by the forward's parameter name (torch-tensorrt's own
     # inference from Inputs keys it the same way); the compiled module keeps the program's input name.
     name = next(iter(inspect.signature(artifact.module.forward).parameters))
-    trt.save(artifact.module, str(target), **save_kwargs(artifact.example, {name: dict(artifact.dims)} if artifact.dims else {}))
+    trt.save(
+        artifact.module,
+        str(target),
+        **save_kwargs(artifact.example, {name: dict(artifact.dims)} if artifact.dims else {}),
+    )
     if artifact.settings.engine:
         convert = trt.dynamo.convert_exported_program_to_serialized_trt_engine
         engine = convert(artifact.program, arg_inputs=artifact.inputs, **engine_kwargs(artifact.settings))

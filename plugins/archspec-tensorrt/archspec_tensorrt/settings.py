@@ -24,10 +24,10 @@ Precision = Literal["fp32", "fp16", "bf16"]
 PRECISIONS: tuple[Precision, ...] = ("fp32", "fp16", "bf16")
 KEYS = {
     "precision": "fp32 (default), fp16 or bf16: fp16/bf16 use TensorRT autocast (inputs and outputs stay float32; "
-                 "layers that overflow or reduce deeply stay fp32)",
+    "layers that overflow or reduce deeply stay fp32)",
     "workspace": "TensorRT's workspace limit, e.g. 1GiB, 512MiB or bytes (default: TensorRT's own)",
     "engine": "true: also write <name>.engine, a serialized engine for other TensorRT runtimes (fp32 only: "
-              "torch-tensorrt 2.14's engine converter has no autocast)",
+    "torch-tensorrt 2.14's engine converter has no autocast)",
     "optimization_level": "0..5, TensorRT's build effort (default 3)",
 }
 _SIZE = re.compile(r"^(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?$", re.I)
@@ -70,10 +70,13 @@ def parse(settings: Mapping[str, str]) -> Settings:
             raise _bad("optimization_level", text)
         level = int(text)
     if engine == "true" and precision != "fp32":
-        raise ArchspecError("AS809", f"tensorrt: engine=true with precision={precision}: torch-tensorrt 2.14 writes the "
-                            "engine with convert_exported_program_to_serialized_trt_engine, which has no autocast, so "
-                            "the engine would be fp32; use engine=true with precision=fp32, or leave engine out")
-    return Settings(precision, workspace, engine == "true", level)  # type: ignore[arg-type]
+        raise ArchspecError(
+            "AS809",
+            f"tensorrt: engine=true with precision={precision}: torch-tensorrt 2.14 writes the "
+            "engine with convert_exported_program_to_serialized_trt_engine, which has no autocast, so "
+            "the engine would be fp32; use engine=true with precision=fp32, or leave engine out",
+        )
+    return Settings(precision, workspace, engine == "true", level)
 
 
 def compile_kwargs(settings: Settings, dtypes: Mapping[str, Any]) -> dict[str, Any]:
@@ -101,5 +104,8 @@ def check_signature(function: Callable[..., Any], kwargs: Mapping[str, Any]) -> 
     parameters = inspect.signature(function).parameters
     unknown = sorted(k for k in kwargs if k not in parameters or parameters[k].kind is inspect.Parameter.VAR_KEYWORD)
     if unknown:
-        raise ArchspecError("AS810", f"the installed torch-tensorrt's {getattr(function, '__qualname__', function)} does "
-                            f"not take {unknown}; install torch-tensorrt 2.14")
+        raise ArchspecError(
+            "AS810",
+            f"the installed torch-tensorrt's {getattr(function, '__qualname__', function)} does "
+            f"not take {unknown}; install torch-tensorrt 2.14",
+        )

@@ -27,11 +27,16 @@ import zipfile
 VERSION = "2.14.0"
 # public name -> (file in the wheel, function or Class.method there, (file, name) that makes it public)
 FUNCTIONS = {
-    "torch_tensorrt.dynamo.compile": ("torch_tensorrt/dynamo/_compiler.py", "compile",
-                                      ("torch_tensorrt/dynamo/__init__.py", "compile")),
+    "torch_tensorrt.dynamo.compile": (
+        "torch_tensorrt/dynamo/_compiler.py",
+        "compile",
+        ("torch_tensorrt/dynamo/__init__.py", "compile"),
+    ),
     "torch_tensorrt.dynamo.convert_exported_program_to_serialized_trt_engine": (
-        "torch_tensorrt/dynamo/_compiler.py", "convert_exported_program_to_serialized_trt_engine",
-        ("torch_tensorrt/dynamo/__init__.py", "convert_exported_program_to_serialized_trt_engine")),
+        "torch_tensorrt/dynamo/_compiler.py",
+        "convert_exported_program_to_serialized_trt_engine",
+        ("torch_tensorrt/dynamo/__init__.py", "convert_exported_program_to_serialized_trt_engine"),
+    ),
     "torch_tensorrt.save": ("torch_tensorrt/_compile.py", "save", ("torch_tensorrt/_compile.py", "__all__")),
     "torch_tensorrt.Input": ("torch_tensorrt/_Input.py", "Input.__init__", ("torch_tensorrt/__init__.py", "Input")),
 }
@@ -39,8 +44,23 @@ FUNCTIONS = {
 
 def download(folder: Path, version: str = VERSION) -> Path:
     """torch-tensorrt's wheel for this interpreter, through pip (its index, or its local one)."""
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--disable-pip-version-check",
-                    f"torch-tensorrt=={version}", "-d", str(folder)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            "--disable-pip-version-check",
+            f"torch-tensorrt=={version}",
+            "-d",
+            str(folder),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (wheel,) = folder.glob(f"torch_tensorrt-{version}-*.whl")
     return wheel
 
@@ -88,16 +108,27 @@ def _keys_read(fn: ast.FunctionDef, mapping: str) -> list[str]:
     for node in ast.walk(fn):
         if isinstance(node, ast.Subscript) and is_mapping(node.value):
             found.update(strings(node.slice))
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and is_mapping(node.func.value)
-              and node.func.attr in ("get", "pop") and node.args):
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and is_mapping(node.func.value)
+            and node.func.attr in ("get", "pop")
+            and node.args
+        ):
             found.update(strings(node.args[0]))
-        elif isinstance(node, ast.Compare) and any(isinstance(o, (ast.In, ast.NotIn)) for o in node.ops) \
-                and any(is_mapping(c) for c in node.comparators):
+        elif (
+            isinstance(node, ast.Compare)
+            and any(isinstance(o, (ast.In, ast.NotIn)) for o in node.ops)
+            and any(is_mapping(c) for c in node.comparators)
+        ):
             found.update(strings(node.left))
         elif isinstance(node, (ast.GeneratorExp, ast.ListComp)):
             elt = node.elt
-            if isinstance(elt, ast.Compare) and any(is_mapping(c) for c in elt.comparators) \
-                    and isinstance(elt.left, ast.Name):
+            if (
+                isinstance(elt, ast.Compare)
+                and any(is_mapping(c) for c in elt.comparators)
+                and isinstance(elt.left, ast.Name)
+            ):
                 for gen in node.generators:
                     if isinstance(gen.target, ast.Name) and gen.target.id == elt.left.id:
                         found.update(strings(gen.iter))
@@ -109,14 +140,18 @@ def _is_public(tree: ast.Module, name: str) -> bool:
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and any((alias.asname or alias.name) == name for alias in node.names):
             return True
-        if name == "__all__" and isinstance(node, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+        if (
+            name == "__all__"
+            and isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets)
+        ):
             return True
     return False
 
 
 def read(wheel: Path) -> dict[str, Any]:
     with zipfile.ZipFile(wheel) as z:
+
         def tree(path: str) -> ast.Module:
             return ast.parse(z.read(path).decode(), filename=path)
 
@@ -126,16 +161,25 @@ def read(wheel: Path) -> dict[str, Any]:
             if not _is_public(tree(exporter), exported):
                 raise SystemExit(f"{wheel.name}: {exporter} does not export {exported}")
             if exported == "__all__":
-                names = next(ast.literal_eval(n.value) for n in tree(exporter).body if isinstance(n, ast.Assign)
-                             and any(isinstance(t, ast.Name) and t.id == "__all__" for t in n.targets))
+                names = next(
+                    ast.literal_eval(n.value)
+                    for n in tree(exporter).body
+                    if isinstance(n, ast.Assign)
+                    and any(isinstance(t, ast.Name) and t.id == "__all__" for t in n.targets)
+                )
                 if public.rsplit(".", 1)[1] not in names:
                     raise SystemExit(f"{wheel.name}: {exporter}'s __all__ does not list {public}")
             entry: dict[str, Any] = {"source": f"{path}:{fn.lineno}", "parameters": _parameters(fn)}
             if fn.args.kwarg and dotted.endswith("__init__"):
                 entry["keywords"] = _keys_read(fn, fn.args.kwarg.arg)
             functions[public] = entry
-    return {"distribution": "torch-tensorrt", "version": wheel.name.split("-")[1], "wheel": wheel.name,
-            "generated_by": "plugins/archspec-tensorrt/tools/read_signatures.py", "functions": functions}
+    return {
+        "distribution": "torch-tensorrt",
+        "version": wheel.name.split("-")[1],
+        "wheel": wheel.name,
+        "generated_by": "plugins/archspec-tensorrt/tools/read_signatures.py",
+        "functions": functions,
+    }
 
 
 def dumps(data: dict[str, Any]) -> str:
@@ -146,12 +190,12 @@ def dumps(data: dict[str, Any]) -> str:
     lines.append('  "functions": {')
     for i, (name, entry) in enumerate(data["functions"].items()):
         lines.append(f"    {json.dumps(name)}: {{")
-        lines.append(f"      \"source\": {json.dumps(entry['source'])},")
+        lines.append(f'      "source": {json.dumps(entry["source"])},')
         params = ",\n".join(f"        {json.dumps(p)}" for p in entry["parameters"])
         tail = "," if "keywords" in entry else ""
-        lines.append(f"      \"parameters\": [\n{params}\n      ]{tail}")
+        lines.append(f'      "parameters": [\n{params}\n      ]{tail}')
         if "keywords" in entry:
-            lines.append(f"      \"keywords\": {json.dumps(entry['keywords'])}")
+            lines.append(f'      "keywords": {json.dumps(entry["keywords"])}')
         lines.append("    }" + ("," if i < len(data["functions"]) - 1 else ""))
     lines += ["  }", "}"]
     return "\n".join(lines) + "\n"
