@@ -7,6 +7,7 @@ are stated in the README as approximate and dated, and are not checked."""
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 import re
@@ -93,6 +94,14 @@ def test_readme_counts_the_specs_compared_with_their_reference():
                        plugins=[claims]) == 0
     (count,) = stated(README, r"every one of the (\d+) specs with a torchvision, timm or ultralytics reference")
     assert number(count) == len(claims.specs)
+
+
+def test_readme_counts_the_specs_onnx_runs_by_default():
+    source = (Path(__file__).parent / "test_onnx_backend.py").read_text(encoding="utf-8")
+    kinds = next(ast.literal_eval(node.value) for node in ast.parse(source).body
+                 if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["KINDS"])
+    (count,) = stated(README, r"onnx on one spec per structural kind \((\d+) specs")
+    assert number(count) == len(kinds)
 
 
 def test_readme_quotes_the_dynamic_ranges_of_the_specs(zoo):
