@@ -96,12 +96,22 @@ def test_readme_counts_the_specs_compared_with_their_reference():
     assert number(count) == len(claims.specs)
 
 
+def constant(test_module: str, name: str) -> object:
+    """A module-level constant of a test module, read from its source (importing it would import torch)."""
+    source = (Path(__file__).parent / test_module).read_text(encoding="utf-8")
+    return next(ast.literal_eval(node.value) for node in ast.parse(source).body
+                if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [name])
+
+
 def test_readme_counts_the_specs_onnx_runs_by_default():
-    source = (Path(__file__).parent / "test_onnx_backend.py").read_text(encoding="utf-8")
-    kinds = next(ast.literal_eval(node.value) for node in ast.parse(source).body
-                 if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["KINDS"])
     (count,) = stated(README, r"onnx on one spec per structural kind \((\d+) specs")
-    assert number(count) == len(kinds)
+    assert number(count) == len(constant("test_onnx_backend.py", "KINDS"))
+
+
+def test_readme_counts_the_fuzzer_s_cases():
+    default, deep = stated(README, r"hardening: ([\d,]+) mutated specs of the zoo per run \(`tests/test_fuzz.py`; "
+                                   r"`--deep` runs ([\d,]+)")
+    assert (number(default), number(deep)) == (constant("test_fuzz.py", "DEFAULT_CASES"), constant("test_fuzz.py", "DEEP_CASES"))
 
 
 def test_readme_quotes_the_dynamic_ranges_of_the_specs(zoo):
