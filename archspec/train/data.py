@@ -157,7 +157,7 @@ def load(text: str, image_size: tuple[int, int] | None = None, seq_len: int | No
     elif kind in ("mnist", "fashion-mnist"):
         train, test, classes = _mnist(_folder(path, kind), kind)
     else:
-        train, test, classes = _image_folder(_folder(path, kind), image_size, stream, bad_images)  # type: ignore[assignment]
+        train, test, classes = _image_folder(_folder(path, kind), image_size, stream, bad_images)
     return Dataset(text, kind, train, test, classes)
 
 
@@ -482,7 +482,7 @@ def _image_folder(path: Path, size: tuple[int, int] | None, stream: bool = False
     if extra:
         raise ArchspecError(CORRUPT, f"{test_dir}/ has classes that {train_dir}/ lacks: {', '.join(extra[:5])}"
                             f"{f' and {len(extra) - 5:,} more' if len(extra) > 5 else ''}; use the same class folders in both")
-    splits = []
+    splits: list[Any] = []
     for folder in (train_dir, test_dir):
         files = datasets.list_images(folder, classes, size)
         if stream:

@@ -187,7 +187,7 @@ def failure(exc: BadImage) -> ArchspecError:
 # --- streaming through a DataLoader ---------------------------------------------------------------------------
 
 
-class _Decoded(torch.utils.data.Dataset):  # type: ignore[type-arg]
+class _Decoded(torch.utils.data.Dataset):
     """The worker side: sample i -> (uint8 HWC array or None, the BadImage or None). Never raises, so a bad
     file reaches the main process as data, not as a worker traceback."""
 
@@ -222,7 +222,7 @@ def _seed_worker(worker: int) -> None:
     random.seed(seed)
 
 
-class _Batches(torch.utils.data.Sampler):  # type: ignore[type-arg]
+class _Batches(torch.utils.data.Sampler):
     """The index batches of the current pass, set before each one (a persistent loader keeps its sampler)."""
 
     def __init__(self) -> None:
@@ -240,7 +240,7 @@ class Feed:
     input on `device` (images: float in [0, 1] at `shape`; a text: int64 token ids), y its targets and `kept`
     the positions of the batch that made it (all of them unless an image was skipped)."""
 
-    def __init__(self, split: object, shape: tuple[int, ...], device: torch.device, text: bool = False,
+    def __init__(self, split: Split | ImageFiles, shape: tuple[int, ...], device: torch.device, text: bool = False,
                  workers: int = 0, bad_images: str = "fail", seed: int = 0, persistent: bool = False,
                  report: bool = True, limits: DataLimits = DATA):
         if bad_images not in BAD_IMAGES:
@@ -250,18 +250,19 @@ class Feed:
         self.skipped: list[BadImage] = []  # over the run
         self.streamed = isinstance(split, ImageFiles)
         self.workers = workers if self.streamed else 0
-        self._loader: torch.utils.data.DataLoader | None = None  # type: ignore[type-arg]
-        if self.streamed:
-            self._sampler = _Batches()
-            extra = dict(prefetch_factor=4, persistent_workers=persistent, worker_init_fn=_seed_worker) if workers else {}
+        self._loader: torch.utils.data.DataLoader | None = None
+        self._sampler = _Batches()
+        if isinstance(split, ImageFiles):
             self._loader = torch.utils.data.DataLoader(
                 _Decoded(split, limits), batch_sampler=self._sampler, num_workers=workers, collate_fn=_collate,
-                pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(seed), **extra)
+                pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(seed),
+                prefetch_factor=4 if workers else None, persistent_workers=persistent and workers > 0,
+                worker_init_fn=_seed_worker if workers else None)
         elif not isinstance(split, Split):
             raise TypeError(f"a Feed takes a data.Split or an ImageFiles, not {type(split).__name__}")
 
     def __len__(self) -> int:
-        return len(self.split)  # type: ignore[arg-type]
+        return len(self.split)
 
     def describe(self) -> str:
         """One line for the run's output: where the batches come from."""
@@ -271,30 +272,31 @@ class Feed:
                 if self.workers else "data streamed from files in this process (--workers 0)")
 
     def __call__(self, batches: Sequence[torch.Tensor]) -> Iterator[tuple[torch.Tensor, torch.Tensor, slice | torch.Tensor]]:
-        if not self.streamed:
-            split = self.split
+        shape: tuple[int, int, int] = self.shape  # type: ignore[assignment]  # images: (C, H, W)
+        split = self.split
+        if isinstance(split, Split):
             for index in batches:
                 index = index.to(self.device)
                 if self.text:
-                    yield split.images[index].long(), split.labels[index].long(), slice(None)  # type: ignore[attr-defined]
+                    yield split.images[index].long(), split.labels[index].long(), slice(None)
                 else:
-                    yield prepare(split.images[index], self.shape), split.labels[index], slice(None)  # type: ignore[attr-defined,arg-type]
+                    yield prepare(split.images[index], shape), split.labels[index], slice(None)
             return
         assert self._loader is not None
         self._sampler.batches = [b.tolist() for b in batches]
         skipped = 0
-        labels = self.split.labels  # type: ignore[attr-defined]
+        labels = split.labels
         for (images, kept, bad), index in zip(self._loader, batches):
             if bad:
                 if self.bad_images == "fail":
                     raise failure(bad[0])
                 skipped += len(bad)
-                self.skipped.extend(bad[:10 - len(self.skipped)] if len(self.skipped) < 10 else [])
+                self.skipped.extend(bad[:max(0, 10 - len(self.skipped))])  # the first few, to name them
             positions = torch.tensor(kept, dtype=torch.long)
-            x = prepare(images.to(self.device, non_blocking=True), self.shape) if kept else \
+            x = prepare(images.to(self.device, non_blocking=True), shape) if kept else \
                 torch.empty((0, *self.shape), device=self.device)
             yield x, labels[index[positions]].to(self.device), positions
         if skipped and self.report:
             first = self.skipped[0]
-            print(f"note: skipped {skipped:,} unreadable image{'s' * (skipped != 1)} of {self.split.folder}/ "  # type: ignore[attr-defined]
+            print(f"note: skipped {skipped:,} unreadable image{'s' * (skipped != 1)} of {split.folder}/ "
                   f"(--bad-images skip); the first: {first.path} {first.reason}", file=sys.stderr)
