@@ -9,9 +9,12 @@ Each code is documented once, in `CODES` (shown by `archspec explain CODE`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 import difflib
+import heapq
 from itertools import islice
 
 from archspec.limits import DEFAULT
@@ -77,15 +80,54 @@ class ArchspecError(Exception):
 
 
 MAX_SUGGESTION_POOL = 500  # difflib costs O(len) per candidate: bound it, or a large spec's errors go quadratic
+# difflib's ratio is the costly part (tens of microseconds a pair): only the candidates sharing the most
+# character pairs with the name (by Dice coefficient) go to it. Below this many candidates nothing is left out.
+MAX_CLOSE_CHECKS = 40
+
+# Suggestions left in the current run (None: no bound). Each costs up to a pass over the candidates, so a
+# spec with thousands of unknown names among thousands of declared ones was quadratic (2,000 took 21 s);
+# past the budget an error keeps its message, without the suggestion. Set by `suggestion_budget`.
+_suggestions_left: ContextVar[int | None] = ContextVar("suggestions_left", default=None)
+
+
+@contextmanager
+def suggestion_budget(count: int) -> Iterator[None]:
+    """Within this block, at most `count` did-you-mean suggestions are looked for (an enclosing, smaller
+    budget still holds)."""
+    outer = _suggestions_left.get()
+    token = _suggestions_left.set(count if outer is None else min(outer, count))
+    try:
+        yield
+    finally:
+        _suggestions_left.reset(token)
+
+
+def _pairs(text: str) -> frozenset[str]:
+    return frozenset(text[k:k + 2] for k in range(len(text) - 1)) or frozenset((text,))
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
-    """A ' Did you mean ...?' suffix for unknown names, or '' when nothing is close."""
+    """A ' Did you mean ...?' suffix for unknown names, or '' when nothing is close (or the run's
+    suggestion budget is spent: `candidates` is then not even read)."""
+    left = _suggestions_left.get()
+    if left is not None:
+        if left <= 0:
+            return ""
+        _suggestions_left.set(left - 1)
     # A ratio >= 0.6 needs lengths within a factor of two of each other, so nothing close is dropped
     # by the length test; the pool cap only matters for hostile specs with thousands of names.
     lo, hi = len(name) / 2, len(name) * 2 + 1
     pool = islice((c for c in candidates if isinstance(c, str) and lo <= len(c) <= hi), MAX_SUGGESTION_POOL * 4)
-    close = difflib.get_close_matches(name, sorted(set(pool))[:MAX_SUGGESTION_POOL * 4], n=3, cutoff=0.6)
+    ordered = sorted(set(pool))
+    if len(ordered) > MAX_CLOSE_CHECKS:
+        mine = _pairs(name)
+
+        def dice(candidate: str) -> float:  # shared pairs over all pairs: a longer name sharing as many ranks lower
+            theirs = _pairs(candidate)
+            return 2 * len(mine & theirs) / (len(mine) + len(theirs))
+
+        ordered = heapq.nlargest(MAX_CLOSE_CHECKS, ordered, key=dice)
+    close = difflib.get_close_matches(name, ordered, n=3, cutoff=0.6)
     if not close:
         return ""
     return " Did you mean " + " or ".join(repr(c) for c in close) + "?"

@@ -7,8 +7,9 @@ variant and the thin spec choose, each remembered with where it was written.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Set
 from dataclasses import dataclass, field, replace
+from itertools import chain
 import os
 from pathlib import Path as FsPath
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from archspec import init as init_data
-from archspec.errors import Location, Path, SpecError, SpecErrors, did_you_mean, one_of
+from archspec.errors import Location, Path, SpecError, SpecErrors, did_you_mean, one_of, suggestion_budget
 from archspec.expr import FUNCTIONS, ExprError, expression_source, is_expression, names_used
 from archspec.imports import (
     STDLIB_PREFIX,
@@ -349,10 +350,27 @@ def _expressions(value: Any, path: Path) -> Iterable[tuple[str, Path]]:
             yield from _expressions(item, (*path, k))
 
 
-def _check_value(doc: Document, value: Any, path: Path, scope: Iterable[str]) -> Iterable[SpecError]:
+class _Plus(Set[str]):
+    """A scope and a few more names (a layer's repeat index), without copying the scope: a copy per layer
+    made a spec with thousands of parameters and layers quadratic to validate."""
+
+    def __init__(self, base: Set[str], extra: Set[str]):
+        self.base, self.extra = base, extra
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.extra or name in self.base
+
+    def __iter__(self) -> Iterator[str]:
+        return chain(self.base, (e for e in self.extra if e not in self.base))
+
+    def __len__(self) -> int:
+        return len(self.base) + sum(1 for e in self.extra if e not in self.base)
+
+
+def _check_value(doc: Document, value: Any, path: Path, scope: Set[str]) -> Iterable[SpecError]:
     """Static checks of the expressions in `value`: syntax, allowed constructs, known names.
     Done here so that they are reported even where lowering never evaluates them."""
-    names = set(scope)
+    names = scope
     for text, where in _expressions(value, path):
         if text.startswith("$$"):
             continue
@@ -360,12 +378,12 @@ def _check_value(doc: Document, value: Any, path: Path, scope: Iterable[str]) ->
             source = expression_source(text)
             if source is None:
                 continue
-            unknown = sorted(names_used(source) - names)
+            unknown = sorted(n for n in names_used(source) if n not in names)
         except ExprError as exc:
             yield SpecError(exc.code, exc.message, doc.locate(where), where)
             continue
         for name in unknown:
-            yield SpecError("AS303", f"unknown name {name!r} in {text!r}.{did_you_mean(name, names | set(FUNCTIONS))}",
+            yield SpecError("AS303", f"unknown name {name!r} in {text!r}.{did_you_mean(name, chain(names, FUNCTIONS))}",
                             doc.locate(where), where)
 
 
@@ -394,19 +412,20 @@ def _check_scope_expressions(doc: Document, top: list[Layer], blocks: Mapping[st
             yield from _check_value(doc, check.that, ("blocks", block_name, "checks", k, "that"), inner)
         scopes.append((block.layers, inner))
     for layers, names in scopes:
+        outer = names | set(SHAPE_NAMES)
         for layer in layers:
-            outer = names | set(SHAPE_NAMES)
             yield from _check_value(doc, layer.if_, (*layer.where, "if"), outer)
             times = layer.repeat.times if isinstance(layer.repeat, Repeat) else layer.repeat
             yield from _check_value(doc, times, (*layer.where, "repeat"), outer)
-            index = {layer.repeat.index if isinstance(layer.repeat, Repeat) else "i"} if layer.repeat is not None else set()
+            index = layer.repeat.index if isinstance(layer.repeat, Repeat) else "i"
+            scoped = outer if layer.repeat is None else _Plus(outer, {index})
             for key, value in layer.args.items():
-                yield from _check_value(doc, value, (*layer.where, key), outer | index)
-            yield from _check_value(doc, layer.trainable, (*layer.where, "trainable"), outer | index)
-            yield from _check_init_values(doc, layer.init, (*layer.where, "init"), outer | index)
+                yield from _check_value(doc, value, (*layer.where, key), scoped)
+            yield from _check_value(doc, layer.trainable, (*layer.where, "trainable"), scoped)
+            yield from _check_init_values(doc, layer.init, (*layer.where, "init"), scoped)
 
 
-def _check_init_values(doc: Document, value: Any, path: Path, scope: set[str]) -> Iterable[SpecError]:
+def _check_init_values(doc: Document, value: Any, path: Path, scope: Set[str]) -> Iterable[SpecError]:
     """The expressions in a layer's init: (mappings of tensors to rules to arguments)."""
     if isinstance(value, dict):
         for key, item in value.items():
@@ -731,6 +750,13 @@ def resolve_file(path: str | os.PathLike[str], registry: Registry, variant: str 
                  limits: Limits = DEFAULT) -> Resolved:
     """Load, validate and resolve a spec file. `variant` picks a row of the family's table instead of
     the one a thin spec names; the result then states no expected figures (they are the thin spec's)."""
+    # At most `limits.errors` errors are shown: suggestions for a few more than that keep the output as
+    # useful, and bound a flood of unknown names among many declared ones (quadratic otherwise).
+    with suggestion_budget(2 * limits.errors):
+        return _resolve_file(path, registry, variant, limits)
+
+
+def _resolve_file(path: str | os.PathLike[str], registry: Registry, variant: str | None, limits: Limits) -> Resolved:
     doc = load_file(path, limits)
     deferred: list[SpecError] = []
     imports = _Imports(registry, limits)
