@@ -72,6 +72,14 @@ def require_toolchain(cuda_available: bool) -> None:
         raise ArchspecError("AS810", "the tensorrt backend needs a CUDA GPU; none is available here")
 
 
+def example_input(graph: Graph, dynamic: DynamicDims, device: str) -> Any:
+    """Zeros at the profile's opt shape: float32, or int64 token ids for an int64 input (as export_program's)."""
+    import torch
+
+    dtype = torch.int64 if graph.input.dtype == "int64" else torch.float32
+    return torch.zeros(profile(graph, dynamic).opt, dtype=dtype, device=device)
+
+
 @dataclass(frozen=True)
 class Compiled:
     module: Any  # the torch.fx.GraphModule torch_tensorrt.dynamo.compile returns
@@ -134,8 +142,7 @@ class TensorRTBackend(TableBackend):
         module = TorchBackend(extra_lowerings=self.extra).build(graph, options).to(device).eval()
         with torch.device(device):
             program = export_program(module, graph, options.dynamic)
-        dtype = torch.int64 if graph.input.dtype == "int64" else torch.float32  # token ids, as export_program's
-        example = torch.zeros(profile(graph, options.dynamic).opt, dtype=dtype, device=device)
+        example = example_input(graph, options.dynamic, device)
         return program, example, dynamic_shapes(graph, options.dynamic)
 
     def build(self, graph: Graph, options: BuildOptions) -> Compiled:
