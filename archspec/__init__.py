@@ -4,7 +4,8 @@
     model = archspec.build("specs/vgg16.yaml", num_classes=10)    # an nn.Module, ready to train
     costs = archspec.summary("specs/resnet50.yaml")                # params, MACs, shapes per layer
 
-Importing archspec does not import torch; `build` imports the backend it uses.
+Importing archspec does not import torch; `build` imports the backend it uses (on an install without torch,
+it raises ArchspecError AS810 naming the extra to install: pip install "archspec[torch]").
 """
 
 from __future__ import annotations
