@@ -148,6 +148,71 @@ def test_zoo_source_matches_torch_backend(path: Path) -> None:
         torch.testing.assert_close(ours(x), reference(x), rtol=0, atol=0)
 
 
+# -- train mode ------------------------------------------------------------------------------------------
+# Every op with randomness or state in training: dropout, drop_path, batch norm (batch statistics, running-stat
+# updates, on maps and on tokens), self_attention's and attention's dropout on the attention weights.
+TRAIN_OPS = """archspec: 1
+name: train_ops
+input: [4, 6, 8]
+layers:
+  - {name: conv, op: conv2d, out: 8, kernel: 3, padding: 1}
+  - {name: bn, op: batchnorm}
+  - {name: drop, op: dropout, p: 0.3}
+  - {name: path, op: drop_path, p: 0.4}
+  - {name: flat, op: flatten, start: 1}
+  - {name: attn, op: self_attention, heads: 2, dropout: 0.25}
+  - {name: qkv, op: attention, dropout: 0.2, from: [attn, attn, attn]}
+  - {name: norm, op: layernorm}
+  - {name: bn1d, op: batchnorm}
+  - {name: head, op: linear, out: 5}
+"""
+# Zoo specs with randomness in training, in the default suite (the whole zoo with --exhaustive): EfficientNet
+# (stochastic depth and dropout, batch norm), ConvNeXt (layer scale, drop_path, layer norm over channels),
+# ViT (class token, self-attention).
+TRAIN_ZOO = {"efficientnet_b0", "convnext_tiny", "vit_b_16"}
+
+
+def assert_same_training_step(compiled: object, batch: int = 4) -> None:
+    """Under one seed, one train-mode forward of the torch-source file and of the torch module give the same
+    outputs, and leave the same state (batch norm's running statistics and counters), bit for bit."""
+    registry = default_registry()
+    graph = compiled.graph  # type: ignore[attr-defined]
+    reference = registry.backend("torch").build(graph, BuildOptions(seed=2)).train()
+    code = registry.backend("torch-source").build(graph, BuildOptions()).text
+    ours = getattr(load(code), ast.parse(code).body[-1].name)()  # type: ignore[attr-defined]
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    ours.train()
+    x = sample(compiled.costs.input, compiled.costs.input_dtype, batch, torch.Generator().manual_seed(0))  # type: ignore[attr-defined]
+    outputs = []
+    for module in (reference, ours):
+        torch.manual_seed(7)
+        outputs.append(module(x))
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=0, atol=0)
+    after = reference.state_dict()
+    assert set(ours.state_dict()) == set(after)
+    for name, tensor in ours.state_dict().items():
+        torch.testing.assert_close(tensor, after[name], rtol=0, atol=0, msg=lambda m: f"{name}: {m}")
+
+
+def test_train_mode_ops_match_torch_backend(write_spec) -> None:
+    compiled = archspec.compile_spec(write_spec(TRAIN_OPS))
+    assert_same_training_step(compiled)
+    # The check can fail: another seed draws other dropout masks.
+    registry = default_registry()
+    reference = registry.backend("torch").build(compiled.graph, BuildOptions()).train()
+    x = torch.randn(4, 4, 6, 8, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(7)
+    first = reference(x)
+    torch.manual_seed(8)
+    assert not torch.equal(reference(x), first)
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, id=p.stem, marks=() if p.stem in TRAIN_ZOO else pytest.mark.exhaustive)
+                                  for p in ZOO])
+def test_zoo_train_mode_matches_torch_backend(path: Path) -> None:
+    assert_same_training_step(archspec.compile_spec(path, shallow(path.stem)), batch=2)
+
+
 def test_window_attention_ops_match_torch_backend() -> None:
     """Every op Swin needs (tests/specs/window_ops.yaml: roll, slice, gather and its index buffer, a learned
     tensor, a constant buffer, matmul, attention with a bias, sub/abs/clamp/scale/exp/normalize) gives the
@@ -162,6 +227,65 @@ def test_window_attention_ops_match_torch_backend() -> None:
     x = torch.randn(3, *compiled.costs.input, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         torch.testing.assert_close(ours(x), reference(x), rtol=0, atol=0)
+
+
+# -- files that could not run (issue 18) ---------------------------------------------------------------------
+def assert_same_outputs(compiled: object) -> None:
+    """The torch-source file builds, runs, and gives the torch backend's outputs bit for bit, signs of zeros
+    included, with the torch backend's state dict (strict)."""
+    registry = default_registry()
+    graph = compiled.graph  # type: ignore[attr-defined]
+    reference = registry.backend("torch").build(graph, BuildOptions()).eval()
+    code = registry.backend("torch-source").build(graph, BuildOptions()).text
+    ours = getattr(load(code), ast.parse(code).body[-1].name)().eval()  # type: ignore[attr-defined]
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    x = sample(compiled.costs.input, compiled.costs.input_dtype, 2, torch.Generator().manual_seed(0))  # type: ignore[attr-defined]
+    with torch.no_grad():
+        got, expected = ours(x), reference(x)
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    assert torch.equal(torch.signbit(got), torch.signbit(expected))
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "tests/hostile").glob("source_*.yaml")), ids=lambda p: p.stem)
+def test_hostile_source_specs_build_run_and_match(path: Path) -> None:
+    # A network named like a helper class, tensors owned under a repeated parent, pad with -0.0.
+    assert_same_outputs(archspec.compile_spec(path))
+
+
+def test_pad_keeps_the_sign_of_zero() -> None:
+    code = source(ROOT / "tests/hostile/source_pad_negative_zero.yaml")
+    assert "value=-0.0" in code
+    out = getattr(load(code), ast.parse(code).body[-1].name)()(torch.ones(1, 3, 4))  # type: ignore[attr-defined]
+    assert torch.signbit(out[0, 0, 0]) and not torch.signbit(out[0, 0, 2])
+
+
+def test_an_add_of_5000_inputs_compiles_and_matches(write_spec) -> None:
+    # `a + b + ...` of 5000 terms nests too deeply for Python's compiler (RecursionError); the file folds a list.
+    refs = ", ".join(["r", "input"] * 2500)
+    path = write_spec(f"archspec: 1\nname: wide\ninput: [3, 4]\nlayers:\n  - {{name: r, op: relu}}\n"
+                      f"  - {{name: s, op: add, from: [{refs}]}}\n")
+    compiled = archspec.compile_spec(path, limits=Limits(inputs=5000))
+    assert "functools.reduce(operator.add, [r, x, r, x," in default_registry().backend("torch-source").build(
+        compiled.graph, BuildOptions()).text
+    assert_same_outputs(compiled)
+
+
+def test_save_weights_never_overwrites_the_source(tmp_path: Path, capsys) -> None:
+    from archspec.cli import main
+
+    out = tmp_path / "m.safetensors"
+    assert main(["build", str(CASES["seed_cnn_bn"]), "--backend", "torch-source", "--save-weights", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "AS804" in err and "m.py" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_lowering_table_covers_every_builtin_op() -> None:
+    # torch-source's coverage reads the built-in op names without importing torch; the table it prints is torch's.
+    from archspec.backends.torch.lowering import LOWERINGS
+    from archspec.backends.torch_source.backend import BUILTIN_OPS
+
+    assert set(LOWERINGS) == BUILTIN_OPS
 
 
 def test_resnet50_cli_artifact_loads_without_archspec(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 Each is written step for step as ultralytics' `make_anchors` computes the same values, so the numbers are
 identical to the reference's (exact small integers plus an offset, in the maps' dtype). The torch-source
-backend's helpers (templates/helpers/grid.py.j2, grid_fill.py.j2) print the same steps.
+backend copies these functions into its file.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@ check every generated forward starts with.
 
 RMSNorm and the rotary embedding are written step for step as transformers' LlamaRMSNorm,
 `_compute_default_rope_parameters`, `_compute_llama3_parameters`, LlamaRotaryEmbedding and
-`apply_rotary_pos_emb`, so outputs agree with the reference bit for bit. The torch-source backend's helpers
-(templates/helpers/rms_norm.py.j2, rotary.py.j2) print the same steps.
+`apply_rotary_pos_emb`, so outputs agree with the reference bit for bit. The torch-source backend copies
+these classes into its file.
 """
 
 from __future__ import annotations

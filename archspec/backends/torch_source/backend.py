@@ -76,6 +76,10 @@ class TorchSourceBackend:
     def save(self, artifact: Source, graph: Graph, path: Path, options: BuildOptions = BuildOptions()) -> None:
         from archspec.backends.artifacts import staged
 
+        if artifact.state is not None and path.suffix == ".safetensors":  # the weights would overwrite the source
+            raise ArchspecError("AS804", f"-o {path.name}: the weights are written beside the source as "
+                                f"{path.with_suffix('.safetensors').name}, which is the output path itself; "
+                                f"name the source file {path.with_suffix('.py').name}")
         with staged(path) as target:
             target.write_text(artifact.text, encoding="utf-8")
             if artifact.state is not None:
