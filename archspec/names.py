@@ -8,8 +8,9 @@ separators, dots, NUL, control and bidi characters and look-alike letters in one
 A layer name may also be a dotted path of such names and indices (`downsample.0`), like the module
 paths of a reference implementation, so that checkpoints pair by name (see `layer_name_problem`).
 
-A layer or block name is also an attribute of the built `torch.nn.Module` (or `torch.fx.GraphModule`),
-so it must not shadow one of theirs (`training`, `graph`, `code`, `forward`, ...). The set is written
+A layer or block name is also an attribute of the built `torch.nn.Module` (or `torch.fx.GraphModule`, or the
+nn.ModuleDict that holds repeated layers), so it must not shadow one of theirs (`training`, `graph`, `code`,
+`forward`, `keys`, ...). The set is written
 out here because the core never imports torch; `tests/test_names.py` checks it against the installed
 torch.
 """
@@ -37,6 +38,9 @@ MODULE_ATTRIBUTES = frozenset({
     "register_state_dict_pre_hook", "requires_grad_", "set_extra_state", "set_submodule", "shape_env",
     "share_memory", "state_dict", "to", "to_empty", "to_folder", "train", "training", "type", "xpu", "zero_grad",
     "self",  # the generated forward's own first argument
+    # Methods of the containers a backend may hold repeated layers in (nn.ModuleDict, nn.Sequential,
+    # nn.ModuleList): a child of that name cannot be added beside `blk.0` (torch-source's ModuleDict).
+    "append", "clear", "extend", "insert", "items", "keys", "pop", "update", "values",
 })
 
 RULE = "letters, digits and _, starting with a letter (ASCII), at most 100 characters"
