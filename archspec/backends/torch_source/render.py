@@ -280,7 +280,7 @@ def _owned_start(emit: Owned, values: Mapping[str, tuple[float, ...]]) -> str:
         return f"torch.tensor({literal(values[''])}).reshape({literal(emit.shape)})"
     args = dict(emit.init.args)
     fill = {"ones": 1.0, "constant": args.get("value")}.get(emit.init.kind)
-    fill = float(fill) if isinstance(fill, (int, float)) else 0.0  # type: ignore[arg-type]
+    fill = float(fill) if isinstance(fill, (int, float)) else 0.0
     return f"torch.full({literal(emit.shape)}, {literal(fill)})"
 
 
@@ -290,7 +290,14 @@ def render(graph: Graph, table: Mapping[str, Lowering], description: str = "") -
 
     emits: dict[str, Emit] = {}
     for node in graph.ops:
-        emit = table[node.op](node, graph.input_shapes(node))
+        try:
+            emit = table[node.op](node, graph.input_shapes(node))
+        except ArchspecError:
+            raise
+        except Exception as exc:  # a lowering function's own bug, as the torch backend reports it (codegen.py)
+            raise ArchspecError("AS805", f"the torch lowering of op {node.op!r} (layer {node.name!r}) raised "
+                                f"{type(exc).__name__}: {exc}; this is a bug in the package providing {node.op!r} "
+                                "(see `archspec list`)") from None
         if isinstance(emit, nn.Module):
             raise ArchspecError("AS803", f"layer {node.name!r}: the torch lowering of {node.op!r} returns a module "
                                 f"instance ({type(emit).__name__}), which the torch-source backend cannot write; the "
