@@ -158,11 +158,76 @@ def build(path: str | os.PathLike[str], *, backend: str = "torch", seed: int = 0
     with `optimize`, an inference module in eval mode, in channels_last where that pays)."""
     registry = registry or default_registry()
     check_seed(seed)
-    compiled = compile_spec(path, overrides, registry, variant, limits, optimize=optimize)
+    compiled = _compiled_for_build(path, overrides, registry, variant, limits, optimize)
     check_footprint(compiled.graph, compiled.costs, limits, BUILD_BATCH)
     target = registry.backend(backend)
     options = build_options(compiled, seed, weights, channels_last)
     return _guarded(registry, backend, "build", lambda: target.build(compiled.graph, options))
+
+
+# Specs compiled by `build`, so that building the same unchanged spec again (a notebook, a sweep over
+# seeds, a test suite) costs the module and not also the load, validation and lowering. An entry is used
+# only if every file the compile read still holds the same bytes (read again and compared: cheap next to
+# parsing), with the same registry object, arguments and working folder. The compiled spec never leaves
+# `build`: callers of compile_spec get their own, so nothing outside can change a remembered one.
+_BUILD_CACHE: dict[tuple[Any, ...], tuple[Registry, tuple[tuple[str, bytes], ...], Compiled]] = {}
+_BUILD_CACHE_ENTRIES = 8
+
+
+def _compiled_for_build(path: str | os.PathLike[str], overrides: Mapping[str, Any], registry: Registry,
+                        variant: str | None, limits: Limits, optimize: bool) -> Compiled:
+    try:
+        key: tuple[Any, ...] | None = (os.fspath(path), os.getcwd(), variant, limits, id(registry), optimize,
+                                       _frozen(overrides))
+        hash(key)
+    except (TypeError, OSError):  # an override value that cannot be a key; no working folder
+        key = None
+    entry = _BUILD_CACHE.get(key) if key is not None else None
+    if entry is not None and entry[0] is registry and all(_read(file) == data for file, data in entry[1]):
+        return entry[2]
+    before = _read(os.fspath(path)) if key is not None else None
+    compiled = compile_spec(path, overrides, registry, variant, limits, optimize=optimize)
+    files = _files_read(compiled.resolved)
+    if key is not None and files is not None:
+        contents = tuple((file, _read(file)) for file in files)
+        # Not remembered if the spec changed while it compiled (an editor saving it): which bytes compiled is unknown.
+        if all(data is not None for _, data in contents) and dict(contents).get(os.fspath(path)) == before:
+            while len(_BUILD_CACHE) >= _BUILD_CACHE_ENTRIES:
+                _BUILD_CACHE.pop(next(iter(_BUILD_CACHE)), None)
+            _BUILD_CACHE[key] = (registry, contents, compiled)  # type: ignore[assignment]
+    return compiled
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable copy of override values (lists as tuples, dicts as sorted pairs), types kept apart."""
+    if isinstance(value, Mapping):
+        return (dict, tuple(sorted((str(k), _frozen(v)) for k, v in value.items())))
+    if isinstance(value, (list, tuple)):
+        return (type(value), tuple(_frozen(v) for v in value))
+    return (type(value), value)
+
+
+def _files_read(resolved: Resolved) -> list[str] | None:
+    """Every file compiling `resolved` read, or None where that cannot be told from it (a `use:` chain
+    through more than one thin spec: the middle ones leave no trace)."""
+    docs = [resolved.doc, *resolved.doc.imported.values()]
+    thin = resolved.thin_doc
+    if thin is not None:
+        use = thin.data.get("use") if isinstance(thin.data, dict) else None
+        if not isinstance(use, str) or (Path(thin.file).parent / use).resolve() != Path(resolved.doc.file).resolve():
+            return None
+        docs.append(thin)
+    if resolved.expect_doc is not None:
+        docs.append(resolved.expect_doc)
+    return sorted({doc.file for doc in docs})
+
+
+def _read(file: str) -> bytes | None:
+    try:
+        with open(file, "rb") as f:
+            return f.read()
+    except (OSError, ValueError):
+        return None
 
 
 def build_file(path: str | os.PathLike[str], output: str | os.PathLike[str] | None = None, *,

@@ -5,7 +5,7 @@
 Ours is `archspec.build(specs/<model>.yaml)` (compile the spec, make the torch module, initialise it);
 the reference is the constructor the fidelity tests compare with (torchvision, timm for mixer_b16), both
 with random initialisation. One thread, imports and first builds done before timing, runs interleaved
-(ours, reference, ours, ...) so that a slow moment of a shared machine hits both; the medians and their
+(ours, reference, ours, ...), timed in CPU seconds of the process (see `timed`); the medians and their
 ratio (ours / reference) are printed per model. With --check the exit status is 1 when any ratio is above
 --limit (default 1.0). --profile MODEL prints cProfile's top functions of one build of ours instead.
 Not a test: timings on shared machines vary.
@@ -56,11 +56,13 @@ def ours(name: str) -> Callable[[], torch.nn.Module]:
 
 
 def timed(make: Callable[[], torch.nn.Module]) -> float:
-    """Seconds to construct, and to drop, one module (a reference cycle moves cost into the collector)."""
-    start = time.perf_counter()
+    """CPU seconds of this process to construct, and to drop, one module (a reference cycle moves cost
+    into the collector). CPU time, not wall time: on a shared machine the other processes' load then
+    slows both sides alike instead of whichever happened to run at a busy moment."""
+    start = time.process_time()
     module = make()
     del module
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def compare(name: str, repeats: int) -> tuple[float, float]:
@@ -68,10 +70,11 @@ def compare(name: str, repeats: int) -> tuple[float, float]:
     timed(mine), timed(theirs)  # warm: lazy imports, caches every build may use
     a: list[float] = []
     b: list[float] = []
+    gc.collect()
+    # No collection between runs: a module that only the cyclic collector frees is paid for where
+    # collections happen to run, as in a user's process, instead of in an untimed gc.collect().
     for _ in range(repeats):
-        gc.collect()
         a.append(timed(mine))
-        gc.collect()
         b.append(timed(theirs))
     return statistics.median(a), statistics.median(b)
 

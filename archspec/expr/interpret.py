@@ -264,6 +264,7 @@ _memo_weight = [0]
 _memo_lock = threading.Lock()
 _SHORT = 16  # tuples up to this length are keyed by value, longer ones by identity
 _KEY_DEPTH = 4
+_EQUAL_IS_SAME = frozenset({int, str, type(None)})  # unlike floats (-0.0) and bools (True == 1)
 
 
 def _key_of(v: object, pinned: list[tuple[Value, ...]], depth: int = 0) -> object:
@@ -278,6 +279,8 @@ def _key_of(v: object, pinned: list[tuple[Value, ...]], depth: int = 0) -> objec
         if len(v) > _SHORT:
             pinned.append(v)
             return (id, id(v))
+        if set(map(type, v)) <= _EQUAL_IS_SAME:  # a shape: equal tuples of these are the same value
+            return (kind, v)
         parts = tuple(_key_of(e, pinned, depth + 1) for e in v)
         return None if None in parts else (kind, parts)
     return None
