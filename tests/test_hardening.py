@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+import re
 import signal
 import stat
 import subprocess
@@ -248,3 +249,38 @@ def test_did_you_mean_is_bounded_in_a_flood_of_unknown_names(tmp_path: Path) -> 
     # The errors shown still say what was meant: the exact near-miss is found among 2,000 similar names.
     assert all(f"Did you mean 'param_number_{k}'" in e.message for k, e in enumerate(shown)), shown[0].message
     assert elapsed < 20, f"{elapsed:.1f} s"  # 90 s before, on the shared 2-core machine; ~2 s after
+
+
+@pytest.mark.parametrize("args, words", [
+    (["train", str(SEED), "--data", "digits", "--augment", "crop=nan"], "finite number"),
+    (["train", str(SEED), "--data", "digits", "--augment", "brightness=inf"], "finite number"),
+    (["compare", f"{SEED}:augment=crop=nan", "--data", "digits"], "finite number"),
+    (["bench", str(SEED), "--batch", "100000000000"], "use a smaller --batch"),
+], ids=["augment_nan", "augment_inf", "compare_entry_nan", "bench_huge_batch"])
+def test_command_line_values_beyond_range_are_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                           monkeypatch: pytest.MonkeyPatch, args: list[str], words: str) -> None:
+    from archspec import cli
+
+    monkeypatch.chdir(tmp_path)  # nothing may be written, but if it were it lands here
+    code = cli.main(args)
+    err = capsys.readouterr().err
+    # 2: a usage error (AS913, as for every bad training option), 1: AS901
+    assert code in (1, 2) and re.search(r"error: AS9\d\d: ", err) and words in err and "Traceback" not in err, err
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_pickle_with_code_is_refused_without_torchs_advice_to_load_it_fully(tmp_path: Path,
+                                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from archspec import cli
+
+    class Planted:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (print, ("ran",))
+
+    import torch
+
+    torch.save({"w": Planted()}, tmp_path / "planted.pt")
+    code = cli.main(["build", str(SEED), "--weights", str(tmp_path / "planted.pt"), "-o", str(tmp_path / "x.pt2")])
+    captured = capsys.readouterr()
+    assert code == 1 and "AS701" in captured.err and "ran" not in captured.out
+    assert "weights_only" not in captured.err and "add_safe_globals" not in captured.err and "trust" not in captured.err

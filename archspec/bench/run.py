@@ -19,6 +19,8 @@ from archspec.bench.reference import build_reference, reference_name
 from archspec.bench.runners import TORCH_DTYPES, ModuleRunner, Runner, runner_factory
 from archspec.bench.timing import summarize, time_interleaved
 from archspec.errors import ArchspecError
+from archspec.ir import numel
+from archspec.passes.footprint import gigabytes
 from archspec.registry import Registry, default_registry
 
 
@@ -30,6 +32,7 @@ def run(path: str | os.PathLike[str], options: BenchOptions, overrides: Mapping[
     factory = runner_factory(options.backend, registry)
     compiled = pipeline.compile_spec(path, overrides, registry, variant, optimize=options.optimize)
     name = compiled.graph.name
+    _check_memory(compiled, options, device)
     if options.vs:
         reference_name(options.vs, name)  # fail before building anything
     with _settings(options, device):
@@ -70,6 +73,24 @@ def _check(options: BenchOptions) -> None:
         raise ArchspecError("AS901", "--optimize builds an inference module (batch norm folded); drop --train or --optimize")
     if options.batch < 1 or options.iters < 1 or options.warmup < 0 or (options.threads is not None and options.threads < 1):
         raise ArchspecError("AS901", "--batch, --iters and --threads must be at least 1, --warmup at least 0")
+
+
+def _check_memory(compiled: pipeline.Compiled, options: BenchOptions, device: torch.device) -> None:
+    """Refuse a --batch whose tensors cannot fit the device before allocating them: a batch of 10^11 asked
+    the allocator for petabytes (a traceback), and one just above the RAM would swap the machine to a halt.
+    What a step needs at least: the parameters, the input, and the largest output (training keeps them all)."""
+    shapes = [node.shape or () for node in compiled.graph]
+    per_sample = sum(map(numel, shapes)) if options.train else numel(compiled.graph.input.shape or ()) + max(
+        map(numel, shapes), default=0)
+    need = (compiled.costs.params + options.batch * per_sample) * 4
+    if device.type == "cuda":
+        have = torch.cuda.get_device_properties(device).total_memory
+    else:
+        have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if need > have:
+        raise ArchspecError("AS901", f"--batch {options.batch} needs at least {gigabytes(need)} on {device} (parameters, "
+                            f"input and {'every activation' if options.train else 'the largest activation'}); it has "
+                            f"{gigabytes(have)}: use a smaller --batch")
 
 
 def _device(text: str) -> torch.device:

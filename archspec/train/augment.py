@@ -17,6 +17,7 @@ training.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 
 import torch
 import torch.nn.functional as F
@@ -72,9 +73,12 @@ def parse(text: str) -> tuple[Augment, ...]:
 
 def _number(item: str, raw: str, what: str) -> float:
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise ArchspecError(BAD_OPTION, f"--augment {item}: give {what}") from None
+    if not math.isfinite(value):  # float() takes 'nan' and 'inf', which no range check below would catch
+        raise ArchspecError(BAD_OPTION, f"--augment {item}: give {what} (a finite number)")
+    return value
 
 
 def check(augments: tuple[Augment, ...], shape: tuple[int, int, int]) -> None:

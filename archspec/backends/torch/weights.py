@@ -37,6 +37,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+import pickle
 from typing import Any, NoReturn
 import warnings
 
@@ -74,7 +75,16 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             raise ArchspecError("AS701", f"weights file {path}: use .safetensors, .pt or .pth")
     except ArchspecError:
         raise
-    except Exception as exc:  # corrupt or pickled-code files surface here
+    except pickle.UnpicklingError as exc:
+        # torch's text advises re-running with weights_only=False (or allow-listing the file's globals): the one
+        # thing not to do with a stranger's file. Only its diagnosis is kept.
+        text = str(exc)
+        detail = text.partition("WeightsUnpickler error:")[2].strip() or text.strip()
+        detail = (detail.splitlines() or [""])[0].split(". Please use")[0].rstrip(". ")
+        raise ArchspecError("AS701", f"weights file {path} holds more than tensors, or is damaged ({detail}); archspec "
+                            "reads tensors only and never runs a file's code: give a plain state dict, or convert it "
+                            "to .safetensors") from None
+    except Exception as exc:  # corrupt files surface here
         first = next((line for line in str(exc).splitlines() if line.strip()), "")
         raise ArchspecError("AS701", f"weights file {path} cannot be read: {type(exc).__name__}: {first}") from None
     if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
