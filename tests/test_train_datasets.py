@@ -217,3 +217,17 @@ def test_idx_headers_with_no_images_or_huge_ones(tmp_path: Path, shape: tuple[in
     with pytest.raises(ArchspecError) as info:
         data.load(f"mnist:{tmp_path / 'm'}")
     assert info.value.code == "AS912" and str(path) in info.value.message and "x".join(map(str, shape)) in info.value.message
+
+
+def test_two_gloo_processes_stream_their_shares_and_match_one_process(tmp_path: Path, capfd) -> None:
+    from safetensors.torch import load_file
+
+    folder = make_folder(tmp_path / "pets", per_class=8, test_per_class=2, classes=2)
+    args = ["train", LENET, "--data", f"folder:{folder}", "--epochs", "1", "--batch-size", "8", "--augment", "hflip,crop=2",
+            "--threads", "1", "--workers", "1"]
+    assert cli.main([*args, "--out", str(tmp_path / "one")]) == 0
+    assert cli.main([*args, "--out", str(tmp_path / "two"), "--nproc", "2"]) == 0
+    assert "2 processes" in capfd.readouterr().err
+    one, two = load_file(tmp_path / "one/model.safetensors"), load_file(tmp_path / "two/model.safetensors")
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=2e-5, msg=name)

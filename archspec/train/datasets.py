@@ -257,7 +257,11 @@ class Feed:
                 _Decoded(split, limits), batch_sampler=self._sampler, num_workers=workers, collate_fn=_collate,
                 pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(seed),
                 prefetch_factor=4 if workers else None, persistent_workers=persistent and workers > 0,
-                worker_init_fn=_seed_worker if workers else None)
+                worker_init_fn=_seed_worker if workers else None,
+                # fork on Linux even where the process default is another method: a DDP process started by the
+                # forkserver would otherwise start each worker through it, importing torch again (5-9 s each).
+                # Workers only decode (PIL, numpy), never CUDA or autograd, which is what makes fork safe here.
+                multiprocessing_context="fork" if workers and sys.platform == "linux" else None)
         elif not isinstance(split, Split):
             raise TypeError(f"a Feed takes a data.Split or an ImageFiles, not {type(split).__name__}")
 
