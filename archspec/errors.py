@@ -258,7 +258,10 @@ CODES: dict[str, str] = {
              "says which files go where (docs/training.md).",
     "AS912": "A training data file is there but cannot be read: corrupt, truncated, or not in the official format "
              "(a CIFAR pickle that asks for anything but arrays and lists is refused, never run); a text (text:PATH) "
-             "that is not a regular file, not UTF-8, larger than 256 MiB or too short for a training and a test window.",
+             "that is not a regular file, not UTF-8, larger than 256 MiB or too short for a training and a test window; "
+             "an image of a folder that is not a regular file or that its decoder rejects (named; --bad-images skip "
+             "leaves it out); data past a DataLimits bound (docs/limits.md): image bytes or pixels, images, classes, "
+             "the arrays a pickle declares, an idx header.",
     "AS913": "A training option is wrong (optimizer, schedule, precision, augmentation, batch size, device name), "
              "or does not fit the spec or the data (classes, channels, a non-square input for transpose), or --out "
              "already holds a run (add --resume).",
