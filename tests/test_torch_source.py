@@ -85,9 +85,10 @@ def test_hostile_names_and_descriptions_stay_literals(text: str, write_spec) -> 
     code = source(path)
     assert code.isascii() and "\u2028" not in code and "\u202e" not in code
     tree = ast.parse(code)
-    # The file's top level is fixed: a docstring, three imports, three constants, the class.
+    # The file's top level is fixed: a docstring, three imports, three constants, the input check, the class.
     kinds = [type(node).__name__ for node in tree.body]
-    assert kinds == ["Expr", "ImportFrom", "Import", "ImportFrom", "Import", "Assign", "Assign", "Assign", "ClassDef"], kinds
+    assert kinds == ["Expr", "ImportFrom", "Import", "ImportFrom", "Import", "Assign", "Assign", "Assign", "FunctionDef",
+                     "ClassDef"], kinds
     module = load(code)
     assert module.SPEC_NAME == "hostile"
     cls = getattr(module, tree.body[-1].name)  # type: ignore[attr-defined]

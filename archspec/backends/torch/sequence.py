@@ -14,19 +14,17 @@ import math
 import torch
 from torch import nn
 
-INTEGER_DTYPES = (torch.int64, torch.int32)
-
-
 def check_input(x: torch.Tensor, integer: bool, network: str) -> torch.Tensor:
     """`x`, once its element type fits the spec's input: integer token ids for an int64 input, floating point
     otherwise. A mismatch is a TypeError saying so, not an error from deep inside the first layer."""
-    if integer and x.dtype not in INTEGER_DTYPES:
+    integer_dtypes = (torch.int64, torch.int32)
+    if integer and x.dtype not in integer_dtypes:
         raise TypeError(f"the network {network!r} takes integer token ids (int64) of shape [batch, ...]; got a tensor of dtype {x.dtype}"
                         + (": pass the ids themselves, e.g. x.long()" if x.is_floating_point() else ""))
     if not integer and not x.is_floating_point():
         raise TypeError(f"the network {network!r} takes floating-point input; got a tensor of dtype {x.dtype}"
                         + (" (its spec declares a float input; convert with x.float(), or declare input: "
-                           "{shape: [...], dtype: int64} for token ids)" if x.dtype in INTEGER_DTYPES else ""))
+                           "{shape: [...], dtype: int64} for token ids)" if x.dtype in integer_dtypes else ""))
     return x
 
 

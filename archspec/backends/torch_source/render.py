@@ -40,6 +40,7 @@ import torch.nn.functional as F
 
 from archspec.backends.torch import modules as _modules, runtime as _runtime, sequence as _sequence
 from archspec.backends.torch.lowering import ALIAS, Buffer, Call, Emit, Lowering, Module, Owned, Tied
+from archspec.backends.torch.sequence import check_input
 from archspec.backends.torch_source.backend import path_problem
 from archspec.errors import ArchspecError
 from archspec.ir import VALUES, Graph
@@ -340,6 +341,7 @@ def render(graph: Graph, table: Mapping[str, Lowering], description: str = "") -
         if frozen:
             attributes.init.append(f"{target}.requires_grad_(False)")
     forward, output = _forward(graph, emits, attributes, names)
+    # The forward first checks the input's element type, with the torch backend's own function (codegen.py).
     title = class_name(graph.name, set(names.imports.values()))
     template = jinja2.Environment(
         loader=jinja2.PackageLoader("archspec.backends.torch_source", "templates"),
@@ -349,7 +351,8 @@ def render(graph: Graph, table: Mapping[str, Lowering], description: str = "") -
     text = template.render(
         spec_name=literal(graph.name), docstring=_docstring(description.strip() or f"The network {graph.name}."),
         input_shape=literal(tuple(graph.input.shape or ())), input_dtype=f"torch.{graph.input.dtype}",
-        input_check=_input_check(graph.input.dtype == "int64"), class_name=title, imports=names.import_lines(),
+        input_check=[f"x = {names.reference(check_input, graph.input.name)}(x, {graph.input.dtype == 'int64'}, SPEC_NAME)"],
+        class_name=title, imports=names.import_lines(),
         helpers=names.helper_sources(), init=attributes.init, forward=forward, output=output,
     )
     return Rendered(text, title)
@@ -359,16 +362,6 @@ def _own_leaves(graph: Graph, name: str, emit: Tied) -> list[str]:
     """The tensors of a tied layer that are its own (a tied head's bias): those its node does not tie."""
     tied = dict(graph.node(name).ties)
     return [leaf for leaf in emit.tensors if leaf not in tied]
-
-
-def _input_check(integer: bool) -> list[str]:
-    """The first lines of forward: the input's element type fits the spec (the torch backend's check_input)."""
-    if integer:
-        return ["if x.dtype not in (torch.int64, torch.int32):",
-                "    raise TypeError(f'the network {SPEC_NAME!r} takes integer token ids (int64) of shape [batch, ...]; '",
-                "                    f'got a tensor of dtype {x.dtype}')"]
-    return ["if not x.is_floating_point():",
-            "    raise TypeError(f'the network {SPEC_NAME!r} takes floating-point input; got a tensor of dtype {x.dtype}')"]
 
 
 def _docstring(text: str) -> list[str]:
