@@ -109,7 +109,7 @@ def main() -> int:
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--workers", type=int, help="archspec's --workers (default: its own default)")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="timing rounds (0: only the memory check)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="archspec-pipeline-") as tmp:
@@ -127,12 +127,15 @@ def main() -> int:
             plain.append(plain_epoch(args.spec, small, args.batch))
             print(f"round {r + 1}: archspec train {seconds:.2f} s whole process ({epoch:.2f} s of steps), "
                   f"plain loop {plain[-1]:.2f} s (its epoch)", flush=True)
-        whole, alone, hand = statistics.median(ours), statistics.median(steps), statistics.median(plain)
-        print(f"time: archspec {whole:.2f} s (whole process) / plain {hand:.2f} s = {whole / hand:.2f}x (target <= 1.25x); "
-              f"the epoch's steps alone {alone:.2f} s = {alone / hand:.2f}x (medians of {args.rounds})")
+        if args.rounds:
+            whole, alone, hand = statistics.median(ours), statistics.median(steps), statistics.median(plain)
+            print(f"time: archspec {whole:.2f} s (whole process) / plain {hand:.2f} s = {whole / hand:.2f}x (target <= 1.25x); "
+                  f"the epoch's steps alone {alone:.2f} s = {alone / hand:.2f}x (medians of {args.rounds})")
         if args.rss_images:
+            if not rss_small:
+                rss_small.append(archspec_epoch(args.spec, small, work / "small-run", args.batch, args.workers)[2])
             large = make_images(work / "large", args.rss_images, args.size, args.classes, seed=1)
-            _, rss_large = archspec_epoch(args.spec, large, work / "large-run", args.batch, args.workers)
+            rss_large = archspec_epoch(args.spec, large, work / "large-run", args.batch, args.workers)[2]
             small_rss = max(rss_small)
             print(f"memory: peak RSS {rss_large / 1024:.0f} MiB on {args.rss_images:,} images / {small_rss / 1024:.0f} MiB "
                   f"on {args.images:,} = {rss_large / small_rss:.2f}x (target <= 1.15x)")
