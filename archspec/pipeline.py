@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 import os
 from pathlib import Path
+import threading
 from typing import Any
 
 from archspec import extras
@@ -172,6 +173,7 @@ def build(path: str | os.PathLike[str], *, backend: str = "torch", seed: int = 0
 # `build`: callers of compile_spec get their own, so nothing outside can change a remembered one.
 _BUILD_CACHE: dict[tuple[Any, ...], tuple[Registry, tuple[tuple[str, bytes], ...], Compiled]] = {}
 _BUILD_CACHE_ENTRIES = 8
+_BUILD_CACHE_LOCK = threading.Lock()
 
 
 def _compiled_for_build(path: str | os.PathLike[str], overrides: Mapping[str, Any], registry: Registry,
@@ -192,9 +194,10 @@ def _compiled_for_build(path: str | os.PathLike[str], overrides: Mapping[str, An
         contents = tuple((file, _read(file)) for file in files)
         # Not remembered if the spec changed while it compiled (an editor saving it): which bytes compiled is unknown.
         if all(data is not None for _, data in contents) and dict(contents).get(os.fspath(path)) == before:
-            while len(_BUILD_CACHE) >= _BUILD_CACHE_ENTRIES:
-                _BUILD_CACHE.pop(next(iter(_BUILD_CACHE)), None)
-            _BUILD_CACHE[key] = (registry, contents, compiled)  # type: ignore[assignment]
+            with _BUILD_CACHE_LOCK:  # builds in several threads
+                while len(_BUILD_CACHE) >= _BUILD_CACHE_ENTRIES:
+                    _BUILD_CACHE.pop(next(iter(_BUILD_CACHE)), None)
+                _BUILD_CACHE[key] = (registry, contents, compiled)  # type: ignore[assignment]
     return compiled
 
 

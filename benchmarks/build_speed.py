@@ -36,6 +36,7 @@ def _timm(name: str) -> Callable[[], torch.nn.Module]:
         import timm
 
         return timm.create_model(name, pretrained=False)
+
     return make
 
 

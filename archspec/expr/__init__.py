@@ -19,6 +19,22 @@ from archspec.expr.limits import MAX_AST_NODES, MAX_EXPONENT, MAX_INT, MAX_SEQUE
 from archspec.expr.parse import expression_source, is_expression, names_used
 from archspec.expr.values import Value, checked, is_checked
 
-__all__ = ["FUNCTIONS", "MAX_AST_NODES", "MAX_EXPONENT", "MAX_INT", "MAX_SEQUENCE_LEN", "MAX_SOURCE_CHARS", "MAX_STEPS",
-           "ExprError", "Meter", "Value", "checked", "evaluate", "expression_source", "is_checked", "is_expression",
-           "names_used", "resolve"]
+__all__ = [
+    "FUNCTIONS",
+    "MAX_AST_NODES",
+    "MAX_EXPONENT",
+    "MAX_INT",
+    "MAX_SEQUENCE_LEN",
+    "MAX_SOURCE_CHARS",
+    "MAX_STEPS",
+    "ExprError",
+    "Meter",
+    "Value",
+    "checked",
+    "evaluate",
+    "expression_source",
+    "is_checked",
+    "is_expression",
+    "names_used",
+    "resolve",
+]

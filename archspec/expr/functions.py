@@ -40,6 +40,7 @@ def _sqrt(x: float) -> float:
 def _one_number(name: str, op: Callable[[float], Value], doc: str) -> Callable[[Value], Value]:
     def fn(x: Value) -> Value:
         return bounded(op(_number(x, name)))  # ceil(1e300) is a huge int: bounded like any result
+
     fn.__name__, fn.__doc__ = name, doc
     return fn
 
@@ -47,6 +48,7 @@ def _one_number(name: str, op: Callable[[float], Value], doc: str) -> Callable[[
 def _one_value(name: str, test: Callable[[Value], bool], doc: str) -> Callable[[Value], Value]:
     def fn(x: Value) -> Value:
         return test(x)
+
     fn.__name__, fn.__doc__ = name, doc
     return fn
 

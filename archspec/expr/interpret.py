@@ -27,8 +27,10 @@ _ARITH: dict[type, tuple[str, Callable[[Value, Value], Value]]] = {
     ast.Pow: ("cannot raise {a} to the power {b}", operator.pow),
 }
 _ORDER: dict[type, tuple[str, Callable[[Any, Any], bool]]] = {
-    ast.Lt: ("<", operator.lt), ast.LtE: ("<=", operator.le),
-    ast.Gt: (">", operator.gt), ast.GtE: (">=", operator.ge),
+    ast.Lt: ("<", operator.lt),
+    ast.LtE: ("<=", operator.le),
+    ast.Gt: (">", operator.gt),
+    ast.GtE: (">=", operator.ge),
 }
 
 
@@ -77,7 +79,14 @@ def _compare(op: ast.cmpop, a: Value, b: Value) -> bool:
     raise ExprError("AS304", f"cannot compare {type_name(a)} {sym} {type_name(b)}")
 
 
-_MAKERS = (ast.BinOp, ast.Call, ast.List, ast.Tuple, ast.Subscript, ast.ListComp)  # parts whose list or string result is new
+_MAKERS = (
+    ast.BinOp,
+    ast.Call,
+    ast.List,
+    ast.Tuple,
+    ast.Subscript,
+    ast.ListComp,
+)  # parts whose list or string result is new
 
 
 class Meter:
@@ -93,8 +102,10 @@ class Meter:
         self.limit = limit
 
     def over(self) -> ExprError:
-        return ExprError("AS305", f"evaluating the expression takes more than {self.limit:,} steps; "
-                         "check the ranges of its comprehensions")
+        return ExprError(
+            "AS305",
+            f"evaluating the expression takes more than {self.limit:,} steps; check the ranges of its comprehensions",
+        )
 
 
 class _Evaluator:
@@ -107,8 +118,11 @@ class _Evaluator:
             if self.meter.steps > self.meter.limit:
                 raise self.meter.over()
             value = self._eval(node)
-            if (type(value) is tuple or type(value) is str) and isinstance(node, _MAKERS) and (
-                    not isinstance(node, ast.Subscript) or isinstance(node.slice, ast.Slice)):
+            if (
+                (type(value) is tuple or type(value) is str)
+                and isinstance(node, _MAKERS)
+                and (not isinstance(node, ast.Subscript) or isinstance(node.slice, ast.Slice))
+            ):
                 self.meter.steps += len(value) >> 3  # made or copied: slices, concatenation, repetition, displays
             return value
         except ExprError as e:
@@ -128,8 +142,12 @@ class _Evaluator:
             if isinstance(node.op, ast.Not):
                 return not v
             if not is_num(v):
-                raise ExprError("AS304", "booleans are not numbers" if isinstance(v, bool)
-                                else f"unary minus/plus needs a number, not {type_name(v)}")
+                raise ExprError(
+                    "AS304",
+                    "booleans are not numbers"
+                    if isinstance(v, bool)
+                    else f"unary minus/plus needs a number, not {type_name(v)}",
+                )
             return bounded(-v if isinstance(node.op, ast.USub) else v)  # type: ignore[operator]
         if isinstance(node, ast.BoolOp):  # Python semantics: short-circuit, the deciding operand is the value
             for sub in node.values[:-1]:
@@ -248,7 +266,6 @@ class _Evaluator:
         return bounded(fn(*args))
 
 
-
 # ---- remembered results ----------------------------------------------------------------------------
 # An expression's value depends only on the values of the names it reads, and lowering evaluates the same
 # expressions over the same values again and again: a block's `vars:` in every copy of a repeat (Swin's
@@ -358,4 +375,3 @@ def resolve(value: object, scope: Mapping[str, Value], meter: Meter | None = Non
     if isinstance(value, dict):
         return {k: resolve(v, scope, meter) for k, v in value.items()}
     return value
-

@@ -7,8 +7,8 @@ from __future__ import annotations
 import ast
 import functools
 import re
-import warnings
 from typing import NamedTuple
+import warnings
 
 from archspec.expr.errors import ExprError
 from archspec.expr.functions import FUNCTIONS
@@ -25,15 +25,39 @@ _FORBIDDEN: dict[type, str] = {
     ast.SetComp: "only list comprehensions [... for x in xs] are allowed",
     ast.DictComp: "only list comprehensions [... for x in xs] are allowed",
     ast.GeneratorExp: "only list comprehensions are allowed: write [... for x in xs], in brackets",
-    ast.JoinedStr: "f-strings are not allowed", ast.FormattedValue: "f-strings are not allowed",
+    ast.JoinedStr: "f-strings are not allowed",
+    ast.FormattedValue: "f-strings are not allowed",
     ast.NamedExpr: "the walrus operator (:=) is not allowed",
-    ast.Dict: "dict/set literals are not allowed", ast.Set: "dict/set literals are not allowed",
+    ast.Dict: "dict/set literals are not allowed",
+    ast.Set: "dict/set literals are not allowed",
     ast.Starred: "* unpacking is not allowed",
 }
-_ALLOWED = (ast.Constant, ast.Name, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp,
-            ast.Tuple, ast.List, ast.Subscript, ast.Slice, ast.Call, ast.ListComp)
-_BAD_OPS = {ast.MatMult: "@", ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^", ast.LShift: "<<",
-            ast.RShift: ">>", ast.Invert: "~", ast.Is: "is", ast.IsNot: "is not"}
+_ALLOWED = (
+    ast.Constant,
+    ast.Name,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.BoolOp,
+    ast.Compare,
+    ast.IfExp,
+    ast.Tuple,
+    ast.List,
+    ast.Subscript,
+    ast.Slice,
+    ast.Call,
+    ast.ListComp,
+)
+_BAD_OPS = {
+    ast.MatMult: "@",
+    ast.BitAnd: "&",
+    ast.BitOr: "|",
+    ast.BitXor: "^",
+    ast.LShift: "<<",
+    ast.RShift: ">>",
+    ast.Invert: "~",
+    ast.Is: "is",
+    ast.IsNot: "is not",
+}
 
 
 class Parsed(NamedTuple):
@@ -108,7 +132,6 @@ def parse(source: str) -> Parsed:
     return parsed._replace(body=tree.body)
 
 
-
 def is_expression(value: object) -> bool:
     """True for "${...}" and "$name" strings ("$$..." is an escaped literal)."""
     return isinstance(value, str) and (value.startswith("${") or _SHORTHAND.fullmatch(value) is not None)
@@ -124,7 +147,6 @@ def expression_source(value: object) -> str | None:
     if len(value) < 3 or not value.endswith("}"):  # "${a" is a typo, not a literal string
         raise ExprError("AS301", "an expression that starts with '${' must end with '}'", len(value))
     return value[2:-1]
-
 
 
 def names_used(source: str) -> set[str]:
