@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 import re
+import shutil
 import signal
 import stat
 import subprocess
@@ -284,3 +285,106 @@ def test_a_pickle_with_code_is_refused_without_torchs_advice_to_load_it_fully(tm
     captured = capsys.readouterr()
     assert code == 1 and "AS701" in captured.err and "ran" not in captured.out
     assert "weights_only" not in captured.err and "add_safe_globals" not in captured.err and "trust" not in captured.err
+
+
+# -- run folders: every field checked by one model (archspec.train.run_folder), links refused ---------------
+RUN_ARGS = [str(SEED), "--data", "digits", "--set", "resolution=8"]
+TRAIN_ARGS = ["train", *RUN_ARGS, "--threads", "1", "--batch-size", "128"]
+
+
+@pytest.fixture(scope="module")
+def a_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from archspec import cli
+
+    folder = tmp_path_factory.mktemp("run") / "run"
+    assert cli.main([*TRAIN_ARGS, "--epochs", "1", "--out", str(folder)]) == 0
+    return folder
+
+
+def _state_edit(key: str, value: object) -> object:
+    def edit(state: dict) -> None:
+        target = state
+        *parents, leaf = key.split(".")
+        for part in parents:
+            target = target[int(part)] if isinstance(target, list) else target[part]
+        target[leaf] = value
+    return edit
+
+
+def _tensor_edit(change: str) -> object:
+    def edit(tensors: dict) -> None:
+        import torch
+
+        if change == "no_rng":
+            del tensors["rng/torch"]
+        elif change == "extra_rng":
+            tensors["rng/planted"] = torch.zeros(4, dtype=torch.uint8)
+        elif change == "momentum_shape":
+            key = next(k for k in tensors if k.startswith("optimizer/"))
+            tensors[key] = torch.zeros(3)
+    return edit
+
+
+@pytest.mark.parametrize("edit, words", [
+    (_state_edit("epoch", float("inf")), "epoch"),
+    (_state_edit("epoch", -3), "epoch"),                    # trained 6 more epochs
+    (_state_edit("epoch", 1e30), "epoch"),                  # reported the run done
+    (_state_edit("epoch", 5), "history records 1 epochs"),  # an epoch count the history does not back
+    (_state_edit("seconds", "x"), "seconds"),
+    (_state_edit("seconds", float("nan")), "seconds"),
+    (_state_edit("optimizer", []), "optimizer"),
+    (_state_edit("history", ["a string"]), "history.0"),
+    (_state_edit("options.overrides", [1, 2]), "options.overrides"),
+    (_state_edit("python_random", [3, [0] * 624 + [625], None]), "python_random"),  # position past the end
+    (_state_edit("weights", "../../elsewhere.safetensors"), "weights"),
+    (_state_edit("optimizer.param_groups.0.lr", "fast"), "param_groups.0.lr"),
+    (_tensor_edit("no_rng"), "missing rng/torch"),
+    (_tensor_edit("extra_rng"), "rng/planted"),
+    (_tensor_edit("momentum_shape"), "has shape [3]"),
+], ids=["epoch_infinity", "epoch_negative", "epoch_1e30", "epoch_beyond_history", "seconds_string", "seconds_nan",
+        "optimizer_list", "history_string", "overrides_list", "python_random_position", "weights_outside",
+        "lr_string", "rng_missing", "rng_extra", "momentum_shape"])
+def test_a_tampered_run_folder_is_a_located_error(a_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                  edit: object, words: str) -> None:
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    from archspec import cli
+
+    folder = tmp_path / "run"
+    shutil.copytree(a_run, folder)
+    (folder / "model.safetensors").unlink()  # stopped after its checkpoint: eval reads state.json too
+    state = json.loads((folder / "state.json").read_text())
+    if edit.__qualname__.startswith("_tensor_edit"):  # type: ignore[attr-defined]
+        tensors = load_file(str(folder / state["state"]))
+        edit(tensors)  # type: ignore[operator]
+        save_file(tensors, str(folder / state["state"]))
+    else:
+        edit(state)  # type: ignore[operator]
+        (folder / "state.json").write_text(json.dumps(state))
+    code = cli.main([*TRAIN_ARGS, "--epochs", "2", "--out", str(folder), "--resume"])
+    err = capsys.readouterr().err
+    assert code == 1 and "error: AS915: " in err and words in err, err
+    assert not (folder / "model.safetensors").exists()
+    # eval needs only the weights: it may use them (an optimizer's field does not matter to it), or refuse
+    code = cli.main(["eval", *RUN_ARGS, "--weights", str(folder)])
+    err = capsys.readouterr().err
+    assert code == 0 or (code == 1 and "error: AS915: " in err), err
+
+
+@pytest.mark.parametrize("link", ["runs", "runs/seed_cnn"])
+def test_a_planted_link_for_the_run_folder_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch, link: str) -> None:
+    from archspec import cli
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    work = tmp_path / "work"
+    (work / link).parent.mkdir(parents=True, exist_ok=True)
+    (work / link).symlink_to(elsewhere, target_is_directory=True)
+    monkeypatch.chdir(work)
+    code = cli.main([*TRAIN_ARGS, "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert code == 1 and "AS915" in err and "symbolic link" in err, err
+    assert not any(elsewhere.iterdir())  # nothing written where the link points

@@ -27,7 +27,7 @@ import torch
 
 from archspec.backends.artifacts import write_bytes_atomically
 from archspec.errors import ArchspecError
-from archspec.train import TrainOptions
+from archspec.train import TrainOptions, run_folder
 from archspec.train.metrics import EpochMetrics
 
 STATE = "state.json"
@@ -50,6 +50,7 @@ class Saved:
 
 
 def has_run(folder: Path) -> bool:
+    run_folder.check_folder(folder)  # the first thing train and eval ask of a run folder: refuse a planted link
     return (folder / STATE).is_file()
 
 
@@ -111,6 +112,7 @@ def restore(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimiz
     except (KeyError, TypeError, ValueError) as exc:
         raise ArchspecError(BAD_CHECKPOINT, f"{folder / STATE} is incomplete ({type(exc).__name__}: {exc}); "
                             "start a new run with another --out") from None
+    run_folder.check_tensors(extra, optimizer, scalars, False, folder / str(state["state"]))
     load_weights(model, weights, folder / str(state["weights"]))
     try:
         optimizer.load_state_dict(_join_optimizer(extra, scalars))
@@ -153,8 +155,8 @@ def run_options(weights: Path) -> dict[str, Any] | None:
     if not state.is_file():  # not a run's folder (and never a FIFO to block on)
         return None
     try:
-        options = json.loads(state.read_text()).get("options")
-    except (OSError, ValueError, AttributeError):
+        options = run_folder.read_state(json.loads(state.read_text()), state)["options"]
+    except (OSError, ValueError, ArchspecError):
         return None
     return options if isinstance(options, dict) else None
 
@@ -196,7 +198,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ArchspecError(BAD_CHECKPOINT, f"{path} is not a state file of this archspec (format {FORMAT}); "
                             "start a new run with another --out")
-    return data
+    return run_folder.read_state(data, path)  # every field checked before any is used
 
 
 def _split_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
