@@ -171,7 +171,8 @@ CODES: dict[str, str] = {
     "AS305": "An expression or its result exceeds the size limits.",
     "AS401": "A layer refers (from:) to a name that is not defined before it in its scope.",
     "AS402": "A layer gets the wrong number of inputs for its op.",
-    "AS403": "An op argument is invalid (unknown, missing or of the wrong type).",
+    "AS403": "An op argument is invalid (unknown, missing or of the wrong type), or a float argument is not a finite "
+             "number within float32's range (a clamp bound, a pad value, a layer_scale init: it would be inf in the model).",
     "AS404": "repeat: must evaluate to a whole number >= 0.",
     "AS405": "The expanded graph exceeds the node limit.",
     "AS406": "A block uses itself, directly or through other blocks.",
@@ -196,8 +197,8 @@ CODES: dict[str, str] = {
     "AS436": "A layer's init: names a tensor the layer does not have (on a block layer, a path such as conv.weight "
              "that no layer inside the block has); the message lists the tensors it has.",
     "AS437": "A weights: rename rule is invalid (pattern parts, captures, or the ref template's {expressions}).",
-    "AS438": "An init: rule is invalid: no op:/layer:, an unknown op or distribution, an unknown or wrong argument "
-             "(also in a layer's own init:, which maps its tensors to rules).",
+    "AS438": "An init: rule is invalid: no op:/layer:, an unknown op or distribution, an unknown or wrong argument, "
+             "a number beyond float32's range (also in a layer's own init:, which maps its tensors to rules).",
     "AS439": "An init: rule names a tensor that no layer of the network has, a misspelling (the message lists one "
              "matched layer's tensors).",
     "AS440": "A layer gives a block with several inputs (inputs: [x, skip]) another number of inputs in from: than "
@@ -220,7 +221,8 @@ CODES: dict[str, str] = {
     "AS603": "The output shape differs from expect: output.",
     "AS604": "The input shape differs from expect: input.",
     "AS701": "A weights file cannot be read, or holds something other than a state dict of dense real tensors "
-             "(integer keys, meta/sparse/nested/quantized tensors, complex or boolean values).",
+             "(integer keys, meta/sparse/nested/quantized tensors, complex or boolean values, pickled Python objects: "
+             "archspec never loads a file with weights_only=False, and neither should you for a file you did not make).",
     "AS702": "A weights file does not match the model's structure.",
     "AS703": "A weights tensor holds NaN or infinity.",
     "AS704": "Pairing a checkpoint by position failed: the k-th unnamed tensor of the model and of the checkpoint "
@@ -243,7 +245,8 @@ CODES: dict[str, str] = {
     "AS804": "Build output could not be written, or the output path is not allowed (not a regular file or new path).",
     "AS805": "A plugin's op or backend code raised an error: a bug in that plugin, named in the message.",
     "AS806": "The command line is wrong (an option's value, or a spec path that does not exist).",
-    "AS901": "A benchmark cannot run: no such device (no CUDA), no runner for the backend, bad options, or the step failed.",
+    "AS901": "A benchmark cannot run: no such device (no CUDA), no runner for the backend, bad options, a --batch whose "
+             "tensors cannot fit the device's memory, or the step failed.",
     "AS902": "No reference model for --vs: unknown library, no counterpart of the spec, or an override it cannot follow.",
     "AS808": "The network cannot be exported for the input sizes of its dynamic: ranges, or a backend's "
              "toolchain failed on it.",
@@ -266,8 +269,10 @@ CODES: dict[str, str] = {
              "or does not fit the spec or the data (classes, channels, a non-square input for transpose), or --out "
              "already holds a run (add --resume).",
     "AS914": "The training device is not available here (--device cuda without a CUDA GPU).",
-    "AS915": "A checkpoint cannot be used: missing or unreadable files, weights that do not fit the model, or a "
-             "--resume whose options differ from the run's.",
+    "AS915": "A checkpoint cannot be used: missing or unreadable files, weights that do not fit the model, a "
+             "--resume whose options differ from the run's, a run folder whose state.json or state tensors are damaged "
+             "(the message names the field: an epoch the history does not back, a non-finite time, optimizer state "
+             "of the wrong shape, missing or extra RNG states), or a run folder that is, or lies below, a symbolic link.",
     "AS916": "A distributed training process (--nproc) failed; its own messages come before this one.",
     "AS917": "A training or evaluation step failed (out of memory, a runtime error, a loss that became NaN).",
     "AS918": "A compare entry is not SPEC or SPEC:key=value,... with known training keys or spec parameters.",
