@@ -1,7 +1,7 @@
 """Mutation fuzzing of every spec in specs/ (archspec.testing.fuzz), and of run folders, image files and the
 torch-source backend's output (archspec.testing.fuzz_inputs), in the default suite with small fixed budgets;
 `python -m pytest tests/test_fuzz.py --deep` runs hundreds of thousands of spec cases and a few hundred of each
-other mode (ARCHSPEC_FUZZ_CASES=N sets the other modes' count for a manual run).
+other mode (--fuzz-cases N sets the other modes' count for a manual run).
 
 Every mutated spec must compile or end in our own errors, each with a documented code and a
 file:line:column, within the time and memory bounds. A finding is shrunk; keep it as a regression spec in
@@ -56,8 +56,8 @@ TORCH_SOURCE_SEEDS = [SPECS / "seed_cnn.yaml", SPECS / "seed_cnn_bn.yaml", SPECS
 
 def _cases(request: pytest.FixtureRequest, mode: str) -> int:
     default, deep = INPUT_CASES[mode]
-    chosen = os.environ.get("ARCHSPEC_FUZZ_CASES")
-    return int(chosen) if chosen else deep if request.config.getoption("--deep") else default
+    chosen = request.config.getoption("--fuzz-cases")
+    return int(chosen) if chosen is not None else deep if request.config.getoption("--deep") else default
 
 
 def _check(report: ModeReport, capsys: pytest.CaptureFixture[str], seed: int) -> None:
