@@ -34,8 +34,19 @@ _ORDER: dict[type, tuple[str, Callable[[Any, Any], bool]]] = {
 }
 
 
+_NUMBERS = (int, float)  # exact types: a bool is not a number here
+
+
 def _binop(op: ast.operator, a: Value, b: Value) -> Value:
     template, fn = _ARITH[type(op)]
+    # The common case first: two numbers, no power (whose exponent and complex results are checked below).
+    if type(a) in _NUMBERS and type(b) in _NUMBERS and type(op) is not ast.Pow:
+        try:
+            return bounded(fn(a, b))
+        except ZeroDivisionError:
+            raise ExprError("AS304", "division by zero") from None
+        except OverflowError:
+            raise ExprError("AS305", "a number result is too large") from None
     if isinstance(a, bool) or isinstance(b, bool):  # YAML specs must not use booleans as numbers
         raise ExprError("AS304", "booleans are not numbers")
     if is_num(a) and is_num(b):
@@ -111,6 +122,8 @@ class Meter:
 class _Evaluator:
     def __init__(self, parsed: Parsed, scope: Mapping[str, Value], meter: Meter):
         self.parsed, self.scope, self.meter = parsed, scope, meter
+        self.root = scope  # the caller's names, below every comprehension's
+        self.locals: list[dict[str, Value]] = []  # the open comprehensions' loop names, innermost first
 
     def eval(self, node: ast.expr) -> Value:
         self.meter.steps += 1
@@ -187,6 +200,7 @@ class _Evaluator:
         outer = self.scope
         local: dict[str, Value] = {}
         self.scope = ChainMap(local, outer)  # type: ignore[arg-type]
+        self.locals.insert(0, local)
 
         def loop(k: int) -> None:
             if k == len(node.generators):
@@ -211,6 +225,7 @@ class _Evaluator:
             loop(0)
         finally:
             self.scope = outer
+            self.locals.pop(0)
         return remember(tuple(result))
 
     def _bind(self, target: ast.expr, item: Value, local: dict[str, Value]) -> None:
@@ -225,8 +240,13 @@ class _Evaluator:
             local[name.id] = value
 
     def _lookup(self, name: str) -> Value:
-        if name in self.scope:
-            return checked(self.scope[name])
+        # Loop names first, without ChainMap's walk: each holds an element of a list or string already
+        # checked when it was made or read, so it is not checked again.
+        for local in self.locals:
+            if name in local:
+                return local[name]
+        if name in self.root:
+            return checked(self.root[name])
         if name in FUNCTIONS:
             raise ExprError("AS302", f"'{name}' is a function; call it, as in {name}(...)")
         raise ExprError("AS303", f"unknown name '{name}'." + did_you_mean(name, [*self.scope, *FUNCTIONS]))
