@@ -158,8 +158,10 @@ def _check_groups(scalars: Mapping[str, Any], optimizer: torch.optim.Optimizer, 
         raise bad(f"optimizer.param_groups has {len(stored)} groups; this run's optimizer has {len(live)}")
     for k, (mine, theirs) in enumerate(zip(live, stored)):
         for key, value in mine.items():
-            if key not in theirs:
-                raise bad(f"optimizer.param_groups.{k} has no {key!r}")
+            if key not in theirs:  # torch fills the options a newer version added (its __setstate__); not these
+                if key in ("params", "lr"):
+                    raise bad(f"optimizer.param_groups.{k} has no {key!r}")
+                continue
             if not (theirs[key] == value if key == "params" else _same_kind(value, theirs[key])):
                 raise bad(f"optimizer.param_groups.{k}.{key} is {theirs[key]!r}; this run's optimizer has {value!r}")
     count = sum(len(group["params"]) for group in live)
