@@ -243,7 +243,10 @@ def _training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channels-last", action="store_true", help="NHWC memory format for the module and batches")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--seed", type=_seed, default=0, help="weights, data order, augmentation and dropout")
-    p.add_argument("--nproc", type=int, default=1, help="processes (DDP through torch's elastic launcher)")
+    p.add_argument("--nproc", type=int, default=1, help="processes on this machine, through torch's elastic launcher "
+                   "(at most the CPU cores, or the GPUs with --device cuda); more machines: torchrun")
+    p.add_argument("--strategy", default="ddp", help="with --nproc > 1: ddp (weights on every process) or fsdp "
+                   "(weights, gradients and optimizer state sharded: FSDP2)")
     p.add_argument("--threads", type=int, help="CPU threads per process")
     _data_flags(p)
 
@@ -297,7 +300,8 @@ def _training(args: argparse.Namespace) -> int:
                         schedule=args.schedule, warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,
                         augment=args.augment, device=args.device, precision=args.precision, compile=args.compile,
                         channels_last=args.channels_last, out=args.out, resume=args.resume, seed=args.seed,
-                        nproc=args.nproc, threads=args.threads, workers=args.workers, bad_images=args.bad_images)
+                        nproc=args.nproc, strategy=args.strategy, threads=args.threads, workers=args.workers,
+                        bad_images=args.bad_images)
     if args.command == "compare":
         from archspec.train.compare import compare, parse_entry
         from archspec.train.report import markdown
@@ -309,7 +313,9 @@ def _training(args: argparse.Namespace) -> int:
         return 0
     from archspec.train.report import run_line
 
-    _out(run_line(train(base.with_(spec=_spec_path(args.spec), variant=args.variant))))
+    result = train(base.with_(spec=_spec_path(args.spec), variant=args.variant))
+    if result is not None:  # None: a process of torchrun's other than rank 0
+        _out(run_line(result))
     return 0
 
 

@@ -8,6 +8,7 @@
     metrics      loss, top-k accuracy, confusion matrix
     checkpoint   weights as .safetensors + a small JSON state, written atomically; resume
     distributed  --nproc N: the same loop under torch.distributed, launched by torchrun's elastic launcher
+    sharded      --strategy fsdp: FSDP2 units of the built module, sharded checkpoints (DCP)
     result       RunResult, what a run returns (shared by loop and report, which do not import each other)
     report       progress bar, per-epoch lines, metrics.csv and TensorBoard events, the comparison outputs
     compare      several entries (spec variants, overrides, augmentations) trained one after another
@@ -24,6 +25,8 @@ from typing import Any
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step", "none")
 PRECISIONS = ("fp32", "bf16")
+STRATEGIES = ("ddp", "fsdp")  # how N processes share the work: replicated weights, or sharded (FSDP2)
+MAX_NPROC = 64  # processes on one machine (--nproc); more machines: torchrun (docs/training.md)
 DEFAULT_LR = {"sgd": 0.05, "adamw": 1e-3}
 DEFAULT_WEIGHT_DECAY = {"sgd": 5e-4, "adamw": 0.05}
 
@@ -54,6 +57,7 @@ class TrainOptions:
     resume: bool = False
     seed: int = 0
     nproc: int = 1
+    strategy: str = "ddp"  # with nproc > 1 (or under torchrun): STRATEGIES
     threads: int | None = None  # CPU threads per process (torch.set_num_threads)
     workers: int | None = None  # image-decoding workers per process for a streamed folder; None: from the cores
     bad_images: str = "fail"  # an unreadable image of a folder: fail (AS912 naming it) or skip (counted)
@@ -72,7 +76,12 @@ class TrainOptions:
 
 
 def train(options: TrainOptions) -> Any:
-    """Train, write checkpoints into the run folder, return the run's `loop.RunResult`."""
+    """Train, write checkpoints into the run folder, return the run's `result.RunResult` (None on the
+    processes other than rank 0 of a run started by torchrun)."""
+    from archspec.train.distributed import join, launched_by_torchrun
+
+    if launched_by_torchrun():
+        return join(options)
     if options.nproc > 1:
         from archspec.train.distributed import launch
 
@@ -82,4 +91,4 @@ def train(options: TrainOptions) -> Any:
     return run(options)
 
 
-__all__ = ["OPTIMIZERS", "PRECISIONS", "SCHEDULES", "TrainOptions", "train"]
+__all__ = ["MAX_NPROC", "OPTIMIZERS", "PRECISIONS", "SCHEDULES", "STRATEGIES", "TrainOptions", "train"]

@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass, fields
 import json
 from pathlib import Path
 import random
-from typing import Any
+import shutil
+from typing import Any, Callable
 
 from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors, save as save_tensors
@@ -54,13 +55,23 @@ def has_run(folder: Path) -> bool:
     return (folder / STATE).is_file()
 
 
+def sharded_name(epoch: int) -> str:
+    """The folder of an FSDP run's sharded checkpoint after `epoch` (archspec.train.sharded writes it)."""
+    return f"checkpoint-{epoch:04d}.dcp"
+
+
 def save(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, options: TrainOptions,
-         saved: Saved) -> None:
+         saved: Saved, sharded: bool = False) -> None:
+    """`sharded`: every process of an FSDP run has just written the weights and the optimizer state into
+    the folder sharded_name(epoch); this writes the RNG states and state.json, which names that folder."""
     old = _read_json(folder / STATE) if has_run(folder) else None
     stem = f"checkpoint-{saved.epoch:04d}"
-    weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    write_bytes_atomically(folder / f"{stem}.safetensors", save_tensors(weights, metadata={"epoch": str(saved.epoch)}))
-    tensors, scalars = _split_optimizer(optimizer.state_dict())
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, Any] = {}
+    if not sharded:
+        weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        write_bytes_atomically(folder / f"{stem}.safetensors", save_tensors(weights, metadata={"epoch": str(saved.epoch)}))
+        tensors, scalars = _split_optimizer(optimizer.state_dict())
     tensors["rng/torch"] = torch.get_rng_state()
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         for i, rng in enumerate(torch.cuda.get_rng_state_all()):
@@ -70,7 +81,7 @@ def save(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
     state = {
         "format": FORMAT, "epoch": saved.epoch, "step": saved.step, "seconds": saved.seconds,
         "options": {k: v for k, v in asdict(options).items() if k in FIXED},
-        "weights": f"{stem}.safetensors", "state": f"{stem}.state.safetensors",
+        "weights": sharded_name(saved.epoch) if sharded else f"{stem}.safetensors", "state": f"{stem}.state.safetensors",
         "optimizer": scalars, "python_random": [version, list(internal), gauss],
         "history": [m.to_json() for m in saved.history],
     }
@@ -79,11 +90,15 @@ def save(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
         for key in ("weights", "state"):
             name = old.get(key)
             if isinstance(name, str) and name not in (state["weights"], state["state"]) and "/" not in name:
-                (folder / name).unlink(missing_ok=True)
+                if name.endswith(".dcp") and (folder / name).is_dir():
+                    shutil.rmtree(folder / name, ignore_errors=True)
+                else:
+                    (folder / name).unlink(missing_ok=True)
 
 
-def save_final(folder: Path, model: torch.nn.Module) -> Path:
-    weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+def save_final(folder: Path, model: torch.nn.Module, weights: dict[str, torch.Tensor] | None = None) -> Path:
+    """`weights`: the full state dict where `model` holds only this process's shards (FSDP)."""
+    weights = {k: v.detach().contiguous().cpu() for k, v in (model.state_dict() if weights is None else weights).items()}
     write_bytes_atomically(folder / FINAL, save_tensors(weights))
     return folder / FINAL
 
@@ -99,11 +114,19 @@ def check_options(folder: Path, options: TrainOptions) -> None:
                             "give the same options, or a new --out to start another run")
 
 
-def restore(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> Saved:
-    """Load the last checkpoint into `model` and `optimizer`, set the RNG states; return where it stopped."""
+def restore(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+            load_sharded: Callable[[Path, torch.nn.Module, torch.optim.Optimizer], None] | None = None) -> Saved:
+    """Load the last checkpoint into `model` and `optimizer`, set the RNG states; return where it stopped.
+    `load_sharded` (archspec.train.sharded.load) reads an FSDP run's sharded checkpoint; every process of
+    that run calls this."""
     state = _read_json(folder / STATE)
+    dcp_folder = folder / str(state.get("weights"))
+    if dcp_folder.is_dir() != (load_sharded is not None):
+        raise ArchspecError(BAD_CHECKPOINT, f"--resume: the run in {folder} was written by "
+                            f"{'--strategy fsdp' if dcp_folder.is_dir() else 'a run without --strategy fsdp'} (its "
+                            "checkpoint is sharded only under fsdp); resume it with the same --strategy")
     try:
-        weights = _read_tensors(folder / str(state["weights"]))
+        weights = {} if load_sharded is not None else _read_tensors(folder / str(state["weights"]))
         extra = _read_tensors(folder / str(state["state"]))
         epoch, step = int(state["epoch"]), int(state["step"])
         history = [EpochMetrics.from_json(m) for m in state["history"]]
@@ -112,13 +135,17 @@ def restore(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimiz
     except (KeyError, TypeError, ValueError) as exc:
         raise ArchspecError(BAD_CHECKPOINT, f"{folder / STATE} is incomplete ({type(exc).__name__}: {exc}); "
                             "start a new run with another --out") from None
-    run_folder.check_tensors(extra, optimizer, scalars, False, folder / str(state["state"]))
-    load_weights(model, weights, folder / str(state["weights"]))
+    run_folder.check_tensors(extra, optimizer, scalars, load_sharded is not None, folder / str(state["state"]))
     try:
-        optimizer.load_state_dict(_join_optimizer(extra, scalars))
+        if load_sharded is not None:
+            load_sharded(dcp_folder, model, optimizer)
+        else:
+            load_weights(model, weights, folder / str(state["weights"]))
+            optimizer.load_state_dict(_join_optimizer(extra, scalars))
     except (KeyError, ValueError, RuntimeError, TypeError) as exc:
-        raise ArchspecError(BAD_CHECKPOINT, f"{folder / str(state['state'])} does not fit the optimizer ({exc}); "
-                            "resume with the same --optimizer, or start a new run") from None
+        where = dcp_folder if load_sharded is not None else folder / str(state["state"])
+        raise ArchspecError(BAD_CHECKPOINT, f"{where} does not fit the model or the optimizer ({exc}); "
+                            "resume with the same spec, --set values and --optimizer, or start a new run") from None
     torch.set_rng_state(extra["rng/torch"])
     cuda = [extra[k] for k in sorted((k for k in extra if k.startswith("rng/cuda/")), key=lambda k: int(k.rsplit("/", 1)[1]))]
     if cuda and torch.cuda.is_available():

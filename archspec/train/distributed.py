@@ -11,7 +11,14 @@ per-process statistics on CPU; on CUDA it is converted to SyncBatchNorm, so it t
 Rank 0 evaluates and writes the checkpoints; the others wait at a barrier.
 
 An ArchspecError in a worker comes back to the launching process as data and is raised there, so the
-command line reports it like any other error rather than as a launcher traceback.
+command line reports it like any other error rather than as a launcher traceback. Ctrl-C or SIGTERM to the
+launching process reaches it as the launcher's SignalException; the launcher stops the workers, and the
+command line exits 130 ("interrupted"), as for a one-process run. `--nproc` is at most the CPUs this
+process may run on (CUDA: the visible GPUs) and MAX_NPROC.
+
+`archspec train` started by torchrun (`join`: RANK, WORLD_SIZE and LOCAL_RANK in the environment, which is
+torchrun's contract with its workers) joins torchrun's process group instead of launching its own: the
+same loop, on one machine or several (docs/training.md).
 """
 
 from __future__ import annotations
@@ -19,10 +26,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 import multiprocessing
 import os
+from typing import TYPE_CHECKING
 import uuid
 
 from archspec.errors import ArchspecError, SpecErrors
-from archspec.train import TrainOptions
+from archspec.train import MAX_NPROC, TrainOptions
+
+if TYPE_CHECKING:
+    from archspec.train.loop import Rank
+    from archspec.train.result import RunResult
 
 LAUNCH_FAILED = "AS916"
 
@@ -35,6 +47,7 @@ class Failure:
 
 def launch(options: TrainOptions) -> object:
     import torch
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -46,14 +59,22 @@ def launch(options: TrainOptions) -> object:
     pipeline.compile_spec(options.spec, options.overrides, variant=options.variant)  # spec errors, located
     if options.device.startswith("cuda") and options.nproc > torch.cuda.device_count():
         raise ArchspecError(LAUNCH_FAILED, f"--nproc {options.nproc} needs as many GPUs; {torch.cuda.device_count()} visible")
+    if options.nproc > MAX_NPROC:
+        raise ArchspecError(loop.BAD_OPTION, f"--nproc {options.nproc}: at most {MAX_NPROC} processes on one machine; "
+                            "for more, start archspec train on each machine with torchrun (docs/training.md)")
+    if not options.device.startswith("cuda") and options.nproc > cpus():
+        raise ArchspecError(loop.BAD_OPTION, f"--nproc {options.nproc}: this machine lets archspec use {cpus()} CPUs; "
+                            f"give at most --nproc {min(cpus(), MAX_NPROC)} (each process needs a core of its own)")
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=options.nproc, run_id=f"archspec-{uuid.uuid4().hex[:12]}",
                           rdzv_backend="c10d", rdzv_endpoint="127.0.0.1:0", max_restarts=0, monitor_interval=0.1,
                           start_method="spawn" if options.device.startswith("cuda") else "forkserver")
     if config.start_method == "forkserver":
-        # the fork server imports torch and this module once; workers fork from it, fresh
-        multiprocessing.set_forkserver_preload([__name__])
+        # the fork server imports torch and the loop once (computing nothing); workers fork from it, fresh
+        multiprocessing.set_forkserver_preload([__name__, "archspec.train.loop", "archspec.train.sharded"])
     try:
         results = elastic_launch(config, _worker)(options)
+    except SignalException:  # the launcher has stopped the workers; the command line says "interrupted"
+        raise KeyboardInterrupt from None
     except ChildFailedError as exc:
         rank, failure = exc.get_first_failure()
         raise ArchspecError(LAUNCH_FAILED, f"training process {rank} of {options.nproc} failed (exit code {failure.exitcode}); "
@@ -64,25 +85,61 @@ def launch(options: TrainOptions) -> object:
     return results[0]
 
 
-def _worker(options: TrainOptions) -> object:
-    """One process of the run (spawned by the launcher, which sets RANK, WORLD_SIZE, LOCAL_RANK)."""
+def cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, e.g. a container's or taskset's share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def launched_by_torchrun() -> bool:
+    return all(name in os.environ for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"))
+
+
+def join(options: TrainOptions) -> "RunResult | None":
+    """This process is one of torchrun's workers: run the loop in torchrun's process group. Returns the
+    run's result on rank 0 and None on the others (which print nothing of their own)."""
+    from archspec.train import loop
+
+    if options.nproc != 1:
+        raise ArchspecError(loop.BAD_OPTION, f"--nproc {options.nproc} under torchrun: the processes are torchrun's "
+                            "(--nproc-per-node, --nnodes); leave --nproc out")
+    rank = _rank()
+    result = _in_group(options.with_(nproc=rank.world), rank)
+    return result if rank.main else None
+
+
+def _rank() -> "Rank":
+    from archspec.train import loop
+
+    return loop.Rank(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"]))
+
+
+def _in_group(options: TrainOptions, rank: "Rank") -> "RunResult":
+    """The loop in the process group that RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT describe."""
     import torch
     import torch.distributed as dist
 
     from archspec.train import loop
 
-    rank = loop.Rank(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"]))
     cuda = options.device.startswith("cuda")
     if cuda:
         torch.cuda.set_device(rank.local)
-    if options.threads is None:  # share the cores instead of every process taking all of them
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // rank.world))
+    if options.threads is None:  # share this machine's cores instead of every process taking all of them
+        torch.set_num_threads(max(1, cpus() // int(os.environ.get("LOCAL_WORLD_SIZE", rank.world))))
     dist.init_process_group("nccl" if cuda else "gloo")
     try:
         return loop.run(options, rank)
+    finally:
+        dist.destroy_process_group()
+
+
+def _worker(options: TrainOptions) -> object:
+    """One process of the run (spawned by the launcher, which sets RANK, WORLD_SIZE, LOCAL_RANK)."""
+    try:
+        return _in_group(options, _rank())
     except ArchspecError as exc:
         return Failure(exc.code, exc.message)
     except SpecErrors as exc:
         return Failure("AS916", f"the spec does not compile: {exc}")
-    finally:
-        dist.destroy_process_group()

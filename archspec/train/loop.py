@@ -32,7 +32,8 @@ import torch.nn.functional as F
 from archspec import pipeline
 from archspec.errors import ArchspecError, SpecErrors
 from archspec.limits import DATA
-from archspec.train import OPTIMIZERS, PRECISIONS, SCHEDULES, TrainOptions, augment as aug, checkpoint, data, datasets
+from archspec.train import (OPTIMIZERS, PRECISIONS, SCHEDULES, STRATEGIES, TrainOptions, augment as aug, checkpoint, data,
+                             datasets)
 from archspec.train.metrics import EpochMetrics, EvalResult, Tally
 from archspec.train.report import Progress, RunLog, epoch_line
 from archspec.train.result import RunResult
@@ -76,6 +77,11 @@ def check(options: TrainOptions) -> None:
         raise ArchspecError(BAD_OPTION, f"--precision {options.precision!r}: use {' or '.join(PRECISIONS)}")
     if options.epochs < 1 or options.batch_size < 1 or options.nproc < 1:
         raise ArchspecError(BAD_OPTION, "--epochs, --batch-size and --nproc must be at least 1")
+    if options.strategy not in STRATEGIES:
+        raise ArchspecError(BAD_OPTION, f"--strategy {options.strategy!r}: use {' or '.join(STRATEGIES)}")
+    if options.strategy == "fsdp" and options.nproc < 2:
+        raise ArchspecError(BAD_OPTION, "--strategy fsdp shards the model over processes: give --nproc 2 or more "
+                            "(or start archspec train with torchrun)")
     if options.batch_size % options.nproc:
         raise ArchspecError(BAD_OPTION, f"--batch-size {options.batch_size} is the global batch: it must divide by "
                             f"--nproc {options.nproc}")
@@ -244,10 +250,18 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
     layout = torch.channels_last if options.channels_last else torch.contiguous_format
     if options.channels_last:
         module = module.to(memory_format=torch.channels_last)
+    fsdp = rank.world > 1 and options.strategy == "fsdp"
+    if fsdp:  # before the optimizer is made: sharding replaces the parameters
+        from archspec.train import sharded
+
+        if device.type == "cuda":
+            module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
+        sharded.shard(module)
     optimizer = make_optimizer(options, module)
     torch.manual_seed(options.seed)  # dropout and anything else drawing from the global generator
     random.seed(options.seed)
-    saved = checkpoint.restore(folder, module, optimizer) if resuming else checkpoint.Saved(0, 0, [], 0.0)
+    saved = (checkpoint.restore(folder, module, optimizer, sharded.load if fsdp else None) if resuming
+             else checkpoint.Saved(0, 0, [], 0.0))
     train_set, test_set = (split.to(device) if dataset.text else data.fit(split.to(device), model.shape)  # type: ignore[arg-type]
                            for split in (dataset.train, dataset.test))
     workers = options.workers if options.workers is not None else datasets.default_workers(rank.world)
@@ -258,9 +272,9 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
         raise ArchspecError(BAD_OPTION, f"--batch-size {options.batch_size} is larger than the training set "
                             f"({len(train_set)} {'windows' if dataset.text else 'images'})")
     forward: Any = module
-    if rank.world > 1 and device.type == "cuda":
+    if rank.world > 1 and device.type == "cuda" and not fsdp:
         module = forward = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
-    if rank.world > 1:
+    if rank.world > 1 and not fsdp:
         from torch.nn.parallel import DistributedDataParallel
 
         forward = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
@@ -270,7 +284,7 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
     history, step, seconds = list(saved.history), saved.step, saved.seconds
     log = RunLog(folder, steps, saved.epoch) if rank.main else None
     if rank.main and not options.quiet:
-        where = f"{rank.world} processes" if rank.world > 1 else str(device)
+        where = f"{rank.world} processes ({options.strategy})" if rank.world > 1 else str(device)
         print(f"{model.name}: {model.params:,} params on {where}; {data.describe(dataset)}, {feed.describe()}; run folder {folder}/",
               file=sys.stderr)
     for epoch in range(saved.epoch, options.epochs):
@@ -323,15 +337,19 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
         if not math.isfinite(train_loss):
             raise ArchspecError(STEP_FAILED, f"the training loss became {train_loss} in epoch {epoch + 1}; "
                                 "lower --lr (or use --precision fp32)")
+        # under FSDP every process takes part in each forward (the weights are gathered from all of them)
         result = evaluate(module, test_feed, model, dataset, device, options.precision, confusion=False,
-                          layout=layout) if rank.main else None
+                          layout=layout) if rank.main or fsdp else None
+        if fsdp:
+            sharded.save(folder / checkpoint.sharded_name(epoch + 1), module, optimizer)
         seconds_epoch = time.perf_counter() - start
         if rank.main and result is not None:
             metrics = EpochMetrics(epoch + 1, train_loss, train_acc, result.loss, result.top1, result.top5,
                                    steps * options.batch_size / max(train_seconds, 1e-9), seconds_epoch, lr)
             history.append(metrics)
             seconds += seconds_epoch
-            checkpoint.save(folder, module, optimizer, options, checkpoint.Saved(epoch + 1, step, history, seconds))
+            checkpoint.save(folder, module, optimizer, options, checkpoint.Saved(epoch + 1, step, history, seconds),
+                            sharded=fsdp)
             if log is not None:
                 log.epoch(history)
             if not options.quiet:
@@ -342,8 +360,9 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
             dist.barrier()
     if log is not None:
         log.close()
+    weights = sharded.full_weights(module) if fsdp else None
     if rank.main:
-        checkpoint.save_final(folder, module)
+        checkpoint.save_final(folder, module, weights)
     return RunResult(model.name, folder, dataset.name, options.augment, model.params, seconds, history, dataset.task)
 
 
