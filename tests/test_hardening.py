@@ -240,16 +240,16 @@ def test_did_you_mean_is_bounded_in_a_flood_of_unknown_names(tmp_path: Path) -> 
     spec.write_text("archspec: 1\nname: flood\nparams:\n" + "".join(f"  param_number_{k}: {k}\n" for k in range(n))
                     + "input: [3, 8, 8]\nlayers:\n"
                     + "".join(f"  - {{op: dropout, p: \"${{paramnumber_{k} / 1e9}}\"}}\n" for k in range(n)))
-    started = time.perf_counter()
+    started = time.process_time()  # CPU, not wall time: the machine is shared
     with pytest.raises(SpecErrors) as caught:
         compile_spec(spec)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     assert caught.value.total == n and len(caught.value.errors) == DEFAULT.errors
     shown = caught.value.errors
     assert all(e.code == "AS303" for e in shown)
     # The errors shown still say what was meant: the exact near-miss is found among 2,000 similar names.
     assert all(f"Did you mean 'param_number_{k}'" in e.message for k, e in enumerate(shown)), shown[0].message
-    assert elapsed < 20, f"{elapsed:.1f} s"  # 90 s before, on the shared 2-core machine; ~2 s after
+    assert elapsed < 20, f"{elapsed:.1f} s of CPU"  # 70 s before, about 2 s after
 
 
 @pytest.mark.parametrize("args, words", [
