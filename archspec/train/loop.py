@@ -300,7 +300,10 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
         batches = [order[i * options.batch_size:(i + 1) * options.batch_size][mine] for i in range(steps)]
         for i, (x, y, kept) in enumerate(feed(batches)):  # kept: the batch's images not skipped (--bad-images)
             params = aug.draw(augments, options.batch_size, draws)
-            if not len(y):  # every image of this batch was skipped
+            if not len(y):  # every image of this process's share of the batch was skipped (--bad-images skip)
+                if rank.world > 1:  # the other processes wait for its gradients: stop them all rather than hang
+                    raise ArchspecError(data.CORRUPT, f"every image of a batch share in epoch {epoch + 1} is unreadable "
+                                        "(--bad-images skip); remove the unreadable files, or train with --nproc 1")
                 step += 1
                 continue
             if not dataset.text:
