@@ -12,6 +12,7 @@ import csv
 import io
 import math
 from pathlib import Path
+import shutil
 import sys
 import time
 from typing import TYPE_CHECKING, Any, TextIO
@@ -43,9 +44,10 @@ class Progress:
         if self.enabled and self.tty:
             from tqdm import tqdm
 
-            # disable=False: tqdm's own TTY check would look at the real stderr, not at `stream`
+            # disable=False: tqdm's own TTY check would look at the real stderr, not at `stream`; the width from
+            # shutil, which falls back to 80 columns where a terminal reports 0 (tqdm would then draw nothing)
             self.bar = tqdm(total=steps * batch, desc=self.label, unit=unit, unit_scale=True, file=self.stream,
-                            mininterval=0.1, dynamic_ncols=True, leave=True, disable=False)
+                            mininterval=0.1, ncols=shutil.get_terminal_size().columns, leave=True, disable=False)
 
     def update(self, step: int, loss: float | None = None) -> None:
         """`step` steps done (1-based); `loss` only when it is already on the host (no device sync here)."""

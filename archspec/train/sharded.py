@@ -95,4 +95,5 @@ def full_weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The whole state dict on rank 0's CPU (empty on the other ranks); every process must call this."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-    return get_model_state_dict(module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    weights = get_model_state_dict(module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return {name: value for name, value in weights.items() if isinstance(value, torch.Tensor)}
