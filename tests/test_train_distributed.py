@@ -143,3 +143,17 @@ def test_under_torchrun_nproc_is_torchruns(monkeypatch, capfd) -> None:
         monkeypatch.setenv(name, value)
     assert cli.main(["train", SEED_CNN, "--data", "digits", "--nproc", "2", "--epochs", "1"]) == 2
     assert "leave --nproc out" in capfd.readouterr().err
+
+
+def test_fsdp_units_leave_tied_and_graph_read_parameters_to_the_root() -> None:
+    """GPT-2's head reads the token embedding's weight directly (get_attr): were the embedding a unit of its
+    own, its weight would be freed after the embedding's forward and missing for the head."""
+    import archspec
+    from archspec.train import sharded
+
+    model = archspec.build(ROOT / "specs/gpt2.yaml", n_layer=2, n_embd=64, n_head=4, seq_len=16, vocab_size=256)
+    units = sharded.units(model)
+    grouped = [name for names in units for name in names]
+    assert "transformer.wte" not in grouped and "transformer.ln_f" not in grouped  # tied; too small
+    assert units[0] == ["transformer.h.0.attn.c_attn", "transformer.h.0.attn.c_proj"] and len(units) == 4
+    assert sharded.units(model, min_params=10**9) == []  # everything in the root's unit
