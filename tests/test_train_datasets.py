@@ -231,3 +231,20 @@ def test_two_gloo_processes_stream_their_shares_and_match_one_process(tmp_path: 
     one, two = load_file(tmp_path / "one/model.safetensors"), load_file(tmp_path / "two/model.safetensors")
     for name in one:
         torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=2e-5, msg=name)
+
+
+def test_two_processes_agree_to_skip_a_batch_one_of_them_lost(tmp_path: Path) -> None:
+    """With --bad-images skip, a process whose share of a batch was all unreadable skips the step, and so must
+    the other (which would otherwise wait for its gradients forever). Run in a subprocess with a timeout, so a
+    hang fails the test instead of stalling the suite."""
+    import subprocess
+    import sys
+
+    folder = make_folder(tmp_path / "pets", per_class=2, test_per_class=1, classes=2)
+    (folder / "train/c0/bad.png").write_bytes(b"not an image")  # 5 images, batch 2: one share is just this file
+    cmd = [sys.executable, "-m", "archspec", "train", LENET, "--data", f"folder:{folder}", "--epochs", "2",
+           "--batch-size", "2", "--nproc", "2", "--workers", "0", "--threads", "1", "--bad-images", "skip",
+           "--out", str(tmp_path / "run")]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert "bad.png" in done.stderr and (tmp_path / "run/model.safetensors").is_file()

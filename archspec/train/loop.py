@@ -266,7 +266,7 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
                            for split in (dataset.train, dataset.test))
     workers = options.workers if options.workers is not None else datasets.default_workers(rank.world)
     feed, test_feed = (datasets.Feed(split, model.shape, device, dataset.text, workers, options.bad_images, options.seed,
-                                     persistent=split is train_set, report=rank.main) for split in (train_set, test_set))
+                                     persistent=split is train_set) for split in (train_set, test_set))
     steps = len(train_set) // options.batch_size
     if steps == 0:
         raise ArchspecError(BAD_OPTION, f"--batch-size {options.batch_size} is larger than the training set "
@@ -300,10 +300,7 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
         batches = [order[i * options.batch_size:(i + 1) * options.batch_size][mine] for i in range(steps)]
         for i, (x, y, kept) in enumerate(feed(batches)):  # kept: the batch's images not skipped (--bad-images)
             params = aug.draw(augments, options.batch_size, draws)
-            if not len(y):  # every image of this process's share of the batch was skipped (--bad-images skip)
-                if rank.world > 1:  # the other processes wait for its gradients: stop them all rather than hang
-                    raise ArchspecError(data.CORRUPT, f"every image of a batch share in epoch {epoch + 1} is unreadable "
-                                        "(--bad-images skip); remove the unreadable files, or train with --nproc 1")
+            if _skipped_everywhere(len(y) == 0, rank, options.bad_images, device):  # --bad-images skip left none
                 step += 1
                 continue
             if not dataset.text:
@@ -367,6 +364,19 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
     if rank.main:
         checkpoint.save_final(folder, module, weights)
     return RunResult(model.name, folder, dataset.name, options.augment, model.params, seconds, history, dataset.task)
+
+
+def _skipped_everywhere(empty: bool, rank: Rank, bad_images: str, device: torch.device) -> bool:
+    """Whether to skip this step because a process's share of the batch lost every image (--bad-images skip).
+    Under DDP all processes must agree, or the others would wait for its gradients forever: one flag is
+    all-reduced per step, only when images can be skipped."""
+    if rank.world == 1 or bad_images != "skip":
+        return empty
+    import torch.distributed as dist
+
+    flag = torch.tensor([float(empty)], device=device)
+    dist.all_reduce(flag)
+    return bool(flag.item() > 0)
 
 
 @torch.no_grad()
