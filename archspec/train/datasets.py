@@ -129,10 +129,10 @@ class ImageFiles:
     def path(self, i: int) -> str:
         return os.fsdecode(self.blob[int(self.offsets[i]):int(self.offsets[i + 1])])
 
-    def to(self, device: torch.device) -> "ImageFiles":  # read where the loop asks, moved batch by batch
+    def to(self, device: torch.device) -> ImageFiles:  # read where the loop asks, moved batch by batch
         return self
 
-    def subset(self, n: int) -> "ImageFiles":
+    def subset(self, n: int) -> ImageFiles:
         return ImageFiles(self.folder, self.blob, self.offsets[:n + 1], self.labels[:n], self.size)
 
 
