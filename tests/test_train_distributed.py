@@ -157,3 +157,46 @@ def test_fsdp_units_leave_tied_and_graph_read_parameters_to_the_root() -> None:
     assert "transformer.wte" not in grouped and "transformer.ln_f" not in grouped  # tied; too small
     assert units[0] == ["transformer.h.0.attn.c_attn", "transformer.h.0.attn.c_proj"] and len(units) == 4
     assert sharded.units(model, min_params=10**9) == []  # everything in the root's unit
+
+
+FAULT = '''
+import os
+
+from archspec.errors import ArchspecError
+from archspec.train import loop
+
+real = loop.evaluate
+
+
+def evaluate(*args, **kwargs):
+    if os.environ["RANK"] == "0":
+        raise ArchspecError(loop.STEP_FAILED, "evaluation failed on rank 0 alone (injected)")
+    return real(*args, **kwargs)
+
+
+loop.evaluate = evaluate
+'''
+
+LAUNCH_WITH_FAULT = '''
+import multiprocessing, sys
+preload = multiprocessing.set_forkserver_preload
+multiprocessing.set_forkserver_preload = lambda names: preload([*names, "fault"])  # after the loop: patches it
+from archspec import cli
+sys.exit(cli.main(sys.argv[1:]))
+'''
+
+
+def test_an_error_on_one_process_stops_the_others_at_once(tmp_path: Path) -> None:
+    """Rank 0 alone evaluates under DDP; an error there (a GPU out of memory in evaluation, say) used to leave
+    rank 1 waiting at the epoch's barrier until gloo's 30-minute timeout. The failure is injected into the
+    workers through the fork server's preload (the one way into them from here), and nothing else is mocked."""
+    (tmp_path / "fault.py").write_text(FAULT)
+    args = ["train", SEED_CNN, "--data", "digits", "--set", "resolution=16", "--epochs", "1", "--batch-size", "128",
+            "--threads", "1", "--nproc", "2", "--out", str(tmp_path / "r")]
+    env = _env()
+    env["PYTHONPATH"] = str(tmp_path) + os.pathsep + env["PYTHONPATH"]  # the fork server's path: fault.py
+    done = subprocess.run([sys.executable, "-c", LAUNCH_WITH_FAULT, *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=150)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.rstrip().endswith("error: AS917: evaluation failed on rank 0 alone (injected)"), done.stderr
+    assert "Traceback" not in done.stderr

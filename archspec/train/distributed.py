@@ -10,8 +10,10 @@ global batch the run matches one process up to the order of floating-point sums.
 per-process statistics on CPU; on CUDA it is converted to SyncBatchNorm, so it too sees the global batch.
 Rank 0 evaluates and writes the checkpoints; the others wait at a barrier.
 
-An ArchspecError in a worker comes back to the launching process as data and is raised there, so the
-command line reports it like any other error rather than as a launcher traceback. Ctrl-C or SIGTERM to the
+An ArchspecError in a worker comes back to the launching process as data (a small JSON file) and is
+raised there, so the command line reports it like any other error rather than as a launcher traceback;
+the worker then exits 1 at once, so that the launcher stops the others, which may be waiting for it in a
+collective (they would otherwise block until the process group's timeout: 30 minutes for gloo). Ctrl-C or SIGTERM to the
 launching process reaches it as the launcher's SignalException; the launcher stops the workers, and the
 command line exits 130 ("interrupted"), as for a one-process run. `--nproc` is at most the CPUs this
 process may run on (CUDA: the visible GPUs) and MAX_NPROC.
@@ -24,8 +26,14 @@ same loop, on one machine or several (docs/training.md).
 from __future__ import annotations
 
 from dataclasses import dataclass
+import json
+import logging
 import multiprocessing
 import os
+from pathlib import Path
+import shutil
+import sys
+import tempfile
 from typing import TYPE_CHECKING
 import uuid
 
@@ -71,17 +79,25 @@ def launch(options: TrainOptions) -> object:
     if config.start_method == "forkserver":
         # the fork server imports torch and the loop once (computing nothing); workers fork from it, fresh
         multiprocessing.set_forkserver_preload([__name__, "archspec.train.loop", "archspec.train.sharded"])
+    reports = tempfile.mkdtemp(prefix="archspec-train-")
+    # the launcher logs a worker's non-zero exit with its own traceback; the error raised below says it all
+    quiet = logging.getLogger("torch.distributed.elastic.multiprocessing.api")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
     try:
-        results = elastic_launch(config, _worker)(options)
+        results = elastic_launch(config, _worker)(options, reports)
     except SignalException:  # the launcher has stopped the workers; the command line says "interrupted"
         raise KeyboardInterrupt from None
     except ChildFailedError as exc:
+        for name in sorted(os.listdir(reports), key=lambda n: int(n.split(".")[0])):  # the lowest rank's
+            reported = json.loads(Path(reports, name).read_text())
+            raise ArchspecError(reported["code"], reported["message"]) from None
         rank, failure = exc.get_first_failure()
         raise ArchspecError(LAUNCH_FAILED, f"training process {rank} of {options.nproc} failed (exit code {failure.exitcode}); "
                             "its messages are above") from None
-    failures = [r for r in results.values() if isinstance(r, Failure)]
-    if failures:
-        raise ArchspecError(failures[0].code, failures[0].message)
+    finally:
+        quiet.setLevel(level)
+        shutil.rmtree(reports, ignore_errors=True)
     return results[0]
 
 
@@ -129,17 +145,23 @@ def _in_group(options: TrainOptions, rank: "Rank") -> "RunResult":
     if options.threads is None:  # share this machine's cores instead of every process taking all of them
         torch.set_num_threads(max(1, cpus() // int(os.environ.get("LOCAL_WORLD_SIZE", rank.world))))
     dist.init_process_group("nccl" if cuda else "gloo")
-    try:
-        return loop.run(options, rank)
-    finally:
-        dist.destroy_process_group()
+    result = loop.run(options, rank)
+    # only after a run that ended on every process: destroying the group while the others wait in a
+    # collective can block; on an error the process exits (torchrun or _worker) and the launcher stops the rest
+    dist.destroy_process_group()
+    return result
 
 
-def _worker(options: TrainOptions) -> object:
+def _worker(options: TrainOptions, reports: str) -> object:
     """One process of the run (spawned by the launcher, which sets RANK, WORLD_SIZE, LOCAL_RANK)."""
+    rank = _rank()
     try:
-        return _in_group(options, _rank())
+        return _in_group(options, rank)
     except ArchspecError as exc:
-        return Failure(exc.code, exc.message)
+        failure = Failure(exc.code, exc.message)
     except SpecErrors as exc:
-        return Failure("AS916", f"the spec does not compile: {exc}")
+        failure = Failure("AS916", f"the spec does not compile: {exc}")
+    Path(reports, f"{rank.rank}.json").write_text(json.dumps({"code": failure.code, "message": failure.message}))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)  # no teardown of the process group: the others may be inside a collective with this one
