@@ -247,3 +247,15 @@ def test_two_processes_agree_to_skip_a_batch_one_of_them_lost(tmp_path: Path) ->
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     assert "bad.png" in done.stderr and (tmp_path / "run/model.safetensors").is_file()
+
+
+def test_a_worker_that_dies_is_an_error_not_a_traceback(tmp_path: Path, monkeypatch) -> None:
+    import signal
+
+    folder = make_folder(tmp_path / "pets", per_class=2, test_per_class=1, classes=2)
+    streamed = data.load(f"folder:{folder}", (8, 8), stream=True)
+    # The kernel's OOM killer cannot be summoned here: the worker kills itself as it would be killed.
+    monkeypatch.setattr(datasets, "decode", lambda *args: os.kill(os.getpid(), signal.SIGKILL))
+    with pytest.raises(ArchspecError) as info:
+        list(datasets.Feed(streamed.train, (3, 8, 8), torch.device("cpu"), workers=1)([torch.arange(4)]))
+    assert info.value.code == "AS917" and "decoding worker failed" in info.value.message and "--workers 0" in info.value.message

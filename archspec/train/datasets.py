@@ -36,6 +36,7 @@ from archspec.limits import DATA, DataLimits
 from archspec.train.data import CORRUPT, IMAGE_SUFFIXES, MISSING, Split, prepare
 
 BAD_OPTION = "AS913"
+STEP_FAILED = "AS917"
 BAD_IMAGES = ("fail", "skip")
 MAX_WORKERS = 8  # past this, decoding small images is not what limits a step
 
@@ -235,6 +236,22 @@ class _Batches(torch.utils.data.Sampler):
         return len(self.batches)
 
 
+def _worker_errors(loader: torch.utils.data.DataLoader) -> Iterator[tuple[torch.Tensor, list[int], list[BadImage]]]:
+    """The loader's batches; a worker that died (killed for memory, a crash in a decoder's C code) is AS917
+    rather than the loader's RuntimeError traceback. Bad files never get here: _Decoded returns them."""
+    iterator = iter(loader)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except RuntimeError as exc:
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise ArchspecError(STEP_FAILED, f"an image-decoding worker failed: {first}; with --workers 0 the images "
+                                "are decoded in the training process, where the failing file shows") from None
+        yield batch
+
+
 class Feed:
     """A split as the loop consumes it: `feed(batches)` yields (x, y, kept) per index batch, with x the model's
     input on `device` (images: float in [0, 1] at `shape`; a text: int64 token ids), y its targets and `kept`
@@ -290,7 +307,7 @@ class Feed:
         self._sampler.batches = [b.tolist() for b in batches]
         skipped = 0
         labels = split.labels
-        for (images, kept, bad), index in zip(self._loader, batches):
+        for (images, kept, bad), index in zip(_worker_errors(self._loader), batches):
             if bad:
                 if self.bad_images == "fail":
                     raise failure(bad[0])
