@@ -25,9 +25,9 @@ from archspec.extras import require
 from archspec.limits import Limits, parse_limit
 from archspec.params import COMMAND_LINE, parse_override
 from archspec.registry import NO_PLUGINS_VARIABLE, Registry, default_registry
+from archspec.report import describe_block, describe_op, human, table
 from archspec.text import printable
 from archspec.validate import resolve_file, standard_blocks
-from archspec.report import describe_block, describe_op, human, table
 
 SPECS_DIR = Path("specs")
 USAGE_CODES = frozenset({"AS806",  # a bad option value (an unknown backend among them)
@@ -258,7 +258,7 @@ def _data_flags(p: argparse.ArgumentParser) -> None:
                    help="an unreadable image in a folder: fail (default, naming it) or skip it and count")
 
 
-def _training_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def _training_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     train = sub.add_parser("train", help="train a spec on a dataset; checkpoints in --out (default runs/<name>)")
     train.add_argument("spec", help="spec file, or the name of a spec in ./specs")
     train.add_argument("--variant", help="a row of the family's variants table")

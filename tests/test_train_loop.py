@@ -15,7 +15,6 @@ import torch
 
 from archspec import cli
 from archspec.train import TrainOptions, loop
-from reference import REFERENCE
 
 ROOT = Path(__file__).resolve().parent.parent
 LENET = str(ROOT / "specs/lenet5.yaml")
@@ -129,8 +128,10 @@ def test_resume_after_sigkill_mid_epoch_gives_the_same_weights(tmp_path: Path, c
 
 def test_compare_writes_the_table_and_curves(tmp_path: Path, capsys) -> None:
     import csv
-    import archspec
+
     from PIL import Image
+
+    import archspec
 
     out = tmp_path / "cmp"
     code, stdout, err = main(capsys, "compare", LENET, f"{SEED_CNN_BN}:augment=hflip+brightness=0.75,widths=[4,8,8]",
@@ -221,8 +222,9 @@ def test_eval_notes_settings_that_differ_from_the_run(tmp_path: Path, capsys) ->
 
 
 def test_eval_refuses_weights_of_another_model(tmp_path: Path, capsys) -> None:
-    import archspec
     from safetensors.torch import save_file
+
+    import archspec
 
     weights = tmp_path / "lenet.safetensors"
     save_file({k: v.contiguous() for k, v in archspec.build(LENET).state_dict().items()}, weights)

@@ -71,7 +71,7 @@ class TrainOptions:
     def decay(self) -> float:
         return self.weight_decay if self.weight_decay is not None else DEFAULT_WEIGHT_DECAY[self.optimizer]
 
-    def with_(self, **changes: Any) -> "TrainOptions":
+    def with_(self, **changes: Any) -> TrainOptions:
         return replace(self, **changes)
 
 

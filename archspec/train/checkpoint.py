@@ -15,12 +15,13 @@ resumed run ends with the same weights as one never interrupted.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 import json
 from pathlib import Path
 import random
 import shutil
-from typing import Any, Callable
+from typing import Any
 
 from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors, save as save_tensors

@@ -113,7 +113,7 @@ def launched_by_torchrun() -> bool:
     return all(name in os.environ for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"))
 
 
-def join(options: TrainOptions) -> "RunResult | None":
+def join(options: TrainOptions) -> RunResult | None:
     """This process is one of torchrun's workers: run the loop in torchrun's process group. Returns the
     run's result on rank 0 and None on the others (which print nothing of their own)."""
     from archspec.train import loop
@@ -126,13 +126,13 @@ def join(options: TrainOptions) -> "RunResult | None":
     return result if rank.main else None
 
 
-def _rank() -> "Rank":
+def _rank() -> Rank:
     from archspec.train import loop
 
     return loop.Rank(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"]))
 
 
-def _in_group(options: TrainOptions, rank: "Rank") -> "RunResult":
+def _in_group(options: TrainOptions, rank: Rank) -> RunResult:
     """The loop in the process group that RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT describe."""
     import torch
     import torch.distributed as dist

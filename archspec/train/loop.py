@@ -32,8 +32,17 @@ import torch.nn.functional as F
 from archspec import pipeline
 from archspec.errors import ArchspecError, SpecErrors
 from archspec.limits import DATA
-from archspec.train import (OPTIMIZERS, PRECISIONS, SCHEDULES, STRATEGIES, TrainOptions, augment as aug, checkpoint, data,
-                             datasets)
+from archspec.train import (
+    OPTIMIZERS,
+    PRECISIONS,
+    SCHEDULES,
+    STRATEGIES,
+    TrainOptions,
+    augment as aug,
+    checkpoint,
+    data,
+    datasets,
+)
 from archspec.train.metrics import EpochMetrics, EvalResult, Tally
 from archspec.train.report import Progress, RunLog, epoch_line
 from archspec.train.result import RunResult

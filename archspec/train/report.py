@@ -102,7 +102,7 @@ class RunLog:
             self.writer = SummaryWriter(str(self.folder), purge_step=self.first + 1 if self.first else None)
         return self.writer
 
-    def epoch(self, history: "list[EpochMetrics]") -> None:
+    def epoch(self, history: list[EpochMetrics]) -> None:
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow(METRICS_COLUMNS)
@@ -124,14 +124,14 @@ class RunLog:
             self.writer.close()
 
 
-def epoch_line(m: "EpochMetrics", epochs: int, unit: str = "img") -> str:
+def epoch_line(m: EpochMetrics, epochs: int, unit: str = "img") -> str:
     """One epoch's figures; `unit` is what a sample is (img, or seq: a text's window, whose loss is per token)."""
     return (f"epoch {m.epoch}/{epochs}: train loss {m.train_loss:.4f} acc {100 * m.train_acc:.2f}% | "
             f"test loss {m.test_loss:.4f} acc {100 * m.test_acc:.2f}% | {m.images_per_s:,.0f} {unit}/s | "
             f"{m.seconds:.1f} s | lr {m.lr:.3g}")
 
 
-def run_line(result: "RunResult") -> str:
+def run_line(result: RunResult) -> str:
     """What `archspec train` prints when the run ends: the final test accuracy, or a text's test loss."""
     last = result.history[-1]
     epochs = f"{last.epoch} epoch{'s' if last.epoch != 1 else ''}, {result.seconds:.1f} s of training"
@@ -141,7 +141,7 @@ def run_line(result: "RunResult") -> str:
     return f"wrote {result.folder / 'model.safetensors'}: test accuracy {100 * last.test_acc:.2f}% after {epochs}"
 
 
-def eval_text(result: "EvalResult") -> str:
+def eval_text(result: EvalResult) -> str:
     if result.task == "next_token":
         return (f"loss {result.loss:.4f} nats per token ({result.loss / math.log(2):.3f} bits)  next-token top-1 "
                 f"{100 * result.top1:.2f}%  top-5 {100 * result.top5:.2f}%  ({result.images:,} tokens)")
@@ -164,7 +164,7 @@ def eval_text(result: "EvalResult") -> str:
 COLUMNS = ("model", "dataset", "augment", "training time (s)", "params", "train loss", "train acc", "test loss", "test acc")
 
 
-def rows(results: list[tuple[str, "RunResult"]]) -> list[list[str]]:
+def rows(results: list[tuple[str, RunResult]]) -> list[list[str]]:
     table = []
     for label, r in results:
         last = r.history[-1]
@@ -173,7 +173,7 @@ def rows(results: list[tuple[str, "RunResult"]]) -> list[list[str]]:
     return table
 
 
-def markdown(results: list[tuple[str, "RunResult"]]) -> str:
+def markdown(results: list[tuple[str, RunResult]]) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "| " + " | ".join("---" for _ in COLUMNS) + " |"]
     for row in rows(results):
         shown = [*row[:4], f"{int(row[4]):,}", row[5], f"{100 * float(row[6]):.2f}%", row[7], f"{100 * float(row[8]):.2f}%"]
@@ -184,7 +184,7 @@ def markdown(results: list[tuple[str, "RunResult"]]) -> str:
     return "\n".join(lines) + "\n" + note
 
 
-def write_csv(path: Path, results: list[tuple[str, "RunResult"]]) -> None:
+def write_csv(path: Path, results: list[tuple[str, RunResult]]) -> None:
     text = io.StringIO()
     writer = csv.writer(text)
     writer.writerow(COLUMNS)
@@ -192,7 +192,7 @@ def write_csv(path: Path, results: list[tuple[str, "RunResult"]]) -> None:
     write_bytes_atomically(path, text.getvalue().encode())
 
 
-def write_curves(folder: Path, results: list[tuple[str, "RunResult"]]) -> list[Path]:
+def write_curves(folder: Path, results: list[tuple[str, RunResult]]) -> list[Path]:
     """loss.png and accuracy.png: train (dashed) and test (solid) per entry, over epochs."""
     import matplotlib
 

@@ -18,6 +18,7 @@ The final model.safetensors is the full state dict, gathered onto rank 0's CPU, 
 from __future__ import annotations
 
 from collections import defaultdict
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +40,8 @@ def units(module: torch.nn.Module, min_params: int = SHARD_MIN_PARAMS) -> list[l
             owners[id(p)].add(name)
     for node in graph.nodes if graph is not None else ():
         if node.op == "get_attr":  # read by the graph itself (a tied head reads the embedding's weight)
-            try:
+            with suppress(AttributeError):  # a buffer or a constant, not a parameter
                 owners[id(module.get_parameter(str(node.target)))].add("")
-            except AttributeError:  # a buffer or a constant, not a parameter
-                pass
     groups: dict[str, list[str]] = {}
     for name in called:
         params = list(module.get_submodule(name).parameters())
@@ -76,9 +75,8 @@ def load(path: Path, module: torch.nn.Module, optimizer: torch.optim.Optimizer) 
     """Read a folder that `save` wrote into this process's shards (DCP reshards: the number of processes
     may differ from the run that wrote it)."""
     import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
-
     from torch.distributed.checkpoint.api import CheckpointException
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
     weights, state = get_state_dict(module, optimizer)  # also creates the optimizer's state to load into
     both: dict[str, Any] = {"model": weights, "optimizer": state}
