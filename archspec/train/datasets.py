@@ -177,6 +177,10 @@ def read_all(files: ImageFiles, bad_images: str = "fail") -> tuple[torch.Tensor,
     if not images:
         raise ArchspecError(CORRUPT, f"{files.folder}/: none of its {len(files):,} images can be read (the first: "
                             f"{bad[0].path} {bad[0].reason})")
+    shapes = {tuple(t.shape) for t in images}
+    if len(shapes) > 1:  # only without a target size (data.load(text) with no image_size)
+        raise ArchspecError(CORRUPT, f"{files.folder}/: images differ in size ({', '.join(map(str, sorted(shapes)[:3]))}); "
+                            "give a size to resize them to")
     return torch.stack(images), torch.tensor(labels, dtype=torch.long), bad
 
 
