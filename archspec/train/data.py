@@ -12,9 +12,11 @@ Kinds, with no downloads at run time:
                      seq_len windows, the last tenth held out for evaluation
 
 A bare PATH is recognised by its files. The CIFAR pickles are read by an unpickler that accepts only
-numpy's array reconstruction and builtin values, so a planted pickle cannot run code. Images stay uint8
-(CIFAR-10 is 150 MB) and are resized to the spec's input batch by batch, on the training device
-(`prepare`); image folders, whose images differ in size, are resized once when read.
+numpy's array reconstruction and builtin values, so a planted pickle cannot run code, and whose arrays are
+bounded before they are allocated (archspec.limits.DataLimits). Images stay uint8 (CIFAR-10 is 150 MB) and
+are resized to the spec's input batch by batch, on the training device (`prepare`). An image folder is
+listed here and, for training (`load(..., stream=True)`), decoded batch by batch by archspec.train.datasets;
+read whole (the default here), its images are resized once when read.
 
 What a dataset trains is its task, one of TASKS: `classify` (one label per image) for the image kinds,
 `next_token` for text. The loop takes the loss, the metrics and the model's expected output from it.
