@@ -74,6 +74,12 @@ def test_fsdp_matches_one_process_and_resumes_from_its_sharded_checkpoint(tmp_pa
     state = json.loads((run / "state.json").read_text())
     assert state["weights"] == "checkpoint-0001.dcp" and (run / "checkpoint-0001.dcp/.metadata").is_file()
     assert sorted(p.name for p in (run / "checkpoint-0001.dcp").glob("*.distcp")) == ["__0_0.distcp", "__1_0.distcp"]
+    # eval reads the sharded checkpoint in one process (no group) and finds the epoch's test loss
+    (run / "model.safetensors").rename(tmp_path / "final.safetensors")
+    capfd.readouterr()
+    assert cli.main(["eval", SEED_CNN, "--weights", str(run), "--data", "digits", "--set", "resolution=16", "--json"]) == 0
+    assert json.loads(capfd.readouterr().out)["loss"] == pytest.approx(state["history"][0]["test_loss"], rel=1e-5)
+    (tmp_path / "final.safetensors").rename(run / "model.safetensors")
     assert cli.main([*fsdp, "--epochs", "2", "--resume"]) == 0
     # (the workers' own output is not asserted: they fork from a fork server that may have started, with its
     # stderr, in an earlier test)

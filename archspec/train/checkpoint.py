@@ -195,7 +195,15 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
         if (path / FINAL).is_file():
             return _read_tensors(path / FINAL)
         if has_run(path):
-            return _read_tensors(path / str(_read_json(path / STATE).get("weights")))
+            last = path / str(_read_json(path / STATE).get("weights"))
+            if last.is_dir() and last.name.endswith(".dcp"):  # an FSDP run's sharded checkpoint
+                from archspec.train.sharded import read_full
+
+                try:
+                    return read_full(last)
+                except RuntimeError as exc:
+                    raise ArchspecError(BAD_CHECKPOINT, f"{exc}; give the run's model.safetensors once it has ended") from None
+            return _read_tensors(last)
         raise ArchspecError(BAD_CHECKPOINT, f"{path}/ holds no {FINAL} and no {STATE}: give a run folder of "
                             "archspec train, or a .safetensors file")
     return _read_tensors(path)

@@ -83,9 +83,7 @@ def load(path: Path, module: torch.nn.Module, optimizer: torch.optim.Optimizer) 
     try:
         dcp.load(both, checkpoint_id=str(path))
     except CheckpointException as exc:  # a BaseException: would pass every `except Exception`
-        failures = getattr(exc, "failures", {}) or {}
-        first = next(iter(failures.values()), exc)
-        raise RuntimeError(f"cannot read the sharded checkpoint: {type(first).__name__}: {first}") from None
+        raise RuntimeError(f"cannot read the sharded checkpoint: {_reason(exc)}") from None
     set_state_dict(module, optimizer, model_state_dict=both["model"], optim_state_dict=both["optimizer"])
 
 
@@ -95,3 +93,34 @@ def full_weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
     weights = get_model_state_dict(module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     return {name: value for name, value in weights.items() if isinstance(value, torch.Tensor)}
+
+
+def read_full(path: Path) -> dict[str, torch.Tensor]:
+    """The whole weights of a folder that `save` wrote, in this one process (no process group): for
+    `archspec eval` of an FSDP run that has not finished. Goes through a temporary torch.save file
+    (torch.distributed.checkpoint's own converter), read back with weights_only."""
+    import tempfile
+
+    from torch.distributed.checkpoint.api import CheckpointException
+    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+
+    with tempfile.TemporaryDirectory(prefix="archspec-dcp-") as scratch:
+        try:
+            dcp_to_torch_save(str(path), str(Path(scratch, "full.pt")))
+            saved = torch.load(Path(scratch, "full.pt"), map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, ValueError, CheckpointException) as exc:  # the last: a BaseException
+            raise RuntimeError(f"cannot read the sharded checkpoint {path}: {_reason(exc)}") from None
+    weights = saved.get("model") if isinstance(saved, dict) else None
+    if not isinstance(weights, dict):
+        raise RuntimeError(f"{path} holds no model weights")
+    return {name: value for name, value in weights.items() if isinstance(value, torch.Tensor)}
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of what went wrong; a CheckpointException's own text only lists the failing ranks."""
+    failures = getattr(exc, "failures", None) or {}
+    first = next(iter(failures.values()), exc)
+    if isinstance(first, tuple):  # (exception, traceback) in some torch versions
+        first = first[0]
+    text = (str(first).strip().splitlines() or [""])[0]
+    return f"{type(first).__name__}: {text}" if text else type(first).__name__
