@@ -5,6 +5,9 @@
     state.json                          epoch, step, the options that fix the result, metrics so far,
                                         optimizer scalars, Python's RNG state, and the two file names
     model.safetensors                   the final weights, written when the run ends (for `archspec eval`)
+    checkpoint-EEEE.dcp/                under --strategy fsdp, in place of the first file and the optimizer
+                                        tensors: torch.distributed.checkpoint's shards (archspec.train.sharded)
+    metrics.csv, events.out.tfevents.*  what the run shows (archspec.train.report.RunLog)
 
 Every file is written atomically (archspec.backends.artifacts), and state.json last: it is the commit
 point, naming the two tensor files of its epoch, which are removed only after a newer state.json is in
