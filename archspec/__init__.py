@@ -17,13 +17,24 @@ from archspec.errors import ArchspecError, Location, SpecError, SpecErrors
 from archspec.passes.counts import Costs
 from archspec.pipeline import Compiled, build, build_file, compile_spec
 
-__all__ = ["ArchspecError", "Compiled", "Costs", "Location", "SpecError", "SpecErrors", "build", "build_file",
-           "compile_spec", "summary"]
+__all__ = [
+    "ArchspecError",
+    "Compiled",
+    "Costs",
+    "Location",
+    "SpecError",
+    "SpecErrors",
+    "build",
+    "build_file",
+    "compile_spec",
+    "summary",
+]
 __version__ = "0.1.0"
 
 
-def summary(path: str | os.PathLike[str], *, variant: str | None = None, optimize: bool = False,
-            **overrides: Any) -> Costs:
+def summary(
+    path: str | os.PathLike[str], *, variant: str | None = None, optimize: bool = False, **overrides: Any
+) -> Costs:
     """Output shapes, parameter and MAC counts of a spec, computed statically (with `optimize`: of the
     inference-rewritten graph, which `build(..., optimize=True)` builds)."""
     return compile_spec(path, overrides, variant=variant, optimize=optimize).costs

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Iterator, Sequence
+import contextlib
 from contextlib import contextmanager
 import json
 import os
@@ -30,9 +31,15 @@ from archspec.text import printable
 from archspec.validate import resolve_file, standard_blocks
 
 SPECS_DIR = Path("specs")
-USAGE_CODES = frozenset({"AS806",  # a bad option value (an unknown backend among them)
-                         "AS933",  # graph: an unknown -o suffix
-                         "AS911", "AS913", "AS918"})  # training: no dataset there, a bad training option or entry
+USAGE_CODES = frozenset(
+    {
+        "AS806",  # a bad option value (an unknown backend among them)
+        "AS933",  # graph: an unknown -o suffix
+        "AS911",
+        "AS913",
+        "AS918",
+    }
+)  # training: no dataset there, a bad training option or entry
 
 
 def _exists(path: Path) -> bool:
@@ -49,8 +56,12 @@ def _spec_path(text: str) -> str:
         return text
     if path.suffix == "" and text.isidentifier() and _exists(SPECS_DIR / f"{text}.yaml"):
         return str(SPECS_DIR / f"{text}.yaml")
-    raise ArchspecError("AS806", f"no spec file {text!r}" + (f" (and no {SPECS_DIR / text}.yaml)" if path.suffix == "" else "")
-                        + "; give the path of a .yaml spec, or the name of one in ./specs")
+    raise ArchspecError(
+        "AS806",
+        f"no spec file {text!r}"
+        + (f" (and no {SPECS_DIR / text}.yaml)" if path.suffix == "" else "")
+        + "; give the path of a .yaml spec, or the name of one in ./specs",
+    )
 
 
 def _overrides(items: Sequence[str]) -> dict[str, object]:
@@ -86,8 +97,11 @@ def _err(text: str) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="archspec", description="Compile neural-network architecture specs.")
-    parser.add_argument("--no-plugins", action="store_true",
-                        help=f"load no third-party plugin (also: {NO_PLUGINS_VARIABLE}=1 in the environment)")
+    parser.add_argument(
+        "--no-plugins",
+        action="store_true",
+        help=f"load no third-party plugin (also: {NO_PLUGINS_VARIABLE}=1 in the environment)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def spec_command(name: str, help: str) -> argparse.ArgumentParser:
@@ -95,42 +109,68 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("spec", help="spec file, or the name of a spec in ./specs")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a parameter")
         p.add_argument("--variant", help="a row of the family's variants table (instead of the thin spec's)")
-        p.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
-                       help=f"raise a limit (docs/limits.md): {', '.join(Limits.names())}")
+        p.add_argument(
+            "--limit",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help=f"raise a limit (docs/limits.md): {', '.join(Limits.names())}",
+        )
         return p
 
     spec_command("validate", "check a spec; print every error as file:line:col: code: message")
     summary = spec_command("summary", "per-layer table of output shapes, parameters and MACs")
     summary.add_argument("--json", action="store_true", help="one JSON object on stdout")
     summary.add_argument("--optimize", action="store_true", help="count the inference-optimized graph")
-    summary.add_argument("--verbose", action="store_true", help="also show how each layer's tensors are initialised (init:)")
+    summary.add_argument(
+        "--verbose", action="store_true", help="also show how each layer's tensors are initialised (init:)"
+    )
     build = spec_command("build", "compile a spec with a backend and write the artifact")
     build.add_argument("-o", "--output", help="output file (default: <name><backend suffix>, e.g. vgg16.pt2)")
     build.add_argument("--backend", default="torch")
     build.add_argument("--seed", type=_seed, default=0, help="weight initialisation seed (0 to 2**64-1)")
     build.add_argument("--weights", help="initial weights: a reference state dict (.safetensors, .pt, .pth)")
-    build.add_argument("--save-weights", action="store_true",
-                       help="also write the weights as <output>.safetensors (backends that write source: torch-source)")
-    build.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                       help="a backend setting, e.g. --option precision=fp16 (archspec check --backend NAME lists them)")
-    convert = spec_command("convert-weights", "write a reference checkpoint's tensors under the spec's names (.safetensors)")
+    build.add_argument(
+        "--save-weights",
+        action="store_true",
+        help="also write the weights as <output>.safetensors (backends that write source: torch-source)",
+    )
+    build.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a backend setting, e.g. --option precision=fp16 (archspec check --backend NAME lists them)",
+    )
+    convert = spec_command(
+        "convert-weights", "write a reference checkpoint's tensors under the spec's names (.safetensors)"
+    )
     convert.add_argument("weights", help="the reference state dict (.safetensors, .pt, .pth)")
     convert.add_argument("-o", "--output", help="output file (default: <name>.safetensors)")
     check = spec_command("check", "per-layer report of what a backend compiles, falls back on, or cannot compile")
     check.add_argument("--backend", default="torch")
-    build.add_argument("--optimize", action="store_true",
-                       help="inference build: fold batch norm into convs, drop dropout and drop-path")
+    build.add_argument(
+        "--optimize",
+        action="store_true",
+        help="inference build: fold batch norm into convs, drop dropout and drop-path",
+    )
     bench = spec_command("bench", "time the built model (and its torchvision/timm reference with --vs)")
     bench.add_argument("--backend", default="torch", help="backend whose artifact is timed (default: torch, eager)")
     bench.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
-    bench.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"],
-                       help="inference: weights and input in this dtype; --train: autocast to it")
+    bench.add_argument(
+        "--dtype",
+        default="fp32",
+        choices=["fp32", "bf16", "fp16"],
+        help="inference: weights and input in this dtype; --train: autocast to it",
+    )
     bench.add_argument("--batch", type=int, default=8)
     bench.add_argument("--train", action="store_true", help="time forward + backward + SGD step")
     bench.add_argument("--vs", metavar="REF", help="also time the reference model (torchvision or timm), same weights")
     bench.add_argument("--compile", action="store_true", help="torch.compile (default mode) both sides")
     bench.add_argument("--channels-last", action="store_true", help="NHWC module and input, both sides")
-    bench.add_argument("--optimize", action="store_true", help="time the inference-optimized build (archspec build --optimize)")
+    bench.add_argument(
+        "--optimize", action="store_true", help="time the inference-optimized build (archspec build --optimize)"
+    )
     bench.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     bench.add_argument("--warmup", type=int, default=3, help="untimed steps before timing")
     bench.add_argument("--iters", type=int, default=10, help="timed steps (per model)")
@@ -154,20 +194,34 @@ def _view_parsers(sub: argparse._SubParsersAction, spec_command: Callable[[str, 
     from archspec.views.graph import DEFAULT_DEPTH, FORMATS
 
     graph = spec_command("graph", "draw the graph with Graphviz: blocks as clusters, repeats collapsed")
-    graph.add_argument("-o", "--output", help=f"output file; its suffix picks the format ({', '.join(FORMATS)}); default <name>.svg")
-    card = spec_command("card", "one self-contained HTML page: graph, per-stage chart, layer table, expect: status, source")
+    graph.add_argument(
+        "-o", "--output", help=f"output file; its suffix picks the format ({', '.join(FORMATS)}); default <name>.svg"
+    )
+    card = spec_command(
+        "card", "one self-contained HTML page: graph, per-stage chart, layer table, expect: status, source"
+    )
     card.add_argument("-o", "--output", help="output file (default <name>.html)")
     for p in (graph, card):
-        p.add_argument("--depth", type=int, default=DEFAULT_DEPTH,
-                       help=f"nesting levels drawn as clusters; deeper blocks and repeats are one box (default {DEFAULT_DEPTH})")
-        p.add_argument("--no-collapse", action="store_true", help="draw every copy of a repeat, not one copy and a ×N box")
+        p.add_argument(
+            "--depth",
+            type=int,
+            default=DEFAULT_DEPTH,
+            help=f"nesting levels drawn as clusters; deeper blocks and repeats are one box (default {DEFAULT_DEPTH})",
+        )
+        p.add_argument(
+            "--no-collapse", action="store_true", help="draw every copy of a repeat, not one copy and a ×N box"
+        )
     diff = sub.add_parser("diff", help="layers added, removed and changed between two specs; params/MACs per stage")
     diff.add_argument("a", help="spec file, or the name of a spec in ./specs")
     diff.add_argument("b", help="spec file, or the name of a spec in ./specs")
     diff.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a parameter of both")
-    diff.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE", help="raise a limit (docs/limits.md)")
+    diff.add_argument(
+        "--limit", action="append", default=[], metavar="NAME=VALUE", help="raise a limit (docs/limits.md)"
+    )
     diff.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    fingerprint = spec_command("fingerprint", "canonical SHA-256 of the lowered network (names and formatting left out)")
+    fingerprint = spec_command(
+        "fingerprint", "canonical SHA-256 of the lowered network (names and formatting left out)"
+    )
     fingerprint.add_argument("--json", action="store_true", help="one JSON object on stdout")
     completion = sub.add_parser("completion", help="print a shell completion script (bash or zsh)")
     completion.add_argument("shell", choices=["bash", "zsh"])
@@ -198,8 +252,13 @@ def _view(args: argparse.Namespace, registry: Registry) -> int:
     if args.command == "fingerprint":
         compiled = pipeline.compile_spec(path, overrides, registry, args.variant, limits)
         digest = fingerprint.fingerprint(compiled.graph)
-        _out(json.dumps({"name": compiled.resolved.name, "spec": path, "fingerprint": digest,
-                         "format": fingerprint.FORMAT}) if args.json else f"{digest}  {path}")
+        _out(
+            json.dumps(
+                {"name": compiled.resolved.name, "spec": path, "fingerprint": digest, "format": fingerprint.FORMAT}
+            )
+            if args.json
+            else f"{digest}  {path}"
+        )
         return 0
     if args.depth < 0:
         raise ArchspecError("AS806", f"--depth {args.depth}: give a whole number >= 0")
@@ -207,7 +266,9 @@ def _view(args: argparse.Namespace, registry: Registry) -> int:
     compiled = pipeline.compile_spec(path, overrides, registry, args.variant, limits, expect=args.command != "card")
     if args.command == "graph":
         out = output_path(args.output, compiled.graph.name, ".svg")
-        data = graph.render(graph.to_dot(compiled.graph, compiled.costs, registry, args.depth, not args.no_collapse), fmt)
+        data = graph.render(
+            graph.to_dot(compiled.graph, compiled.costs, registry, args.depth, not args.no_collapse), fmt
+        )
     else:
         out = output_path(args.output, compiled.graph.name, ".html")
         page, warnings = card.render_card(path, compiled, registry, args.depth, not args.no_collapse)
@@ -224,8 +285,12 @@ def _view(args: argparse.Namespace, registry: Registry) -> int:
 
 def _training_flags(p: argparse.ArgumentParser) -> None:
     """The options of train and compare (archspec.train.TrainOptions; docs/training.md)."""
-    p.add_argument("--data", required=True, help="digits, cifar10[:PATH], cifar100[:PATH], mnist[:PATH], "
-                   "fashion-mnist[:PATH], folder:PATH, a dataset folder, or text:PATH (a language model on a text's bytes)")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="digits, cifar10[:PATH], cifar100[:PATH], mnist[:PATH], "
+        "fashion-mnist[:PATH], folder:PATH, a dataset folder, or text:PATH (a language model on a text's bytes)",
+    )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec parameter")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=64, help="global batch (split over --nproc processes)")
@@ -235,27 +300,49 @@ def _training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schedule", default="cosine", help="cosine, step (x0.1 at 1/2 and 3/4) or none")
     p.add_argument("--warmup-epochs", type=float, default=0.0, help="linear warm-up of the learning rate (default 0)")
     p.add_argument("--label-smoothing", type=float, default=0.0, help="of the training loss, e.g. 0.1 (default 0)")
-    p.add_argument("--augment", default="", metavar="LIST",
-                   help="comma-separated: hflip, vflip, transpose, grayscale, brightness=F, crop[=PAD]")
+    p.add_argument(
+        "--augment",
+        default="",
+        metavar="LIST",
+        help="comma-separated: hflip, vflip, transpose, grayscale, brightness=F, crop[=PAD]",
+    )
     p.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
     p.add_argument("--precision", default="fp32", help="fp32 or bf16 (autocast)")
     p.add_argument("--compile", action="store_true", help="torch.compile the module")
     p.add_argument("--channels-last", action="store_true", help="NHWC memory format for the module and batches")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--seed", type=_seed, default=0, help="weights, data order, augmentation and dropout")
-    p.add_argument("--nproc", type=int, default=1, help="processes on this machine, through torch's elastic launcher "
-                   "(at most the CPU cores, or the GPUs with --device cuda); more machines: torchrun")
-    p.add_argument("--strategy", default="ddp", help="with --nproc > 1: ddp (weights on every process) or fsdp "
-                   "(weights, gradients and optimizer state sharded: FSDP2)")
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="processes on this machine, through torch's elastic launcher "
+        "(at most the CPU cores, or the GPUs with --device cuda); more machines: torchrun",
+    )
+    p.add_argument(
+        "--strategy",
+        default="ddp",
+        help="with --nproc > 1: ddp (weights on every process) or fsdp "
+        "(weights, gradients and optimizer state sharded: FSDP2)",
+    )
     p.add_argument("--threads", type=int, help="CPU threads per process")
     _data_flags(p)
 
 
 def _data_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workers", type=int, metavar="N", help="image-decoding worker processes for an image folder "
-                   "(default: the cores but one, at most 8; 0 decodes in the training process)")
-    p.add_argument("--bad-images", default="fail", choices=("fail", "skip"),
-                   help="an unreadable image in a folder: fail (default, naming it) or skip it and count")
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="image-decoding worker processes for an image folder "
+        "(default: the cores but one, at most 8; 0 decodes in the training process)",
+    )
+    p.add_argument(
+        "--bad-images",
+        default="fail",
+        choices=("fail", "skip"),
+        help="an unreadable image in a folder: fail (default, naming it) or skip it and count",
+    )
 
 
 def _training_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -274,11 +361,18 @@ def _training_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     ev.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
     ev.add_argument("--precision", default="fp32", help="fp32 or bf16 (autocast)")
     _data_flags(ev)
-    ev.add_argument("--json", action="store_true", help="one JSON object: loss, top1, top5 (fractions), confusion "
-                    "(a text: loss in nats per token, tokens)")
+    ev.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object: loss, top1, top5 (fractions), confusion (a text: loss in nats per token, tokens)",
+    )
     compare = sub.add_parser("compare", help="train several specs or variants; results.md, results.csv, PNG curves")
-    compare.add_argument("entries", nargs="+", metavar="SPEC[:k=v,...]",
-                         help="e.g. seed_cnn seed_cnn_bn seed_cnn:dropout=true seed_cnn:augment=hflip+crop")
+    compare.add_argument(
+        "entries",
+        nargs="+",
+        metavar="SPEC[:k=v,...]",
+        help="e.g. seed_cnn seed_cnn_bn seed_cnn:dropout=true seed_cnn:augment=hflip+crop",
+    )
     compare.add_argument("--out", default="runs/compare", help="folder for the table, the curves and each entry's run")
     _training_flags(compare)
 
@@ -291,17 +385,46 @@ def _training(args: argparse.Namespace) -> int:
         from archspec.train.loop import evaluate_file
         from archspec.train.report import eval_text
 
-        result = evaluate_file(_spec_path(args.spec), args.weights, args.data, _overrides(args.set), args.variant,
-                               args.device, args.split, args.precision, args.workers, args.bad_images)
+        result = evaluate_file(
+            _spec_path(args.spec),
+            args.weights,
+            args.data,
+            _overrides(args.set),
+            args.variant,
+            args.device,
+            args.split,
+            args.precision,
+            args.workers,
+            args.bad_images,
+        )
         _out(json.dumps(result.to_json()) if args.json else eval_text(result))
         return 0
-    base = TrainOptions(spec="", data=args.data, overrides=_overrides(args.set), epochs=args.epochs,
-                        batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, optimizer=args.optimizer,
-                        schedule=args.schedule, warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,
-                        augment=args.augment, device=args.device, precision=args.precision, compile=args.compile,
-                        channels_last=args.channels_last, out=args.out, resume=args.resume, seed=args.seed,
-                        nproc=args.nproc, strategy=args.strategy, threads=args.threads, workers=args.workers,
-                        bad_images=args.bad_images)
+    base = TrainOptions(
+        spec="",
+        data=args.data,
+        overrides=_overrides(args.set),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        optimizer=args.optimizer,
+        schedule=args.schedule,
+        warmup_epochs=args.warmup_epochs,
+        label_smoothing=args.label_smoothing,
+        augment=args.augment,
+        device=args.device,
+        precision=args.precision,
+        compile=args.compile,
+        channels_last=args.channels_last,
+        out=args.out,
+        resume=args.resume,
+        seed=args.seed,
+        nproc=args.nproc,
+        strategy=args.strategy,
+        threads=args.threads,
+        workers=args.workers,
+        bad_images=args.bad_images,
+    )
     if args.command == "compare":
         from archspec.train.compare import compare, parse_entry
         from archspec.train.report import markdown
@@ -337,8 +460,10 @@ def _explain(args: argparse.Namespace, registry: Registry) -> int:
     code = args.code.upper()
     if code not in CODES:
         known = [*registry.ops, *blocks]
-        _err(f"{args.code!r} is neither an error code (AS101 ... {max(CODES)}), an op nor a block of archspec's "
-             f"libraries.{did_you_mean(args.code, known)}")
+        _err(
+            f"{args.code!r} is neither an error code (AS101 ... {max(CODES)}), an op nor a block of archspec's "
+            f"libraries.{did_you_mean(args.code, known)}"
+        )
         return 2
     _out(f"{code}: {CODES[code]}")
     return 0
@@ -350,8 +475,11 @@ def _spec_inputs(args: argparse.Namespace, registry: Registry) -> tuple[str, dic
     limits = _limits(args.limit)
     backend = getattr(args, "backend", None)
     if backend is not None and backend not in registry.backends and not registry.conflict("backend", backend):
-        raise ArchspecError("AS806", f"unknown backend {backend!r}.{did_you_mean(backend, registry.backends)} "
-                            f"Known: {', '.join(sorted(registry.backends))}")
+        raise ArchspecError(
+            "AS806",
+            f"unknown backend {backend!r}.{did_you_mean(backend, registry.backends)} "
+            f"Known: {', '.join(sorted(registry.backends))}",
+        )
     return _spec_path(args.spec), _overrides(args.set), limits
 
 
@@ -366,7 +494,9 @@ def _validate(args: argparse.Namespace, registry: Registry) -> int:
 def _summary(args: argparse.Namespace, registry: Registry) -> int:
     path, overrides, limits = _spec_inputs(args, registry)
     # The table is printed even when expect: fails: that is when it is needed. Then the mismatch, exit 1.
-    compiled = pipeline.compile_spec(path, overrides, registry, args.variant, limits, optimize=args.optimize, expect=False)
+    compiled = pipeline.compile_spec(
+        path, overrides, registry, args.variant, limits, optimize=args.optimize, expect=False
+    )
     costs = compiled.costs
     _out(json.dumps(costs.to_json()) if args.json else table(costs, compiled.graph if args.verbose else None))
     pipeline.check_compiled_expect(compiled, overrides, registry)
@@ -375,25 +505,46 @@ def _summary(args: argparse.Namespace, registry: Registry) -> int:
 
 def _build(args: argparse.Namespace, registry: Registry) -> int:
     path, overrides, limits = _spec_inputs(args, registry)
-    out = pipeline.build_file(path, args.output, backend=args.backend, seed=args.seed, weights=args.weights,
-                              overrides=overrides, variant=args.variant, registry=registry, limits=limits,
-                              optimize=args.optimize, save_weights=args.save_weights, settings=_settings(args.option),
-                              report=_out)
+    out = pipeline.build_file(
+        path,
+        args.output,
+        backend=args.backend,
+        seed=args.seed,
+        weights=args.weights,
+        overrides=overrides,
+        variant=args.variant,
+        registry=registry,
+        limits=limits,
+        optimize=args.optimize,
+        save_weights=args.save_weights,
+        settings=_settings(args.option),
+        report=_out,
+    )
     _out(f"wrote {out}")
     return 0
 
 
 def _convert_weights(args: argparse.Namespace, registry: Registry) -> int:
     path, overrides, limits = _spec_inputs(args, registry)
-    out = pipeline.convert_weights(path, args.weights, args.output, overrides=overrides, variant=args.variant,
-                                   registry=registry, limits=limits, report=_out)
+    out = pipeline.convert_weights(
+        path,
+        args.weights,
+        args.output,
+        overrides=overrides,
+        variant=args.variant,
+        registry=registry,
+        limits=limits,
+        report=_out,
+    )
     _out(f"wrote {out}")
     return 0
 
 
 def _check(args: argparse.Namespace, registry: Registry) -> int:
     path, overrides, limits = _spec_inputs(args, registry)
-    layers = pipeline.coverage(pipeline.compile_spec(path, overrides, registry, args.variant, limits), args.backend, registry)
+    layers = pipeline.coverage(
+        pipeline.compile_spec(path, overrides, registry, args.variant, limits), args.backend, registry
+    )
     _out(format_report(layers, args.backend))
     return 1 if any(s.level == "unsupported" for s in layers) else 0
 
@@ -402,10 +553,21 @@ def _bench(args: argparse.Namespace, registry: Registry) -> int:
     path, overrides, limits = _spec_inputs(args, registry)
     from archspec.bench import BenchOptions, bench
 
-    options = BenchOptions(backend=args.backend, device=args.device, dtype=args.dtype, batch=args.batch,
-                           train=args.train, vs=args.vs, compile=args.compile, channels_last=args.channels_last,
-                           optimize=args.optimize, threads=args.threads, warmup=args.warmup, iters=args.iters,
-                           seed=args.seed)
+    options = BenchOptions(
+        backend=args.backend,
+        device=args.device,
+        dtype=args.dtype,
+        batch=args.batch,
+        train=args.train,
+        vs=args.vs,
+        compile=args.compile,
+        channels_last=args.channels_last,
+        optimize=args.optimize,
+        threads=args.threads,
+        warmup=args.warmup,
+        iters=args.iters,
+        seed=args.seed,
+    )
     report = bench(path, options, overrides, args.variant, registry)
     _out(json.dumps(report.to_json()) if args.json else report.text())
     return 0
@@ -416,9 +578,11 @@ Handler = Callable[[argparse.Namespace, Registry], int]
 
 def _needs_torch(extra: str, handler: Handler) -> Handler:
     """`handler` imports torch: without it installed, say which extra brings it (AS810, exit 1), not a traceback."""
+
     def run(args: argparse.Namespace, registry: Registry) -> int:
         require(("torch",), f"archspec {args.command}", extra)
         return handler(args, registry)
+
     return run
 
 
@@ -501,10 +665,8 @@ def _sigterm_unwinds() -> Iterator[None]:
 
 def _silence_stdout() -> None:
     """Point stdout at devnull so the interpreter's final flush does not fail again."""
-    try:
+    with contextlib.suppress(OSError, ValueError):  # stdout is not a real file (captured by a test harness)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except (OSError, ValueError):  # stdout is not a real file (captured by a test harness)
-        pass
 
 
 def _report(exc: SpecErrors) -> None:

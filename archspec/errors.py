@@ -103,7 +103,7 @@ def suggestion_budget(count: int) -> Iterator[None]:
 
 
 def _pairs(text: str) -> frozenset[str]:
-    return frozenset(text[k:k + 2] for k in range(len(text) - 1)) or frozenset((text,))
+    return frozenset(text[k : k + 2] for k in range(len(text) - 1)) or frozenset((text,))
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
@@ -153,7 +153,7 @@ CODES: dict[str, str] = {
     "AS109": "A YAML tag, a non-string key or another construct that specs do not use.",
     "AS110": "A referenced spec file (use:) cannot be used: absolute, outside the spec's folder, or a cycle.",
     "AS111": "An import cannot be used: not archspec:NAME of a shipped library, absolute, outside the importing file's "
-             "folder, missing, a cycle of imports, or past the imports / import_depth limits.",
+    "folder, missing, a cycle of imports, or past the imports / import_depth limits.",
     "AS112": "Two imported libraries, or an import and one of the file's own blocks, define a block of the same name.",
     "AS201": "A required key is missing.",
     "AS202": "An unknown key; the message lists the keys allowed there.",
@@ -172,73 +172,73 @@ CODES: dict[str, str] = {
     "AS401": "A layer refers (from:) to a name that is not defined before it in its scope.",
     "AS402": "A layer gets the wrong number of inputs for its op.",
     "AS403": "An op argument is invalid (unknown, missing or of the wrong type), or a float argument is not a finite "
-             "number within float32's range (a clamp bound, a pad value, a layer_scale init: it would be inf in the model).",
+    "number within float32's range (a clamp bound, a pad value, a layer_scale init: it would be inf in the model).",
     "AS404": "repeat: must evaluate to a whole number >= 0.",
     "AS405": "The expanded graph exceeds the node limit.",
     "AS406": "A block uses itself, directly or through other blocks.",
     "AS407": "Two layers in one scope have the same name.",
     "AS408": "if: must evaluate to true or false.",
     "AS409": "A spec, variant, block or layer name is not a valid name: ASCII letters, digits and _, starting with a "
-             "letter, at most 100 characters, not a Python keyword; block and layer names also not an attribute of "
-             "torch.nn.Module (training, graph, forward, ...).",
+    "letter, at most 100 characters, not a Python keyword; block and layer names also not an attribute of "
+    "torch.nn.Module (training, graph, forward, ...).",
     "AS410": "The graph is empty or has no output.",
     "AS430": "Two layers' module paths clash: one is the same as, or the parent of, the other (a dotted or numbered "
-             "layer name such as downsample.0 against a repeat's copies downsample.0, downsample.1, ...).",
+    "layer name such as downsample.0 against a repeat's copies downsample.0, downsample.1, ...).",
     "AS431": "A layer with if: and several inputs does not say which input passes on when it is skipped "
-             "(else: NAME, one of its from: inputs), or else: is used without if: or names no input of the layer.",
+    "(else: NAME, one of its from: inputs), or else: is used without if: or names no input of the layer.",
     "AS432": "from: is an expression; from: names earlier layers (or input) as written. Pick between inputs with "
-             "if: (two layers of the same name) or else:.",
+    "if: (two layers of the same name) or else:.",
     "AS433": "A parameter default is an expression; defaults are plain values. Derive values in vars: instead.",
     "AS434": "Nothing reads a layer's output, so it never reaches the network's output (a branch no merge reads, "
-             "or a merge that was skipped); it would be counted and computed for nothing.",
+    "or a merge that was skipped); it would be counted and computed for nothing.",
     "AS435": "A layer's init: values: do not fit the tensor: another number of elements than the tensor has (the "
-             "message gives its shape), or something other than finite numbers within float32's range. Values are "
-             "listed flat or nested in the tensor's order, e.g. a [1, 16, 1, 1] conv weight takes 16 numbers.",
+    "message gives its shape), or something other than finite numbers within float32's range. Values are "
+    "listed flat or nested in the tensor's order, e.g. a [1, 16, 1, 1] conv weight takes 16 numbers.",
     "AS436": "A layer's init: names a tensor the layer does not have (on a block layer, a path such as conv.weight "
-             "that no layer inside the block has); the message lists the tensors it has.",
+    "that no layer inside the block has); the message lists the tensors it has.",
     "AS437": "A weights: rename rule is invalid (pattern parts, captures, or the ref template's {expressions}).",
     "AS438": "An init: rule is invalid: no op:/layer:, an unknown op or distribution, an unknown or wrong argument, "
-             "a number beyond float32's range (also in a layer's own init:, which maps its tensors to rules).",
+    "a number beyond float32's range (also in a layer's own init:, which maps its tensors to rules).",
     "AS439": "An init: rule names a tensor that no layer of the network has, a misspelling (the message lists one "
-             "matched layer's tensors).",
+    "matched layer's tensors).",
     "AS440": "A layer gives a block with several inputs (inputs: [x, skip]) another number of inputs in from: than "
-             "the block declares; list them in from: in the order of the block's inputs:.",
+    "the block declares; list them in from: in the order of the block's inputs:.",
     "AS441": "A block's inputs: lists a name twice, or a name that one of the block's layers also has; rename one.",
     "AS442": "A block declares an input in inputs: that none of its layers reads (from:, or the first layer's "
-             "implicit input); read it, or remove it from inputs: and from the using layers' from:.",
+    "implicit input); read it, or remove it from inputs: and from the using layers' from:.",
     "AS443": "A layer's tie: (a tensor it uses from another layer, e.g. a language model's head tied to the token "
-             "embedding) names no earlier layer, a tensor that layer does not own, or one of another shape. tie: takes "
-             "the full path from the network's root, as in the state dict: transformer.wte or transformer.wte.weight.",
+    "embedding) names no earlier layer, a tensor that layer does not own, or one of another shape. tie: takes "
+    "the full path from the network's root, as in the state dict: transformer.wte or transformer.wte.weight.",
     "AS411": "Expanding the spec takes more work than the limit (nested repeats of layers that make nothing).",
     "AS501": "Shapes do not fit: an op cannot take the shape its input gives.",
     "AS502": "A tensor is larger than the size limit.",
     "AS503": "The built network would exceed the parameter or memory limit; the message says how much it needs.",
     "AS504": "Element types do not fit: an op that computes with floats is given int64 token ids (an input declared "
-             "{shape: [...], dtype: int64}; embed them first with op: embedding), an embedding is given floats, or a "
-             "shape-only op (reshape, slice, concat, ...) mixes ids with floats.",
+    "{shape: [...], dtype: int64}; embed them first with op: embedding), an embedding is given floats, or a "
+    "shape-only op (reshape, slice, concat, ...) mixes ids with floats.",
     "AS601": "The parameter count differs from expect: params.",
     "AS602": "The MAC count differs from expect: macs.",
     "AS603": "The output shape differs from expect: output.",
     "AS604": "The input shape differs from expect: input.",
     "AS701": "A weights file cannot be read, or holds something other than a state dict of dense real tensors "
-             "(integer keys, meta/sparse/nested/quantized tensors, complex or boolean values, pickled Python objects: "
-             "archspec never loads a file with weights_only=False, and neither should you for a file you did not make).",
+    "(integer keys, meta/sparse/nested/quantized tensors, complex or boolean values, pickled Python objects: "
+    "archspec never loads a file with weights_only=False, and neither should you for a file you did not make).",
     "AS702": "A weights file does not match the model's structure.",
     "AS703": "A weights tensor holds NaN or infinity.",
     "AS704": "Pairing a checkpoint by position failed: the k-th unnamed tensor of the model and of the checkpoint "
-             "differ in shape or role, or one side has tensors left over. The message names both layers: the spec "
-             "orders its layers differently from the reference; name them as the reference does or add weights: rename.",
+    "differ in shape or role, or one side has tensors left over. The message names both layers: the spec "
+    "orders its layers differently from the reference; name them as the reference does or add weights: rename.",
     "AS705": "Pairing by position would be ambiguous: two layers with tensors of the same shapes lie on parallel "
-             "branches, or their order in a .safetensors file (which keeps none) comes from sorting their names, so "
-             "the checkpoint's order cannot tell them apart. Name them as the reference does, or add a weights: "
-             "rename rule (or give a .pt/.pth file, which keeps the order).",
+    "branches, or their order in a .safetensors file (which keeps none) comes from sorting their names, so "
+    "the checkpoint's order cannot tell them apart. Name them as the reference does, or add a weights: "
+    "rename rule (or give a .pt/.pth file, which keeps the order).",
     "AS706": "A checkpoint tensor has the name of one of the model's tensors but another shape.",
     "AS707": "Tensors are left that no name pairs, and the spec says weights: {by_position: false}.",
     "AS708": "A checkpoint tensor has the name of a buffer the spec computes itself (a gather index, a constant "
-             "table) but other values: the weights are for another configuration, or the spec's expression is wrong.",
+    "table) but other values: the weights are for another configuration, or the spec's expression is wrong.",
     "AS709": "A checkpoint's integer tensor (an index table) pairs by name with one of the spec's weights.",
     "AS710": "A checkpoint holds the tensor a spec ties (tie:, e.g. lm_head.weight tied to transformer.wte.weight) "
-             "under both names with different values: its model does not tie them. Remove the tie: to load both.",
+    "under both names with different values: its model does not tie them. Remove the tie: to load both.",
     "AS801": "A plugin failed to load and was skipped.",
     "AS802": "Two plugins provide the same op or backend name.",
     "AS803": "An unknown backend, or a backend that cannot lower an op of the graph.",
@@ -246,33 +246,33 @@ CODES: dict[str, str] = {
     "AS805": "A plugin's op or backend code raised an error: a bug in that plugin, named in the message.",
     "AS806": "The command line is wrong (an option's value, or a spec path that does not exist).",
     "AS901": "A benchmark cannot run: no such device (no CUDA), no runner for the backend, bad options, a --batch whose "
-             "tensors cannot fit the device's memory, or the step failed.",
+    "tensors cannot fit the device's memory, or the step failed.",
     "AS902": "No reference model for --vs: unknown library, no counterpart of the spec, or an override it cannot follow.",
     "AS808": "The network cannot be exported for the input sizes of its dynamic: ranges, or a backend's "
-             "toolchain failed on it.",
+    "toolchain failed on it.",
     "AS809": "An unknown or invalid backend setting (--option KEY=VALUE); the message lists the valid ones.",
     "AS810": "A backend needs a package or a device that is not available here; the message names it.",
     "AS931": "Graphviz's `dot` program is not installed (or cannot run); install it with apt-get install graphviz "
-             "or brew install graphviz. archspec graph -o x.dot needs no dot.",
+    "or brew install graphviz. archspec graph -o x.dot needs no dot.",
     "AS932": "Graphviz's `dot` failed to lay out or render the graph; the message has its last words.",
     "AS933": "archspec graph: the -o suffix names no known format (svg, png, pdf, dot, html).",
     "AS934": "A view (graph, card, completion) needs a Python package that is not installed: pip install 'archspec[views]'.",
     "AS911": "Training data is not where --data points (no such dataset or folder, or files missing); the message "
-             "says which files go where (docs/training.md).",
+    "says which files go where (docs/training.md).",
     "AS912": "A training data file is there but cannot be read: corrupt, truncated, or not in the official format "
-             "(a CIFAR pickle that asks for anything but arrays and lists is refused, never run); a text (text:PATH) "
-             "that is not a regular file, not UTF-8, larger than 256 MiB or too short for a training and a test window; "
-             "an image of a folder that is not a regular file or that its decoder rejects (named; --bad-images skip "
-             "leaves it out); data past a DataLimits bound (docs/limits.md): image bytes or pixels, images, classes, "
-             "the arrays a pickle declares, an idx header.",
+    "(a CIFAR pickle that asks for anything but arrays and lists is refused, never run); a text (text:PATH) "
+    "that is not a regular file, not UTF-8, larger than 256 MiB or too short for a training and a test window; "
+    "an image of a folder that is not a regular file or that its decoder rejects (named; --bad-images skip "
+    "leaves it out); data past a DataLimits bound (docs/limits.md): image bytes or pixels, images, classes, "
+    "the arrays a pickle declares, an idx header.",
     "AS913": "A training option is wrong (optimizer, schedule, precision, augmentation, batch size, device name), "
-             "or does not fit the spec or the data (classes, channels, a non-square input for transpose), or --out "
-             "already holds a run (add --resume).",
+    "or does not fit the spec or the data (classes, channels, a non-square input for transpose), or --out "
+    "already holds a run (add --resume).",
     "AS914": "The training device is not available here (--device cuda without a CUDA GPU).",
     "AS915": "A checkpoint cannot be used: missing or unreadable files, weights that do not fit the model, a "
-             "--resume whose options differ from the run's, a run folder whose state.json or state tensors are damaged "
-             "(the message names the field: an epoch the history does not back, a non-finite time, optimizer state "
-             "of the wrong shape, missing or extra RNG states), or a run folder that is, or lies below, a symbolic link.",
+    "--resume whose options differ from the run's, a run folder whose state.json or state tensors are damaged "
+    "(the message names the field: an epoch the history does not back, a non-finite time, optimizer state "
+    "of the wrong shape, missing or extra RNG states), or a run folder that is, or lies below, a symbolic link.",
     "AS916": "A distributed training process (--nproc) failed; its own messages come before this one.",
     "AS917": "A training or evaluation step failed (out of memory, a runtime error, a loss that became NaN).",
     "AS918": "A compare entry is not SPEC or SPEC:key=value,... with known training keys or spec parameters.",

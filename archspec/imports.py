@@ -72,17 +72,20 @@ def display_path(path: FsPath) -> str:
 
 def find(entry: str, importer: str, location: Location | None, at: Path) -> FsPath:
     """The file an `imports:` entry names, or a located AS111 saying why it cannot be used."""
+
     def refuse(message: str) -> SpecErrors:
         return SpecErrors([SpecError("AS111", message, location, at)])
 
     if "\0" in entry or len(entry) > MAX_ENTRY_CHARS or not entry.strip():
         raise refuse(f"an import is archspec:NAME or a relative path of 1 to {MAX_ENTRY_CHARS} characters without NUL")
     if entry.startswith(STDLIB_PREFIX):
-        name = entry[len(STDLIB_PREFIX):]
+        name = entry[len(STDLIB_PREFIX) :]
         known = stdlib_libraries()
         if name not in known:
-            raise refuse(f"{entry!r} is not one of archspec's block libraries.{did_you_mean(name, known)} "
-                         f"They are: {', '.join(STDLIB_PREFIX + k for k in known) or 'none'} (archspec list shows their blocks)")
+            raise refuse(
+                f"{entry!r} is not one of archspec's block libraries.{did_you_mean(name, known)} "
+                f"They are: {', '.join(STDLIB_PREFIX + k for k in known) or 'none'} (archspec list shows their blocks)"
+            )
         return STDLIB_DIR / f"{name}.yaml"
     if os.path.isabs(entry) or entry.startswith("~"):
         raise refuse(f"import {entry!r} is absolute; give a path relative to {importer}, or archspec:NAME")

@@ -20,21 +20,24 @@ _NONLINEARITIES = ("linear", "conv1d", "conv2d", "conv3d", "sigmoid", "tanh", "r
 
 # name -> argument -> default (the type follows the default; a tuple of strings is a choice).
 DISTRIBUTIONS: Mapping[str, Mapping[str, Any]] = {
-    "default": {},            # whatever the backend's layer does by itself (PyTorch's reset_parameters)
+    "default": {},  # whatever the backend's layer does by itself (PyTorch's reset_parameters)
     "zeros": {},
     "ones": {},
     "constant": {"value": 0.0},
     "normal": {"mean": 0.0, "std": 1.0},
     "uniform": {"a": 0.0, "b": 1.0},
-    "trunc_normal": {"mean": 0.0, "std": 1.0, "a": -2.0, "b": 2.0},      # bounds a, b absolute (torch)
-    "trunc_normal_tf": {"mean": 0.0, "std": 1.0, "a": -2.0, "b": 2.0},   # bounds in units of std (timm)
+    "trunc_normal": {"mean": 0.0, "std": 1.0, "a": -2.0, "b": 2.0},  # bounds a, b absolute (torch)
+    "trunc_normal_tf": {"mean": 0.0, "std": 1.0, "a": -2.0, "b": 2.0},  # bounds in units of std (timm)
     "kaiming_normal": {"a": 0.0, "mode": _MODES, "nonlinearity": ("leaky_relu", *_NONLINEARITIES)},
     "kaiming_uniform": {"a": 0.0, "mode": _MODES, "nonlinearity": ("leaky_relu", *_NONLINEARITIES)},
     "xavier_normal": {"gain": 1.0},
     "xavier_uniform": {"gain": 1.0},
     # timm's variance_scaling_: std = sqrt(scale / fan); truncated_normal is timm's lecun_normal_ at scale 1.
-    "variance_scaling": {"scale": 1.0, "mode": ("fan_in", "fan_out", "fan_avg"),
-                         "distribution": ("normal", "truncated_normal", "uniform")},
+    "variance_scaling": {
+        "scale": 1.0,
+        "mode": ("fan_in", "fan_out", "fan_avg"),
+        "distribution": ("normal", "truncated_normal", "uniform"),
+    },
 }
 
 
@@ -54,7 +57,9 @@ def split(value: object) -> tuple[str, Mapping[str, Any]] | str:
     if name not in DISTRIBUTIONS:
         from archspec.errors import did_you_mean
 
-        return f"unknown distribution {name!r}.{did_you_mean(str(name), DISTRIBUTIONS)} Known: {', '.join(DISTRIBUTIONS)}"
+        return (
+            f"unknown distribution {name!r}.{did_you_mean(str(name), DISTRIBUTIONS)} Known: {', '.join(DISTRIBUTIONS)}"
+        )
     unknown = [k for k in args if k not in DISTRIBUTIONS[name]]
     if unknown:
         allowed = ", ".join(DISTRIBUTIONS[name]) or "none"

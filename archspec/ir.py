@@ -81,7 +81,9 @@ class Node:
     inputs: tuple[str, ...] = ()
     shape: Shape | None = None
     source: Location | None = None
-    init: tuple[tuple[str, Init], ...] = ()  # tensor (relative to the layer) -> how to fill it; absent: the backend's default
+    init: tuple[
+        tuple[str, Init], ...
+    ] = ()  # tensor (relative to the layer) -> how to fill it; absent: the backend's default
     trainable: bool = True  # False: the layer's tensors keep their names but take no gradient (requires_grad False)
     dtype: Dtype = "float32"  # the element type of the node's value: int64 for token ids and what only moves them
     ties: tuple[tuple[str, str], ...] = ()  # own tensor leaf -> the full name of another layer's tensor it uses instead
@@ -227,15 +229,19 @@ class Graph:
                 if src not in self._nodes:
                     problems.append(f"{node.name!r} reads unknown node {src!r}")
                 elif src not in seen:
-                    problems.append(f"{node.name!r} reads {src!r}, declared after it: keep declaration order topological")
+                    problems.append(
+                        f"{node.name!r} reads {src!r}, declared after it: keep declaration order topological"
+                    )
             if shapes and node.shape is None:
                 problems.append(f"{node.name!r} has no shape: run InferShapes after changing the graph")
             if node.shape is not None and any((not isinstance(d, int)) or d < 1 for d in node.shape):
                 problems.append(f"{node.name!r} has a non-positive or non-integer dimension {node.shape}")
             for tensor, init in node.init:
                 if (init.kind == VALUES) != bool(init.values):
-                    problems.append(f"{node.name!r} init of {tensor!r}: a {init.kind} init with {len(init.values)} values; "
-                                    "only kind 'values' lists values, and it lists at least one")
+                    problems.append(
+                        f"{node.name!r} init of {tensor!r}: a {init.kind} init with {len(init.values)} values; "
+                        "only kind 'values' lists values, and it lists at least one"
+                    )
             seen.add(node.name)
         if not self.outputs:
             problems.append("the graph has no output: set outputs to the nodes the network returns")

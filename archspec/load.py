@@ -84,9 +84,7 @@ class Document:
 # strings because readers of the spec (and other YAML tools) would disagree on what they mean.
 _DIGITS = r"[0-9](?:_?[0-9])*"
 _INT = re.compile(rf"[-+]?{_DIGITS}")
-_FLOAT = re.compile(
-    rf"[-+]?(?:(?:{_DIGITS}\.(?:{_DIGITS})?|\.{_DIGITS})(?:[eE][-+]?[0-9]+)?|{_DIGITS}[eE][-+]?[0-9]+)"
-)
+_FLOAT = re.compile(rf"[-+]?(?:(?:{_DIGITS}\.(?:{_DIGITS})?|\.{_DIGITS})(?:[eE][-+]?[0-9]+)?|{_DIGITS}[eE][-+]?[0-9]+)")
 _BOOLS = {"true": True, "false": False}
 _FAKE_BOOLS = {"yes", "no", "on", "off", "y", "n"}
 _NON_FINITE = {".nan", ".inf", "+.inf", "-.inf"}
@@ -186,8 +184,12 @@ class _Builder:
         self.errors.append(SpecError(code, message, _loc(self.file, mark), path or ()))
 
     def too_deep(self, mark: _Mark | None) -> None:
-        self.error("AS108", f"nesting deeper than {self.max_depth} levels; flatten the spec (or raise --limit depth=N)",
-                   mark, self._parent_path())
+        self.error(
+            "AS108",
+            f"nesting deeper than {self.max_depth} levels; flatten the spec (or raise --limit depth=N)",
+            mark,
+            self._parent_path(),
+        )
 
     def _parent_path(self) -> Path:
         for frame in reversed(self.stack):
@@ -231,10 +233,20 @@ class _Builder:
                 self.error("AS103", "merge keys (<<) are not allowed; write the entries out", mark, where)
                 return
             if not isinstance(value, str):
-                self.error("AS109", f"key {text or 'null'!r} is not a string; keys must be names (quote it: '{text}')", mark, where)
+                self.error(
+                    "AS109",
+                    f"key {text or 'null'!r} is not a string; keys must be names (quote it: '{text}')",
+                    mark,
+                    where,
+                )
                 return
         if text in top.first_line:
-            self.error("AS104", f"duplicate key {text!r} (first written at line {top.first_line[text]}); remove one", mark, where + (text,))
+            self.error(
+                "AS104",
+                f"duplicate key {text!r} (first written at line {top.first_line[text]}); remove one",
+                mark,
+                where + (text,),
+            )
             return
         top.first_line[text] = mark.line + 1 if mark is not None else 0
         top.key = text
@@ -247,25 +259,44 @@ class _Builder:
             self.error("AS103", f"anchor &{event.anchor} is not allowed; write the value out", event.start_mark, where)
         tag = getattr(event, "tag", None)
         if tag is not None:
-            self.error("AS109", f"YAML tag {tag!r} is not allowed; remove it (quote the value for a string)", event.start_mark, where)
+            self.error(
+                "AS109",
+                f"YAML tag {tag!r} is not allowed; remove it (quote the value for a string)",
+                event.start_mark,
+                where,
+            )
 
     def feed(self, event: Event) -> bool:
         """Take one event; False once the rest of the stream must not be read."""
         if isinstance(event, DocumentStartEvent):
             self.documents += 1
             if self.documents > 1:
-                self.error("AS109", "a spec file holds one YAML document; remove the second '---' and what follows it", event.start_mark, ())
+                self.error(
+                    "AS109",
+                    "a spec file holds one YAML document; remove the second '---' and what follows it",
+                    event.start_mark,
+                    (),
+                )
                 return False
         elif isinstance(event, AliasEvent):
             path, _ = self._slot()
-            self.error("AS103", f"alias *{event.anchor} is not allowed; write the value out", event.start_mark, path or self._parent_path())
+            self.error(
+                "AS103",
+                f"alias *{event.anchor} is not allowed; write the value out",
+                event.start_mark,
+                path or self._parent_path(),
+            )
             self._store(None)  # in a key's place this marks the key bad, so its value is dropped
         elif isinstance(event, ScalarEvent):
             path, is_key = self._slot()
             self._check_node(event, path)
             if _SURROGATE.search(event.value):  # from an escape such as "\ud800": not text, cannot be printed
-                self.error("AS102", "a string holds a lone surrogate escape (\\ud800-\\udfff), which is not text; remove it",
-                           event.start_mark, path or self._parent_path())
+                self.error(
+                    "AS102",
+                    "a string holds a lone surrogate escape (\\ud800-\\udfff), which is not text; remove it",
+                    event.start_mark,
+                    path or self._parent_path(),
+                )
                 self._store(None)
                 return True
             if is_key:
@@ -286,7 +317,9 @@ class _Builder:
                 self.too_deep(event.start_mark)
                 return False
             if is_key:
-                self.error("AS109", "a key must be a plain name, not a mapping or list", event.start_mark, self._parent_path())
+                self.error(
+                    "AS109", "a key must be a plain name, not a mapping or list", event.start_mark, self._parent_path()
+                )
                 path = None
             elif path:
                 self.locations[path] = _loc(self.file, event.start_mark)
@@ -305,7 +338,9 @@ def _syntax_error(exc: yaml.YAMLError, text: str, file: str) -> SpecError:
         line = text.count("\n", 0, pos) + 1
         column = pos - (text.rfind("\n", 0, pos) + 1) + 1
         character = exc.character if isinstance(exc.character, int) else ord(text[pos]) if pos < len(text) else 0
-        return SpecError("AS102", f"character U+{character:04X} is not allowed in YAML; remove it", Location(file, line, column))
+        return SpecError(
+            "AS102", f"character U+{character:04X} is not allowed in YAML; remove it", Location(file, line, column)
+        )
     if isinstance(exc, yaml.MarkedYAMLError):
         message = (exc.problem or "invalid YAML").strip()
         if exc.context and exc.context_mark is not None:
@@ -317,8 +352,16 @@ def _syntax_error(exc: yaml.YAMLError, text: str, file: str) -> SpecError:
 
 
 def _too_large(size: int, limit: int, file: str) -> SpecErrors:
-    return SpecErrors([SpecError("AS107", f"the file is {size} bytes; spec files may be at most {limit} bytes "
-                                 "(raise --limit file_bytes=N for a larger one)", Location(file, 1, 1))])
+    return SpecErrors(
+        [
+            SpecError(
+                "AS107",
+                f"the file is {size} bytes; spec files may be at most {limit} bytes "
+                "(raise --limit file_bytes=N for a larger one)",
+                Location(file, 1, 1),
+            )
+        ]
+    )
 
 
 def load_text(text: str, file: str = "<string>", limits: Limits = DEFAULT) -> Document:
@@ -331,8 +374,15 @@ def load_text(text: str, file: str = "<string>", limits: Limits = DEFAULT) -> Do
     if surrogate:  # only a str from Python can hold one (a file is decoded from UTF-8); libyaml cannot take it
         pos = surrogate.start()
         line, column = text.count("\n", 0, pos) + 1, pos - (text.rfind("\n", 0, pos) + 1) + 1
-        raise SpecErrors([SpecError("AS102", f"character U+{ord(text[pos]):04X} (a lone surrogate) is not text; remove it",
-                                    Location(file, line, column))])
+        raise SpecErrors(
+            [
+                SpecError(
+                    "AS102",
+                    f"character U+{ord(text[pos]):04X} (a lone surrogate) is not text; remove it",
+                    Location(file, line, column),
+                )
+            ]
+        )
     builder = _Builder(file, limits.depth)
     events = _c_events(text) if _CParser is not None else _Events(text, limits.depth)
     try:
@@ -345,8 +395,9 @@ def load_text(text: str, file: str = "<string>", limits: Limits = DEFAULT) -> Do
         builder.errors.append(_syntax_error(exc, text, file))
     if builder.errors:
         raise SpecErrors(builder.errors)
-    return Document(file, builder.data, MappingProxyType(builder.locations), MappingProxyType(builder.key_locations),
-                    len(text))
+    return Document(
+        file, builder.data, MappingProxyType(builder.locations), MappingProxyType(builder.key_locations), len(text)
+    )
 
 
 def load_file(path: str | os.PathLike[str], limits: Limits = DEFAULT) -> Document:
@@ -377,5 +428,7 @@ def load_file(path: str | os.PathLike[str], limits: Limits = DEFAULT) -> Documen
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
-        raise unreadable(f"not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); save the file as UTF-8") from None
+        raise unreadable(
+            f"not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); save the file as UTF-8"
+        ) from None
     return load_text(text, file, limits)

@@ -87,7 +87,9 @@ class _OwnInit:
         block a layer's path inside it and that layer's tensor (`conv.weight`; a `parameter` layer's own path
         names its tensor ""); the deepest layer path that has the tensor wins. Tries only the key's own cuts,
         so the cost does not grow with the size of the block."""
-        cuts = [(key, "")] + [(key[:k], key[k + 1:]) for k in range(len(key) - 1, -1, -1) if key[k] == "."] + [("", key)]
+        cuts = (
+            [(key, "")] + [(key[:k], key[k + 1 :]) for k in range(len(key) - 1, -1, -1) if key[k] == "."] + [("", key)]
+        )
         for inner, tensor in cuts:
             if inner in owned and tensor in owned[inner][1]:
                 node, weights = owned[inner]
@@ -98,8 +100,9 @@ class _OwnInit:
         if found:
             self.keys[(where, key)] = None
         elif (where, key) not in self.keys:
-            self.keys[(where, key)] = [".".join(p for p in (inner, tensor) if p) for inner, (_, weights) in owned.items()
-                                       for tensor in weights]
+            self.keys[(where, key)] = [
+                ".".join(p for p in (inner, tensor) if p) for inner, (_, weights) in owned.items() for tensor in weights
+            ]
 
     def settle(self, graph: Graph, doc: Document) -> list[SpecError]:
         """Record the layers' own init on their nodes, over what init: rules chose; errors for tensor keys that
@@ -108,8 +111,15 @@ class _OwnInit:
         for (where, key), had in self.keys.items():
             if had is not None:
                 at = (*where, "init", key)
-                errors.append(SpecError("AS436", f"init: this layer has no tensor {key!r}.{did_you_mean(key, had)} "
-                                        f"Its tensors: {one_of(had) if had else 'none'}.", doc.locate(at), at))
+                errors.append(
+                    SpecError(
+                        "AS436",
+                        f"init: this layer has no tensor {key!r}.{did_you_mean(key, had)} "
+                        f"Its tensors: {one_of(had) if had else 'none'}.",
+                        doc.locate(at),
+                        at,
+                    )
+                )
         for name, tensors in self.chosen.items():
             graph.replace(name, init=tuple({**dict(graph.node(name).init), **tensors}.items()))
         return errors
@@ -153,10 +163,17 @@ class _Lowerer:
         layers that make nothing (repeat: 0, if: false) or read large values would otherwise escape."""
         self.work += units
         if self.work > self.budget:
-            self.errors.append(SpecError("AS411", f"expanding the spec takes more than {self.budget:,} steps of work "
-                                         f"(layer visits and expression evaluations; the budget is {self.limits.work_base:,} + "
-                                         f"{self.limits.work_per_char} per character of the spec, at most {self.limits.work:,}); "
-                                         "check nested repeat: counts, or raise --limit work_base=N", self.doc.locate(path), path))
+            self.errors.append(
+                SpecError(
+                    "AS411",
+                    f"expanding the spec takes more than {self.budget:,} steps of work "
+                    f"(layer visits and expression evaluations; the budget is {self.limits.work_base:,} + "
+                    f"{self.limits.work_per_char} per character of the spec, at most {self.limits.work:,}); "
+                    "check nested repeat: counts, or raise --limit work_base=N",
+                    self.doc.locate(path),
+                    path,
+                )
+            )
             raise _Abort()
 
     def evaluate(self, value: Any, env: Mapping[str, Value], path: Path) -> Any:
@@ -183,7 +200,12 @@ class _Lowerer:
                 ok = False
                 continue
             if value is not True:
-                self.error("AS209", f"check failed: {check.message}" + ("" if value is False else f" (that: gives {value!r}, not a boolean)"), path)
+                self.error(
+                    "AS209",
+                    f"check failed: {check.message}"
+                    + ("" if value is False else f" (that: gives {value!r}, not a boolean)"),
+                    path,
+                )
                 ok = False
         return ok
 
@@ -195,8 +217,15 @@ class _Lowerer:
                 continue
 
     # -- layers -------------------------------------------------------------------------------
-    def lower_scope(self, layers: Sequence[Layer], prefix: str, inputs: Mapping[str, str], env: Mapping[str, Value],
-                    table: Mapping[str, BlockRef], outputs: Sequence[tuple[str | None, Path]]) -> list[str | None]:
+    def lower_scope(
+        self,
+        layers: Sequence[Layer],
+        prefix: str,
+        inputs: Mapping[str, str],
+        env: Mapping[str, Value],
+        table: Mapping[str, BlockRef],
+        outputs: Sequence[tuple[str | None, Path]],
+    ) -> list[str | None]:
         """Lower one scope's layers; return the qualified names of its `outputs` (None if poisoned): each a
         layer of the scope named with the path where it is written, or None for the last layer. `inputs`
         binds the scope's input names (`input`, or a block's `inputs:`) to nodes; the first is the implicit
@@ -234,8 +263,11 @@ class _Lowerer:
                 previous = None
                 continue
             if local in names and local not in skipped:
-                self.error("AS407", f"a layer named {local!r} already exists in this scope; give one of them another name",
-                           (*layer.where, "name") if layer.name else layer.where)
+                self.error(
+                    "AS407",
+                    f"a layer named {local!r} already exists in this scope; give one of them another name",
+                    (*layer.where, "name") if layer.name else layer.where,
+                )
                 previous = None
                 continue
             skipped.discard(local)
@@ -268,23 +300,30 @@ class _Lowerer:
         for out in (block.block.outputs or ()) if block else ():
             names[f"{local}.{out}"] = None
 
-    def _lookup(self, ref: str, names: Mapping[str, str | None], copies: Mapping[str, tuple[str, ...]],
-                path: Path) -> list[str] | None:
+    def _lookup(
+        self, ref: str, names: Mapping[str, str | None], copies: Mapping[str, tuple[str, ...]], path: Path
+    ) -> list[str] | None:
         """The nodes `ref` names in a scope: a layer, a block's output (NAME.OUTPUT) or every copy of a
         repeat (NAME.*); None with a recorded error when it names nothing, or a failed layer."""
-        if ref.endswith(COLLECT) and ref[:-len(COLLECT)] in copies:
-            return list(copies[ref[:-len(COLLECT)]])
+        if ref.endswith(COLLECT) and ref[: -len(COLLECT)] in copies:
+            return list(copies[ref[: -len(COLLECT)]])
         if ref in names:
             name = names[ref]
             return None if name is None else [name]
-        base = ref[:-len(COLLECT)] if ref.endswith(COLLECT) else ref
+        base = ref[: -len(COLLECT)] if ref.endswith(COLLECT) else ref
         hint = did_you_mean(base, names)
         if ref.endswith(COLLECT) and base in names:
             hint = f" {base!r} is a block input, which has no copies."
         elif "." in ref and ref.rsplit(".", 1)[0] in names:
-            hint = (f" {ref.rsplit('.', 1)[0]!r} has no output {ref.rsplit('.', 1)[1]!r}: a block names what may be read "
-                    "this way in its outputs:.")
-        self.error("AS401", f"from: {ref!r} is not an earlier layer of this scope.{hint} Names here: {one_of(list(names))}.", path)
+            hint = (
+                f" {ref.rsplit('.', 1)[0]!r} has no output {ref.rsplit('.', 1)[1]!r}: a block names what may be read "
+                "this way in its outputs:."
+            )
+        self.error(
+            "AS401",
+            f"from: {ref!r} is not an earlier layer of this scope.{hint} Names here: {one_of(list(names))}.",
+            path,
+        )
         return None
 
     @staticmethod
@@ -297,14 +336,19 @@ class _Lowerer:
             if candidate not in names and candidate not in MODULE_ATTRIBUTES:
                 return candidate
 
-    def _sources(self, layer: Layer, names: Mapping[str, str | None], copies: Mapping[str, tuple[str, ...]],
-                 previous: str | None) -> list[str] | None:
+    def _sources(
+        self, layer: Layer, names: Mapping[str, str | None], copies: Mapping[str, tuple[str, ...]], previous: str | None
+    ) -> list[str] | None:
         refs = layer.inputs
         if refs is None:
             return None if previous is None else [previous]
         if len(refs) > self.limits.inputs:
-            self.error("AS402", f"from: lists {len(refs)} inputs; a layer may have at most {self.limits.inputs} "
-                       "(raise --limit inputs=N)", (*layer.where, "from"))
+            self.error(
+                "AS402",
+                f"from: lists {len(refs)} inputs; a layer may have at most {self.limits.inputs} "
+                "(raise --limit inputs=N)",
+                (*layer.where, "from"),
+            )
             return None
         sources: list[str] = []
         for k, ref in enumerate(refs):
@@ -314,12 +358,20 @@ class _Lowerer:
                 return None
             sources.extend(found)
         if len(sources) > self.limits.inputs:
-            self.error("AS402", f"from: gives {len(sources)} inputs; a layer may have at most {self.limits.inputs} "
-                       "(raise --limit inputs=N)", (*layer.where, "from"))
+            self.error(
+                "AS402",
+                f"from: gives {len(sources)} inputs; a layer may have at most {self.limits.inputs} "
+                "(raise --limit inputs=N)",
+                (*layer.where, "from"),
+            )
             return None
         if not sources:
-            self.error("AS402", f"from: {refs!r} gives no input (a repeat of 0 copies, or a skipped layer, collected "
-                       "with .*); give the layer at least one", (*layer.where, "from"))
+            self.error(
+                "AS402",
+                f"from: {refs!r} gives no input (a repeat of 0 copies, or a skipped layer, collected "
+                "with .*); give the layer at least one",
+                (*layer.where, "from"),
+            )
             return None
         return sources
 
@@ -330,8 +382,9 @@ class _Lowerer:
             raise _Skip()
         return value
 
-    def _repeat(self, layer: Layer, name: str, sources: list[str], env: Mapping[str, Value],
-                table: Mapping[str, BlockRef]) -> _Result | None:
+    def _repeat(
+        self, layer: Layer, name: str, sources: list[str], env: Mapping[str, Value], table: Mapping[str, BlockRef]
+    ) -> _Result | None:
         if layer.repeat is None:
             result = self._apply(layer, name, sources, env, table)
             return None if result is None else _Result(result.node, result.named, (result.node,))
@@ -342,7 +395,11 @@ class _Lowerer:
             self.error("AS404", f"repeat: gives {count!r}; it must be a whole number >= 0", path)
             return None
         if count > self.limits.repeat:
-            self.error("AS404", f"repeat: gives {count}, above the limit of {self.limits.repeat} (raise --limit repeat=N)", path)
+            self.error(
+                "AS404",
+                f"repeat: gives {count}, above the limit of {self.limits.repeat} (raise --limit repeat=N)",
+                path,
+            )
             raise _Abort()
         if count == 0:
             if len(sources) != 1:
@@ -360,15 +417,20 @@ class _Lowerer:
             made.append(current.node)
             if k == 0 and before + count * (len(self.graph) - before) > self.limits.nodes:
                 # Copies are alike in size: refuse a repeat bomb now rather than after building it.
-                self.error("AS405", f"repeat: {count} copies of {len(self.graph) - before} node(s) each would grow the graph "
-                           f"past {self.limits.nodes} nodes; check repeat: counts (or raise --limit nodes=N)", path)
+                self.error(
+                    "AS405",
+                    f"repeat: {count} copies of {len(self.graph) - before} node(s) each would grow the graph "
+                    f"past {self.limits.nodes} nodes; check repeat: counts (or raise --limit nodes=N)",
+                    path,
+                )
                 raise _Abort()
             inputs = [current.node]
         assert current is not None
         return _Result(current.node, current.named, tuple(made))
 
-    def _apply(self, layer: Layer, name: str, sources: list[str], env: Mapping[str, Value],
-               table: Mapping[str, BlockRef]) -> _Result | None:
+    def _apply(
+        self, layer: Layer, name: str, sources: list[str], env: Mapping[str, Value], table: Mapping[str, BlockRef]
+    ) -> _Result | None:
         first: Shape = self.graph.node(sources[0]).shape or ()
         self.spend(1 + len(env) // SCOPE_COPY_UNIT, layer.where)
         scope = {**env, "in_shape": first, "in_channels": first[0] if first else 0}
@@ -396,8 +458,9 @@ class _Lowerer:
             self._settle_own(layer, name, self.graph.added_since(before), frozen, tensors)
         return result
 
-    def _own_settings(self, layer: Layer, scope: Mapping[str, Value], args: dict[str, Any],
-                      ref: BlockRef | None) -> tuple[bool, dict[str, Init]]:
+    def _own_settings(
+        self, layer: Layer, scope: Mapping[str, Value], args: dict[str, Any], ref: BlockRef | None
+    ) -> tuple[bool, dict[str, Init]]:
         """The layer's `trainable:` (whether it freezes its tensors) and its own `init:` evaluated, per tensor
         key. An op or block that declares an `init` argument of its own (parameter, layer_scale) gets `init:`
         as that argument instead, in `args`, as before the layer key existed."""
@@ -417,7 +480,7 @@ class _Lowerer:
             args["init"] = self.evaluate(layer.init, scope, (*layer.where, "init"))
             return frozen, tensors
         failed = False
-        for key, rule in (layer.init.items() if isinstance(layer.init, dict) else ()):
+        for key, rule in layer.init.items() if isinstance(layer.init, dict) else ():
             at = (*layer.where, "init", key)
             parsed = init_data.split_layer_rule(rule)
             if isinstance(parsed, str):  # validation reports it
@@ -425,8 +488,10 @@ class _Lowerer:
                 continue
             kind, raw = parsed
             try:
-                evaluated = {k: self.evaluate(v, scope, (*at, kind, k) if kind != init_data.VALUES else (*at, k))
-                             for k, v in raw.items()}
+                evaluated = {
+                    k: self.evaluate(v, scope, (*at, kind, k) if kind != init_data.VALUES else (*at, k))
+                    for k, v in raw.items()
+                }
             except _Skip:
                 failed = True
                 continue
@@ -436,8 +501,11 @@ class _Lowerer:
             else:
                 made = init_data.make(kind, evaluated)
             if isinstance(made, str):
-                self.error("AS435" if kind == init_data.VALUES else "AS438", f"init {key}: {made}",
-                           (*at, kind) if kind == init_data.VALUES else at)
+                self.error(
+                    "AS435" if kind == init_data.VALUES else "AS438",
+                    f"init {key}: {made}",
+                    (*at, kind) if kind == init_data.VALUES else at,
+                )
                 failed = True
                 continue
             tensors[key] = made if made.rule is not None else Init(made.kind, made.args, self.doc.locate(at))
@@ -445,7 +513,9 @@ class _Lowerer:
             raise _Skip()
         return frozen, tensors
 
-    def _settle_own(self, layer: Layer, name: str, made: Sequence[Node], frozen: bool, tensors: Mapping[str, Init]) -> None:
+    def _settle_own(
+        self, layer: Layer, name: str, made: Sequence[Node], frozen: bool, tensors: Mapping[str, Init]
+    ) -> None:
         """Apply a layer's `trainable: false` and own `init:` to the nodes one application of it made (the op's
         node, or every node of the block, whose tensors the keys name by their path inside it: conv.weight)."""
         if frozen:
@@ -453,8 +523,13 @@ class _Lowerer:
                 self.graph.replace(node.name, trainable=False)
         if not tensors:
             return
-        owned = {node.name[len(name) + 1:]: (node, self.registry.op(node.op).weights(node.params, self.graph.input_shapes(node)))
-                 for node in made}
+        owned = {
+            node.name[len(name) + 1 :]: (
+                node,
+                self.registry.op(node.op).weights(node.params, self.graph.input_shapes(node)),
+            )
+            for node in made
+        }
         for key, init in tensors.items():
             target = self.own_init.find(key, owned)
             self.own_init.seen(layer.where, key, target is not None, owned)
@@ -466,31 +541,47 @@ class _Lowerer:
                 if self.doc.locate(at) not in self.own_init.reported:
                     self.own_init.reported.add(self.doc.locate(at))
                     full = ".".join(p for p in (node.name, tensor) if p)
-                    self.error("AS435", f"init {key}: values: gives {len(init.values)} numbers, but {full} has shape "
-                               f"{fmt_shape(shape)} ({numel(shape)} elements)", at)
+                    self.error(
+                        "AS435",
+                        f"init {key}: values: gives {len(init.values)} numbers, but {full} has shape "
+                        f"{fmt_shape(shape)} ({numel(shape)} elements)",
+                        at,
+                    )
                 continue
             self.own_init.chosen.setdefault(node.name, {})[tensor] = init
 
-    def _apply_block(self, layer: Layer, ref: BlockRef, name: str, sources: list[str], args: dict[str, Any]) -> _Result | None:
+    def _apply_block(
+        self, layer: Layer, ref: BlockRef, name: str, sources: list[str], args: dict[str, Any]
+    ) -> _Result | None:
         block = ref.block
         declared = block.inputs or ["input"]
         if len(sources) != len(declared):
             at = (*layer.where, "from") if layer.from_ is not None else layer.where
             if block.inputs is None:
-                self.error("AS402", f"block {layer.op!r} takes one input; from: gives {len(sources)}. A block that "
-                           "merges several takes them by name: declare inputs: [x, skip] on the block", at)
+                self.error(
+                    "AS402",
+                    f"block {layer.op!r} takes one input; from: gives {len(sources)}. A block that "
+                    "merges several takes them by name: declare inputs: [x, skip] on the block",
+                    at,
+                )
             else:
                 copy = layer.inputs is not None and len(layer.inputs) != len(sources)  # a later copy of a repeat
-                given = ("a repeat: copy after the first gets 1 (the previous copy's output); write the copies out "
-                         "instead" if copy else f"{'from: gives' if layer.from_ is not None else 'this layer gets'} "
-                         f"{len(sources)}. List them in from: in that order, e.g. from: [{', '.join(declared)}]")
-                self.error("AS440", f"block {layer.op!r} takes {len(declared)} inputs ({', '.join(declared)}); {given}", at)
+                given = (
+                    "a repeat: copy after the first gets 1 (the previous copy's output); write the copies out instead"
+                    if copy
+                    else f"{'from: gives' if layer.from_ is not None else 'this layer gets'} "
+                    f"{len(sources)}. List them in from: in that order, e.g. from: [{', '.join(declared)}]"
+                )
+                self.error(
+                    "AS440", f"block {layer.op!r} takes {len(declared)} inputs ({', '.join(declared)}); {given}", at
+                )
             return None
         settings = {k: (v, self.doc.locate((*block.where, "presets", ref.name, k))) for k, v in ref.preset.items()}
         settings.update((k, (v, self.doc.locate((*layer.where, k)))) for k, v in args.items())
         try:
-            values = bind(block.params, settings, what=f"argument of block {layer.op!r}",
-                          required_at=self.doc.locate(layer.where))
+            values = bind(
+                block.params, settings, what=f"argument of block {layer.op!r}", required_at=self.doc.locate(layer.where)
+            )
         except SpecErrors as exc:
             self.errors.extend(exc.errors)
             return None
@@ -506,25 +597,34 @@ class _Lowerer:
         finally:
             self.use_site = outer
 
-    def _lower_block(self, ref: BlockRef, name: str, declared: list[str], sources: list[str],
-                     env: dict[str, Value]) -> _Result | None:
+    def _lower_block(
+        self, ref: BlockRef, name: str, declared: list[str], sources: list[str], env: dict[str, Value]
+    ) -> _Result | None:
         block = ref.block
         self.eval_vars(block.vars, env, (*block.where, "vars"))
         if not self.checks_hold(block.checks, env):
             return None
         named = block.outputs or []
-        wanted = [(block.output, (*block.where, "output"))] + [(out, (*block.where, "outputs", k)) for k, out in enumerate(named)]
+        wanted = [(block.output, (*block.where, "output"))] + [
+            (out, (*block.where, "outputs", k)) for k, out in enumerate(named)
+        ]
         found = self.lower_scope(block.layers, f"{name}.", dict(zip(declared, sources)), env, ref.scope, wanted)
         if any(node is None for node in found):
             return None
         return _Result(found[0], dict(zip(named, found[1:])))  # type: ignore[arg-type]
 
-    def _apply_op(self, layer: Layer, op: OpDef[Any], name: str, sources: list[str], args: dict[str, Any]) -> str | None:
+    def _apply_op(
+        self, layer: Layer, op: OpDef[Any], name: str, sources: list[str], args: dict[str, Any]
+    ) -> str | None:
         low, high = op.arity
         if len(sources) < low or (high is not None and len(sources) > high):
             wanted = f"{low}" if low == high else f"at least {low}" if high is None else f"{low} to {high}"
-            self.error("AS402", f"{op.name} takes {wanted} input(s); this layer gets {len(sources)}"
-                       + ("; list them in from:" if len(sources) < low else ""), layer.where)
+            self.error(
+                "AS402",
+                f"{op.name} takes {wanted} input(s); this layer gets {len(sources)}"
+                + ("; list them in from:" if len(sources) < low else ""),
+                layer.where,
+            )
             return None
         try:
             params = op.params.model_validate(args)
@@ -543,7 +643,9 @@ class _Lowerer:
         shapes = [self.graph.node(s).shape for s in sources]
         try:
             shape = op.shape(params, shapes)  # type: ignore[arg-type]
-            if not isinstance(shape, tuple) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape):
+            if not isinstance(shape, tuple) or not all(
+                isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape
+            ):
                 raise TypeError(f"the shape function returned {shape!r}, not a tuple of positive ints")
         except ShapeError as exc:
             if exc.input is None:
@@ -557,12 +659,19 @@ class _Lowerer:
             self.plugin_failed(op, "shape function", exc, layer.where)
             return None
         if numel(shape) > self.limits.tensor_elements:
-            self.error("AS502", f"{op.name} {name!r} makes a {fmt_shape(shape)} tensor per sample, above the limit of "
-                       f"{self.limits.tensor_elements} elements (raise --limit tensor_elements=N)", layer.where)
+            self.error(
+                "AS502",
+                f"{op.name} {name!r} makes a {fmt_shape(shape)} tensor per sample, above the limit of "
+                f"{self.limits.tensor_elements} elements (raise --limit tensor_elements=N)",
+                layer.where,
+            )
             raise _Abort()
         if len(self.graph) >= self.limits.nodes:
-            self.error("AS405", f"the graph grows past {self.limits.nodes} nodes here; check repeat: counts "
-                       "(or raise --limit nodes=N)", layer.where)
+            self.error(
+                "AS405",
+                f"the graph grows past {self.limits.nodes} nodes here; check repeat: counts (or raise --limit nodes=N)",
+                layer.where,
+            )
             raise _Abort()
         if not self._path_is_free(name, layer):
             return None
@@ -570,8 +679,19 @@ class _Lowerer:
         ties = self._ties(op, params, shapes, name, layer)  # type: ignore[arg-type]
         if dtype is None or ties is None:
             return None
-        self.graph.add(Node(name, op.name, params, tuple(sources), shape, self.doc.locate(layer.where), dtype=dtype,
-                            ties=ties, used_at=self.use_site))
+        self.graph.add(
+            Node(
+                name,
+                op.name,
+                params,
+                tuple(sources),
+                shape,
+                self.doc.locate(layer.where),
+                dtype=dtype,
+                ties=ties,
+                used_at=self.use_site,
+            )
+        )
         return name
 
     def _dtype(self, op: OpDef[Any], name: str, sources: list[str], layer: Layer) -> Dtype | None:
@@ -583,25 +703,36 @@ class _Lowerer:
             floats = [s for s, d in zip(sources, dtypes) if d != "int64"]
             if not floats:
                 return "float32"
-            self.error("AS504", f"{op.name} {name!r} looks up integer token ids, but {floats[0]!r} gives float values; "
-                       "read the int64 input (input: {shape: [...], dtype: int64}) or what only reshapes or slices it",
-                       layer.where)
+            self.error(
+                "AS504",
+                f"{op.name} {name!r} looks up integer token ids, but {floats[0]!r} gives float values; "
+                "read the int64 input (input: {shape: [...], dtype: int64}) or what only reshapes or slices it",
+                layer.where,
+            )
             return None
         if not ids:
             return "float32"
         if op.integer == "pass" and len(ids) == len(sources):
             return "int64"
         if op.integer == "pass":
-            self.error("AS504", f"{op.name} {name!r} mixes int64 token ids ({ids[0]!r}) with float values; embed the ids "
-                       "first (op: embedding)", layer.where)
+            self.error(
+                "AS504",
+                f"{op.name} {name!r} mixes int64 token ids ({ids[0]!r}) with float values; embed the ids "
+                "first (op: embedding)",
+                layer.where,
+            )
             return None
-        self.error("AS504", f"{op.name} {name!r} computes with floats, but {ids[0]!r} gives int64 token ids "
-                   f"{fmt_shape(self.graph.node(ids[0]).shape or ())}; turn them into vectors first (op: embedding)",
-                   layer.where)
+        self.error(
+            "AS504",
+            f"{op.name} {name!r} computes with floats, but {ids[0]!r} gives int64 token ids "
+            f"{fmt_shape(self.graph.node(ids[0]).shape or ())}; turn them into vectors first (op: embedding)",
+            layer.where,
+        )
         return None
 
-    def _ties(self, op: OpDef[Any], params: Any, shapes: list[Shape], name: str,
-              layer: Layer) -> tuple[tuple[str, str], ...] | None:
+    def _ties(
+        self, op: OpDef[Any], params: Any, shapes: list[Shape], name: str, layer: Layer
+    ) -> tuple[tuple[str, str], ...] | None:
         """The tensors the layer uses from an earlier layer (OpDef.ties: a tied LM head), each resolved to that
         layer's full tensor name and checked; None with an AS443 error."""
         found: list[tuple[str, str]] = []
@@ -609,19 +740,31 @@ class _Lowerer:
             at = (*layer.where, "tie") if "tie" in layer.args else layer.where
             owner, tensor = (ref, "weight") if ref in self.graph else (ref.rpartition(".")[0], ref.rpartition(".")[2])
             if owner not in self.graph or owner == "input" or owner == name:
-                self.error("AS443", f"{op.name} {name!r}: tie: {ref!r} names no earlier layer (a layer's full path from "
-                           "the network's root, as in the state dict, e.g. transformer.wte, or its tensor, "
-                           "transformer.wte.weight)", at)
+                self.error(
+                    "AS443",
+                    f"{op.name} {name!r}: tie: {ref!r} names no earlier layer (a layer's full path from "
+                    "the network's root, as in the state dict, e.g. transformer.wte, or its tensor, "
+                    "transformer.wte.weight)",
+                    at,
+                )
                 return None
             node = self.graph.node(owner)
             owned = self.registry.op(node.op).weights(node.params, self.graph.input_shapes(node))
             if tensor not in owned:
-                self.error("AS443", f"{op.name} {name!r}: tie: layer {owner!r} ({node.op}) has no tensor {tensor!r} of its "
-                           f"own; its tensors: {', '.join(owned) or 'none'}", at)
+                self.error(
+                    "AS443",
+                    f"{op.name} {name!r}: tie: layer {owner!r} ({node.op}) has no tensor {tensor!r} of its "
+                    f"own; its tensors: {', '.join(owned) or 'none'}",
+                    at,
+                )
                 return None
             if tuple(owned[tensor]) != tuple(shape):
-                self.error("AS443", f"{op.name} {name!r}: tie: {owner}.{tensor} is {fmt_shape(owned[tensor])} but this "
-                           f"layer's {leaf} must be {fmt_shape(shape)}", at)
+                self.error(
+                    "AS443",
+                    f"{op.name} {name!r}: tie: {owner}.{tensor} is {fmt_shape(owned[tensor])} but this "
+                    f"layer's {leaf} must be {fmt_shape(shape)}",
+                    at,
+                )
                 return None
             found.append((leaf, f"{owner}.{tensor}"))
         return tuple(found)
@@ -635,12 +778,20 @@ class _Lowerer:
         if other is None:
             other = next((p for p in (".".join(parts[:k]) for k in range(1, len(parts))) if p in self.graph), None)
         if other == name:
-            self.error("AS430", f"the module path {name!r} is already another layer's (a repeat's copies are named "
-                       "NAME.0, NAME.1, ...); rename one of them", where)
+            self.error(
+                "AS430",
+                f"the module path {name!r} is already another layer's (a repeat's copies are named "
+                "NAME.0, NAME.1, ...); rename one of them",
+                where,
+            )
             return False
         if other is not None:
-            self.error("AS430", f"layer {name!r} clashes with layer {other!r}: one module path contains the other "
-                       "(a dotted or numbered name beside a repeat's copies?); rename one", where)
+            self.error(
+                "AS430",
+                f"layer {name!r} clashes with layer {other!r}: one module path contains the other "
+                "(a dotted or numbered name beside a repeat's copies?); rename one",
+                where,
+            )
             return False
         for k in range(1, len(parts)):
             self.parents.setdefault(".".join(parts[:k]), name)
@@ -648,12 +799,21 @@ class _Lowerer:
 
     def plugin_failed(self, op: OpDef[Any], part: str, exc: Exception, path: Path) -> None:
         provider = self.registry.ops[op.name].provider if op.name in self.registry.ops else "an unknown package"
-        self.error("AS805", f"op {op.name!r}: its {part} raised {type(exc).__name__}: {exc}. This is a bug in {provider}; "
-                   "report it there", path)
+        self.error(
+            "AS805",
+            f"op {op.name!r}: its {part} raised {type(exc).__name__}: {exc}. This is a bug in {provider}; "
+            "report it there",
+            path,
+        )
 
 
-def lower(resolved: Resolved, registry: Registry, overrides: Mapping[str, Any] | None = None,
-          override_location: Location = COMMAND_LINE, limits: Limits = DEFAULT) -> Graph:
+def lower(
+    resolved: Resolved,
+    registry: Registry,
+    overrides: Mapping[str, Any] | None = None,
+    override_location: Location = COMMAND_LINE,
+    limits: Limits = DEFAULT,
+) -> Graph:
     """Build the IR graph of a resolved spec with parameter `overrides`; raise SpecErrors on any problem."""
     spec, doc = resolved.spec, resolved.doc
     settings = {k: (s.value, s.location) for k, s in resolved.settings.items()}
@@ -669,8 +829,11 @@ def lower(resolved: Resolved, registry: Registry, overrides: Mapping[str, Any] |
         lowerer.global_env = env
         shape = _input_shape(lowerer, env)
         lowerer.graph.add(Node("input", INPUT_OP, None, (), shape, doc.locate(("input",)), dtype=spec.input_dtype))
-        wanted = ([(out, ("outputs", k)) for k, out in enumerate(spec.outputs)] if spec.outputs
-                  else [(spec.output, ("output",))])
+        wanted = (
+            [(out, ("outputs", k)) for k, out in enumerate(spec.outputs)]
+            if spec.outputs
+            else [(spec.output, ("output",))]
+        )
         outputs = lowerer.lower_scope(spec.layers, "", {"input": "input"}, env, resolved.blocks, wanted)
     except _Abort:
         outputs = [None]
@@ -678,18 +841,25 @@ def lower(resolved: Resolved, registry: Registry, overrides: Mapping[str, Any] |
         found = [*resolved.deferred, *lowerer.errors]
         raise SpecErrors(found, limits.errors, stopped=len(found) >= limits.errors)
     if any(out is None or out == "input" for out in outputs):
-        raise SpecErrors([SpecError("AS410", "the network has no op layers after its input; add layers", doc.locate(("layers",)))])
+        raise SpecErrors(
+            [SpecError("AS410", "the network has no op layers after its input; add layers", doc.locate(("layers",)))]
+        )
     graph = lowerer.graph
     graph.outputs = tuple(out for out in outputs if out is not None)
     errors = _unread_layers(graph, doc)
-    errors += _assign_init(lowerer, [(rule, doc, ("init", k)) for k, rule in enumerate(spec.init)]
-                           + [(rule, resolved.thin_doc or doc, ("init", k)) for k, rule in enumerate(resolved.thin_init)])
+    errors += _assign_init(
+        lowerer,
+        [(rule, doc, ("init", k)) for k, rule in enumerate(spec.init)]
+        + [(rule, resolved.thin_doc or doc, ("init", k)) for k, rule in enumerate(resolved.thin_init)],
+    )
     errors += lowerer.own_init.settle(graph, doc)  # after the rules: a layer's own init: wins
     if errors:
         raise SpecErrors(errors, limits.errors)
     if spec.weights is not None:
-        graph.naming = Naming(tuple((r.ours, r.ref, doc.locate(("weights", "rename", k)))
-                                    for k, r in enumerate(spec.weights.rename)), spec.weights.by_position)
+        graph.naming = Naming(
+            tuple((r.ours, r.ref, doc.locate(("weights", "rename", k))) for k, r in enumerate(spec.weights.rename)),
+            spec.weights.by_position,
+        )
     graph.lint()
     return graph
 
@@ -706,9 +876,15 @@ def _unread_layers(graph: Graph, doc: Document) -> list[SpecError]:
     for k, node in enumerate(graph):
         if not needed >> k & 1 and node.source not in reported:
             reported.add(node.source)
-            errors.append(SpecError("AS434", f"nothing reads the output of layer {node.name!r} ({node.op}), so it "
-                                    f"would not reach the network's output; use it in a later layer's from:, or remove it{node.place}",
-                                    node.source, ()))
+            errors.append(
+                SpecError(
+                    "AS434",
+                    f"nothing reads the output of layer {node.name!r} ({node.op}), so it "
+                    f"would not reach the network's output; use it in a later layer's from:, or remove it{node.place}",
+                    node.source,
+                    (),
+                )
+            )
     return errors
 
 
@@ -729,8 +905,9 @@ def _assign_init(lowerer: _Lowerer, rules: Sequence[tuple[InitRule, Document, Pa
     chosen: dict[str, dict[str, Init]] = {}
     network_tensors: set[str] = set()  # filled on first use by _network_tensors
     for rule, doc, path in rules:
+        # fail is called only within this iteration, so reading the loop's doc is intended
         def fail(code: str, message: str, at: Path) -> None:
-            errors.append(SpecError(code, message, doc.locate(at), at))
+            errors.append(SpecError(code, message, doc.locate(at), at))  # noqa: B023
 
         def evaluated(raw: Any, at: Path) -> Any:
             try:
@@ -767,7 +944,9 @@ def _assign_init(lowerer: _Lowerer, rules: Sequence[tuple[InitRule, Document, Pa
         found: set[str] = set()
         matched: tuple[str, list[str]] | None = None  # a layer the rule matched, and its tensors
         for node in graph.ops:
-            if (rule.ops is not None and node.op not in rule.ops) or (rule.layer is not None and not glob_matches(rule.layer, node.name)):
+            if (rule.ops is not None and node.op not in rule.ops) or (
+                rule.layer is not None and not glob_matches(rule.layer, node.name)
+            ):
                 continue
             op = registry.op(node.op)
             owned = op.weights(node.params, graph.input_shapes(node))
@@ -780,8 +959,12 @@ def _assign_init(lowerer: _Lowerer, rules: Sequence[tuple[InitRule, Document, Pa
             # A family's rule may name a tensor that some configurations lack (conv biases only where
             # squeeze-excitation is on): an error only where nothing in the network has such a tensor (a typo).
             if matched and tensor not in found and tensor not in _network_tensors(graph, registry, network_tensors):
-                fail("AS439", f"init: no layer this rule matches has a tensor {tensor!r} (layer {matched[0]!r} has "
-                     f"{', '.join(matched[1])})", (*path, tensor))
+                fail(
+                    "AS439",
+                    f"init: no layer this rule matches has a tensor {tensor!r} (layer {matched[0]!r} has "
+                    f"{', '.join(matched[1])})",
+                    (*path, tensor),
+                )
     for name, tensors in chosen.items():
         graph.replace(name, init=tuple(tensors.items()))
     return errors
@@ -793,12 +976,32 @@ def _input_shape(lowerer: _Lowerer, env: Mapping[str, Value]) -> Shape:
         shape = lowerer.evaluate(written, env, at)
     except _Skip:
         raise SpecErrors([*lowerer.resolved.deferred, *lowerer.errors]) from None
-    if not isinstance(shape, tuple) or not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape):
-        raise SpecErrors([SpecError("AS203", f"input: gives {shape!r}; it must be a list of positive whole numbers, e.g. [3, $resolution, $resolution]",
-                                    lowerer.doc.locate(at), at)])
+    if (
+        not isinstance(shape, tuple)
+        or not shape
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape)
+    ):
+        raise SpecErrors(
+            [
+                SpecError(
+                    "AS203",
+                    f"input: gives {shape!r}; it must be a list of positive whole numbers, e.g. [3, $resolution, $resolution]",
+                    lowerer.doc.locate(at),
+                    at,
+                )
+            ]
+        )
     limit = lowerer.limits.tensor_elements
     if numel(shape) > limit:
-        raise SpecErrors([SpecError("AS502", f"input {fmt_shape(shape)} is above the limit of {limit} elements per sample "
-                                    "(raise --limit tensor_elements=N)",
-                                    lowerer.doc.locate(at), at)])
+        raise SpecErrors(
+            [
+                SpecError(
+                    "AS502",
+                    f"input {fmt_shape(shape)} is above the limit of {limit} elements per sample "
+                    "(raise --limit tensor_elements=N)",
+                    lowerer.doc.locate(at),
+                    at,
+                )
+            ]
+        )
     return shape

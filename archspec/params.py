@@ -34,7 +34,8 @@ def type_error(decl: ParamDecl, value: Any) -> str | None:
         return f"a number of {len(str(abs(value)))} digits is above the limit of 2**62"
     ok = {
         "int": isinstance(value, int) and not isinstance(value, bool),
-        "float": isinstance(value, (int, float)) and not isinstance(value, bool)
+        "float": isinstance(value, (int, float))
+        and not isinstance(value, bool)
         and (isinstance(value, int) or math.isfinite(value)),  # math.isfinite(10**400) overflows
         "bool": isinstance(value, bool),
         "str": isinstance(value, str),
@@ -65,8 +66,13 @@ def bind(
     values: dict[str, Value] = {}
     for name, (value, location) in settings.items():
         if name not in decls:
-            errors.append(SpecError("AS206", f"unknown {what} {name!r}.{did_you_mean(name, decls)} Declared: {', '.join(decls) or 'none'}.",
-                                    location))
+            errors.append(
+                SpecError(
+                    "AS206",
+                    f"unknown {what} {name!r}.{did_you_mean(name, decls)} Declared: {', '.join(decls) or 'none'}.",
+                    location,
+                )
+            )
             continue
         problem = type_error(decls[name], value)
         if problem:
@@ -76,7 +82,9 @@ def bind(
         if name in values:
             continue
         if decl.required:
-            errors.append(SpecError("AS201", f"{what} {name!r} is required ({decl.type}); give it a value", required_at))
+            errors.append(
+                SpecError("AS201", f"{what} {name!r} is required ({decl.type}); give it a value", required_at)
+            )
         else:
             values[name] = as_value(decl.default)
     if errors:
@@ -88,6 +96,8 @@ def parse_override(text: str) -> tuple[str, Any]:
     """`key=value` from the command line; the value is read as a YAML scalar or flow list."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise SpecErrors([SpecError("AS206", f"--set {text!r}: write key=value, e.g. --set num_classes=10", COMMAND_LINE)])
+        raise SpecErrors(
+            [SpecError("AS206", f"--set {text!r}: write key=value, e.g. --set num_classes=10", COMMAND_LINE)]
+        )
     doc = load_text(raw, file=f"--set {key.strip()}")
     return key.strip(), doc.data

@@ -100,7 +100,7 @@ class _Part:
         inner = len(text) - len(self.prefix) - len(self.suffix)
         if inner < 1 or not text.startswith(self.prefix) or not text.endswith(self.suffix):
             return False, None
-        return True, text[len(self.prefix):len(text) - len(self.suffix)]
+        return True, text[len(self.prefix) : len(text) - len(self.suffix)]
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ class Rename:
                 if part.capture is not None and value is not None:
                     captures[part.capture] = int(value) if value.isdigit() else value
             else:
-                rest = parts[start + len(self.parts):]
+                rest = parts[start + len(self.parts) :]
                 if self.transposed and rest:  # a transposition applies to a whole tensor, never to a prefix
                     continue
                 middle = self._fill(captures, ".".join(parts[:start]))
@@ -143,10 +143,14 @@ class Rename:
                 try:
                     value = evaluate(piece[0], captures, Meter())
                 except ExprError as exc:
-                    raise PatternError(f"rename rule {self.ours!r} -> {self.ref!r}: {{{piece[0]}}}: {exc.message}") from None
+                    raise PatternError(
+                        f"rename rule {self.ours!r} -> {self.ref!r}: {{{piece[0]}}}: {exc.message}"
+                    ) from None
                 if isinstance(value, bool) or not isinstance(value, (int, str)):
-                    raise PatternError(f"rename rule {self.ours!r} -> {self.ref!r}: {{{piece[0]}}} gives {value!r}, "
-                                       "not a whole number or a string")
+                    raise PatternError(
+                        f"rename rule {self.ours!r} -> {self.ref!r}: {{{piece[0]}}} gives {value!r}, "
+                        "not a whole number or a string"
+                    )
                 out.append(str(value))
             elif piece == "**":
                 out.append(prefix)
@@ -161,12 +165,14 @@ def parse_rename(ours: object, ref: object) -> Rename:
         raise PatternError("a rename rule is {ours: PATTERN, ref: TEMPLATE}, both strings")
     transposed = ref.startswith(TRANSPOSED) and ref.endswith(")")
     if transposed:
-        ref = ref[len(TRANSPOSED):-1]
+        ref = ref[len(TRANSPOSED) : -1]
         if not ref or "(" in ref or ")" in ref:
             raise PatternError("ref: transposed(...) takes one name template, e.g. transposed(**.c_attn.weight)")
     elif "(" in ref or ")" in ref:
-        raise PatternError(f"ref: {ref!r}: the only form with parentheses is transposed(TEMPLATE), for a tensor "
-                           "the reference stores transposed")
+        raise PatternError(
+            f"ref: {ref!r}: the only form with parentheses is transposed(TEMPLATE), for a tensor "
+            "the reference stores transposed"
+        )
     pats = ours.split(".")
     anywhere = pats[0] == "**"
     if anywhere:
@@ -177,8 +183,10 @@ def parse_rename(ours: object, ref: object) -> Rename:
     for pat in pats:
         found = _CAPTURE.findall(pat)
         if len(found) > 1 or (not found and not _LITERAL.fullmatch(pat)) or not pat:
-            raise PatternError(f"ours: part {pat!r} of {ours!r}: use letters, digits and _, with at most one "
-                               "{capture} per part (e.g. denselayer{i})")
+            raise PatternError(
+                f"ours: part {pat!r} of {ours!r}: use letters, digits and _, with at most one "
+                "{capture} per part (e.g. denselayer{i})"
+            )
         if found:
             name = found[0]
             prefix, _, suffix = pat.partition("{" + name + "}")
@@ -208,19 +216,22 @@ def parse_rename(ours: object, ref: object) -> Rename:
             raise PatternError(f"ref: {ref!r} has a {{ without its }}")
         if start:
             template.append(text[:start])
-        source = text[start + 1:end]
+        source = text[start + 1 : end]
         try:
             unknown = names_used(source) - seen
         except ExprError as exc:
             raise PatternError(f"ref: {{{source}}}: {exc.message}") from None
         if unknown:
-            raise PatternError(f"ref: {{{source}}} uses {sorted(unknown)}; it may use the captures of ours: "
-                               f"{sorted(seen) or 'none'}")
+            raise PatternError(
+                f"ref: {{{source}}} uses {sorted(unknown)}; it may use the captures of ours: {sorted(seen) or 'none'}"
+            )
         template.append((source,))
-        text = text[end + 1:]
+        text = text[end + 1 :]
     if "}" in "".join(p for p in template if isinstance(p, str)):
         raise PatternError(f"ref: {ref!r} has a }} without its {{")
-    return Rename(ours, f"{TRANSPOSED}{ref})" if transposed else ref, anywhere, tuple(parts), tuple(template), transposed)
+    return Rename(
+        ours, f"{TRANSPOSED}{ref})" if transposed else ref, anywhere, tuple(parts), tuple(template), transposed
+    )
 
 
 def renamed(name: str, rules: Sequence[Rename]) -> str:

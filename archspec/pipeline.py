@@ -51,9 +51,16 @@ class Compiled:
     optimized: Optimized | None = None  # with optimize=True: graph and costs are the rewritten graph's
 
 
-def compile_spec(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None,
-                 registry: Registry | None = None, variant: str | None = None, limits: Limits = DEFAULT, *,
-                 optimize: bool = False, expect: bool = True) -> Compiled:
+def compile_spec(
+    path: str | os.PathLike[str],
+    overrides: Mapping[str, Any] | None = None,
+    registry: Registry | None = None,
+    variant: str | None = None,
+    limits: Limits = DEFAULT,
+    *,
+    optimize: bool = False,
+    expect: bool = True,
+) -> Compiled:
     """Validate, lower and count a spec file (optionally one `variant` of its family's table);
     raise SpecErrors with every located problem. `optimize` applies the inference rewrites after the
     expect: check (which states the reference figures of the unrewritten network). `expect=False`
@@ -70,17 +77,31 @@ def compile_spec(path: str | os.PathLike[str], overrides: Mapping[str, Any] | No
     return Compiled(resolved, graph, costs)
 
 
-def build_options(compiled: Compiled, seed: int, weights: str | os.PathLike[str] | None,
-                  channels_last: bool | None = None, save_weights: bool = False,
-                  settings: Mapping[str, str] | None = None, report: Callable[[str], None] | None = None) -> BuildOptions:
+def build_options(
+    compiled: Compiled,
+    seed: int,
+    weights: str | os.PathLike[str] | None,
+    channels_last: bool | None = None,
+    save_weights: bool = False,
+    settings: Mapping[str, str] | None = None,
+    report: Callable[[str], None] | None = None,
+) -> BuildOptions:
     """Backend options; channels_last defaults to the optimizer's choice (off without optimize)."""
     plan = compiled.optimized
     if channels_last is None:
         channels_last = plan.channels_last if plan else False
     description = compiled.resolved.description
-    return BuildOptions(seed=seed, weights=Path(weights) if weights else None, optimized=plan, channels_last=channels_last,
-                        dynamic=dynamic_dims(compiled), save_weights=save_weights, settings=dict(settings or {}),
-                        description=description, report=report)
+    return BuildOptions(
+        seed=seed,
+        weights=Path(weights) if weights else None,
+        optimized=plan,
+        channels_last=channels_last,
+        dynamic=dynamic_dims(compiled),
+        save_weights=save_weights,
+        settings=dict(settings or {}),
+        description=description,
+        report=report,
+    )
 
 
 def check_expect(resolved: Resolved, costs: Costs) -> None:
@@ -99,8 +120,15 @@ def check_expect(resolved: Resolved, costs: Costs) -> None:
     for key, code, wanted, got, show in checks:
         if wanted is not None and wanted != got:
             path = ("expect", key)
-            errors.append(SpecError(code, f"expect: {key} is {show(wanted)} but the spec builds {show(got)}; "
-                                    "fix the layers (or the figure, if it was wrong)", doc.locate(path), path))
+            errors.append(
+                SpecError(
+                    code,
+                    f"expect: {key} is {show(wanted)} but the spec builds {show(got)}; "
+                    "fix the layers (or the figure, if it was wrong)",
+                    doc.locate(path),
+                    path,
+                )
+            )
     if errors:
         raise SpecErrors(errors)
 
@@ -135,11 +163,13 @@ def dynamic_dims(compiled: Compiled) -> DynamicDims:
         return Range(lo, values[1] if len(values) == 3 else min(max(usual, lo), hi), hi)
 
     side = shape[1] if len(shape) == 3 else 0
-    return DynamicDims(span(declared.batch, 32),
-                       span(declared.resolution, side) if declared.resolution is not None else None,
-                       compiled.resolved.doc.locate(("dynamic",)),
-                       span(declared.sequence, shape[0]) if declared.sequence is not None else None,
-                       declared.multiple)
+    return DynamicDims(
+        span(declared.batch, 32),
+        span(declared.resolution, side) if declared.resolution is not None else None,
+        compiled.resolved.doc.locate(("dynamic",)),
+        span(declared.sequence, shape[0]) if declared.sequence is not None else None,
+        declared.multiple,
+    )
 
 
 def coverage(compiled: Compiled, backend: str = "torch", registry: Registry | None = None) -> list[LayerSupport]:
@@ -151,10 +181,19 @@ def coverage(compiled: Compiled, backend: str = "torch", registry: Registry | No
     return from_supports(compiled.graph, target.supports, backend)
 
 
-def build(path: str | os.PathLike[str], *, backend: str = "torch", seed: int = 0,
-          weights: str | os.PathLike[str] | None = None, variant: str | None = None,
-          registry: Registry | None = None, limits: Limits = DEFAULT, optimize: bool = False,
-          channels_last: bool | None = None, **overrides: Any) -> Any:
+def build(
+    path: str | os.PathLike[str],
+    *,
+    backend: str = "torch",
+    seed: int = 0,
+    weights: str | os.PathLike[str] | None = None,
+    variant: str | None = None,
+    registry: Registry | None = None,
+    limits: Limits = DEFAULT,
+    optimize: bool = False,
+    channels_last: bool | None = None,
+    **overrides: Any,
+) -> Any:
     """Compile a spec and return the backend's in-memory artifact (torch: an nn.Module in train mode;
     with `optimize`, an inference module in eval mode, in channels_last where that pays)."""
     registry = registry or default_registry()
@@ -176,11 +215,24 @@ _BUILD_CACHE_ENTRIES = 8
 _BUILD_CACHE_LOCK = threading.Lock()
 
 
-def _compiled_for_build(path: str | os.PathLike[str], overrides: Mapping[str, Any], registry: Registry,
-                        variant: str | None, limits: Limits, optimize: bool) -> Compiled:
+def _compiled_for_build(
+    path: str | os.PathLike[str],
+    overrides: Mapping[str, Any],
+    registry: Registry,
+    variant: str | None,
+    limits: Limits,
+    optimize: bool,
+) -> Compiled:
     try:
-        key: tuple[Any, ...] | None = (os.fspath(path), os.getcwd(), variant, limits, id(registry), optimize,
-                                       _frozen(overrides))
+        key: tuple[Any, ...] | None = (
+            os.fspath(path),
+            os.getcwd(),
+            variant,
+            limits,
+            id(registry),
+            optimize,
+            _frozen(overrides),
+        )
         hash(key)
     except (TypeError, OSError):  # an override value that cannot be a key; no working folder
         key = None
@@ -233,12 +285,22 @@ def _read(file: str) -> bytes | None:
         return None
 
 
-def build_file(path: str | os.PathLike[str], output: str | os.PathLike[str] | None = None, *,
-               backend: str = "torch", seed: int = 0, weights: str | os.PathLike[str] | None = None,
-               overrides: Mapping[str, Any] | None = None, variant: str | None = None,
-               registry: Registry | None = None, limits: Limits = DEFAULT, optimize: bool = False,
-               save_weights: bool = False, settings: Mapping[str, str] | None = None,
-               report: Callable[[str], None] | None = None) -> Path:
+def build_file(
+    path: str | os.PathLike[str],
+    output: str | os.PathLike[str] | None = None,
+    *,
+    backend: str = "torch",
+    seed: int = 0,
+    weights: str | os.PathLike[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    variant: str | None = None,
+    registry: Registry | None = None,
+    limits: Limits = DEFAULT,
+    optimize: bool = False,
+    save_weights: bool = False,
+    settings: Mapping[str, str] | None = None,
+    report: Callable[[str], None] | None = None,
+) -> Path:
     """Compile a spec and write the backend's artifact; nothing is left behind on failure."""
     registry = registry or default_registry()
     check_seed(seed)
@@ -248,8 +310,9 @@ def build_file(path: str | os.PathLike[str], output: str | os.PathLike[str] | No
     out = output_path(output, compiled.graph.name, target.suffix)  # refused before the (long) build, not after
     # Saved weights keep the default memory format (torch.export warns on NHWC tensors); whoever loads
     # the artifact picks the format for their device.
-    options = build_options(compiled, seed, weights, channels_last=False, save_weights=save_weights, settings=settings,
-                            report=report)
+    options = build_options(
+        compiled, seed, weights, channels_last=False, save_weights=save_weights, settings=settings, report=report
+    )
     artifact = _guarded(registry, backend, "build", lambda: target.build(compiled.graph, options))
     try:
         _guarded(registry, backend, "save", lambda: target.save(artifact, compiled.graph, out, options))
@@ -258,10 +321,17 @@ def build_file(path: str | os.PathLike[str], output: str | os.PathLike[str] | No
     return out
 
 
-def convert_weights(path: str | os.PathLike[str], weights: str | os.PathLike[str],
-                    output: str | os.PathLike[str] | None = None, *, overrides: Mapping[str, Any] | None = None,
-                    variant: str | None = None, registry: Registry | None = None, limits: Limits = DEFAULT,
-                    report: Callable[[str], None] | None = None) -> Path:
+def convert_weights(
+    path: str | os.PathLike[str],
+    weights: str | os.PathLike[str],
+    output: str | os.PathLike[str] | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    variant: str | None = None,
+    registry: Registry | None = None,
+    limits: Limits = DEFAULT,
+    report: Callable[[str], None] | None = None,
+) -> Path:
     """Pair a reference checkpoint with the spec's tensors (as --weights does) and write them under the
     spec's names as .safetensors (default `<name>.safetensors`), for fine-tuning from the reference."""
     registry = registry or default_registry()
@@ -289,8 +359,13 @@ def _guarded(registry: Registry, backend: str, step: str, call: Any) -> Any:
     except ModuleNotFoundError as exc:  # an optional package (torch, onnx) is not installed: not a bug
         raise extras.missing(exc, f"the {backend} backend") from None
     except MemoryError:
-        raise ArchspecError("AS503", f"the {backend} backend ran out of memory in {step}; lower the input size or widths") from None
+        raise ArchspecError(
+            "AS503", f"the {backend} backend ran out of memory in {step}; lower the input size or widths"
+        ) from None
     except Exception as exc:
         provider = registry.backends[backend].provider if backend in registry.backends else backend
-        raise ArchspecError("AS805", f"the {backend} backend failed in {step}: {type(exc).__name__}: {exc}. "
-                            f"This is a bug in {provider}; report it there") from None
+        raise ArchspecError(
+            "AS805",
+            f"the {backend} backend failed in {step}: {type(exc).__name__}: {exc}. "
+            f"This is a bug in {provider}; report it there",
+        ) from None

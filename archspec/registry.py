@@ -78,8 +78,10 @@ class Registry:
             return
         if item.name in table:
             first = table.pop(item.name)
-            self.conflicts[key] = (f"{kind} {item.name!r} is provided twice: by {first.provider} and by {item.provider}; "
-                                   f"uninstall one of the packages or ask its author to rename the {kind}")
+            self.conflicts[key] = (
+                f"{kind} {item.name!r} is provided twice: by {first.provider} and by {item.provider}; "
+                f"uninstall one of the packages or ask its author to rename the {kind}"
+            )
             self.problems.append(f"AS802: {self.conflicts[key]}. It cannot be used until then")
             return
         table[item.name] = item
@@ -104,7 +106,8 @@ class Registry:
             raise ArchspecError("AS802", self.conflict("backend", name) or "")
         if name not in self.backends:
             raise ArchspecError(
-                "AS803", f"unknown backend {name!r}.{did_you_mean(name, self.backends)} Known: {one_of(list(self.backends))}"
+                "AS803",
+                f"unknown backend {name!r}.{did_you_mean(name, self.backends)} Known: {one_of(list(self.backends))}",
             )
         try:
             factory = _import(self.backends[name].target)
@@ -118,17 +121,24 @@ class Registry:
             try:
                 table: Mapping[str, Callable[..., Any]] = dict(_import(provided.target))
             except BaseException as exc:  # noqa: B036 - a plugin must not take archspec down, whatever it raises
-                self.problems.append(f"AS801: {name} lowerings of plugin {provided.provider} failed to load and were skipped: "
-                                     f"{type(exc).__name__}: {exc}")
+                self.problems.append(
+                    f"AS801: {name} lowerings of plugin {provided.provider} failed to load and were skipped: "
+                    f"{type(exc).__name__}: {exc}"
+                )
                 continue
             for op_name, lowering in table.items():
                 first = owners.get(op_name) or (self.backends[name].provider if own.supports(op_name) else None)
                 if first:
-                    raise ArchspecError("AS802", f"the {name} lowering of op {op_name!r} is provided twice: by {first} and by "
-                                        f"{provided.provider}; uninstall one of the packages")
+                    raise ArchspecError(
+                        "AS802",
+                        f"the {name} lowering of op {op_name!r} is provided twice: by {first} and by "
+                        f"{provided.provider}; uninstall one of the packages",
+                    )
                 extra[op_name] = lowering
                 owners[op_name] = provided.provider
         return factory(extra_lowerings=extra)
+
+
 def _check_plugin(plugin: object, ep: EntryPoint) -> None:
     if not isinstance(plugin, Plugin):
         raise TypeError(f"{ep.value} is a {type(plugin).__name__}, not an archspec.ops.base.Plugin")
@@ -155,7 +165,9 @@ def build_registry(eps: Iterable[EntryPoint]) -> Registry:
             plugin = ep.load()
             _check_plugin(plugin, ep)
         except BaseException as exc:  # a broken third-party plugin must not break archspec itself, whatever it raises
-            registry.problems.append(f"AS801: plugin {provider} failed to load and was skipped: {type(exc).__name__}: {exc}")
+            registry.problems.append(
+                f"AS801: plugin {provider} failed to load and was skipped: {type(exc).__name__}: {exc}"
+            )
             continue
         registry.add(plugin, provider)
     return registry

@@ -33,8 +33,11 @@ def table(costs: Costs, graph: Graph | None = None) -> str:
     """The per-layer table; with `graph`, a last column says how each layer's tensors are initialised
     (init: rules; a tensor no rule names keeps the backend's default, PyTorch's reset_parameters)."""
     rows = [("layer", "op", "output", "params", "MACs") + (("init",) if graph is not None else ())]
-    rows += [(l.name, l.op, fmt_shape(l.output), f"{l.params:,}", f"{l.macs:,}")
-             + ((_init_text(graph, l.name),) if graph is not None else ()) for l in costs.layers]
+    rows += [
+        (l.name, l.op, fmt_shape(l.output), f"{l.params:,}", f"{l.macs:,}")
+        + ((_init_text(graph, l.name),) if graph is not None else ())
+        for l in costs.layers
+    ]
     n = len(rows[0])
     widths = [max(len(r[i]) for r in rows) for i in range(n)]
     lines = []
@@ -46,7 +49,9 @@ def table(costs: Costs, graph: Graph | None = None) -> str:
     lines.append("")
     shown = " ".join(fmt_shape(s) for s in costs.outputs) if len(costs.outputs) > 1 else fmt_shape(costs.output)
     dtype = "" if costs.input_dtype == "float32" else f" {costs.input_dtype}"  # token ids: say so
-    lines.append(f"{costs.name}: input {fmt_shape(costs.input)}{dtype} -> output{'s' if len(costs.outputs) > 1 else ''} {shown}")
+    lines.append(
+        f"{costs.name}: input {fmt_shape(costs.input)}{dtype} -> output{'s' if len(costs.outputs) > 1 else ''} {shown}"
+    )
     # Trainable params only where some are frozen (trainable: false), so the common case stays one short line.
     trainable = costs.trainable_params
     frozen = f"   trainable {trainable:,} ({human(trainable)})" if trainable != costs.params else ""
@@ -89,8 +94,10 @@ def describe_block(ref: BlockRef) -> str:
     lines = [f"{ref.name} (block, from {ref.source}; use it with imports: [{ref.source}])"]
     if ref.preset:
         sets = ", ".join(f"{k}: {json.dumps(v)}" for k, v in ref.preset.items())
-        lines.append(f"  a preset of {next(n for n, r in ref.scope.items() if r.block is block and not r.preset)} "
-                     f"that sets {sets}")
+        lines.append(
+            f"  a preset of {next(n for n, r in ref.scope.items() if r.block is block and not r.preset)} "
+            f"that sets {sets}"
+        )
     if block.doc:
         lines.append(f"  {' '.join(block.doc.split())}")
     lines.append(f"  inputs: {', '.join(block.inputs) if block.inputs else '1 (input)'}")

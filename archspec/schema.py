@@ -33,8 +33,10 @@ def json_schema(registry: Registry) -> dict[str, Any]:
     layer["properties"].pop("args", None)
     layer["additionalProperties"] = True
     # `name: 0`: YAML reads an int, which names a layer like a reference's numbered child (spec.Layer).
-    layer["properties"]["name"] = {"anyOf": [{"type": "string"}, {"type": "integer", "minimum": 0}, {"type": "null"}],
-                                   "description": "The layer's name: an identifier, an index, or a dotted path of them."}
+    layer["properties"]["name"] = {
+        "anyOf": [{"type": "string"}, {"type": "integer", "minimum": 0}, {"type": "null"}],
+        "description": "The layer's name: an identifier, an index, or a dotted path of them.",
+    }
     rule = schema["$defs"]["InitRule"]
     # An init: rule's tensors (weight: ..., bias: ...) sit beside op/layer/if, not under `tensors`.
     rule["properties"].pop("tensors", None)
@@ -56,8 +58,10 @@ def _param_shorthand(schema: dict[str, Any]) -> None:
     decl["required"] = [k for k in decl.get("required", []) if k != "type"] or None
     if decl["required"] is None:
         del decl["required"]
-    defs["ParamValue"] = {"anyOf": [{"$ref": "#/$defs/ParamDecl"}, {"not": {"type": "object"}}],
-                          "description": "a parameter: its default value, or {type, default, doc, choices, min, max}"}
+    defs["ParamValue"] = {
+        "anyOf": [{"$ref": "#/$defs/ParamDecl"}, {"not": {"type": "object"}}],
+        "description": "a parameter: its default value, or {type, default, doc, choices, min, max}",
+    }
     for model in defs.values():
         params = model.get("properties", {}).get("params")
         if isinstance(params, dict) and params.get("additionalProperties") == {"$ref": "#/$defs/ParamDecl"}:

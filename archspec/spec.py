@@ -89,12 +89,17 @@ class Layer(Model):
     if_: StrictBool | str | None = Field(None, alias="if")
     else_: str | None = Field(None, alias="else")  # with if: false and several inputs: the one that passes on
     trainable: StrictBool | str | None = Field(
-        None, description="false: the layer's tensors (every layer's inside a block) keep their names but take no gradient")
+        None,
+        description="false: the layer's tensors (every layer's inside a block) keep their names but take no gradient",
+    )
     # For an op or block that declares an argument `init` of its own (parameter, layer_scale), that argument, as in
     # format 1 before this key; for any other, {tensor: rule} where a rule is an init: distribution or {values: [...]}
     # and, on a block, a tensor is a path inside it (conv.weight). Lowering tells the two apart by the op.
-    init: Any = Field(None, description="how this layer's tensors start: {weight: {values: ...}, bias: zeros}, "
-                                        "or the op's own init argument (parameter, layer_scale)")
+    init: Any = Field(
+        None,
+        description="how this layer's tensors start: {weight: {values: ...}, bias: zeros}, "
+        "or the op's own init argument (parameter, layer_scale)",
+    )
     args: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("name", mode="before")
@@ -143,17 +148,21 @@ class Block(Model):
 
     doc: str = ""
     inputs: Annotated[list[str], Field(min_length=1)] | None = Field(
-        None, description="names of the block's inputs, bound in order to the using layer's from: (default: one, input)")
+        None, description="names of the block's inputs, bound in order to the using layer's from: (default: one, input)"
+    )
     params: dict[str, ParamDecl] = Field(default_factory=dict)
     vars: dict[str, Any] = Field(default_factory=dict)
     checks: list[Check] = Field(default_factory=list)
     layers: list[Layer] = Field(min_length=1)
     output: str | None = None
     outputs: Annotated[list[str], Field(min_length=1)] | None = Field(
-        None, description="layers a later layer may read as from: BLOCK.NAME, besides the block's output")
+        None, description="layers a later layer may read as from: BLOCK.NAME, besides the block's output"
+    )
     presets: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="other names for this block, each with parameter values it sets: "
-                                          "{c3k2: {c3k: false}} (a layer's own arguments still win)")
+        default_factory=dict,
+        description="other names for this block, each with parameter values it sets: "
+        "{c3k2: {c3k: false}} (a layer's own arguments still win)",
+    )
 
 
 class Library(Model):
@@ -240,9 +249,15 @@ class Dynamic(Model):
     batch: list[StrictInt] = Field(default_factory=lambda: [1, 256], min_length=2, max_length=3)
     resolution: list[StrictInt] | None = Field(None, min_length=2, max_length=3)
     sequence: list[StrictInt] | None = Field(
-        None, min_length=2, max_length=3, description="the length T of a [T] or [T, D] input (token sequences)")
-    multiple: StrictInt = Field(1, ge=1, le=4096, description="the resolution's sides (or the sequence's length) "
-                                "are multiples of this: a detector whose maps halve five times takes multiples of 32")
+        None, min_length=2, max_length=3, description="the length T of a [T] or [T, D] input (token sequences)"
+    )
+    multiple: StrictInt = Field(
+        1,
+        ge=1,
+        le=4096,
+        description="the resolution's sides (or the sequence's length) "
+        "are multiples of this: a detector whose maps halve five times takes multiples of 32",
+    )
 
     @field_validator("batch", "resolution", "sequence")
     @classmethod
@@ -277,7 +292,8 @@ class Spec(Model):
     layers: list[Layer] = Field(min_length=1)
     output: str | None = None
     outputs: Annotated[list[str], Field(min_length=1)] | None = Field(
-        None, description="several outputs: the module returns these layers' values as a tuple, in this order")
+        None, description="several outputs: the module returns these layers' values as a tuple, in this order"
+    )
     expect: Expect | None = None
     dynamic: Dynamic | None = None
     weights: Weights | None = None

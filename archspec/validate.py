@@ -98,9 +98,12 @@ def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
             args = [a for a in getattr(current, "__args__", ()) if a is not type(None)]
             models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
             current = models[0] if models else (args[-1] if args else None)
-            if isinstance(current, type) and issubclass(current, BaseModel) and isinstance(part, str) and part in {
-                f.alias or n for n, f in current.model_fields.items()
-            }:
+            if (
+                isinstance(current, type)
+                and issubclass(current, BaseModel)
+                and isinstance(part, str)
+                and part in {f.alias or n for n, f in current.model_fields.items()}
+            ):
                 return _fields_at(current, (part,))
     if isinstance(current, type) and issubclass(current, BaseModel):
         return [f.alias or name for name, f in current.model_fields.items() if name != "args"]
@@ -157,12 +160,21 @@ def _check_param_decls(doc: Document, decls: Mapping[str, ParamDecl], where: Pat
         path = (*where, name)
         problem = param_problem(name)
         if problem or name in RESERVED_LAYER_KEYS:
-            yield SpecError("AS203", f"{name!r} cannot be a parameter name: {problem or 'it is a layer key'}; "
-                            f"use an identifier not in {sorted(RESERVED_LAYER_KEYS)}", doc.locate_key(path), path)
+            yield SpecError(
+                "AS203",
+                f"{name!r} cannot be a parameter name: {problem or 'it is a layer key'}; "
+                f"use an identifier not in {sorted(RESERVED_LAYER_KEYS)}",
+                doc.locate_key(path),
+                path,
+            )
         if not decl.required and is_expression(decl.default):
-            yield SpecError("AS433", f"default of {name!r} is an expression; a default is a plain value. Compute "
-                            "derived values in vars: (e.g. vars: {width: '${base * 2}'}) and read those",
-                            doc.locate(path), path)
+            yield SpecError(
+                "AS433",
+                f"default of {name!r} is an expression; a default is a plain value. Compute "
+                "derived values in vars: (e.g. vars: {width: '${base * 2}'}) and read those",
+                doc.locate(path),
+                path,
+            )
         elif not decl.required:
             problem = type_error(decl, decl.default)
             if problem:
@@ -180,10 +192,16 @@ def _check_var_names(doc: Document, table: Mapping[str, Any], where: Path) -> It
 def _name_error(doc: Document, name: str) -> Iterable[SpecError]:
     problem = name_problem(name)
     if problem and "name" not in doc.data:
-        yield SpecError("AS409", f"without name:, a spec is named after its file, and {name!r} cannot be a name: "
-                        f"{problem}; add name: NAME", doc.locate(()), ("name",))
+        yield SpecError(
+            "AS409",
+            f"without name:, a spec is named after its file, and {name!r} cannot be a name: {problem}; add name: NAME",
+            doc.locate(()),
+            ("name",),
+        )
     elif problem:
-        yield SpecError("AS409", f"name: {problem}; the name is also the default output file name", doc.locate(("name",)), ("name",))
+        yield SpecError(
+            "AS409", f"name: {problem}; the name is also the default output file name", doc.locate(("name",)), ("name",)
+        )
 
 
 def _check_names(doc: Document, spec: Spec | SpecRef) -> Iterable[SpecError]:
@@ -222,8 +240,9 @@ def _layers_in(layers: list[Layer], blocks: Mapping[str, Block]) -> Iterable[tup
             yield layer, block_name
 
 
-def _check_layers(doc: Document, layers: list[Layer], blocks: Mapping[str, Block], visible: Mapping[str, BlockRef],
-                  registry: Registry) -> Iterable[SpecError]:
+def _check_layers(
+    doc: Document, layers: list[Layer], blocks: Mapping[str, Block], visible: Mapping[str, BlockRef], registry: Registry
+) -> Iterable[SpecError]:
     """Every layer names a known op or a block in scope (`visible`: the file's own and imported), with
     arguments it takes."""
     known = set(registry.ops) | set(visible)
@@ -237,17 +256,26 @@ def _check_layers(doc: Document, layers: list[Layer], blocks: Mapping[str, Block
             yield SpecError("AS802", registry.conflict("op", layer.op) or "", doc.locate((*path, "op")), (*path, "op"))
             continue
         else:
-            yield SpecError("AS204", f"unknown op or block {layer.op!r}.{did_you_mean(layer.op, known)} "
-                            "Run `archspec list` for the ops (built-in and from installed plugins; an op from a plugin "
-                            "needs that plugin installed, and --no-plugins leaves it out) and the block libraries; blocks "
-                            "are declared under blocks: or brought in with imports:.",
-                            doc.locate((*path, "op")), (*path, "op"))
+            yield SpecError(
+                "AS204",
+                f"unknown op or block {layer.op!r}.{did_you_mean(layer.op, known)} "
+                "Run `archspec list` for the ops (built-in and from installed plugins; an op from a plugin "
+                "needs that plugin installed, and --no-plugins leaves it out) and the block libraries; blocks "
+                "are declared under blocks: or brought in with imports:.",
+                doc.locate((*path, "op")),
+                (*path, "op"),
+            )
             continue
         yield from _check_inputs(doc, layer)
         for arg in layer.args:
             if arg not in allowed:
-                yield SpecError("AS403", f"{layer.op!r} has no argument {arg!r}.{did_you_mean(arg, allowed)}"
-                                f" Its arguments: {one_of(allowed) or 'none'}.", doc.locate_key((*path, arg)), (*path, arg))
+                yield SpecError(
+                    "AS403",
+                    f"{layer.op!r} has no argument {arg!r}.{did_you_mean(arg, allowed)}"
+                    f" Its arguments: {one_of(allowed) or 'none'}.",
+                    doc.locate_key((*path, arg)),
+                    (*path, arg),
+                )
         if layer.init is not None and "init" not in allowed:  # else it is the op's (or block's) own argument
             yield from _check_layer_init(doc, layer)
 
@@ -257,8 +285,13 @@ def _check_layer_init(doc: Document, layer: Layer) -> Iterable[SpecError]:
     tensors exist and the values fit them."""
     at = (*layer.where, "init")
     if not isinstance(layer.init, dict) or not layer.init:
-        yield SpecError("AS438", f"init: {layer.init!r}; a layer's init: maps its tensors to rules, e.g. "
-                        "init: {weight: {values: [...]}, bias: zeros}", doc.locate(at), at)
+        yield SpecError(
+            "AS438",
+            f"init: {layer.init!r}; a layer's init: maps its tensors to rules, e.g. "
+            "init: {weight: {values: [...]}, bias: zeros}",
+            doc.locate(at),
+            at,
+        )
         return
     for tensor, value in layer.init.items():
         parsed = init_data.split_layer_rule(value)
@@ -273,19 +306,35 @@ def _check_inputs(doc: Document, layer: Layer) -> Iterable[SpecError]:
     for k, ref in enumerate(refs):
         if is_expression(ref):
             at = (*layer.where, "from") + ((k,) if isinstance(layer.from_, list) else ())
-            yield SpecError("AS432", f"from: {ref!r} is an expression; from: names earlier layers (or input) as written. "
-                            "To choose between inputs, write both layers with if: and give them the same name, or "
-                            "use a layer's else:", doc.locate(at), at)
+            yield SpecError(
+                "AS432",
+                f"from: {ref!r} is an expression; from: names earlier layers (or input) as written. "
+                "To choose between inputs, write both layers with if: and give them the same name, or "
+                "use a layer's else:",
+                doc.locate(at),
+                at,
+            )
     if layer.else_ is not None:
         at = (*layer.where, "else")
         if layer.if_ is None:
-            yield SpecError("AS431", "else: names the input a skipped layer passes on; it needs an if:", doc.locate(at), at)
+            yield SpecError(
+                "AS431", "else: names the input a skipped layer passes on; it needs an if:", doc.locate(at), at
+            )
         elif layer.else_ not in refs:
-            yield SpecError("AS431", f"else: {layer.else_!r} must be one of this layer's from: inputs "
-                            f"({', '.join(refs) or 'none'})", doc.locate(at), at)
+            yield SpecError(
+                "AS431",
+                f"else: {layer.else_!r} must be one of this layer's from: inputs ({', '.join(refs) or 'none'})",
+                doc.locate(at),
+                at,
+            )
     elif layer.if_ is not None and len(refs) > 1:
-        yield SpecError("AS431", f"this layer has {len(refs)} inputs and an if:; say which input passes on when it is "
-                        f"skipped, e.g. else: {refs[0]}", doc.locate((*layer.where, "if")), (*layer.where, "if"))
+        yield SpecError(
+            "AS431",
+            f"this layer has {len(refs)} inputs and an if:; say which input passes on when it is "
+            f"skipped, e.g. else: {refs[0]}",
+            doc.locate((*layer.where, "if")),
+            (*layer.where, "if"),
+        )
 
 
 MAX_RULES = 200  # rename and init rules each: every rule is tried on every tensor or layer, so bound them
@@ -295,8 +344,12 @@ def _check_weights(doc: Document, spec: Spec) -> Iterable[SpecError]:
     if spec.weights is None:
         return
     if len(spec.weights.rename) > MAX_RULES:
-        yield SpecError("AS437", f"{len(spec.weights.rename)} rename rules; at most {MAX_RULES}",
-                        doc.locate(("weights", "rename")), ("weights", "rename"))
+        yield SpecError(
+            "AS437",
+            f"{len(spec.weights.rename)} rename rules; at most {MAX_RULES}",
+            doc.locate(("weights", "rename")),
+            ("weights", "rename"),
+        )
         return
     for k, rule in enumerate(spec.weights.rename):
         try:
@@ -306,8 +359,9 @@ def _check_weights(doc: Document, spec: Spec) -> Iterable[SpecError]:
             yield SpecError("AS437", f"rename rule: {exc}", doc.locate(at), at)
 
 
-def check_init_rules(doc: Document, rules: Iterable[InitRule], registry: Registry, scope: set[str] | None,
-                     where: Path = ("init",)) -> Iterable[SpecError]:
+def check_init_rules(
+    doc: Document, rules: Iterable[InitRule], registry: Registry, scope: set[str] | None, where: Path = ("init",)
+) -> Iterable[SpecError]:
     """Static checks of init: rules (ops known, patterns and distributions valid, expressions over `scope`)."""
     rules = list(rules)
     if len(rules) > MAX_RULES:
@@ -316,17 +370,25 @@ def check_init_rules(doc: Document, rules: Iterable[InitRule], registry: Registr
     for k, rule in enumerate(rules):
         path = (*where, k)
         if rule.op is None and rule.layer is None:
-            yield SpecError("AS438", "an init rule says which layers it applies to: op: and/or layer:", doc.locate(path), path)
+            yield SpecError(
+                "AS438", "an init rule says which layers it applies to: op: and/or layer:", doc.locate(path), path
+            )
         for op in rule.ops or []:
             if op not in registry.ops:
-                yield SpecError("AS438", f"init rule: unknown op {op!r}.{did_you_mean(op, registry.ops)}",
-                                doc.locate((*path, "op")), (*path, "op"))
+                yield SpecError(
+                    "AS438",
+                    f"init rule: unknown op {op!r}.{did_you_mean(op, registry.ops)}",
+                    doc.locate((*path, "op")),
+                    (*path, "op"),
+                )
         if rule.layer is not None:
             problem = glob_problem(rule.layer)
             if problem:
                 yield SpecError("AS438", f"init rule layer: {problem}", doc.locate((*path, "layer")), (*path, "layer"))
         if not rule.tensors:
-            yield SpecError("AS438", "an init rule names at least one tensor, e.g. weight: zeros", doc.locate(path), path)
+            yield SpecError(
+                "AS438", "an init rule names at least one tensor, e.g. weight: zeros", doc.locate(path), path
+            )
         if scope is not None:
             yield from _check_value(doc, rule.if_, (*path, "if"), scope)
         for tensor, value in rule.tensors.items():
@@ -383,8 +445,12 @@ def _check_value(doc: Document, value: Any, path: Path, scope: Set[str]) -> Iter
             yield SpecError(exc.code, exc.message, doc.locate(where), where)
             continue
         for name in unknown:
-            yield SpecError("AS303", f"unknown name {name!r} in {text!r}.{did_you_mean(name, chain(names, FUNCTIONS))}",
-                            doc.locate(where), where)
+            yield SpecError(
+                "AS303",
+                f"unknown name {name!r} in {text!r}.{did_you_mean(name, chain(names, FUNCTIONS))}",
+                doc.locate(where),
+                where,
+            )
 
 
 def _check_expressions(doc: Document, spec: Spec) -> Iterable[SpecError]:
@@ -398,8 +464,9 @@ def _check_expressions(doc: Document, spec: Spec) -> Iterable[SpecError]:
     yield from _check_scope_expressions(doc, spec.layers, spec.blocks, scope)
 
 
-def _check_scope_expressions(doc: Document, top: list[Layer], blocks: Mapping[str, Block],
-                             scope: set[str]) -> Iterable[SpecError]:
+def _check_scope_expressions(
+    doc: Document, top: list[Layer], blocks: Mapping[str, Block], scope: set[str]
+) -> Iterable[SpecError]:
     """The expressions of a file's layers and blocks; `scope` holds the names every block sees (a spec's
     parameters and vars; nothing for a library)."""
     scopes: list[tuple[Iterable[Layer], set[str]]] = [(top, scope)]
@@ -457,17 +524,37 @@ def _check_block_inputs(doc: Document, blocks: Mapping[str, Block]) -> tuple[lis
             if problem:
                 errors.append(SpecError("AS409", f"block {block_name!r} input {name!r}: {problem}", doc.locate(at), at))
             elif name in seen:
-                errors.append(SpecError("AS441", f"block {block_name!r} lists input {name!r} twice in inputs:; give "
-                                        "each input its own name", doc.locate(at), at))
+                errors.append(
+                    SpecError(
+                        "AS441",
+                        f"block {block_name!r} lists input {name!r} twice in inputs:; give each input its own name",
+                        doc.locate(at),
+                        at,
+                    )
+                )
             elif name in layer_names:
                 where = (*layer_names[name].where, "name")
-                errors.append(SpecError("AS441", f"layer {name!r} of block {block_name!r} has the name of one of the "
-                                        "block's inputs:, so from: could not tell them apart; rename the layer or the "
-                                        "input", doc.locate(where), where))
+                errors.append(
+                    SpecError(
+                        "AS441",
+                        f"layer {name!r} of block {block_name!r} has the name of one of the "
+                        "block's inputs:, so from: could not tell them apart; rename the layer or the "
+                        "input",
+                        doc.locate(where),
+                        where,
+                    )
+                )
             elif name not in read:
-                unread.append(SpecError("AS442", f"block {block_name!r} declares input {name!r}, which none of its "
-                                        "layers reads; use it in a layer's from:, or remove it from inputs: (and from "
-                                        "the using layers' from:)", doc.locate(at), at))
+                unread.append(
+                    SpecError(
+                        "AS442",
+                        f"block {block_name!r} declares input {name!r}, which none of its "
+                        "layers reads; use it in a layer's from:, or remove it from inputs: (and from "
+                        "the using layers' from:)",
+                        doc.locate(at),
+                        at,
+                    )
+                )
             seen.add(name)
     return errors, unread
 
@@ -492,16 +579,26 @@ def _check_block_cycles(doc: Document, blocks: Mapping[str, Block]) -> Iterable[
         cycle = reaches(name)
         if cycle:
             path = ("blocks", name)
-            yield SpecError("AS406", f"block {name!r} uses itself ({' -> '.join(cycle)}); blocks cannot recurse, use repeat: instead",
-                            doc.locate_key(path), path)
+            yield SpecError(
+                "AS406",
+                f"block {name!r} uses itself ({' -> '.join(cycle)}); blocks cannot recurse, use repeat: instead",
+                doc.locate_key(path),
+                path,
+            )
 
 
 def _check_version(doc: Document, data: dict[str, Any]) -> list[SpecError]:
     version = data.get("archspec")
     if version == FORMAT_VERSION:
         return []
-    return [SpecError("AS207", f"archspec: {version!r} is not a format this tool reads; write archspec: {FORMAT_VERSION}",
-                      doc.locate(("archspec",) if "archspec" in data else ()), ("archspec",))]
+    return [
+        SpecError(
+            "AS207",
+            f"archspec: {version!r} is not a format this tool reads; write archspec: {FORMAT_VERSION}",
+            doc.locate(("archspec",) if "archspec" in data else ()),
+            ("archspec",),
+        )
+    ]
 
 
 def _typed(doc: Document, model: type[Model], errors: list[SpecError]) -> Any:
@@ -525,34 +622,62 @@ def _check_blocks(doc: Document, blocks: Mapping[str, Block], registry: Registry
         yield from _check_param_decls(doc, block.params, ("blocks", block_name, "params"))
         yield from _check_var_names(doc, block.vars, ("blocks", block_name, "vars"))
         for name, where in [(block_name, ("blocks", block_name))] + [
-                (alias, ("blocks", block_name, "presets", alias)) for alias in block.presets]:
+            (alias, ("blocks", block_name, "presets", alias)) for alias in block.presets
+        ]:
             if name in registry.ops:
-                yield SpecError("AS203", f"block {name!r} has the name of an op; rename it", doc.locate_key(where), where)
+                yield SpecError(
+                    "AS203", f"block {name!r} has the name of an op; rename it", doc.locate_key(where), where
+                )
     yield from _check_block_cycles(doc, blocks)
 
 
-def _scope_of(doc: Document, source: str | None, blocks: Mapping[str, Block], imported: Mapping[str, BlockRef],
-              errors: list[SpecError]) -> dict[str, BlockRef]:
+def _scope_of(
+    doc: Document,
+    source: str | None,
+    blocks: Mapping[str, Block],
+    imported: Mapping[str, BlockRef],
+    errors: list[SpecError],
+) -> dict[str, BlockRef]:
     """The blocks a file's layers may use: its imports' and its own. A name two files define is an error
     naming both (an own block may not quietly hide an imported one either)."""
     scope: dict[str, BlockRef] = dict(imported)  # every block of the file resolves names in this one table
     for name, block in blocks.items():
         if name in imported:
             at: Path = ("blocks", name)
-            errors.append(SpecError("AS112", f"block {name!r} is defined here and in {imported[name].source}, which "
-                                    "this file imports; rename this block", doc.locate_key(at), at))
+            errors.append(
+                SpecError(
+                    "AS112",
+                    f"block {name!r} is defined here and in {imported[name].source}, which "
+                    "this file imports; rename this block",
+                    doc.locate_key(at),
+                    at,
+                )
+            )
         scope[name] = BlockRef(name, block, source, scope)
     for name, block in blocks.items():
         for alias, values in block.presets.items():
             at = ("blocks", name, "presets", alias)
             if alias in scope:
-                errors.append(SpecError("AS112", f"preset {alias!r} of block {name!r} has the name of another block "
-                                        f"({scope[alias].source or 'this file'}); rename it", doc.locate_key(at), at))
+                errors.append(
+                    SpecError(
+                        "AS112",
+                        f"preset {alias!r} of block {name!r} has the name of another block "
+                        f"({scope[alias].source or 'this file'}); rename it",
+                        doc.locate_key(at),
+                        at,
+                    )
+                )
             for key in values:
                 if key not in block.params:
-                    errors.append(SpecError("AS206", f"preset {alias!r} sets {key!r}, which is not a parameter of block "
-                                            f"{name!r}.{did_you_mean(key, block.params)}", doc.locate_key((*at, key)),
-                                            (*at, key)))
+                    errors.append(
+                        SpecError(
+                            "AS206",
+                            f"preset {alias!r} sets {key!r}, which is not a parameter of block "
+                            f"{name!r}.{did_you_mean(key, block.params)}",
+                            doc.locate_key((*at, key)),
+                            (*at, key),
+                        )
+                    )
             scope.setdefault(alias, BlockRef(alias, block, source, scope, values))
     return scope
 
@@ -577,8 +702,15 @@ class _Imports:
             target = find_import(entry, doc.file, location, at)
             for name, ref in self.library(target, location, at).items():
                 if name in table and table[name].source != ref.source:
-                    errors.append(SpecError("AS112", f"block {name!r} is defined by both {table[name].source} and "
-                                            f"{ref.source}; import only one of them (or rename one)", location, at))
+                    errors.append(
+                        SpecError(
+                            "AS112",
+                            f"block {name!r} is defined by both {table[name].source} and "
+                            f"{ref.source}; import only one of them (or rename one)",
+                            location,
+                            at,
+                        )
+                    )
                 table[name] = ref
         if errors:
             raise SpecErrors(errors)
@@ -591,7 +723,7 @@ class _Imports:
             return SpecErrors([SpecError("AS111", message, location, at)])
 
         if target in self.chain:
-            trail = " -> ".join(display_path(p) for p in [*self.chain[self.chain.index(target):], target])
+            trail = " -> ".join(display_path(p) for p in [*self.chain[self.chain.index(target) :], target])
             raise refuse(f"imports lead back to {shown} ({trail}); remove the cycle")
         if target in self.exports:
             return self.exports[target]
@@ -601,8 +733,15 @@ class _Imports:
             raise refuse(f"imports nest deeper than {self.limits.import_depth} files (raise --limit import_depth=N)")
         doc = load_file(relative_path(target), self.limits)
         if not isinstance(doc.data, dict):
-            raise SpecErrors([SpecError("AS203", "a block library is a mapping with keys archspec, name, description "
-                                        "and blocks", doc.locate(()))])
+            raise SpecErrors(
+                [
+                    SpecError(
+                        "AS203",
+                        "a block library is a mapping with keys archspec, name, description and blocks",
+                        doc.locate(()),
+                    )
+                ]
+            )
         errors = _check_version(doc, doc.data)
         library: Library = _typed(doc, Library, errors)
         self.chain.append(target)
@@ -648,8 +787,9 @@ def standard_blocks(registry: Registry, limits: Limits = DEFAULT) -> tuple[dict[
     return found, broken
 
 
-def validate_document(doc: Document, registry: Registry, deferred: list[SpecError] | None = None,
-                      imports: _Imports | None = None) -> tuple[Spec | SpecRef, dict[str, BlockRef]]:
+def validate_document(
+    doc: Document, registry: Registry, deferred: list[SpecError] | None = None, imports: _Imports | None = None
+) -> tuple[Spec | SpecRef, dict[str, BlockRef]]:
     """Check a loaded document's structure and names; raise SpecErrors with everything found. Returns the
     typed spec and, for a full spec, the blocks its layers may use (its own and those its imports bring).
 
@@ -657,13 +797,23 @@ def validate_document(doc: Document, registry: Registry, deferred: list[SpecErro
     for the caller to report together with what lowering finds."""
     data = doc.data
     if not isinstance(data, dict):
-        raise SpecErrors([SpecError("AS203", "a spec file must be a mapping with keys archspec, name, layers, ...", doc.locate(()))])
+        raise SpecErrors(
+            [SpecError("AS203", "a spec file must be a mapping with keys archspec, name, layers, ...", doc.locate(()))]
+        )
     errors = _check_version(doc, data)
     if "blocks" in data and "layers" not in data and "use" not in data:
-        raise SpecErrors([*errors, SpecError(
-            "AS203", "this file has blocks: but no layers:, so it is a block library, not a network: a spec brings its "
-            f"blocks in with imports: [{os.path.basename(doc.file)}] (a path relative to that spec); a network needs "
-            "input: and layers:", doc.locate(()))])
+        raise SpecErrors(
+            [
+                *errors,
+                SpecError(
+                    "AS203",
+                    "this file has blocks: but no layers:, so it is a block library, not a network: a spec brings its "
+                    f"blocks in with imports: [{os.path.basename(doc.file)}] (a path relative to that spec); a network needs "
+                    "input: and layers:",
+                    doc.locate(()),
+                ),
+            ]
+        )
     model: type[Spec] | type[SpecRef] = SpecRef if "use" in data else Spec
     spec: Spec | SpecRef = _typed(doc, model, errors)
     errors.extend(_check_names(doc, spec))
@@ -693,8 +843,14 @@ def validate_document(doc: Document, registry: Registry, deferred: list[SpecErro
             for key in values:
                 if key not in spec.params:
                     where = ("variants", variant, key)
-                    errors.append(SpecError("AS206", f"variant {variant!r} sets unknown parameter {key!r}.{did_you_mean(key, spec.params)}",
-                                            doc.locate_key(where), where))
+                    errors.append(
+                        SpecError(
+                            "AS206",
+                            f"variant {variant!r} sets unknown parameter {key!r}.{did_you_mean(key, spec.params)}",
+                            doc.locate_key(where),
+                            where,
+                        )
+                    )
     if errors:
         raise SpecErrors(errors)
     return spec, table
@@ -704,28 +860,60 @@ def validate_document(doc: Document, registry: Registry, deferred: list[SpecErro
 def _referenced_file(doc: Document, ref: SpecRef, root: FsPath) -> FsPath:
     location = doc.locate(("use",))
     if "\0" in ref.use or len(ref.use) > 1024:
-        raise SpecErrors([SpecError("AS110", "use: must be a relative path of at most 1024 characters without NUL",
-                                    location, ("use",))])
+        raise SpecErrors(
+            [
+                SpecError(
+                    "AS110", "use: must be a relative path of at most 1024 characters without NUL", location, ("use",)
+                )
+            ]
+        )
     if os.path.isabs(ref.use) or ref.use.startswith("~"):
-        raise SpecErrors([SpecError("AS110", f"use: {ref.use!r} is absolute; give a path relative to {doc.file}", location, ("use",))])
+        raise SpecErrors(
+            [
+                SpecError(
+                    "AS110", f"use: {ref.use!r} is absolute; give a path relative to {doc.file}", location, ("use",)
+                )
+            ]
+        )
     target = (FsPath(doc.file).parent / ref.use).resolve()
     if not target.is_relative_to(root):
-        raise SpecErrors([SpecError("AS110", f"use: {ref.use!r} leaves the spec's folder {root}; keep family specs beside or below it",
-                                    location, ("use",))])
+        raise SpecErrors(
+            [
+                SpecError(
+                    "AS110",
+                    f"use: {ref.use!r} leaves the spec's folder {root}; keep family specs beside or below it",
+                    location,
+                    ("use",),
+                )
+            ]
+        )
     return target
 
 
-def _variant_settings(family: Spec, family_doc: Document, variant: str, location: Location | None,
-                      path: Path) -> dict[str, Setting]:
+def _variant_settings(
+    family: Spec, family_doc: Document, variant: str, location: Location | None, path: Path
+) -> dict[str, Setting]:
     if variant not in family.variants:
-        raise SpecErrors([SpecError("AS205", f"{family_doc.file} has no variant {variant!r}.{did_you_mean(variant, family.variants)}"
-                                    f" Variants: {one_of(list(family.variants)) or 'none'}.", location, path)])
-    return {key: Setting(value, family_doc.locate(("variants", variant, key)))
-            for key, value in family.variants[variant].items()}
+        raise SpecErrors(
+            [
+                SpecError(
+                    "AS205",
+                    f"{family_doc.file} has no variant {variant!r}.{did_you_mean(variant, family.variants)}"
+                    f" Variants: {one_of(list(family.variants)) or 'none'}.",
+                    location,
+                    path,
+                )
+            ]
+        )
+    return {
+        key: Setting(value, family_doc.locate(("variants", variant, key)))
+        for key, value in family.variants[variant].items()
+    }
 
 
-def _follow_use(ref: SpecRef, ref_doc: Document, registry: Registry, deferred: list[SpecError],
-                imports: _Imports) -> tuple[Spec, Document, dict[str, BlockRef]]:
+def _follow_use(
+    ref: SpecRef, ref_doc: Document, registry: Registry, deferred: list[SpecError], imports: _Imports
+) -> tuple[Spec, Document, dict[str, BlockRef]]:
     """The full spec a thin spec's `use:` chain ends at, with its document."""
     root = FsPath(ref_doc.file).resolve().parent
     seen = {FsPath(ref_doc.file).resolve()}
@@ -734,20 +922,37 @@ def _follow_use(ref: SpecRef, ref_doc: Document, registry: Registry, deferred: l
     for _ in range(limits.use_depth):
         target = _referenced_file(current_doc, current, root)
         if target in seen:
-            raise SpecErrors([SpecError("AS110", f"use: {current.use!r} leads back to {target.name}; remove the cycle",
-                                        current_doc.locate(("use",)), ("use",))])
+            raise SpecErrors(
+                [
+                    SpecError(
+                        "AS110",
+                        f"use: {current.use!r} leads back to {target.name}; remove the cycle",
+                        current_doc.locate(("use",)),
+                        ("use",),
+                    )
+                ]
+            )
         seen.add(target)
         loaded_doc = load_file(relative_path(target), limits)
         loaded, table = validate_document(loaded_doc, registry, deferred, imports)
         if isinstance(loaded, Spec):
             return loaded, loaded_doc, table
         current, current_doc = loaded, loaded_doc
-    raise SpecErrors([SpecError("AS110", f"use: chains deeper than {limits.use_depth} files (raise --limit use_depth=N)",
-                                ref_doc.locate(("use",)), ("use",))])
+    raise SpecErrors(
+        [
+            SpecError(
+                "AS110",
+                f"use: chains deeper than {limits.use_depth} files (raise --limit use_depth=N)",
+                ref_doc.locate(("use",)),
+                ("use",),
+            )
+        ]
+    )
 
 
-def resolve_file(path: str | os.PathLike[str], registry: Registry, variant: str | None = None,
-                 limits: Limits = DEFAULT) -> Resolved:
+def resolve_file(
+    path: str | os.PathLike[str], registry: Registry, variant: str | None = None, limits: Limits = DEFAULT
+) -> Resolved:
     """Load, validate and resolve a spec file. `variant` picks a row of the family's table instead of
     the one a thin spec names; the result then states no expected figures (they are the thin spec's)."""
     # At most `limits.errors` errors are shown: suggestions for a few more than that keep the output as
@@ -777,12 +982,41 @@ def _resolve_file(path: str | os.PathLike[str], registry: Registry, variant: str
         settings = _variant_settings(family, family_doc, chosen, location, ("variant",))
     unknown = [k for k in ref.set if k not in family.params]
     if unknown:
-        raise SpecErrors([SpecError("AS206", f"set: names unknown parameter {k!r}.{did_you_mean(k, family.params)}",
-                                    ref_doc.locate_key(("set", k)), ("set", k)) for k in unknown])
+        raise SpecErrors(
+            [
+                SpecError(
+                    "AS206",
+                    f"set: names unknown parameter {k!r}.{did_you_mean(k, family.params)}",
+                    ref_doc.locate_key(("set", k)),
+                    ("set", k),
+                )
+                for k in unknown
+            ]
+        )
     for key, value in ref.set.items():
         settings[key] = Setting(value, ref_doc.locate(("set", key)))
     if chosen != ref.variant:  # another network than the one the thin spec's expect: describes
-        return Resolved(family, family_doc, chosen or ref.name, chosen, settings, deferred=tuple(deferred),
-                        thin_init=tuple(ref.init), thin_doc=ref_doc, blocks=blocks)
-    return Resolved(family, family_doc, ref.name, ref.variant, settings, expect_doc=ref_doc, ref=ref,
-                    deferred=tuple(deferred), thin_init=tuple(ref.init), thin_doc=ref_doc, blocks=blocks)
+        return Resolved(
+            family,
+            family_doc,
+            chosen or ref.name,
+            chosen,
+            settings,
+            deferred=tuple(deferred),
+            thin_init=tuple(ref.init),
+            thin_doc=ref_doc,
+            blocks=blocks,
+        )
+    return Resolved(
+        family,
+        family_doc,
+        ref.name,
+        ref.variant,
+        settings,
+        expect_doc=ref_doc,
+        ref=ref,
+        deferred=tuple(deferred),
+        thin_init=tuple(ref.init),
+        thin_doc=ref_doc,
+        blocks=blocks,
+    )

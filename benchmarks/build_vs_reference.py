@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 import statistics
 import tempfile
@@ -56,8 +57,15 @@ def reference_tensorrt(name: str, out: Path) -> None:
     side = dynamic.resolution
     shape = lambda b, s: (b, 3, s, s)  # noqa: E731
     assert side is not None
-    inputs = [torch_tensorrt.Input(min_shape=shape(dynamic.batch.min, side.min), opt_shape=shape(dynamic.batch.opt, side.opt),
-                                   max_shape=shape(dynamic.batch.max, side.max), dtype=torch.float32, name="x")]
+    inputs = [
+        torch_tensorrt.Input(
+            min_shape=shape(dynamic.batch.min, side.min),
+            opt_shape=shape(dynamic.batch.opt, side.opt),
+            max_shape=shape(dynamic.batch.max, side.max),
+            dtype=torch.float32,
+            name="x",
+        )
+    ]
     trt = torch_tensorrt.dynamo.compile(program, arg_inputs=inputs, min_block_size=1)
     torch_tensorrt.save(trt, str(out), output_format="exported_program", arg_inputs=[example], retrace=True)
 
@@ -94,7 +102,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
     spec = ROOT / "specs" / f"{args.spec}.yaml"
-    print(f"{args.spec}: build time, ours / reference (same toolchain on torchvision's model), {args.repeats} run(s) each")
+    print(
+        f"{args.spec}: build time, ours / reference (same toolchain on torchvision's model), {args.repeats} run(s) each"
+    )
     for backend in args.backends.split(","):
         why = available(backend)
         if why:
@@ -104,8 +114,10 @@ def main() -> None:
         ours, theirs = [], []
         with tempfile.TemporaryDirectory() as tmp:
             for k in range(args.repeats):  # interleaved, so that machine noise hits both
-                ours.append(seconds(lambda: archspec.build_file(spec, Path(tmp) / f"ours{k}{suffix}", backend=backend)))
-                theirs.append(seconds(lambda: reference(args.spec, Path(tmp) / f"reference{k}{suffix}")))
+                ours.append(
+                    seconds(partial(archspec.build_file, spec, Path(tmp) / f"ours{k}{suffix}", backend=backend))
+                )
+                theirs.append(seconds(partial(reference, args.spec, Path(tmp) / f"reference{k}{suffix}")))
         a, b = statistics.median(ours), statistics.median(theirs)
         print(f"  {backend:<9} ours {a:7.1f} s   reference {b:7.1f} s   ratio {a / b:.2f}", flush=True)
 

@@ -53,16 +53,28 @@ def main() -> int:
 
     start = time.monotonic()
     results: dict[tuple[str, str, bool], BenchReport | str] = {}
-    plan = [(model, mode, compiled) for compiled in ([False] if args.no_compile else [False, True])
-            for mode in args.modes for model in args.models]
+    plan = [
+        (model, mode, compiled)
+        for compiled in ([False] if args.no_compile else [False, True])
+        for mode in args.modes
+        for model in args.models
+    ]
     for model, mode, compiled in plan:
         left = args.deadline_s - (time.monotonic() - start)
         if left <= 0 or (compiled and left < COMPILE_RESERVE_S):
             results[(model, mode, compiled)] = "skipped"
             continue
-        options = BenchOptions(device=args.device, dtype=args.dtype, batch=args.batch or BATCH.get(model, 256),
-                               train=mode == "train", vs=LIBRARY.get(model, "torchvision"), compile=compiled,
-                               channels_last=True, warmup=args.warmup, iters=args.iters)
+        options = BenchOptions(
+            device=args.device,
+            dtype=args.dtype,
+            batch=args.batch or BATCH.get(model, 256),
+            train=mode == "train",
+            vs=LIBRARY.get(model, "torchvision"),
+            compile=compiled,
+            channels_last=True,
+            warmup=args.warmup,
+            iters=args.iters,
+        )
         began = time.monotonic()
         try:
             results[(model, mode, compiled)] = bench(ROOT / "specs" / f"{model}.yaml", options)
@@ -71,10 +83,17 @@ def main() -> int:
             print(f"{model} {mode}{' compiled' if compiled else ''}: {exc}", file=sys.stderr)
         result = results[(model, mode, compiled)]
         # one line per run as it finishes, so that a run cut short still leaves its figures behind
-        figures = (f"ours {_speed(result)} images/s, reference {_speed(result, reference=True)}, ratio {_ratio(result)}"
-                   if isinstance(result, BenchReport) else result)
-        print(f"[{time.monotonic() - start:6.0f}s] {model} {mode}{' compiled' if compiled else ''}: {figures} "
-              f"({time.monotonic() - began:.0f}s)", file=sys.stderr, flush=True)
+        figures = (
+            f"ours {_speed(result)} images/s, reference {_speed(result, reference=True)}, ratio {_ratio(result)}"
+            if isinstance(result, BenchReport)
+            else result
+        )
+        print(
+            f"[{time.monotonic() - start:6.0f}s] {model} {mode}{' compiled' if compiled else ''}: {figures} "
+            f"({time.monotonic() - began:.0f}s)",
+            file=sys.stderr,
+            flush=True,
+        )
         _release()
     print(table(results, args))
     return 0
@@ -91,18 +110,28 @@ def _release() -> None:
 def table(results: dict[tuple[str, str, bool], BenchReport | str], args: argparse.Namespace) -> str:
     any_report = next((r for r in results.values() if isinstance(r, BenchReport)), None)
     where = f"{any_report.device_name}, torch {any_report.torch_version}" if any_report else args.device
-    lines = [f"{where}; {args.dtype}, channels_last; images/s (median of {args.iters}); "
-             f"ratio = time ours / reference (below 1: faster); MFU vs {args.peak_tflops:g} TFLOP/s",
-             "",
-             "| model | mode | batch | reference eager | reference compiled | ours eager | ours compiled "
-             "| ratio eager | ratio compiled | MFU ours eager | MFU ours compiled |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"{where}; {args.dtype}, channels_last; images/s (median of {args.iters}); "
+        f"ratio = time ours / reference (below 1: faster); MFU vs {args.peak_tflops:g} TFLOP/s",
+        "",
+        "| model | mode | batch | reference eager | reference compiled | ours eager | ours compiled "
+        "| ratio eager | ratio compiled | MFU ours eager | MFU ours compiled |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for model in args.models:
         for mode in args.modes:
             eager, compiled = results.get((model, mode, False), "-"), results.get((model, mode, True), "-")
             batch = next((r.options.batch for r in (eager, compiled) if isinstance(r, BenchReport)), "")
-            cells = [_speed(eager, reference=True), _speed(compiled, reference=True), _speed(eager), _speed(compiled),
-                     _ratio(eager), _ratio(compiled), _mfu(eager, args.peak_tflops), _mfu(compiled, args.peak_tflops)]
+            cells = [
+                _speed(eager, reference=True),
+                _speed(compiled, reference=True),
+                _speed(eager),
+                _speed(compiled),
+                _ratio(eager),
+                _ratio(compiled),
+                _mfu(eager, args.peak_tflops),
+                _mfu(compiled, args.peak_tflops),
+            ]
             lines.append(f"| {model} | {mode} | {batch} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -47,15 +47,30 @@ def make_images(root: Path, count: int, size: int, classes: int, seed: int = 0) 
         for i in range(n):
             c = i % classes
             noise = rng.normal(0, 40, (size, size, 3)) + colours[c]
-            Image.fromarray(noise.clip(0, 255).astype(np.uint8)).save(root / split / f"class{c}" / f"{i:06d}.jpg", quality=90)
+            Image.fromarray(noise.clip(0, 255).astype(np.uint8)).save(
+                root / split / f"class{c}" / f"{i:06d}.jpg", quality=90
+            )
     return root
 
 
 def archspec_epoch(spec: str, folder: Path, out: Path, batch: int, workers: int | None) -> tuple[float, float, int]:
     """Wall seconds of one `archspec train` process (one epoch, its evaluation included), seconds of the
     epoch's steps alone (from the run's own images/s, state.json), and peak RSS (KiB)."""
-    cmd = [sys.executable, "-m", "archspec", "train", spec, "--data", f"folder:{folder}", "--epochs", "1",
-           "--batch-size", str(batch), "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "archspec",
+        "train",
+        spec,
+        "--data",
+        f"folder:{folder}",
+        "--epochs",
+        "1",
+        "--batch-size",
+        str(batch),
+        "--out",
+        str(out),
+    ]
     if workers is not None:
         cmd += ["--workers", str(workers)]
     start = time.perf_counter()
@@ -87,8 +102,9 @@ def plain_epoch(spec: str, folder: Path, batch: int) -> float:
         steps.append(transforms.Grayscale())
     steps += [transforms.ToTensor(), transforms.Normalize([0.5] * int(shape[0]), [0.5] * int(shape[0]))]
     train = datasets.ImageFolder(str(folder / "train"), transform=transforms.Compose(steps))
-    loader = torch.utils.data.DataLoader(train, batch_size=batch, shuffle=True, num_workers=2, drop_last=True,
-                                         generator=torch.Generator().manual_seed(0))
+    loader = torch.utils.data.DataLoader(
+        train, batch_size=batch, shuffle=True, num_workers=2, drop_last=True, generator=torch.Generator().manual_seed(0)
+    )
     module = model.module.train()
     optimizer = loop.make_optimizer(TrainOptions(spec=spec, data="", batch_size=batch), module)
     start = time.perf_counter()
@@ -104,7 +120,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spec", default=str(ROOT / "specs/lenet5.yaml"))
     parser.add_argument("--images", type=int, default=2000)
-    parser.add_argument("--rss-images", type=int, default=16000, help="the larger folder of the memory check (0: skip it)")
+    parser.add_argument(
+        "--rss-images", type=int, default=16000, help="the larger folder of the memory check (0: skip it)"
+    )
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--batch", type=int, default=64)
@@ -116,8 +134,11 @@ def main() -> int:
         work = Path(tmp)
         start = time.perf_counter()
         small = make_images(work / "small", args.images, args.size, args.classes)
-        print(f"wrote {args.images:,} + {args.images // 10:,} JPEGs of {args.size}x{args.size} in "
-              f"{time.perf_counter() - start:.1f} s", flush=True)
+        print(
+            f"wrote {args.images:,} + {args.images // 10:,} JPEGs of {args.size}x{args.size} in "
+            f"{time.perf_counter() - start:.1f} s",
+            flush=True,
+        )
         ours, steps, plain, rss_small = [], [], [], []
         for r in range(args.rounds):
             seconds, epoch, rss = archspec_epoch(args.spec, small, work / f"run{r}", args.batch, args.workers)
@@ -125,20 +146,27 @@ def main() -> int:
             steps.append(epoch)
             rss_small.append(rss)
             plain.append(plain_epoch(args.spec, small, args.batch))
-            print(f"round {r + 1}: archspec train {seconds:.2f} s whole process ({epoch:.2f} s of steps), "
-                  f"plain loop {plain[-1]:.2f} s (its epoch)", flush=True)
+            print(
+                f"round {r + 1}: archspec train {seconds:.2f} s whole process ({epoch:.2f} s of steps), "
+                f"plain loop {plain[-1]:.2f} s (its epoch)",
+                flush=True,
+            )
         if args.rounds:
             whole, alone, hand = statistics.median(ours), statistics.median(steps), statistics.median(plain)
-            print(f"time: archspec {whole:.2f} s (whole process) / plain {hand:.2f} s = {whole / hand:.2f}x (target <= 1.25x); "
-                  f"the epoch's steps alone {alone:.2f} s = {alone / hand:.2f}x (medians of {args.rounds})")
+            print(
+                f"time: archspec {whole:.2f} s (whole process) / plain {hand:.2f} s = {whole / hand:.2f}x (target <= 1.25x); "
+                f"the epoch's steps alone {alone:.2f} s = {alone / hand:.2f}x (medians of {args.rounds})"
+            )
         if args.rss_images:
             if not rss_small:
                 rss_small.append(archspec_epoch(args.spec, small, work / "small-run", args.batch, args.workers)[2])
             large = make_images(work / "large", args.rss_images, args.size, args.classes, seed=1)
             rss_large = archspec_epoch(args.spec, large, work / "large-run", args.batch, args.workers)[2]
             small_rss = max(rss_small)
-            print(f"memory: peak RSS {rss_large / 1024:.0f} MiB on {args.rss_images:,} images / {small_rss / 1024:.0f} MiB "
-                  f"on {args.images:,} = {rss_large / small_rss:.2f}x (target <= 1.15x)")
+            print(
+                f"memory: peak RSS {rss_large / 1024:.0f} MiB on {args.rss_images:,} images / {small_rss / 1024:.0f} MiB "
+                f"on {args.images:,} = {rss_large / small_rss:.2f}x (target <= 1.15x)"
+            )
     return 0
 
 

@@ -49,20 +49,24 @@ class HandLoop:
         self.layout = layout = torch.channels_last if options.channels_last else torch.contiguous_format
         self.module = self.module.to(memory_format=layout)
         self.optimizer = loop.make_optimizer(options, self.module)
-        self.x = data.normalize(data.prepare(dataset.train.images.to(self.device), model.shape)).contiguous(memory_format=layout)
+        self.x = data.normalize(data.prepare(dataset.train.images.to(self.device), model.shape)).contiguous(
+            memory_format=layout
+        )
         self.y = dataset.train.labels.to(self.device)
         self.epochs = 0
 
     def epoch(self) -> float:
         """One epoch; images/s of its steps."""
         batch, device = self.options.batch_size, self.device
-        autocast = torch.autocast(device.type, dtype=torch.bfloat16) if self.options.precision == "bf16" else nullcontext()
+        autocast = (
+            torch.autocast(device.type, dtype=torch.bfloat16) if self.options.precision == "bf16" else nullcontext()
+        )
         steps = len(self.y) // batch
         order = torch.randperm(len(self.y), generator=torch.Generator().manual_seed(self.epochs)).to(device)
         self.epochs += 1
         start = time.perf_counter()
         for i in range(steps):
-            index = order[i * batch:(i + 1) * batch]
+            index = order[i * batch : (i + 1) * batch]
             with autocast:
                 logits = self.module(self.x[index].contiguous(memory_format=self.layout))
             loss = F.cross_entropy(logits.float(), self.y[index])
@@ -91,14 +95,25 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--channels-last", action="store_true", help="NHWC module and batches on both sides")
-    parser.add_argument("--rounds", type=int, default=6, help="timed epochs per side, alternating, after a warm-up epoch")
+    parser.add_argument(
+        "--rounds", type=int, default=6, help="timed epochs per side, alternating, after a warm-up epoch"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     spec = args.spec if args.spec.endswith(".yaml") else str(ROOT / "specs" / f"{args.spec}.yaml")
     overrides = dict(parse_override(item) for item in args.set)
-    options = TrainOptions(spec=spec, data=args.data, overrides=overrides, batch_size=args.batch, device=args.device,
-                           precision=args.precision, threads=args.threads, schedule="none", weight_decay=5e-4,
-                           channels_last=args.channels_last)
+    options = TrainOptions(
+        spec=spec,
+        data=args.data,
+        overrides=overrides,
+        batch_size=args.batch,
+        device=args.device,
+        precision=args.precision,
+        threads=args.threads,
+        schedule="none",
+        weight_decay=5e-4,
+        channels_last=args.channels_last,
+    )
     ours: list[float] = []
     hand: list[float] = []
     hand_loop = HandLoop(options)
@@ -112,8 +127,10 @@ def main() -> None:
     o, h = statistics.median(ours), statistics.median(hand)
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu, {args.threads} thread(s)"
     layout = ", channels_last" if args.channels_last else ""
-    print(f"{args.spec} {' '.join(args.set)} on {args.data}, batch {args.batch}, {args.precision}{layout}, {device}, "
-          f"torch {torch.__version__}")
+    print(
+        f"{args.spec} {' '.join(args.set)} on {args.data}, batch {args.batch}, {args.precision}{layout}, {device}, "
+        f"torch {torch.__version__}"
+    )
     print(f"  archspec loop  {o:10,.0f} img/s   (median of {len(ours)} epochs: {', '.join(f'{v:,.0f}' for v in ours)})")
     print(f"  hand loop      {h:10,.0f} img/s   (median of {len(hand)} epochs: {', '.join(f'{v:,.0f}' for v in hand)})")
     print(f"  ratio          {o / h:10.3f}   (ours / hand; target >= 0.95)")

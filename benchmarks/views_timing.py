@@ -50,8 +50,9 @@ def main() -> None:
             "graph (DOT text)": best(args.repeats, partial(graph.to_dot, compiled.graph, compiled.costs, registry)),
             "graph (dot -> svg)": best(args.repeats, partial(graph.render, dot, "svg")),
             "card": best(args.repeats, partial(card.render_card, path, compiled, registry)),
-            f"diff vs {PARTNER.get(name, name)}": best(args.repeats, partial(diff.diff, other.graph, other.costs,
-                                                                               compiled.graph, compiled.costs)),
+            f"diff vs {PARTNER.get(name, name)}": best(
+                args.repeats, partial(diff.diff, other.graph, other.costs, compiled.graph, compiled.costs)
+            ),
             "fingerprint": best(args.repeats, partial(fingerprint.fingerprint, compiled.graph)),
         }
         print(f"{name}: {len(compiled.graph)} IR nodes")

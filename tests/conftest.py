@@ -1,5 +1,5 @@
-import sys
 from pathlib import Path
+import sys
 
 import pytest
 
@@ -22,15 +22,27 @@ def write_spec(tmp_path):
 
 
 def pytest_addoption(parser):
-    parser.addoption("--deep", action="store_true", default=False,
-                     help="fuzz deeply: hundreds of thousands of mutated specs on every core (tests/test_fuzz.py)")
+    parser.addoption(
+        "--deep",
+        action="store_true",
+        default=False,
+        help="fuzz deeply: hundreds of thousands of mutated specs on every core (tests/test_fuzz.py)",
+    )
     parser.addoption("--fuzz-seed", default="0", help="random seed of the mutation fuzzer (default 0)")
-    parser.addoption("--fuzz-cases", default=None, type=int,
-                     help="cases of each of the fuzzer's other modes: run folders, image files, torch-source "
-                          "(tests/test_fuzz.py; default a few, --deep a few hundred)")
-    parser.addoption("--exhaustive", action="store_true", default=False,
-                     help="every backend on every spec of the zoo (ONNX and AOTInductor for all 43: about an hour "
-                          "on 2 cores); the default run covers one spec per structural kind")
+    parser.addoption(
+        "--fuzz-cases",
+        default=None,
+        type=int,
+        help="cases of each of the fuzzer's other modes: run folders, image files, torch-source "
+        "(tests/test_fuzz.py; default a few, --deep a few hundred)",
+    )
+    parser.addoption(
+        "--exhaustive",
+        action="store_true",
+        default=False,
+        help="every backend on every spec of the zoo (ONNX and AOTInductor for all 43: about an hour "
+        "on 2 cores); the default run covers one spec per structural kind",
+    )
 
 
 def pytest_collection_modifyitems(config, items):

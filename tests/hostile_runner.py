@@ -19,20 +19,79 @@ from pathlib import Path
 import sys
 import time
 
-SPAWN = ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
-         "pty.spawn", "ctypes.dlopen", "os.startfile", "webbrowser.open")
-WRITES = {"os.mkdir": 0, "os.rename": 0, "os.replace": 0, "os.remove": 0, "os.rmdir": 0, "os.chmod": 0,
-          "os.chown": 0, "os.symlink": 1, "os.link": 1, "os.truncate": 0, "shutil.rmtree": 0, "os.utime": 0,
-          "os.mkfifo": 0, "os.mknod": 0}
+SPAWN = (
+    "subprocess.Popen",
+    "os.system",
+    "os.exec",
+    "os.posix_spawn",
+    "os.spawn",
+    "os.fork",
+    "os.forkpty",
+    "pty.spawn",
+    "ctypes.dlopen",
+    "os.startfile",
+    "webbrowser.open",
+)
+WRITES = {
+    "os.mkdir": 0,
+    "os.rename": 0,
+    "os.replace": 0,
+    "os.remove": 0,
+    "os.rmdir": 0,
+    "os.chmod": 0,
+    "os.chown": 0,
+    "os.symlink": 1,
+    "os.link": 1,
+    "os.truncate": 0,
+    "shutil.rmtree": 0,
+    "os.utime": 0,
+    "os.mkfifo": 0,
+    "os.mknod": 0,
+}
 # Imports that handling a spec may cause. Everything archspec needs is imported by the warm-up build
 # before the hook is installed; what is left is the standard library minus what spawns, connects or
 # loads native code, and the project's own dependencies.
-DENIED_STDLIB = {"subprocess", "socket", "ctypes", "pty", "multiprocessing", "webbrowser", "http", "urllib", "ftplib",
-                 "smtplib", "telnetlib", "xmlrpc", "socketserver", "ssl", "asyncio", "pdb", "code", "codeop"}
-ALLOWED = ((set(sys.stdlib_module_names) - DENIED_STDLIB)
-           | {"archspec", "yaml", "_yaml", "pydantic", "pydantic_core", "annotated_types", "typing_extensions",
-              "typing_inspection", "networkx", "torch", "safetensors", "numpy", "sympy", "mpmath", "jinja2",
-              "markupsafe", "onnx", "onnxruntime", "onnxscript"})
+DENIED_STDLIB = {
+    "subprocess",
+    "socket",
+    "ctypes",
+    "pty",
+    "multiprocessing",
+    "webbrowser",
+    "http",
+    "urllib",
+    "ftplib",
+    "smtplib",
+    "telnetlib",
+    "xmlrpc",
+    "socketserver",
+    "ssl",
+    "asyncio",
+    "pdb",
+    "code",
+    "codeop",
+}
+ALLOWED = (set(sys.stdlib_module_names) - DENIED_STDLIB) | {
+    "archspec",
+    "yaml",
+    "_yaml",
+    "pydantic",
+    "pydantic_core",
+    "annotated_types",
+    "typing_extensions",
+    "typing_inspection",
+    "networkx",
+    "torch",
+    "safetensors",
+    "numpy",
+    "sympy",
+    "mpmath",
+    "jinja2",
+    "markupsafe",
+    "onnx",
+    "onnxruntime",
+    "onnxscript",
+}
 
 
 class Watch:
@@ -62,7 +121,8 @@ class Watch:
         elif event == "open":
             path, mode, flags = args
             writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
-                isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND))
+                isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND)
+            )
             if writing and not self.inside(path):
                 self.violations.append(f"open {path!r} for writing")
         elif event in WRITES:
@@ -80,11 +140,16 @@ def main() -> None:
     warm = root / "warm"
     warm.mkdir(parents=True, exist_ok=True)
     spec = warm / "warm.yaml"
-    spec.write_text("archspec: 1\nname: warm\ninput: [3, 8, 8]\nlayers:\n  - {op: conv2d, out: 2, kernel: 3}\n"
-                    "  - {op: batchnorm}\n  - {op: relu}\n  - {op: flatten}\n  - {op: linear, out: 2}\n")
+    spec.write_text(
+        "archspec: 1\nname: warm\ninput: [3, 8, 8]\nlayers:\n  - {op: conv2d, out: 2, kernel: 3}\n"
+        "  - {op: batchnorm}\n  - {op: relu}\n  - {op: flatten}\n  - {op: linear, out: 2}\n"
+    )
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         assert archspec(["build", str(spec), "-o", str(warm / "warm.pt2")]) == 0
-        assert archspec(["build", str(spec), "--backend", "torch-source", "--save-weights", "-o", str(warm / "warm.py")]) == 0
+        assert (
+            archspec(["build", str(spec), "--backend", "torch-source", "--save-weights", "-o", str(warm / "warm.py")])
+            == 0
+        )
         archspec(["summary", str(spec), "--json"])
     import torch  # noqa: F401  - loaded by the warm-up already; named so the hook never sees it
 
@@ -114,8 +179,20 @@ def main() -> None:
             elapsed = time.perf_counter() - start
             watch.out = None
         files = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
-        print(json.dumps({"name": case["name"], "code": code, "stdout": stdout.getvalue(), "stderr": stderr.getvalue(),
-                          "violations": watch.violations, "files": files, "seconds": elapsed}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "name": case["name"],
+                    "code": code,
+                    "stdout": stdout.getvalue(),
+                    "stderr": stderr.getvalue(),
+                    "violations": watch.violations,
+                    "files": files,
+                    "seconds": elapsed,
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

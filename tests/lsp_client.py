@@ -15,13 +15,22 @@ SETTINGS = {"validate": True, "completion": True, "hover": True, "schemas": {}, 
 
 class Server:
     def __init__(self, command: str) -> None:
-        self.proc = subprocess.Popen([command, "--stdio"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [command, "--stdio"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        )
         self.diagnostics: dict[str, list[dict[str, Any]]] = {}
         self.next_id = 1
-        self.request("initialize", {"processId": os.getpid(), "rootUri": None, "capabilities": {
-            "textDocument": {"completion": {"completionItem": {"snippetSupport": False}}},
-            "workspace": {"configuration": True}}})
+        self.request(
+            "initialize",
+            {
+                "processId": os.getpid(),
+                "rootUri": None,
+                "capabilities": {
+                    "textDocument": {"completion": {"completionItem": {"snippetSupport": False}}},
+                    "workspace": {"configuration": True},
+                },
+            },
+        )
         self.notify("initialized", {})
         self.notify("workspace/didChangeConfiguration", {"settings": {"yaml": SETTINGS}})
 
@@ -71,9 +80,13 @@ class Server:
         return None
 
     def open(self, uri: str, text: str) -> None:
-        self.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "yaml", "version": 1, "text": text}})
+        self.notify(
+            "textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "yaml", "version": 1, "text": text}}
+        )
 
     def completions(self, uri: str, line: int, column: int) -> list[str]:
-        result = self.request("textDocument/completion", {"textDocument": {"uri": uri}, "position": {"line": line, "character": column}})
+        result = self.request(
+            "textDocument/completion", {"textDocument": {"uri": uri}, "position": {"line": line, "character": column}}
+        )
         items = result.get("items", []) if isinstance(result, dict) else result or []
         return sorted(item["label"] for item in items)

@@ -84,8 +84,15 @@ def relative_error(ours: torch.Tensor, reference: torch.Tensor) -> float:
     return float((ours - reference).abs().max() / reference.abs().max())
 
 
-def assert_matches_reference(spec: str | Path, reference: nn.Module, tmp_path: Path, batch: int = 2,
-                             suffix: str = ".pt", train: bool = False, **overrides: object) -> float:
+def assert_matches_reference(
+    spec: str | Path,
+    reference: nn.Module,
+    tmp_path: Path,
+    batch: int = 2,
+    suffix: str = ".pt",
+    train: bool = False,
+    **overrides: object,
+) -> float:
     """Build `spec` (with `overrides`) from the reference's weights and check both give the same outputs
     on the same input; in train mode both also draw from the same random stream (dropout masks).
     Returns the relative error."""
@@ -94,12 +101,18 @@ def assert_matches_reference(spec: str | Path, reference: nn.Module, tmp_path: P
     weights = save_state_dict(reference, tmp_path / f"reference{suffix}")
     ours = archspec.build(spec, weights=weights, **overrides).train(train)
     shape = archspec.summary(spec, **overrides).input
-    return _compare(spec, ours, reference, (batch, *shape), f"{type(reference).__name__}, {suffix}", train,
-                    overrides)
+    return _compare(spec, ours, reference, (batch, *shape), f"{type(reference).__name__}, {suffix}", train, overrides)
 
 
-def _compare(spec: str | Path, ours: nn.Module, reference: nn.Module, shape: tuple[int, ...], how: str,
-             train: bool, overrides: dict[str, object]) -> float:
+def _compare(
+    spec: str | Path,
+    ours: nn.Module,
+    reference: nn.Module,
+    shape: tuple[int, ...],
+    how: str,
+    train: bool,
+    overrides: dict[str, object],
+) -> float:
     x = torch.randn(shape, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         torch.manual_seed(2)
@@ -136,7 +149,7 @@ def _uniform_stream(length: int, bound: float) -> torch.Tensor:
     unit, stream = _unit_stream(), torch.empty(length)
     for start in range(0, length, _PERIOD):
         end = min(start + _PERIOD, length)
-        torch.mul(unit[:end - start], bound, out=stream[start:end])
+        torch.mul(unit[: end - start], bound, out=stream[start:end])
     return stream
 
 
@@ -156,9 +169,9 @@ def random_reference(reference: nn.Module, seed: int = 0) -> nn.Module:
     for step, names in matrices.items():
         longest = max(math.prod(shapes[n]) for n in names)
         stream = _uniform_stream(longest + 64 * len(names), math.sqrt(6 / 2 ** (step / 2)))
-        offsets = 16 * torch.randperm(4 * len(names), generator=gen)[:len(names)]  # distinct, 64-byte aligned
+        offsets = 16 * torch.randperm(4 * len(names), generator=gen)[: len(names)]  # distinct, 64-byte aligned
         for name, offset in zip(names, offsets.tolist()):
-            state[name] = stream[offset:offset + math.prod(shapes[name])].view(shapes[name])
+            state[name] = stream[offset : offset + math.prod(shapes[name])].view(shapes[name])
     for name, shape in shapes.items():
         if name in state:
             continue
@@ -188,11 +201,14 @@ class _NoFill(TorchFunctionMode):
     """Skips the in-place fills of initialisation (nn.init, timm's trunc_normal_) on meta tensors, which
     have no values to fill: there they run as Python decompositions, a third of the cost of a build."""
 
-    FILLS = frozenset(getattr(torch.Tensor, name) for name in (
-        "normal_", "uniform_", "fill_", "zero_", "erfinv_", "clamp_", "mul_", "add_", "copy_"))
+    FILLS = frozenset(
+        getattr(torch.Tensor, name)
+        for name in ("normal_", "uniform_", "fill_", "zero_", "erfinv_", "clamp_", "mul_", "add_", "copy_")
+    )
 
-    def __torch_function__(self, func: Callable[..., Any], types: object, args: tuple[Any, ...] = (),
-                           kwargs: dict[str, Any] | None = None) -> Any:
+    def __torch_function__(
+        self, func: Callable[..., Any], types: object, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
         if func in self.FILLS and args and isinstance(args[0], torch.Tensor) and args[0].is_meta:
             return args[0]
         return func(*args, **(kwargs or {}))
@@ -213,8 +229,13 @@ def build_on_meta(spec: str | Path, **overrides: object) -> tuple[nn.Module, arc
         return TorchBackend().build(compiled.graph, BuildOptions()), compiled
 
 
-def assert_pairs_and_matches(spec: str | Path, reference: nn.Module, batch: int = 2,
-                             built: tuple[nn.Module, archspec.Compiled] | None = None, **overrides: object) -> float:
+def assert_pairs_and_matches(
+    spec: str | Path,
+    reference: nn.Module,
+    batch: int = 2,
+    built: tuple[nn.Module, archspec.Compiled] | None = None,
+    **overrides: object,
+) -> float:
     """`spec` (or what `build_on_meta` made of it, `built`) takes the tensors of `reference` (from
     `random_reference`) as `--weights` pairs them, and computes the reference's outputs in eval mode."""
     ours, compiled = built or build_on_meta(spec, **overrides)
@@ -227,7 +248,14 @@ def assert_pairs_and_matches(spec: str | Path, reference: nn.Module, batch: int 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _compare(spec, ours.eval(), reference.eval(), (batch, *compiled.costs.input),
-                        f"{type(reference).__name__}, in memory", False, overrides)
+        return _compare(
+            spec,
+            ours.eval(),
+            reference.eval(),
+            (batch, *compiled.costs.input),
+            f"{type(reference).__name__}, in memory",
+            False,
+            overrides,
+        )
     finally:
         torch.set_num_threads(threads)

@@ -19,9 +19,9 @@ import torch
 import torch._inductor
 
 import archspec
+from archspec.backends import BuildOptions
 from archspec.backends.aoti.backend import device_setting
 from archspec.errors import ArchspecError
-from archspec.backends import BuildOptions
 from archspec.registry import default_registry
 from backend_cases import ZOO, sample, shallow, spec
 from reference import relative_error
@@ -37,7 +37,10 @@ LOAD = (
 CASES = {
     "lenet5": (spec("lenet5"), {}),
     "resnet50": (spec("resnet50"), {}),
-    "vit_tiny": (spec("vit_b_16"), {"resolution": 32, "num_layers": 1, "hidden_dim": 32, "num_heads": 2, "mlp_dim": 64}),
+    "vit_tiny": (
+        spec("vit_b_16"),
+        {"resolution": 32, "num_layers": 1, "hidden_dim": 32, "num_heads": 2, "mlp_dim": 64},
+    ),
     # every upsampling op (conv_transpose2d, interpolate by scale, to a size, to another layer's size), and
     # every op of the window transformers (attention with biases, matmul, roll, slice, gather, computed buffers)
     "upsampling_ops": (ROOT / "tests/specs/upsampling_ops.yaml", {}),
@@ -49,8 +52,25 @@ def build_and_load(name: str, tmp_path: Path, device: str) -> float:
     path, overrides = CASES[name]
     out = tmp_path / f"{name}.aoti.pt2"
     sets = [a for k, v in overrides.items() for a in ("--set", f"{k}={v}")]
-    result = subprocess.run([sys.executable, "-m", "archspec.cli", "build", str(path), "--backend", "aoti", "-o", str(out),
-                             "--option", f"device={device}", *sets], capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "archspec.cli",
+            "build",
+            str(path),
+            "--backend",
+            "aoti",
+            "-o",
+            str(out),
+            "--option",
+            f"device={device}",
+            *sets,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr
     assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no staging folder left behind
     shape = archspec.summary(path, **overrides).input
@@ -58,8 +78,12 @@ def build_and_load(name: str, tmp_path: Path, device: str) -> float:
     if name == "resnet50":  # another size inside the spec's dynamic: resolution range
         xs.append(torch.randn(2, 3, 160, 192, generator=torch.Generator().manual_seed(2)))
     torch.save(xs, tmp_path / "x.pt")
-    run = subprocess.run([sys.executable, "-c", LOAD, str(out), str(tmp_path / "x.pt"), str(tmp_path / "y.pt"), device],
-                         capture_output=True, text=True, cwd=tmp_path)
+    run = subprocess.run(
+        [sys.executable, "-c", LOAD, str(out), str(tmp_path / "x.pt"), str(tmp_path / "y.pt"), device],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stderr
     reference = archspec.build(path, **overrides).eval()
     with torch.no_grad():
@@ -71,8 +95,10 @@ def build_and_load(name: str, tmp_path: Path, device: str) -> float:
 @pytest.mark.slow
 # resnet50 (the acceptance command; its dynamic resolution range too) compiles for 80 s on 2 cores:
 # with --exhaustive. By default lenet5 takes the same path in 25 s.
-@pytest.mark.parametrize("name", ["lenet5", *(pytest.param(n, marks=pytest.mark.exhaustive)
-                                              for n in ("resnet50", "upsampling_ops", "window_ops"))])
+@pytest.mark.parametrize(
+    "name",
+    ["lenet5", *(pytest.param(n, marks=pytest.mark.exhaustive) for n in ("resnet50", "upsampling_ops", "window_ops"))],
+)
 def test_cpu_package_loads_without_archspec_and_matches(tmp_path: Path, name: str) -> None:
     assert build_and_load(name, tmp_path, "cpu") <= 1e-4
 

@@ -15,8 +15,10 @@ from archspec.cli import main
 from archspec.registry import default_registry
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = "archspec: 1\nname: t\ninput: [3, 16, 16]\n{dynamic}layers:\n  - {{name: conv, op: conv2d, out: 4, kernel: 3}}\n" \
-       "  - {{name: pool, op: adaptive_avgpool2d, size: 1}}\n  - {{op: flatten}}\n"
+TINY = (
+    "archspec: 1\nname: t\ninput: [3, 16, 16]\n{dynamic}layers:\n  - {{name: conv, op: conv2d, out: 4, kernel: 3}}\n"
+    "  - {{name: pool, op: adaptive_avgpool2d, size: 1}}\n  - {{op: flatten}}\n"
+)
 
 
 def test_dynamic_defaults_and_declared_ranges(write_spec) -> None:
@@ -24,12 +26,25 @@ def test_dynamic_defaults_and_declared_ranges(write_spec) -> None:
     dims = archspec.pipeline.dynamic_dims(archspec.compile_spec(ROOT / "specs/resnet50.yaml"))
     assert (dims.batch, dims.resolution) == (Range(1, 32, 256), Range(64, 224, 520))
     assert dims.source is not None and dims.source.file.endswith("resnet.yaml")
-    three = archspec.compile_spec(write_spec(TINY.format(dynamic="dynamic: {batch: [2, 4, 8], resolution: [8, 16, 32]}\n")))
-    assert archspec.pipeline.dynamic_dims(three) == DynamicDims(Range(2, 4, 8), Range(8, 16, 32), three.resolved.doc.locate(("dynamic",)))
+    three = archspec.compile_spec(
+        write_spec(TINY.format(dynamic="dynamic: {batch: [2, 4, 8], resolution: [8, 16, 32]}\n"))
+    )
+    assert archspec.pipeline.dynamic_dims(three) == DynamicDims(
+        Range(2, 4, 8), Range(8, 16, 32), three.resolved.doc.locate(("dynamic",))
+    )
 
 
-@pytest.mark.parametrize("value", ["{batch: [8, 2]}", "{batch: [0, 4]}", "{batch: [1]}", "{resolution: [1, 2, 3, 4]}",
-                                   "{batch: [1, 2.5]}", "{size: [1, 2]}"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "{batch: [8, 2]}",
+        "{batch: [0, 4]}",
+        "{batch: [1]}",
+        "{resolution: [1, 2, 3, 4]}",
+        "{batch: [1, 2.5]}",
+        "{size: [1, 2]}",
+    ],
+)
 def test_bad_dynamic_is_a_located_validation_error(value: str, write_spec, capsys) -> None:
     path = write_spec(TINY.format(dynamic=f"dynamic: {value}\n"))
     assert main(["validate", str(path)]) == 1
@@ -40,12 +55,31 @@ def test_bad_dynamic_is_a_located_validation_error(value: str, write_spec, capsy
 def test_resolution_range_must_hold_the_spec_size_and_fit_the_network(write_spec, tmp_path: Path, capsys) -> None:
     path = write_spec(TINY.format(dynamic="dynamic: {resolution: [32, 64]}\n"))
     assert main(["build", str(path), "-o", str(tmp_path / "t.pt2")]) == 1
-    assert f"AS808: {path}:4:10: dynamic: resolution [32, 64] must include the input's own size [16, 16]" in capsys.readouterr().err
+    assert (
+        f"AS808: {path}:4:10: dynamic: resolution [32, 64] must include the input's own size [16, 16]"
+        in capsys.readouterr().err
+    )
     # A ViT's patch grid and position embedding fix its side: a resolution range is refused at export.
-    family = (ROOT / "specs/families/vit.yaml").read_text().replace("input:", "dynamic: {resolution: [32, 64]}\ninput:", 1)
+    family = (
+        (ROOT / "specs/families/vit.yaml").read_text().replace("input:", "dynamic: {resolution: [32, 64]}\ninput:", 1)
+    )
     vit = write_spec(family, name="vit.yaml")
-    args = ["build", str(vit), "-o", str(tmp_path / "v.pt2"), "--set", "resolution=32", "--set", "num_layers=1",
-            "--set", "hidden_dim=8", "--set", "num_heads=2", "--set", "mlp_dim=8"]
+    args = [
+        "build",
+        str(vit),
+        "-o",
+        str(tmp_path / "v.pt2"),
+        "--set",
+        "resolution=32",
+        "--set",
+        "num_layers=1",
+        "--set",
+        "hidden_dim=8",
+        "--set",
+        "num_heads=2",
+        "--set",
+        "mlp_dim=8",
+    ]
     assert main(args) == 1
     err = capsys.readouterr().err
     assert "AS808" in err and "vit.yaml:" in err and "does not take an input of shape" in err and "Traceback" not in err

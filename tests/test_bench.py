@@ -42,13 +42,40 @@ def test_json_fields(capsys, calls):
     code, out, err = bench(capsys, TINY, "--json", "--threads", "1", *QUICK)
     assert code == 0, err
     data = json.loads(out)
-    assert set(data) == {"spec", "backend", "device", "device_name", "dtype", "batch", "mode", "compile", "channels_last",
-                         "optimize", "threads", "warmup", "iters", "torch", "macs", "ours", "reference", "ratio",
-                         "output_error"}
+    assert set(data) == {
+        "spec",
+        "backend",
+        "device",
+        "device_name",
+        "dtype",
+        "batch",
+        "mode",
+        "compile",
+        "channels_last",
+        "optimize",
+        "threads",
+        "warmup",
+        "iters",
+        "torch",
+        "macs",
+        "ours",
+        "reference",
+        "ratio",
+        "output_error",
+    }
     assert (data["spec"], data["backend"], data["device"], data["mode"], data["batch"], data["threads"]) == (
-        "tiny_residual", "torch", "cpu", "inference", 2, 1)
+        "tiny_residual",
+        "torch",
+        "cpu",
+        "inference",
+        2,
+        1,
+    )
     ours = data["ours"]
-    assert len(ours["samples_ms"]) == 2 and ours["min_ms"] <= ours["q1_ms"] <= ours["median_ms"] <= ours["q3_ms"] <= ours["max_ms"]
+    assert (
+        len(ours["samples_ms"]) == 2
+        and ours["min_ms"] <= ours["q1_ms"] <= ours["median_ms"] <= ours["q3_ms"] <= ours["max_ms"]
+    )
     assert ours["images_per_s"] == pytest.approx(2 / (ours["median_ms"] / 1e3))
     assert data["reference"] is None and data["ratio"] is None and data["output_error"] is None
     assert calls == {"archspec (torch)": 1 + 2}
@@ -87,12 +114,15 @@ def test_compile_wraps_both_sides_in_torch_compile(capsys, monkeypatch):
     assert compiled == ["Resnet18", "ResNet"]
 
 
-@pytest.mark.parametrize("argv, message, exit_code", [
-    (["--backend", "nope"], "AS806: unknown backend 'nope'", 2),  # a usage error
-    (["--vs", "timm"], "AS902: timm has no reference model for spec 'tiny_residual'", 1),
-    (["--train", "--optimize"], "AS901: --optimize builds an inference module", 1),
-    (["--batch", "0"], "AS901: --batch, --iters and --threads must be at least 1", 1),
-])
+@pytest.mark.parametrize(
+    "argv, message, exit_code",
+    [
+        (["--backend", "nope"], "AS806: unknown backend 'nope'", 2),  # a usage error
+        (["--vs", "timm"], "AS902: timm has no reference model for spec 'tiny_residual'", 1),
+        (["--train", "--optimize"], "AS901: --optimize builds an inference module", 1),
+        (["--batch", "0"], "AS901: --batch, --iters and --threads must be at least 1", 1),
+    ],
+)
 def test_errors_are_one_line_and_exit_1(capsys, argv, message, exit_code):
     code, out, err = bench(capsys, TINY, *argv)
     assert code == exit_code and out == "" and err.startswith(f"error: {message}") and "Traceback" not in err
@@ -113,8 +143,20 @@ def test_no_cuda_is_a_clear_error(capsys):
 @needs_cuda
 @pytest.mark.parametrize("mode", [[], ["--train"]])
 def test_cuda_bf16_channels_last_smoke(capsys, mode):
-    code, out, err = bench(capsys, *SMALL, "--device", "cuda", "--dtype", "bf16", "--channels-last", "--vs", "torchvision",
-                           "--json", *QUICK, *mode)
+    code, out, err = bench(
+        capsys,
+        *SMALL,
+        "--device",
+        "cuda",
+        "--dtype",
+        "bf16",
+        "--channels-last",
+        "--vs",
+        "torchvision",
+        "--json",
+        *QUICK,
+        *mode,
+    )
     assert code == 0, err
     data = json.loads(out)
     assert data["dtype"] == "bf16" and data["ratio"] > 0 and data["device_name"] == torch.cuda.get_device_name()

@@ -27,7 +27,11 @@ def test_validate_ok_and_exit_codes(capsys, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("archspec: 1\nname: x\ninput: [3, 8, 8]\nlayers:\n  - {op: relu, bias: yes}\n")
     code, _, err = run(capsys, "validate", str(bad))
-    assert code == 1 and err.splitlines()[0] == f"{bad}:5:22: AS106: 'yes' is not a boolean in a spec; write true or false (or quote it)"
+    assert (
+        code == 1
+        and err.splitlines()[0]
+        == f"{bad}:5:22: AS106: 'yes' is not a boolean in a spec; write true or false (or quote it)"
+    )
     with pytest.raises(SystemExit) as exit_info:
         main(["validate"])
     assert exit_info.value.code == 2
@@ -38,18 +42,31 @@ def test_validate_ok_and_exit_codes(capsys, tmp_path):
 def test_summary_json_contract(capsys):
     code, out, _ = run(capsys, "summary", SEED_BN, "--json")
     data = json.loads(out)
-    assert code == 0 and set(data) == {"name", "input", "input_dtype", "output", "outputs", "params", "trainable_params",
-                                       "macs", "layers"}
+    assert code == 0 and set(data) == {
+        "name",
+        "input",
+        "input_dtype",
+        "output",
+        "outputs",
+        "params",
+        "trainable_params",
+        "macs",
+        "layers",
+    }
     assert data["input_dtype"] == "float32"  # int64 for token ids
     assert data["outputs"] == [data["output"]]  # one output: the list holds it alone
-    assert data["params"] == 66790 and data["macs"] == 1439400 and data["output"] == [10] and data["input"] == [3, 32, 32]
+    assert (
+        data["params"] == 66790 and data["macs"] == 1439400 and data["output"] == [10] and data["input"] == [3, 32, 32]
+    )
     assert data["trainable_params"] == data["params"]  # no layer says trainable: false
     assert sum(layer["params"] for layer in data["layers"]) == data["params"]
     assert set(data["layers"][0]) == {"name", "op", "output", "params", "macs"}
 
 
 def test_summary_table_and_overrides(capsys):
-    code, out, _ = run(capsys, "summary", SEED, "--set", "num_classes=5", "--set", "resolution=64", "--set", "widths=[4, 8, 16]")
+    code, out, _ = run(
+        capsys, "summary", SEED, "--set", "num_classes=5", "--set", "resolution=64", "--set", "widths=[4, 8, 16]"
+    )
     assert code == 0 and "input [3, 64, 64] -> output [5]" in out and "features.2.conv" in out
 
 
@@ -117,17 +134,27 @@ def test_list_schema_explain(capsys):
     code, out, _ = run(capsys, "explain", "as501")
     assert code == 0 and out.startswith("AS501: ")
     code, out, _ = run(capsys, "explain", "conv2d")
-    assert code == 0 and "kernel: int | [int, int], required" in out and "padding: int | [int, int] | 'same' | 'valid', default 0" in out
+    assert (
+        code == 0
+        and "kernel: int | [int, int], required" in out
+        and "padding: int | [int, int] | 'same' | 'valid', default 0" in out
+    )
     code, _, err = run(capsys, "explain", "conv3d")
     assert code == 2 and "Did you mean 'conv2d'" in err  # (library blocks such as conv may follow)
 
 
 def test_validate_and_summary_do_not_import_torch():
     for command in ("validate", "summary"):
-        result = subprocess.run([sys.executable, "-X", "importtime", "-m", "archspec.cli", command, SEED],
-                                capture_output=True, text=True, cwd=ROOT)
+        result = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "archspec.cli", command, SEED],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
         assert result.returncode == 0, result.stderr
-        imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+        imported = {
+            line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")
+        }
         heavy = [m for m in imported if m.split(".")[0] in ("torch", "torchvision", "timm", "safetensors", "onnx")]
         assert "archspec.lower" in imported and not heavy, f"`archspec {command}` imported {heavy[:5]}"
 
@@ -143,7 +170,9 @@ def test_variant_option_picks_a_row_of_the_family_table(capsys):
 def test_optimize_summary_counts_what_build_optimize_writes(capsys, tmp_path):
     code, out, _ = run(capsys, "summary", SEED_BN, "--json", "--optimize")
     data = json.loads(out)
-    assert code == 0 and data["params"] == 66790 - 2 * (6 + 12 + 24) == 66706  # the convs (biased already) absorb the norms
+    assert (
+        code == 0 and data["params"] == 66790 - 2 * (6 + 12 + 24) == 66706
+    )  # the convs (biased already) absorb the norms
     assert "batchnorm" not in {layer["op"] for layer in data["layers"]}
     target = tmp_path / "fast.pt2"
     code, _, err = run(capsys, "build", SEED_BN, "--optimize", "-o", str(target))

@@ -4,11 +4,10 @@ To accept an intended change, regenerate with `python tests/test_codegen.py` and
 """
 
 from copy import deepcopy
+import operator
 from pathlib import Path
 import subprocess
 import sys
-
-import operator
 
 import pytest
 import torch
@@ -21,7 +20,8 @@ GOLDEN = Path(__file__).parent / "golden"
 CASES = {
     "tiny_residual": ROOT / "tests/specs/residual.yaml",
     "seed_cnn_bn": ROOT / "specs/seed_cnn_bn.yaml",
-    "upsampling_ops": ROOT / "tests/specs/upsampling_ops.yaml",  # interpolate (to another input's size), conv_transpose2d
+    "upsampling_ops": ROOT
+    / "tests/specs/upsampling_ops.yaml",  # interpolate (to another input's size), conv_transpose2d
 }
 
 
@@ -36,8 +36,12 @@ def test_generated_code_matches_golden(name):
 
 def test_generation_is_identical_in_a_fresh_process():
     code = "import archspec, sys; sys.stdout.write(archspec.build(sys.argv[1]).code)"
-    runs = {subprocess.run([sys.executable, "-c", code, str(CASES["tiny_residual"])], capture_output=True, text=True,
-                           check=True).stdout for _ in range(2)}
+    runs = {
+        subprocess.run(
+            [sys.executable, "-c", code, str(CASES["tiny_residual"])], capture_output=True, text=True, check=True
+        ).stdout
+        for _ in range(2)
+    }
     assert len(runs) == 1
 
 
@@ -83,7 +87,6 @@ layers:
     (grad,) = torch.autograd.grad(got.square().sum(), x)
     (expected_grad,) = torch.autograd.grad(expected.square().sum(), x)
     torch.testing.assert_close(grad, expected_grad)
-
 
 
 def _out_of_place(model: fx.GraphModule) -> fx.GraphModule:

@@ -132,15 +132,23 @@ def test_library_errors_point_into_the_library(tmp_path):
     assert all(e.location.file.endswith("lib.yaml") for e in errors)
 
 
-@pytest.mark.parametrize("entry, files, message", [
-    ("../outside.yaml", {}, "leaves the folder"),
-    ("/etc/passwd", {}, "absolute"),
-    ("missing.yaml", {}, "no such file"),
-    ("archspec:nonesuch", {}, "not one of archspec's block libraries"),
-    ("a.yaml", {"a.yaml": "archspec: 1\nname: a\nimports: [b.yaml]\nblocks: {x: {layers: [{op: relu}]}}\n",
-                "b.yaml": "archspec: 1\nname: b\nimports: [a.yaml]\nblocks: {y: {layers: [{op: relu}]}}\n"},
-     "imports lead back to"),
-])
+@pytest.mark.parametrize(
+    "entry, files, message",
+    [
+        ("../outside.yaml", {}, "leaves the folder"),
+        ("/etc/passwd", {}, "absolute"),
+        ("missing.yaml", {}, "no such file"),
+        ("archspec:nonesuch", {}, "not one of archspec's block libraries"),
+        (
+            "a.yaml",
+            {
+                "a.yaml": "archspec: 1\nname: a\nimports: [b.yaml]\nblocks: {x: {layers: [{op: relu}]}}\n",
+                "b.yaml": "archspec: 1\nname: b\nimports: [a.yaml]\nblocks: {y: {layers: [{op: relu}]}}\n",
+            },
+            "imports lead back to",
+        ),
+    ],
+)
 def test_bad_imports_are_located(tmp_path, entry, files, message):
     (tmp_path / "outside.yaml").write_text(LIBRARY)
     spec = write(tmp_path / "specs", {"net.yaml": NET.replace("lib.yaml", entry), "lib.yaml": LIBRARY, **files})
@@ -154,8 +162,14 @@ def test_bad_imports_are_located(tmp_path, entry, files, message):
 
 def test_one_name_from_two_files_names_both(tmp_path):
     other = LIBRARY.replace("name: mine", "name: other")
-    spec = write(tmp_path, {"net.yaml": NET.replace("[lib.yaml, archspec:conv]", "[lib.yaml, other.yaml, archspec:conv]"),
-                            "lib.yaml": LIBRARY, "other.yaml": other})
+    spec = write(
+        tmp_path,
+        {
+            "net.yaml": NET.replace("[lib.yaml, archspec:conv]", "[lib.yaml, other.yaml, archspec:conv]"),
+            "lib.yaml": LIBRARY,
+            "other.yaml": other,
+        },
+    )
     [error] = errors_of(spec)
     assert error.code == "AS112" and "lib.yaml" in error.message and "other.yaml" in error.message
     local = write(tmp_path, {"local.yaml": NET + "blocks: {pair: {layers: [{op: relu}]}}\n"})
@@ -165,10 +179,14 @@ def test_one_name_from_two_files_names_both(tmp_path):
 
 
 def test_import_depth_is_bounded(tmp_path):
-    chain = {f"l{k}.yaml": f"archspec: 1\nname: l{k}\nimports: [l{k + 1}.yaml]\nblocks: {{b{k}: {{layers: [{{op: relu}}]}}}}\n"
-             for k in range(12)}
+    chain = {
+        f"l{k}.yaml": f"archspec: 1\nname: l{k}\nimports: [l{k + 1}.yaml]\nblocks: {{b{k}: {{layers: [{{op: relu}}]}}}}\n"
+        for k in range(12)
+    }
     chain["l12.yaml"] = "archspec: 1\nname: l12\nblocks: {b12: {layers: [{op: relu}]}}\n"
-    spec = write(tmp_path, {"net.yaml": "archspec: 1\nname: net\nimports: [l0.yaml]\ninput: [3]\nlayers: [{op: b0}]\n", **chain})
+    spec = write(
+        tmp_path, {"net.yaml": "archspec: 1\nname: net\nimports: [l0.yaml]\ninput: [3]\nlayers: [{op: b0}]\n", **chain}
+    )
     errors = errors_of(spec)
     assert errors[0].code == "AS111" and "import_depth" in errors[0].message
 
@@ -180,14 +198,16 @@ def test_reading_a_block_output_that_is_not_declared(tmp_path):
 
 
 def test_collecting_nothing_is_an_error(tmp_path):
-    spec = write(tmp_path, {"net.yaml": NET.replace("from: [stem, \"m.*\"]", "from: [\"m.*\"]"), "lib.yaml": LIBRARY})
+    spec = write(tmp_path, {"net.yaml": NET.replace('from: [stem, "m.*"]', 'from: ["m.*"]'), "lib.yaml": LIBRARY})
     [error] = errors_of(spec, copies=0)
     assert error.code == "AS402" and "gives no input" in error.message
 
 
 def test_thin_spec_is_named_after_its_variant(tmp_path):
-    family = ("archspec: 1\nname: fam\nparams: {w: 4}\nvariants: {small: {w: 2}}\ninput: [3]\n"
-              "layers: [{op: linear, out: $w}]\n")
+    family = (
+        "archspec: 1\nname: fam\nparams: {w: 4}\nvariants: {small: {w: 2}}\ninput: [3]\n"
+        "layers: [{op: linear, out: $w}]\n"
+    )
     spec = write(tmp_path, {"small.yaml": "archspec: 1\nuse: fam.yaml\nvariant: small\n", "fam.yaml": family})
     compiled = compile_spec(spec)
     assert compiled.graph.name == "small" and compiled.costs.output == (2,)

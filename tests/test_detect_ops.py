@@ -58,8 +58,9 @@ def reference_grid(maps: list[torch.Tensor], offset: float, scales: list[float])
     rows = []
     for x, s in zip(maps, scales):
         h, w = x.shape[-2:]
-        ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
-                                indexing="ij")
+        ys, xs = torch.meshgrid(
+            torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij"
+        )
         rows.append(torch.stack([(xs.reshape(-1) + offset) * s, (ys.reshape(-1) + offset) * s]))
     return torch.cat(rows, 1)
 
@@ -70,7 +71,9 @@ def expected(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     p4 = model.p4(p3)
     anchors = reference_grid([p3, p4], 0.5, [1.0, 1.0])
     pixels = reference_grid([p3, p4], 0.0, [2.0, 4.0])
-    strides = torch.cat([torch.full((1, p3.shape[2] * p3.shape[3]), 2.0), torch.full((1, p4.shape[2] * p4.shape[3]), 4.0)], 1)
+    strides = torch.cat(
+        [torch.full((1, p3.shape[2] * p3.shape[3]), 2.0), torch.full((1, p4.shape[2] * p4.shape[3]), 4.0)], 1
+    )
     flat = torch.cat([p3.flatten(2), p4.flatten(2)], 2)
     sides = flat.reshape(x.shape[0], 2, 4, -1).transpose(1, 2).softmax(1).reshape(x.shape[0], 8, -1)
     scaled = (anchors - sides[:, :2]) * strides
@@ -97,7 +100,9 @@ def test_counts_and_static_shapes(built) -> None:
     by_name = {layer.name: layer for layer in costs.layers}
     assert by_name["anchors"].output == (2, 12 * 20 + 6 * 10) and by_name["strides"].output == (1, 300)
     assert by_name["split"].output == (2, 4, 300) and by_name["unflat"].output == (8, 6, 10)
-    assert all(by_name[n].params == 0 and by_name[n].macs == 0 for n in ("anchors", "pixels", "strides", "split", "unflat"))
+    assert all(
+        by_name[n].params == 0 and by_name[n].macs == 0 for n in ("anchors", "pixels", "strides", "split", "unflat")
+    )
 
 
 @pytest.mark.parametrize("batch, h, w", INPUTS)
@@ -119,8 +124,11 @@ def test_grid_is_ultralytics_make_anchors() -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(sides=st.lists(st.tuples(st.integers(1, 9), st.integers(1, 9)), min_size=1, max_size=3),
-       offset=st.sampled_from([0.0, 0.5, -1.0]), scale=st.sampled_from([1.0, 2.0, 0.25]))
+@given(
+    sides=st.lists(st.tuples(st.integers(1, 9), st.integers(1, 9)), min_size=1, max_size=3),
+    offset=st.sampled_from([0.0, 0.5, -1.0]),
+    scale=st.sampled_from([1.0, 2.0, 0.25]),
+)
 def test_grid_shape_property(sides: list[tuple[int, int]], offset: float, scale: float) -> None:
     """The declared shape is what torch computes for any set of maps, and the values are the reference's."""
     from archspec.backends.torch import runtime
@@ -147,25 +155,31 @@ def test_unflatten_shape_property(dims: list[int], data: st.DataObject) -> None:
     x = torch.zeros(2, *shape)
     declared = SHAPES["unflatten"].shape(Unflatten(axis=axis, sizes=tuple(parts)), [tuple(shape)])
     lowered = LOWERINGS["unflatten"](
-        Node(name="u", op="unflatten", params=Unflatten(axis=axis, sizes=tuple(parts)), inputs=("x",)), [tuple(shape)])
+        Node(name="u", op="unflatten", params=Unflatten(axis=axis, sizes=tuple(parts)), inputs=("x",)), [tuple(shape)]
+    )
     got = lowered.target(x, *lowered.args)
     assert tuple(got.shape[1:]) == declared
     torch.testing.assert_close(got, torch.unflatten(x, axis % len(shape) + 1, parts), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("layer, code, message", [
-    ("{name: g, op: grid, scale: [1, 2], from: [c, c, c]}", "AS501", "2 value(s) in scale for 3 input map(s)"),
-    ("{name: g, op: grid_fill, values: [8, 16], from: [c]}", "AS501", "2 value(s) in values for 1 input map(s)"),
-    ("{name: g, op: grid, from: [f]}", "AS501", "needs [C, H, W] feature maps"),
-    ("{name: g, op: unflatten, sizes: [3, 3], from: c}", "AS501", "whose product is 9"),
-    ("{name: g, op: unflatten, sizes: [], from: c}", "AS403", "sizes"),
-    ("{name: g, op: reshape_as, from: [f, input]}", "AS501", "cannot reshape [4, 30]"),
-    ("{name: g, op: grid_fill, from: [c]}", "AS403", "values"),
-])
+@pytest.mark.parametrize(
+    "layer, code, message",
+    [
+        ("{name: g, op: grid, scale: [1, 2], from: [c, c, c]}", "AS501", "2 value(s) in scale for 3 input map(s)"),
+        ("{name: g, op: grid_fill, values: [8, 16], from: [c]}", "AS501", "2 value(s) in values for 1 input map(s)"),
+        ("{name: g, op: grid, from: [f]}", "AS501", "needs [C, H, W] feature maps"),
+        ("{name: g, op: unflatten, sizes: [3, 3], from: c}", "AS501", "whose product is 9"),
+        ("{name: g, op: unflatten, sizes: [], from: c}", "AS403", "sizes"),
+        ("{name: g, op: reshape_as, from: [f, input]}", "AS501", "cannot reshape [4, 30]"),
+        ("{name: g, op: grid_fill, from: [c]}", "AS403", "values"),
+    ],
+)
 def test_bad_arguments_are_located_errors(write_spec, capsys, layer: str, code: str, message: str) -> None:
-    path = write_spec("archspec: 1\nname: t\ninput: [3, 6, 5]\nlayers:\n"
-                      "  - {name: c, op: conv2d, out: 4, kernel: 1}\n  - {name: f, op: flatten, start: 1}\n"
-                      f"  - {layer}\n")
+    path = write_spec(
+        "archspec: 1\nname: t\ninput: [3, 6, 5]\nlayers:\n"
+        "  - {name: c, op: conv2d, out: 4, kernel: 1}\n  - {name: f, op: flatten, start: 1}\n"
+        f"  - {layer}\n"
+    )
     assert main(["validate", str(path)]) == 1
     err = capsys.readouterr().err
     assert f"{path}:7:" in err and f": {code}: " in err and message in err and "Traceback" not in err, err

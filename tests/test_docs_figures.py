@@ -69,8 +69,11 @@ def built(zoo: dict[str, archspec.Compiled | SpecErrors]) -> dict[str, archspec.
 def test_readme_counts_the_specs_and_the_reference_list():
     specs = {path.stem for path in SPECS.glob("*.yaml")}
     assert set(REFERENCE) <= specs, f"references without a spec: {sorted(set(REFERENCE) - specs)}"
-    references, total = stated(README, r"all (\d+) architectures of the reference list \(`tests/reference_models.json`\), "
-                                       r"among the (\d+) specs of `specs/`")
+    references, total = stated(
+        README,
+        r"all (\d+) architectures of the reference list \(`tests/reference_models.json`\), "
+        r"among the (\d+) specs of `specs/`",
+    )
     assert (number(references), number(total)) == (len(REFERENCE), len(specs))
 
 
@@ -90,8 +93,12 @@ class _Claims:
 def test_readme_counts_the_specs_compared_with_their_reference():
     claims = _Claims()
     files = sorted(str(path) for path in Path(__file__).parent.glob("test_fidelity_*.py"))
-    assert pytest.main([*files, "--collect-only", "-q", "-p", "no:cacheprovider", "-p", "no:unraisableexception"],
-                       plugins=[claims]) == 0
+    assert (
+        pytest.main(
+            [*files, "--collect-only", "-q", "-p", "no:cacheprovider", "-p", "no:unraisableexception"], plugins=[claims]
+        )
+        == 0
+    )
     (count,) = stated(README, r"every one of the (\d+) specs with a torchvision, timm or ultralytics reference")
     assert number(count) == len(claims.specs)
 
@@ -99,8 +106,11 @@ def test_readme_counts_the_specs_compared_with_their_reference():
 def constant(test_module: str, name: str) -> object:
     """A module-level constant of a test module, read from its source (importing it would import torch)."""
     source = (Path(__file__).parent / test_module).read_text(encoding="utf-8")
-    return next(ast.literal_eval(node.value) for node in ast.parse(source).body
-                if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [name])
+    return next(
+        ast.literal_eval(node.value)
+        for node in ast.parse(source).body
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [name]
+    )
 
 
 def test_readme_counts_the_specs_onnx_runs_by_default():
@@ -109,15 +119,27 @@ def test_readme_counts_the_specs_onnx_runs_by_default():
 
 
 def test_readme_counts_the_fuzzer_s_cases():
-    default, deep = stated(README, r"hardening: ([\d,]+) mutated specs of the zoo per run \(`tests/test_fuzz.py`; "
-                                   r"`--deep` runs ([\d,]+)")
-    assert (number(default), number(deep)) == (constant("test_fuzz.py", "DEFAULT_CASES"), constant("test_fuzz.py", "DEEP_CASES"))
+    default, deep = stated(
+        README,
+        r"hardening: ([\d,]+) mutated specs of the zoo per run \(`tests/test_fuzz.py`; "
+        r"`--deep` runs ([\d,]+)",
+    )
+    assert (number(default), number(deep)) == (
+        constant("test_fuzz.py", "DEFAULT_CASES"),
+        constant("test_fuzz.py", "DEEP_CASES"),
+    )
 
 
 def test_readme_quotes_the_dynamic_ranges_of_the_specs(zoo):
-    batch, lo, hi = stated(README, r"\(batch range, default (\[\d+, \d+\]); ResNet also declares H, W in (\d+)\.\.(\d+)\)")
+    batch, lo, hi = stated(
+        README, r"\(batch range, default (\[\d+, \d+\]); ResNet also declares H, W in (\d+)\.\.(\d+)\)"
+    )
     assert json.loads(batch) == Dynamic().batch
-    resnets = {name: c.resolved.spec.dynamic for name, c in built(zoo).items() if name.startswith(("resnet", "resnext", "wide_resnet"))}
+    resnets = {
+        name: c.resolved.spec.dynamic
+        for name, c in built(zoo).items()
+        if name.startswith(("resnet", "resnext", "wide_resnet"))
+    }
     assert resnets and all(d is not None and d.resolution == [number(lo), number(hi)] for d in resnets.values())
 
 
@@ -146,4 +168,6 @@ def test_views_doc_counts_the_boxes_of_its_examples(zoo):
     for name, nodes, boxes in examples:
         compiled = built(zoo)[name]
         source = to_dot(compiled.graph, compiled.costs, registry).source
-        assert (len(compiled.graph), len(re.findall(r"^\s*n\d+ \[", source, re.M))) == (number(nodes), number(boxes)), name
+        assert (len(compiled.graph), len(re.findall(r"^\s*n\d+ \[", source, re.M))) == (number(nodes), number(boxes)), (
+            name
+        )

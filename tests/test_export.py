@@ -9,7 +9,12 @@ import archspec
 from reference import SPECS
 
 CASES = {  # one spec per structural kind, at a small resolution to keep export quick
-    "vgg11_lrn": 32, "resnet50": 64, "densenet121": 64, "efficientnet_b0": 64, "vit_b_16": 32, "mixer_b16": 32,
+    "vgg11_lrn": 32,
+    "resnet50": 64,
+    "densenet121": 64,
+    "efficientnet_b0": 64,
+    "vit_b_16": 32,
+    "mixer_b16": 32,
     "unet": 32,  # an encoder-decoder: multi-input blocks, transposed convolutions, a [classes, H, W] output
     "lraspp_mobilenet_v3_large": 64,  # DeepLabV3 below, at a second resolution
     "swin_t": 32,  # windows, roll, gather and buffers the spec computes (registered buffers in the program)
@@ -20,7 +25,9 @@ WIDTH = {"unet": {"base_width": 8}}  # its structure at a fraction of the weight
 DEFAULT = {"resnet50", "vit_b_16"}  # unet (12 s): tests/test_upsampling_ops.py exports its new ops by default
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=() if n in DEFAULT else pytest.mark.exhaustive) for n in sorted(CASES)])
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=() if n in DEFAULT else pytest.mark.exhaustive) for n in sorted(CASES)]
+)
 def test_exported_program_matches_module(name: str, tmp_path: Path) -> None:
     spec, resolution = SPECS / f"{name}.yaml", CASES[name]
     overrides = {"resolution": resolution, "num_classes": 7, **WIDTH.get(name, {})}

@@ -34,6 +34,7 @@ import torchvision
 import archspec
 from reference import REFERENCE, SPECS, assert_matches_reference, fidelity_params, on_meta, perturb_batchnorm
 
+
 def _reference(name: str) -> nn.Module:
     """The reference of a spec, configured as tests/reference_models.json was measured."""
     if name == "xception":
@@ -65,14 +66,16 @@ def _random_reference(name: str, seed: int = 0) -> nn.Module:
                 assert m.num_batches_tracked is not None
                 m.num_batches_tracked.zero_()
             else:
-                assert not any(True for _ in m.parameters(recurse=False)) and not any(True for _ in m.buffers(recurse=False)), \
-                    f"{type(m).__name__} holds tensors this test does not draw"
+                assert not any(True for _ in m.parameters(recurse=False)) and not any(
+                    True for _ in m.buffers(recurse=False)
+                ), f"{type(m).__name__} holds tensors this test does not draw"
     perturb_batchnorm(model, seed)
     return model
 
 
-@pytest.mark.parametrize("name", ["alexnet", "googlenet", "inception_v3", "xception", "squeezenet1_0",
-                                  "squeezenet1_1", "shufflenet_v2_x1_0"])
+@pytest.mark.parametrize(
+    "name", ["alexnet", "googlenet", "inception_v3", "xception", "squeezenet1_0", "squeezenet1_1", "shufflenet_v2_x1_0"]
+)
 def test_state_dict_shapes_in_reference_order(name: str) -> None:
     """Same tensors, same shapes, same order: pairing by position is exact."""
     with on_meta():
@@ -86,15 +89,21 @@ def test_state_dict_shapes_in_reference_order(name: str) -> None:
     assert dropouts(ours) == dropouts(reference)
 
 
-@pytest.mark.parametrize("variant, resolution", [
-    ("shufflenet_v2_x0_5", 224), ("shufflenet_v2_x1_5", 224), ("shufflenet_v2_x2_0", 224),
-    ("shufflenet_v2_x1_0", 97),  # odd sides at every stride-2 unit: 97 -> 49 -> 25 -> 13 -> 7 -> 4
-])
+@pytest.mark.parametrize(
+    "variant, resolution",
+    [
+        ("shufflenet_v2_x0_5", 224),
+        ("shufflenet_v2_x1_5", 224),
+        ("shufflenet_v2_x2_0", 224),
+        ("shufflenet_v2_x1_0", 97),  # odd sides at every stride-2 unit: 97 -> 49 -> 25 -> 13 -> 7 -> 4
+    ],
+)
 def test_shufflenet_variants_count_like_torchvision(variant: str, resolution: int) -> None:
     """The rows of the ShuffleNet v2 table without a thin spec (whose figures tests/test_zoo.py checks),
     and the thin spec's row at an odd size: parameters, MACs and output against torchvision's model."""
-    costs = archspec.summary(SPECS / "families" / "shufflenet_v2.yaml", variant=variant,
-                             resolution=resolution, num_classes=10)
+    costs = archspec.summary(
+        SPECS / "families" / "shufflenet_v2.yaml", variant=variant, resolution=resolution, num_classes=10
+    )
     with torch.device("meta"):
         reference = getattr(torchvision.models, variant)(weights=None, num_classes=10)
         with FlopCounterMode(display=False) as counter:
@@ -118,8 +127,15 @@ def test_squeezenet1_1_counts_like_torchvision() -> None:
 # name -> input side for the numerical check: the reference's own size where the model is cheap
 # (AlexNet's cost is its 61M weights, not its forward); elsewhere a smaller side at which googlenet's and
 # squeezenet's ceil_mode poolings round up (96, 102) and the last Inception / Xception grids are 2x2 / 3x3.
-FIDELITY = {"alexnet": 224, "googlenet": 96, "inception_v3": 107, "xception": 71, "squeezenet1_0": 102,
-            "squeezenet1_1": 102, "shufflenet_v2_x1_0": 224}
+FIDELITY = {
+    "alexnet": 224,
+    "googlenet": 96,
+    "inception_v3": 107,
+    "xception": 71,
+    "squeezenet1_0": 102,
+    "squeezenet1_1": 102,
+    "shufflenet_v2_x1_0": 224,
+}
 
 
 @pytest.mark.slow
@@ -145,13 +161,17 @@ def test_worked_example_is_the_family_and_computes_torch_chunk_and_channel_shuff
     family = (SPECS / "families" / "shufflenet_v2.yaml").read_text()
     for block in blocks.split("\n  # ")[1:]:  # each documented block, comment line included, is in the family
         assert "  # " + block.rstrip() in family
-    spec = write_spec("archspec: 1\nname: idiom\ninput: [6, 4, 5]\n" + blocks + """
+    spec = write_spec(
+        "archspec: 1\nname: idiom\ninput: [6, 4, 5]\n"
+        + blocks
+        + """
 layers:
   - {name: first, op: chunk, from: input, index: 0}
   - {name: second, op: chunk, from: input, index: 1}
   - {name: shuffled, op: channel_shuffle, from: input, groups: 3}
   - {name: out, op: concat, from: [first, second, shuffled], axis: 0}
-""")
+"""
+    )
     costs = archspec.summary(spec)
     assert (costs.params, costs.macs, tuple(costs.output)) == (0, 0, (12, 4, 5))
     x = torch.randn(2, 6, 4, 5)

@@ -18,12 +18,17 @@ import torchvision
 
 import archspec
 from archspec.backends.torch.modules import DropPath
-from reference import (SPECS, assert_matches_reference, assert_pairs_and_matches, build_on_meta, fidelity_params,
-                       on_meta, random_reference)
+from reference import (
+    SPECS,
+    assert_matches_reference,
+    assert_pairs_and_matches,
+    build_on_meta,
+    fidelity_params,
+    on_meta,
+    random_reference,
+)
 
 NAMES = [f"efficientnet_b{k}" for k in range(8)]
-
-
 
 
 def _residual_drop_probs(model: nn.Module) -> list[float]:

@@ -17,7 +17,14 @@ import torchvision
 import archspec
 from archspec.backends.torch.modules import DropPath
 from archspec.paths import parse_rename, renamed
-from reference import SPECS, assert_matches_reference, assert_pairs_and_matches, fidelity_params, on_meta, random_reference
+from reference import (
+    SPECS,
+    assert_matches_reference,
+    assert_pairs_and_matches,
+    fidelity_params,
+    on_meta,
+    random_reference,
+)
 
 FAMILY = SPECS / "families" / "efficientnet_v2.yaml"
 
@@ -28,8 +35,14 @@ def _residual_drop_probs(model: nn.Module) -> list[float]:
     return [m.p for m in model.modules() if isinstance(m, DropPath)]
 
 
-@pytest.mark.parametrize("name", ["efficientnet_v2_s", pytest.param("efficientnet_v2_m", marks=pytest.mark.exhaustive),
-                                  pytest.param("efficientnet_v2_l", marks=pytest.mark.exhaustive)])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "efficientnet_v2_s",
+        pytest.param("efficientnet_v2_m", marks=pytest.mark.exhaustive),
+        pytest.param("efficientnet_v2_l", marks=pytest.mark.exhaustive),
+    ],
+)
 def test_structure_matches_torchvision(name: str) -> None:
     with torch.device("meta"):
         reference = getattr(torchvision.models, name)(weights=None)
@@ -52,8 +65,12 @@ def test_structure_matches_torchvision(name: str) -> None:
 
 
 # Both kinds of block, with and without expansion and shortcut, in a network small enough for the default run.
-SMALL = [["fused", 1, 3, 1, 16, 16, 2], ["fused", 4, 3, 2, 16, 24, 2], ["mbconv", 4, 3, 2, 24, 32, 2],
-         ["mbconv", 6, 5, 1, 32, 40, 2]]
+SMALL = [
+    ["fused", 1, 3, 1, 16, 16, 2],
+    ["fused", 4, 3, 2, 16, 24, 2],
+    ["mbconv", 4, 3, 2, 24, 32, 2],
+    ["mbconv", 6, 5, 1, 32, 40, 2],
+]
 
 
 def test_a_small_stage_table_matches_torchvision(tmp_path) -> None:
@@ -63,8 +80,13 @@ def test_a_small_stage_table_matches_torchvision(tmp_path) -> None:
 
     torch.manual_seed(0)
     config = {"fused": FusedMBConvConfig, "mbconv": MBConvConfig}
-    reference = EfficientNet([config[r[0]](*r[1:]) for r in SMALL], dropout=0.2, last_channel=64,
-                             norm_layer=partial(nn.BatchNorm2d, eps=1e-3), num_classes=10)
+    reference = EfficientNet(
+        [config[r[0]](*r[1:]) for r in SMALL],
+        dropout=0.2,
+        last_channel=64,
+        norm_layer=partial(nn.BatchNorm2d, eps=1e-3),
+        num_classes=10,
+    )
     assert_matches_reference(FAMILY, reference, tmp_path, stages=SMALL, last_channel=64, num_classes=10, resolution=32)
 
 

@@ -48,16 +48,27 @@ VARIANTS: dict[tuple[str, str], Callable[..., nn.Module]] = {
     ("mobilenet_v3", "mobilenet_v3_large"): _torchvision("mobilenet_v3_large"),
     ("mobilenet_v3", "mobilenet_v3_small"): _torchvision("mobilenet_v3_small"),
     **{("mnasnet", f"mnasnet{a}"): _torchvision(f"mnasnet{a}") for a in ("0_5", "0_75", "1_0", "1_3")},
-    **{("senet", v): _timm(f"legacy_{v}") for v in ("seresnet18", "seresnet34", "seresnet50", "seresnet101",
-                                                     "seresnet152", "seresnext26_32x4d", "seresnext50_32x4d",
-                                                     "seresnext101_32x4d")},
+    **{
+        ("senet", v): _timm(f"legacy_{v}")
+        for v in (
+            "seresnet18",
+            "seresnet34",
+            "seresnet50",
+            "seresnet101",
+            "seresnet152",
+            "seresnext26_32x4d",
+            "seresnext50_32x4d",
+            "seresnext101_32x4d",
+        )
+    },
     **{("convnext", f"convnext_{v}"): _torchvision(f"convnext_{v}") for v in ("tiny", "small", "base", "large")},
 }
 
 
 def _drop_path_probs(model: nn.Module) -> list[float]:
-    return [float(m.p) for m in model.modules()
-            if isinstance(m, (DropPath, torchvision.ops.StochasticDepth)) and m.p > 0]
+    return [
+        float(m.p) for m in model.modules() if isinstance(m, (DropPath, torchvision.ops.StochasticDepth)) and m.p > 0
+    ]
 
 
 # The deeper SENet rows repeat the kinds of block the first three check (basic, bottleneck, resnext);
@@ -65,8 +76,10 @@ def _drop_path_probs(model: nn.Module) -> list[float]:
 DEEP = {"seresnet34", "seresnet101", "seresnet152", "seresnext50_32x4d", "seresnext101_32x4d"}
 
 
-@pytest.mark.parametrize("family, variant", [
-    pytest.param(f, v, id=v, marks=pytest.mark.exhaustive if v in DEEP else ()) for f, v in sorted(VARIANTS)])
+@pytest.mark.parametrize(
+    "family, variant",
+    [pytest.param(f, v, id=v, marks=pytest.mark.exhaustive if v in DEEP else ()) for f, v in sorted(VARIANTS)],
+)
 def test_variant_structure_matches_reference(family: str, variant: str) -> None:
     with on_meta():  # shapes and hyper-parameters only
         reference = VARIANTS[family, variant](num_classes=10)
@@ -153,9 +166,11 @@ def test_full_size_convnext_matches_torchvision(variant: str, tmp_path: Path) ->
 def test_option_a_shortcut_matches_the_reference_lambda(write_spec) -> None:
     """`pad` on channels after a strided subsample is the CIFAR ResNet's option-A shortcut, written in the
     reference code as F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, planes // 4, planes // 4), "constant", 0)."""
-    path = write_spec("archspec: 1\nname: option_a\nparams: {planes: 16}\ninput: [8, 9, 9]\nlayers:\n"
-                      "  - {name: subsample, op: maxpool2d, kernel: 1, stride: 2}\n"
-                      "  - {name: shortcut, op: pad, widths: [['${planes // 4}', '${planes // 4}'], [0, 0], [0, 0]]}\n")
+    path = write_spec(
+        "archspec: 1\nname: option_a\nparams: {planes: 16}\ninput: [8, 9, 9]\nlayers:\n"
+        "  - {name: subsample, op: maxpool2d, kernel: 1, stride: 2}\n"
+        "  - {name: shortcut, op: pad, widths: [['${planes // 4}', '${planes // 4}'], [0, 0], [0, 0]]}\n"
+    )
     x = torch.randn(3, 8, 9, 9)
     expected = nn.functional.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, 4, 4), "constant", 0)
     assert archspec.summary(path).output == (16, 5, 5)

@@ -41,9 +41,15 @@ _FROM_INIT_PARAMS = BlockParams.from_init_params
 
 def _torchvision_regnet(row: dict[str, float], num_classes: int = 1000) -> nn.Module:
     """torchvision's RegNet from a generator row, as its regnet_* builders make it (on the meta device)."""
-    params = _block_params(depth=row["depth"], w_0=row["w_0"], w_a=row["w_a"], w_m=row["w_m"],
-                           group_width=row["group_width"], bottleneck_multiplier=row.get("bottleneck_ratio", 1.0),
-                           se_ratio=row.get("se_ratio") or None)
+    params = _block_params(
+        depth=row["depth"],
+        w_0=row["w_0"],
+        w_a=row["w_a"],
+        w_m=row["w_m"],
+        group_width=row["group_width"],
+        bottleneck_multiplier=row.get("bottleneck_ratio", 1.0),
+        se_ratio=row.get("se_ratio") or None,
+    )
     with on_meta():
         return RegNet(params, num_classes=num_classes, norm_layer=partial(nn.BatchNorm2d, eps=1e-05, momentum=0.1))
 
@@ -83,16 +89,18 @@ def _same_as_torchvision(reference: nn.Module, ours: nn.Module) -> None:
 DEFAULT_VARIANTS = {"regnet_x_400mf", "regnet_y_800mf"}
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=() if n in DEFAULT_VARIANTS else pytest.mark.exhaustive)
-                                  for n in VARIANTS])
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=() if n in DEFAULT_VARIANTS else pytest.mark.exhaustive) for n in VARIANTS]
+)
 def test_every_variant_matches_torchvision(name: str) -> None:
     """A row of the table is torchvision's builder's generator row, and gives its parameter count and
     MACs (statically: the built module's own count is checked by the zoo and the property tests)."""
     family = archspec.compile_spec(FAMILY).resolved.spec
     row = {k: family.params[k].default for k in GENERATOR} | family.variants[name]
     reference, captured = _torchvision_builder(name)
-    assert {k: captured[k] for k in ("depth", "w_0", "w_a", "w_m", "group_width")} == \
-        {k: row[k] for k in ("depth", "w_0", "w_a", "w_m", "group_width")}
+    assert {k: captured[k] for k in ("depth", "w_0", "w_a", "w_m", "group_width")} == {
+        k: row[k] for k in ("depth", "w_0", "w_a", "w_m", "group_width")
+    }
     assert (captured.get("se_ratio") or 0) == row["se_ratio"]
     costs = archspec.summary(FAMILY, variant=name)
     assert costs.params == sum(p.numel() for p in reference.parameters())

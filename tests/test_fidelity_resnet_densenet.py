@@ -24,12 +24,13 @@ RESNETS = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnex
 DENSENETS = ["densenet121", "densenet169", "densenet201", "densenet161", "densenet264"]
 
 
-
-
-@pytest.mark.parametrize("family, variant", [
-    *[("resnet", v) for v in [*RESNETS, "resnext101_32x8d", "resnext101_64x4d", "wide_resnet101_2"]],
-    *[("densenet", v) for v in ["densenet121", "densenet169", "densenet201", "densenet161"]],
-])
+@pytest.mark.parametrize(
+    "family, variant",
+    [
+        *[("resnet", v) for v in [*RESNETS, "resnext101_32x8d", "resnext101_64x4d", "wide_resnet101_2"]],
+        *[("densenet", v) for v in ["densenet121", "densenet169", "densenet201", "densenet161"]],
+    ],
+)
 def test_family_variants_count_like_torchvision(family: str, variant: str) -> None:
     """Every torchvision row of the variants tables, including those without a thin spec."""
     with on_meta():  # shapes only: no memory, no initialisation
@@ -57,8 +58,9 @@ def test_matches_torchvision(name: str, tmp_path: Path) -> None:
 def test_safetensors_weights(tmp_path: Path) -> None:
     """A .safetensors state dict comes back with sorted keys; pairing must not depend on its order."""
     torch.manual_seed(0)
-    assert_matches_reference(SPECS / "resnet18.yaml", torchvision.models.resnet18(weights=None), tmp_path,
-                             suffix=".safetensors")
+    assert_matches_reference(
+        SPECS / "resnet18.yaml", torchvision.models.resnet18(weights=None), tmp_path, suffix=".safetensors"
+    )
 
 
 def test_resnet_and_densenet_run_on_small_images() -> None:
@@ -71,8 +73,9 @@ def test_resnet_and_densenet_run_on_small_images() -> None:
 def test_summary_json_resnet50() -> None:
     exe = shutil.which("archspec", path=str(Path(sys.executable).parent)) or shutil.which("archspec")
     assert exe, "the archspec console script is not installed"
-    result = subprocess.run([exe, "summary", str(SPECS / "resnet50.yaml"), "--json"],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [exe, "summary", str(SPECS / "resnet50.yaml"), "--json"], capture_output=True, text=True, check=True
+    )
     data = json.loads(result.stdout)  # exactly one JSON object: json.loads rejects trailing text
     assert isinstance(data, dict)
     assert {"name", "input", "output", "params", "macs", "layers"} <= data.keys()

@@ -10,7 +10,6 @@ FCN likewise, and all three whole, with --exhaustive.
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 import torchvision
@@ -20,7 +19,14 @@ from torchvision.models.segmentation.deeplabv3 import _deeplabv3_resnet
 from torchvision.models.segmentation.fcn import _fcn_resnet
 
 import archspec
-from reference import SPECS, assert_matches_reference, assert_pairs_and_matches, fidelity_params, on_meta, random_reference
+from reference import (
+    SPECS,
+    assert_matches_reference,
+    assert_pairs_and_matches,
+    fidelity_params,
+    on_meta,
+    random_reference,
+)
 
 RESNET = SPECS / "families" / "resnet.yaml"
 DILATE = [False, True, True]
@@ -30,16 +36,24 @@ DILATE = [False, True, True]
 def test_dilated_resnet_classifier_matches_torchvision(tmp_path) -> None:
     torch.manual_seed(0)
     reference = ResNet(Bottleneck, [1, 2, 1, 2], num_classes=7, replace_stride_with_dilation=[False, True, True])
-    assert_matches_reference(RESNET, reference, tmp_path, depths=[1, 2, 1, 2], num_classes=7, resolution=32,
-                             replace_stride_with_dilation=DILATE)
+    assert_matches_reference(
+        RESNET,
+        reference,
+        tmp_path,
+        depths=[1, 2, 1, 2],
+        num_classes=7,
+        resolution=32,
+        replace_stride_with_dilation=DILATE,
+    )
 
 
 @pytest.mark.exhaustive
 def test_dilated_mobilenet_v3_classifier_matches_torchvision(tmp_path) -> None:
     torch.manual_seed(0)
     reference = torchvision.models.mobilenet_v3_large(weights=None, dilated=True, num_classes=7)
-    assert_matches_reference(SPECS / "mobilenet_v3_large.yaml", reference, tmp_path, dilated=True, num_classes=7,
-                             resolution=32)
+    assert_matches_reference(
+        SPECS / "mobilenet_v3_large.yaml", reference, tmp_path, dilated=True, num_classes=7, resolution=32
+    )
 
 
 def test_dilation_needs_bottleneck_blocks() -> None:
@@ -57,16 +71,18 @@ def test_shallow_resnet_segmentation_matches_torchvision(head: str, tmp_path) ->
     torch.manual_seed(0)
     backbone = ResNet(Bottleneck, [1, 1, 1, 1], replace_stride_with_dilation=DILATE)
     reference = HEADS[head](backbone, num_classes=5, aux=False)
-    assert_matches_reference(SPECS / f"{head}_resnet50.yaml", reference, tmp_path, batch=1, depths=[1, 1, 1, 1],
-                             num_classes=5, resolution=40)
+    assert_matches_reference(
+        SPECS / f"{head}_resnet50.yaml", reference, tmp_path, batch=1, depths=[1, 1, 1, 1], num_classes=5, resolution=40
+    )
 
 
 @pytest.mark.fidelity("lraspp_mobilenet_v3_large")
 def test_lraspp_matches_torchvision(tmp_path) -> None:
     torch.manual_seed(0)
     reference = segmentation.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=5)
-    assert_matches_reference(SPECS / "lraspp_mobilenet_v3_large.yaml", reference, tmp_path, batch=1, num_classes=5,
-                             resolution=32)
+    assert_matches_reference(
+        SPECS / "lraspp_mobilenet_v3_large.yaml", reference, tmp_path, batch=1, num_classes=5, resolution=32
+    )
 
 
 @pytest.mark.parametrize("name", fidelity_params(["fcn_resnet50", "deeplabv3_resnet50"]))

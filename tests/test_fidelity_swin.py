@@ -39,8 +39,11 @@ def _perturb(reference: torch.nn.Module) -> torch.nn.Module:
 def _narrow(v2: bool) -> torch.nn.Module:
     torch.manual_seed(0)
     extra = {"block": SwinTransformerBlockV2, "downsample_layer": PatchMergingV2} if v2 else {}
-    return _perturb(SwinTransformer(patch_size=[4, 4], window_size=[8, 8] if v2 else [7, 7], stochastic_depth_prob=0.2,
-                                    **NARROW, **extra))  # type: ignore[arg-type]
+    return _perturb(
+        SwinTransformer(
+            patch_size=[4, 4], window_size=[8, 8] if v2 else [7, 7], stochastic_depth_prob=0.2, **NARROW, **extra
+        )
+    )  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("v2", [False, True], ids=["v1", "v2"])
@@ -48,8 +51,9 @@ def test_narrow_swin_matches_torchvision(v2: bool, tmp_path: Path) -> None:
     reference = _narrow(v2)
     if v2:  # torchvision zeroes the k third of the qkv bias in forward: the checkpoint's values must be ignored
         assert float(reference.features[1][0].attn.qkv.bias.detach()[16:32].abs().min()) > 0
-    assert_matches_reference(SPECS / ("swin_v2_t.yaml" if v2 else "swin_t.yaml"), reference, tmp_path,
-                             resolution=RESOLUTION, **NARROW)
+    assert_matches_reference(
+        SPECS / ("swin_v2_t.yaml" if v2 else "swin_t.yaml"), reference, tmp_path, resolution=RESOLUTION, **NARROW
+    )
 
 
 @pytest.mark.parametrize("variant", fidelity_params(["swin_t", "swin_s", "swin_v2_t"]))
@@ -62,7 +66,14 @@ def test_swin_variants_match_torchvision(variant: str, tmp_path: Path) -> None:
 def _convert(weights: Path, tmp_path: Path) -> list[str]:
     """`archspec convert-weights`: the pairing of --weights, without building the weights' values."""
     sets = [a for k, v in {"resolution": RESOLUTION, **NARROW}.items() for a in ("--set", f"{k}={v}")]
-    return ["convert-weights", str(SPECS / "swin_t.yaml"), str(weights), "-o", str(tmp_path / "swin.safetensors"), *sets]
+    return [
+        "convert-weights",
+        str(SPECS / "swin_t.yaml"),
+        str(weights),
+        "-o",
+        str(tmp_path / "swin.safetensors"),
+        *sets,
+    ]
 
 
 def test_checkpoint_buffers_are_compared_or_skipped(tmp_path: Path, capsys) -> None:

@@ -32,9 +32,16 @@ import transformers_reference as hf
 pytestmark = pytest.mark.skipif(hf.available() is not None, reason=hf.available() or "")
 
 # row -> the thin spec whose family holds it
-SPEC = {"gpt2": "gpt2", "gpt2_medium": "gpt2", "gpt2_large": "gpt2", "gpt2_xl": "gpt2",
-        "bert_base_uncased": "bert_base_uncased", "bert_large_uncased": "bert_base_uncased",
-        "llama3_2_1b": "llama3_2_1b", "llama3_1_8b": "llama3_1_8b"}
+SPEC = {
+    "gpt2": "gpt2",
+    "gpt2_medium": "gpt2",
+    "gpt2_large": "gpt2",
+    "gpt2_xl": "gpt2",
+    "bert_base_uncased": "bert_base_uncased",
+    "bert_large_uncased": "bert_base_uncased",
+    "llama3_2_1b": "llama3_2_1b",
+    "llama3_1_8b": "llama3_1_8b",
+}
 SEQ_LEN = {"gpt2": 1024, "bert": 512, "llama": 2048}  # the families' default seq_len
 SMALL_VOCAB = {"vocab_size": 1024}
 
@@ -67,8 +74,9 @@ def compare(row: str, changes: dict[str, Any], tokens: int, tmp_path: Path) -> t
     reference = hf.build(row, **changes)
     weights = tmp_path / f"{row}.pt"
     torch.save(hf.state_dict(reference), weights)
-    ours = archspec.build(SPECS / f"{SPEC[row]}.yaml", variant=row, weights=weights, seq_len=tokens,
-                          **ours_of(changes)).eval()
+    ours = archspec.build(
+        SPECS / f"{SPEC[row]}.yaml", variant=row, weights=weights, seq_len=tokens, **ours_of(changes)
+    ).eval()
     vocab = changes.get("vocab_size", hf.ROWS[row][1]["vocab_size"])
     ids = torch.randint(0, vocab, (2, tokens), generator=torch.Generator().manual_seed(1))
     threads = torch.get_num_threads()
@@ -89,7 +97,12 @@ def test_parameter_counts_and_macs_equal_the_reference(row: str) -> None:
     assert figures["params"] == hf.PARAMS[row]
     costs = archspec.summary(SPECS / f"{SPEC[row]}.yaml", variant=row)
     assert (costs.params, costs.macs, list(costs.input), list(costs.output), costs.input_dtype) == (
-        figures["params"], figures["macs"], figures["input"], figures["output"], "int64")
+        figures["params"],
+        figures["macs"],
+        figures["input"],
+        figures["output"],
+        "int64",
+    )
     if row in REFERENCE:  # the thin specs' rows of tests/reference_models.json are these figures
         assert REFERENCE[row] == figures
     print(f"{row}: {costs.params:,} parameters, {costs.macs:,} MACs at {seq_len} tokens")
@@ -100,8 +113,9 @@ def test_gpt2_has_the_published_size() -> None:
 
 
 @pytest.mark.parametrize("row, changes, tokens", [pytest.param(*case, id=case[0]) for case in CASES])
-def test_outputs_equal_the_reference_through_weights(row: str, changes: dict[str, Any], tokens: int,
-                                                      tmp_path: Path) -> None:
+def test_outputs_equal_the_reference_through_weights(
+    row: str, changes: dict[str, Any], tokens: int, tmp_path: Path
+) -> None:
     error, _ = compare(row, changes, tokens, tmp_path)
     print(f"{row} {changes}: relative error {error:.3g}")
     assert error <= TOLERANCE
@@ -114,33 +128,39 @@ def test_llama_without_rope_scaling_and_the_scaling_shows(tmp_path: Path) -> Non
     error, plain = compare("llama3_2_1b", {**changes, "rope_scaling": None}, 64, tmp_path)
     print(f"llama3_2_1b without rope scaling: relative error {error:.3g}")
     assert error <= TOLERANCE
-    scaled = hf.output(hf.build("llama3_2_1b", **changes),
-                       torch.randint(0, 1024, (2, 64), generator=torch.Generator().manual_seed(1)))
+    scaled = hf.output(
+        hf.build("llama3_2_1b", **changes), torch.randint(0, 1024, (2, 64), generator=torch.Generator().manual_seed(1))
+    )
     assert relative_error(scaled, plain) > 100 * TOLERANCE
 
 
 def test_summary_of_the_8b_spec_is_fast_and_allocates_nothing() -> None:
     """The whole command as a user runs it, Python's start included; torch is never imported."""
     # The peak RSS is VmHWM of this process's memory (getrusage's ru_maxrss would include pytest's, whose fork it is).
-    script = ("import re, sys, time\n"
-              "start = time.perf_counter()\n"
-              "from archspec.cli import main\n"
-              "code = main(['summary', sys.argv[1], '--json'])\n"
-              "peak = re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1)\n"
-              "print(code, time.perf_counter() - start, peak, 'torch' in sys.modules, file=sys.stderr)\n")
+    script = (
+        "import re, sys, time\n"
+        "start = time.perf_counter()\n"
+        "from archspec.cli import main\n"
+        "code = main(['summary', sys.argv[1], '--json'])\n"
+        "peak = re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1)\n"
+        "print(code, time.perf_counter() - start, peak, 'torch' in sys.modules, file=sys.stderr)\n"
+    )
     walls = []
     for _ in range(2):  # the better of two runs: the machine is shared, and one run may wait for a core
         start = time.perf_counter()
-        result = subprocess.run([sys.executable, "-c", script, str(SPECS / "llama3_1_8b.yaml")], capture_output=True,
-                                text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-c", script, str(SPECS / "llama3_1_8b.yaml")], capture_output=True, text=True, timeout=60
+        )
         walls.append(time.perf_counter() - start)
         if walls[-1] < 3.0:
             break
     wall = min(walls)
     code, inside, peak_kb, torch_imported = result.stderr.split()[-4:]
     summary = json.loads(result.stdout)
-    print(f"llama3_1_8b summary: {wall:.2f} s wall ({float(inside):.2f} s after Python's start), peak RSS "
-          f"{int(peak_kb) / 1024:.0f} MiB")
+    print(
+        f"llama3_1_8b summary: {wall:.2f} s wall ({float(inside):.2f} s after Python's start), peak RSS "
+        f"{int(peak_kb) / 1024:.0f} MiB"
+    )
     assert code == "0" and summary["params"] == 8_030_261_248 and torch_imported == "False"
     assert wall < 3.0
     assert int(peak_kb) < 200 * 1024

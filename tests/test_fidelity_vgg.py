@@ -8,7 +8,6 @@ written directly in torch.
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 from torch import nn
@@ -21,9 +20,9 @@ from reference import REFERENCE, SPECS, assert_matches_reference, on_meta
 VGG_SPECS = ["vgg11", "vgg11_lrn", "vgg13", "vgg16_c", "vgg16", "vgg19", "vgg11_bn", "vgg16_bn"]
 
 
-
-
-@pytest.mark.parametrize("variant", ["vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"])
+@pytest.mark.parametrize(
+    "variant", ["vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"]
+)
 def test_family_variants_count_like_torchvision(variant: str) -> None:
     """Every torchvision row of the variants table, including those without a thin spec."""
     with on_meta():  # shapes only: no memory, no initialisation
@@ -33,8 +32,13 @@ def test_family_variants_count_like_torchvision(variant: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, suffix", [pytest.param(name, suffix, marks=pytest.mark.fidelity(name)) for name, suffix
-                                          in [("vgg11", ".pt"), ("vgg11_bn", ".safetensors"), ("vgg16_bn", ".pt")]])
+@pytest.mark.parametrize(
+    "name, suffix",
+    [
+        pytest.param(name, suffix, marks=pytest.mark.fidelity(name))
+        for name, suffix in [("vgg11", ".pt"), ("vgg11_bn", ".safetensors"), ("vgg16_bn", ".pt")]
+    ],
+)
 def test_vgg_matches_torchvision(name: str, suffix: str, tmp_path) -> None:
     torch.manual_seed(0)
     reference = getattr(torchvision.models, name)(weights=None)

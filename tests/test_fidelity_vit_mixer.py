@@ -10,12 +10,11 @@ train-mode outputs agree too.
 
 from __future__ import annotations
 
-
 import pytest
 import timm
+from timm.models.mlp_mixer import MlpMixer
 import torch
 import torchvision
-from timm.models.mlp_mixer import MlpMixer
 from torchvision.models.vision_transformer import VisionTransformer
 
 import archspec
@@ -23,8 +22,6 @@ from reference import REFERENCE, SPECS, assert_matches_reference, on_meta
 
 VIT = ["vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14"]
 MIXER = ["mixer_s32", "mixer_s16", "mixer_b32", "mixer_b16", "mixer_l32", "mixer_l16", "mixer_h14"]
-
-
 
 
 @pytest.mark.parametrize("variant", VIT)
@@ -86,8 +83,9 @@ SMALL_VIT = dict(resolution=32, patch_size=8, num_layers=2, num_heads=2, hidden_
 def test_small_vit_with_options_matches_torchvision_class(train: bool, tmp_path) -> None:
     torch.manual_seed(0)
     options = dict(dropout=0.2, attention_dropout=0.3, representation_size=16)
-    reference = VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32,
-                                  mlp_dim=64, num_classes=10, **options)
+    reference = VisionTransformer(
+        image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64, num_classes=10, **options
+    )
     with torch.no_grad():
         reference.class_token.normal_()
         reference.heads.head.weight.normal_(std=0.1)
@@ -101,15 +99,26 @@ def test_small_mixer_with_options_matches_timm_class(train: bool, tmp_path) -> N
     reference = MlpMixer(num_classes=10, img_size=32, patch_size=8, num_blocks=2, embed_dim=32, **options)
     with torch.no_grad():
         reference.head.weight.normal_(std=0.1)
-    assert_matches_reference(SPECS / "mixer_b16.yaml", reference, tmp_path, train=train, resolution=32, patch_size=8,
-             num_blocks=2, embed_dim=32, num_classes=10, **options)
+    assert_matches_reference(
+        SPECS / "mixer_b16.yaml",
+        reference,
+        tmp_path,
+        train=train,
+        resolution=32,
+        patch_size=8,
+        num_blocks=2,
+        embed_dim=32,
+        num_classes=10,
+        **options,
+    )
 
 
 def test_small_vit_from_safetensors(tmp_path) -> None:
     """A small ViT from .safetensors weights, whose keys come back sorted rather than in registration order."""
     torch.manual_seed(0)
-    reference = VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32,
-                                  mlp_dim=64, num_classes=10)
+    reference = VisionTransformer(
+        image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64, num_classes=10
+    )
     with torch.no_grad():
         reference.heads.head.weight.normal_(std=0.1)
     assert_matches_reference(SPECS / "vit_b_16.yaml", reference, tmp_path, suffix=".safetensors", **SMALL_VIT)

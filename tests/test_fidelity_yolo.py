@@ -61,12 +61,19 @@ def test_every_tensor_pairs_by_name(tmp_path: Path) -> None:
 
 
 # 640 px runs always; 1280 px and the s scale are the full-size checks that `-m "not slow"` leaves out.
-CASES = [("yolov8n", 640, ()), ("yolo11n", 640, ()), ("yolov8n", 1280, pytest.mark.slow),
-         ("yolo11n", 1280, pytest.mark.slow), ("yolov8s", 640, pytest.mark.slow)]
+CASES = [
+    ("yolov8n", 640, ()),
+    ("yolo11n", 640, ()),
+    ("yolov8n", 1280, pytest.mark.slow),
+    ("yolo11n", 1280, pytest.mark.slow),
+    ("yolov8s", 640, pytest.mark.slow),
+]
 
 
-@pytest.mark.parametrize("name, side", [pytest.param(n, s, id=f"{n}-{s}", marks=[pytest.mark.fidelity(n), *([m] if m else [])])
-                                        for n, s, m in CASES])
+@pytest.mark.parametrize(
+    "name, side",
+    [pytest.param(n, s, id=f"{n}-{s}", marks=[pytest.mark.fidelity(n), *([m] if m else [])]) for n, s, m in CASES],
+)
 def test_output_matches_ultralytics(name: str, side: int, tmp_path: Path) -> None:
     """At 640 px the reference's forward is also counted: the MACs are the spec's figure (FlopCounterMode / 2)."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -76,7 +83,11 @@ def test_output_matches_ultralytics(name: str, side: int, tmp_path: Path) -> Non
     with FlopCounterMode(display=False) as counter:
         expected = yolo_reference.output(reference, x)
     if side == 640:
-        assert counter.get_total_flops() // 2 == yolo_reference.FIGURES[name][1] == archspec.summary(SPECS / f"{name}.yaml").macs
+        assert (
+            counter.get_total_flops() // 2
+            == yolo_reference.FIGURES[name][1]
+            == archspec.summary(SPECS / f"{name}.yaml").macs
+        )
     with torch.no_grad():
         got = ours(x)
     assert got.shape == expected.shape == (1, 84, 21 * side * side // 1024)

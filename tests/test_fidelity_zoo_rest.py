@@ -38,13 +38,36 @@ from reference import SPECS, TOLERANCE, assert_pairs_and_matches, fidelity_param
 # patches (four tokens to mix), each at batch 1. Batch independence and larger grids are the same code
 # in every size; vit_b_16 and mixer_b16 check them at 224 px and batch 2.
 ZOO_REST: dict[str, tuple[str, int, int]] = {
-    **{name: ("torchvision", 32, 2) for name in ["vgg13", "vgg16", "vgg19", "resnet34", "resnet101", "resnet152",
-                                                 "resnext50_32x4d", "wide_resnet50_2", "densenet169", "densenet201",
-                                                 "densenet161"]},
-    **{name: ("torchvision", patch, 1) for name, patch in [("vit_b_32", 32), ("vit_l_16", 16), ("vit_l_32", 32),
-                                                           ("vit_h_14", 14)]},
-    **{name: ("timm", 2 * patch, 1) for name, patch in [("mixer_s32", 32), ("mixer_s16", 16), ("mixer_b32", 32),
-                                                        ("mixer_l32", 32), ("mixer_l16", 16)]},
+    **{
+        name: ("torchvision", 32, 2)
+        for name in [
+            "vgg13",
+            "vgg16",
+            "vgg19",
+            "resnet34",
+            "resnet101",
+            "resnet152",
+            "resnext50_32x4d",
+            "wide_resnet50_2",
+            "densenet169",
+            "densenet201",
+            "densenet161",
+        ]
+    },
+    **{
+        name: ("torchvision", patch, 1)
+        for name, patch in [("vit_b_32", 32), ("vit_l_16", 16), ("vit_l_32", 32), ("vit_h_14", 14)]
+    },
+    **{
+        name: ("timm", 2 * patch, 1)
+        for name, patch in [
+            ("mixer_s32", 32),
+            ("mixer_s16", 16),
+            ("mixer_b32", 32),
+            ("mixer_l32", 32),
+            ("mixer_l16", 16),
+        ]
+    },
 }
 
 
@@ -66,11 +89,14 @@ def test_a_wrong_pairing_fails(name: str, leaf: str, dims: int, monkeypatch: pyt
     """The comparison can fail: the last two same-shaped tensors of a kind, exchanged after pairing (what
     a wrong positional pairing would do), deep in the network where a change shows least, give an error
     far above the tolerance."""
+
     def swapping(ours: dict[str, torch.Tensor], checkpoint: dict[str, torch.Tensor], graph: Graph) -> Pairing:
         pairing = pair_state_dict(ours, checkpoint, graph)
         tensors = pairing.mapped
         kind = [n for n in tensors if n.rsplit(".", 1)[-1] == leaf and tensors[n].dim() == dims]
-        a, b = next((a, b) for a in reversed(kind) for b in reversed(kind) if b != a and tensors[b].shape == tensors[a].shape)
+        a, b = next(
+            (a, b) for a in reversed(kind) for b in reversed(kind) if b != a and tensors[b].shape == tensors[a].shape
+        )
         tensors[a], tensors[b] = tensors[b], tensors[a]
         print(f"exchanged {a} and {b}")
         return pairing
@@ -105,11 +131,17 @@ def test_every_reference_spec_has_a_numeric_check() -> None:
     run: a new spec without one fails here. What the marks claim, conftest.py checks as each marked test runs."""
     claims = _Claims()
     files = sorted(str(path) for path in Path(__file__).parent.glob("test_fidelity_*.py"))
-    assert pytest.main([*files, "--collect-only", "-q", "-p", "no:cacheprovider",
-                        "-p", "no:unraisableexception"], plugins=[claims]) == 0
+    assert (
+        pytest.main(
+            [*files, "--collect-only", "-q", "-p", "no:cacheprovider", "-p", "no:unraisableexception"], plugins=[claims]
+        )
+        == 0
+    )
     counterparts = set().union(*REFERENCES.values()) | set(torchvision.models.list_models()) | set(timm.list_models())
     with_reference = {path.stem for path in SPECS.glob("*.yaml")} & counterparts
     assert len(with_reference) >= 50
     unchecked = sorted(with_reference - claims.specs)
-    assert not unchecked, (f"no default-run test compares the outputs of {unchecked} with their reference: add one "
-                           "(tests/reference.py, assert_pairs_and_matches) and mark it (fidelity_params)")
+    assert not unchecked, (
+        f"no default-run test compares the outputs of {unchecked} with their reference: add one "
+        "(tests/reference.py, assert_pairs_and_matches) and mark it (fidelity_params)"
+    )

@@ -106,13 +106,16 @@ def test_two_specs_building_the_same_network_share_it(tmp_path):
     assert fingerprint(bn.graph) != fingerprint(thin.graph)
 
 
-@pytest.mark.parametrize("change", [
-    ("kernel: 3, padding: 1}", "kernel: 5, padding: 2}"),  # same shapes, another kernel
-    ("out: 10}", "out: 11}"),
-    ("input: [3, 16, 16]", "input: [3, 18, 18]"),
-    ("repeat: 2", "repeat: 3"),
-    ("{op: relu}", "{op: gelu}"),
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        ("kernel: 3, padding: 1}", "kernel: 5, padding: 2}"),  # same shapes, another kernel
+        ("out: 10}", "out: 11}"),
+        ("input: [3, 16, 16]", "input: [3, 18, 18]"),
+        ("repeat: 2", "repeat: 3"),
+        ("{op: relu}", "{op: gelu}"),
+    ],
+)
 def test_a_change_of_the_network_changes_it(tmp_path, change):
     old, new = change
     assert old in BASE

@@ -117,8 +117,22 @@ def test_a_training_step_leaves_frozen_tensors_alone(write_spec) -> None:
 def test_archspec_train_keeps_frozen_tensors(write_spec, tmp_path: Path, capsys) -> None:
     path = write_spec(SPEC.replace("input: [3, 8, 8]", "input: [3, 16, 16]"))
     run = tmp_path / "run"
-    code = cli.main(["train", str(path), "--data", "digits", "--epochs", "1", "--batch-size", "128", "--out", str(run),
-                     "--threads", "1"])
+    code = cli.main(
+        [
+            "train",
+            str(path),
+            "--data",
+            "digits",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "128",
+            "--out",
+            str(run),
+            "--threads",
+            "1",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     from safetensors.torch import load_file
 
@@ -224,16 +238,23 @@ def test_a_wrong_element_count_is_a_located_error(write_spec) -> None:
     assert "15 numbers" in error and "dfl.weight has shape [1, 16, 1, 1] (16 elements)" in error
 
 
-@pytest.mark.parametrize("layer, code, words", [
-    ("{name: x, op: cba, init: {conv.wieght: zeros}}", "AS436", "Did you mean 'conv.weight'"),
-    ("{name: x, op: conv2d, out: 2, kernel: 1, init: {weight: {values: [1, true]}}}", "AS435", "give numbers"),
-    ("{name: x, op: conv2d, out: 2, kernel: 1, init: {weight: {nromal: {std: 1}}}}", "AS438", "Did you mean 'normal'"),
-    ("{name: x, op: conv2d, out: 2, kernel: 1, init: {bias: {normal: {std: -1}}}}", "AS438", "std: must be >= 0"),
-    ("{name: x, op: conv2d, out: 2, kernel: 1, init: zeros}", "AS438", "maps its tensors to rules"),
-    ("{name: x, op: relu, init: {weight: zeros}}", "AS436", "Its tensors: none"),
-    ("{name: x, op: conv2d, out: 2, kernel: 1, trainable: '${1}'}", "AS203", "trainable: gives 1"),
-    ("{name: x, op: conv2d, out: 2, kernel: 1, trainable: '${nope}'}", "AS303", "unknown name 'nope'"),
-])
+@pytest.mark.parametrize(
+    "layer, code, words",
+    [
+        ("{name: x, op: cba, init: {conv.wieght: zeros}}", "AS436", "Did you mean 'conv.weight'"),
+        ("{name: x, op: conv2d, out: 2, kernel: 1, init: {weight: {values: [1, true]}}}", "AS435", "give numbers"),
+        (
+            "{name: x, op: conv2d, out: 2, kernel: 1, init: {weight: {nromal: {std: 1}}}}",
+            "AS438",
+            "Did you mean 'normal'",
+        ),
+        ("{name: x, op: conv2d, out: 2, kernel: 1, init: {bias: {normal: {std: -1}}}}", "AS438", "std: must be >= 0"),
+        ("{name: x, op: conv2d, out: 2, kernel: 1, init: zeros}", "AS438", "maps its tensors to rules"),
+        ("{name: x, op: relu, init: {weight: zeros}}", "AS436", "Its tensors: none"),
+        ("{name: x, op: conv2d, out: 2, kernel: 1, trainable: '${1}'}", "AS203", "trainable: gives 1"),
+        ("{name: x, op: conv2d, out: 2, kernel: 1, trainable: '${nope}'}", "AS303", "unknown name 'nope'"),
+    ],
+)
 def test_bad_layer_settings_are_located_errors(write_spec, layer: str, code: str, words: str) -> None:
     text = BAD.replace(BAD.splitlines()[9], f"  - {layer}")
     path = write_spec(text)
@@ -242,7 +263,7 @@ def test_bad_layer_settings_are_located_errors(write_spec, layer: str, code: str
 
 
 def test_trainable_is_a_reserved_key_for_ops_and_block_parameters(write_spec) -> None:
-    from archspec.ops.base import RESERVED_LAYER_KEYS, OpDef, NoParams
+    from archspec.ops.base import RESERVED_LAYER_KEYS, NoParams, OpDef
     from archspec.spec import LAYER_KEYS
 
     assert "trainable" in RESERVED_LAYER_KEYS and {"trainable", "init"} <= set(LAYER_KEYS)
@@ -253,8 +274,11 @@ def test_trainable_is_a_reserved_key_for_ops_and_block_parameters(write_spec) ->
 
     with pytest.raises(ValueError, match="reserved layer keys"):
         OpDef("clash", Clash, (1, 1), lambda p, s: s[0])
-    path = write_spec(BAD.replace("    layers:\n      - {name: conv",
-                                  "    params: {trainable: true}\n    layers:\n      - {name: conv", 1))
+    path = write_spec(
+        BAD.replace(
+            "    layers:\n      - {name: conv", "    params: {trainable: true}\n    layers:\n      - {name: conv", 1
+        )
+    )
     assert any("AS203" in e and "'trainable' cannot be a parameter name" in e for e in errors_of(path))
 
 
@@ -289,8 +313,10 @@ def test_zoo_specs_that_use_the_parameter_init_argument_are_unchanged() -> None:
     root = Path(__file__).resolve().parents[1]
     compiled = archspec.compile_spec(root / "specs/swin_v2_t.yaml")
     scales = [n for n in compiled.graph.ops if n.name.endswith("logit_scale")]
-    assert scales and all(n.params.init == {"constant": {"value": pytest.approx(2.302585092994046)}}  # type: ignore[union-attr]
-                          for n in scales)
+    assert scales and all(
+        n.params.init == {"constant": {"value": pytest.approx(2.302585092994046)}}  # type: ignore[union-attr]
+        for n in scales
+    )
     assert all(n.trainable and all(i.kind != "values" for _, i in n.init) for n in compiled.graph.ops)
 
 
@@ -333,8 +359,9 @@ def test_pt2_and_onnx_export_a_frozen_layer(write_spec, tmp_path: Path, monkeypa
     ort = pytest.importorskip("onnxruntime")
     out = archspec.build_file(path, tmp_path / "frozen.onnx", backend="onnx")
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    torch.testing.assert_close(torch.from_numpy(session.run(None, {"input": x.numpy()})[0]), expected,
-                               rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        torch.from_numpy(session.run(None, {"input": x.numpy()})[0]), expected, rtol=1e-4, atol=1e-4
+    )
 
 
 def test_the_schema_accepts_both_keys(write_spec) -> None:

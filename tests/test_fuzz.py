@@ -24,7 +24,9 @@ DEFAULT_CASES = 2_500  # about 15 cases per seed; --deep for more
 DEEP_CASES = 300_000
 
 
-def test_mutated_zoo_specs_give_only_located_errors(request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]) -> None:
+def test_mutated_zoo_specs_give_only_located_errors(
+    request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> None:
     deep = request.config.getoption("--deep")
     cases = DEEP_CASES if deep else DEFAULT_CASES
     workers = max(2, os.cpu_count() or 2) if deep else 2
@@ -32,8 +34,12 @@ def test_mutated_zoo_specs_give_only_located_errors(request: pytest.FixtureReque
     report = fuzz_in_processes(SPECS, cases, workers, rng_seed=seed)
     with capsys.disabled():
         print(f"\nfuzz (seed {seed}): {report.summary()}")
-    problems = "\n\n".join(f"{f.seed} / {f.mutation}\n{f.problem}\n--- shrunk spec ---\n{f.text}" for f in report.findings[:5])
-    assert not report.findings, f"{len(report.findings)} findings; keep each as tests/hostile/fuzz_<what>.yaml\n{problems}"
+    problems = "\n\n".join(
+        f"{f.seed} / {f.mutation}\n{f.problem}\n--- shrunk spec ---\n{f.text}" for f in report.findings[:5]
+    )
+    assert not report.findings, (
+        f"{len(report.findings)} findings; keep each as tests/hostile/fuzz_<what>.yaml\n{problems}"
+    )
     assert report.cases == cases and report.tracebacks == 0
     assert report.seeds == {seed.label for seed in zoo_seeds(SPECS)}, "every spec of the zoo is a seed"
     assert report.compiled > cases // 20 and report.rejected > cases // 2, "the mutations reach both outcomes"
@@ -49,9 +55,15 @@ def test_shrinking_keeps_the_failure_and_drops_the_rest() -> None:
 # The other modes: (default cases, --deep cases). Each default budget runs in a few seconds on 2 cores.
 INPUT_CASES = {"run_folders": (4, 300), "image_files": (6, 400), "torch_source": (8, 400)}
 SEED_CNN = SPECS / "seed_cnn.yaml"
-TORCH_SOURCE_SEEDS = [SPECS / "seed_cnn.yaml", SPECS / "seed_cnn_bn.yaml", SPECS / "lenet5.yaml",
-                      *(SPECS.parent / "tests/specs" / f"{n}.yaml" for n in ("residual", "layer_ops", "upsampling_ops",
-                                                                            "window_ops", "computed_buffers"))]
+TORCH_SOURCE_SEEDS = [
+    SPECS / "seed_cnn.yaml",
+    SPECS / "seed_cnn_bn.yaml",
+    SPECS / "lenet5.yaml",
+    *(
+        SPECS.parent / "tests/specs" / f"{n}.yaml"
+        for n in ("residual", "layer_ops", "upsampling_ops", "window_ops", "computed_buffers")
+    ),
+]
 
 
 def _cases(request: pytest.FixtureRequest, mode: str) -> int:
@@ -68,7 +80,8 @@ def _check(report: ModeReport, capsys: pytest.CaptureFixture[str], seed: int) ->
 
 
 def test_tampered_run_folders_resume_and_evaluate_or_give_located_errors(
-        request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     seed, cases = int(request.config.getoption("--fuzz-seed")), _cases(request, "run_folders")
     report = fuzz_run_folders(SEED_CNN, tmp_path, cases, rng_seed=seed)
     _check(report, capsys, seed)
@@ -76,7 +89,8 @@ def test_tampered_run_folders_resume_and_evaluate_or_give_located_errors(
 
 
 def test_mutated_image_files_are_read_or_reported_by_path(
-        request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     seed, cases = int(request.config.getoption("--fuzz-seed")), _cases(request, "image_files")
     report = fuzz_image_files(SEED_CNN, tmp_path, cases, rng_seed=seed)
     _check(report, capsys, seed)
@@ -84,7 +98,8 @@ def test_mutated_image_files_are_read_or_reported_by_path(
 
 
 def test_torch_source_of_mutated_specs_matches_the_torch_backend(
-        request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     seeds = tmp_path / "seeds"
     (seeds / "families").mkdir(parents=True)
     for path in TORCH_SOURCE_SEEDS:

@@ -28,7 +28,7 @@ SEED = ROOT / "specs/seed_cnn.yaml"
 TINY = "archspec: 1\nname: tiny\ninput: [3, 8, 8]\nlayers:\n  - {op: %s}\n  - {op: flatten}\n"
 
 # A plugin whose op, count, lowering or backend raises: each must be reported as that plugin's bug.
-FAULTY = '''
+FAULTY = """
 from pydantic import BaseModel
 from archspec.ops.base import NoParams, OpDef, Plugin
 
@@ -58,25 +58,36 @@ PLUGIN = Plugin(
     backends={"faulty": "faulty_plugin:BadBackend"},
     lowerings={"torch": "faulty_plugin:LOWERINGS"},
 )
-'''
+"""
 
 
 @pytest.fixture(scope="module")
 def faulty_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_dist(tmp_path_factory.mktemp("faulty") / "site", "faulty-plugin", "6.6.6", {"faulty": "faulty_plugin:PLUGIN"},
-                     {"faulty_plugin": FAULTY})
+    return make_dist(
+        tmp_path_factory.mktemp("faulty") / "site",
+        "faulty-plugin",
+        "6.6.6",
+        {"faulty": "faulty_plugin:PLUGIN"},
+        {"faulty_plugin": FAULTY},
+    )
 
 
-@pytest.mark.parametrize("op, command, bug", [
-    ("shape_op", "validate", "ZeroDivisionError: shape bug"),
-    ("weights_op", "summary", "RuntimeError: weights bug"),
-    ("lower_op", "build", "ValueError: lowering bug"),
-])
-def test_a_plugin_failing_in_its_own_code_is_reported_as_its_bug(faulty_site: Path, tmp_path: Path, op: str,
-                                                                   command: str, bug: str) -> None:
+@pytest.mark.parametrize(
+    "op, command, bug",
+    [
+        ("shape_op", "validate", "ZeroDivisionError: shape bug"),
+        ("weights_op", "summary", "RuntimeError: weights bug"),
+        ("lower_op", "build", "ValueError: lowering bug"),
+    ],
+)
+def test_a_plugin_failing_in_its_own_code_is_reported_as_its_bug(
+    faulty_site: Path, tmp_path: Path, op: str, command: str, bug: str
+) -> None:
     spec = tmp_path / "spec.yaml"
     spec.write_text(TINY % op)
-    result = archspec(command, str(spec), *(["-o", str(tmp_path / "m.pt2")] if command == "build" else []), path=[faulty_site])
+    result = archspec(
+        command, str(spec), *(["-o", str(tmp_path / "m.pt2")] if command == "build" else []), path=[faulty_site]
+    )
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert "AS805" in result.stderr and bug in result.stderr, result.stderr
     assert "faulty-plugin 6.6.6" in result.stderr or "(see `archspec list`)" in result.stderr
@@ -95,9 +106,17 @@ def test_a_failing_backend_is_reported_as_its_bug(faulty_site: Path, tmp_path: P
 def test_no_plugins_switch_and_variable(faulty_site: Path) -> None:
     with_plugins = archspec("list", path=[faulty_site])
     assert "shape_op" in with_plugins.stdout and "faulty" in with_plugins.stdout
-    for result in (archspec("--no-plugins", "list", path=[faulty_site]),
-                   run(["-c", "import os, sys; os.environ['ARCHSPEC_NO_PLUGINS'] = '1'; "
-                        "from archspec.cli import main; sys.exit(main(['list']))"], [faulty_site])):
+    for result in (
+        archspec("--no-plugins", "list", path=[faulty_site]),
+        run(
+            [
+                "-c",
+                "import os, sys; os.environ['ARCHSPEC_NO_PLUGINS'] = '1'; "
+                "from archspec.cli import main; sys.exit(main(['list']))",
+            ],
+            [faulty_site],
+        ),
+    ):
         assert result.returncode == 0, result.stderr
         assert "shape_op" not in result.stdout and "faulty" not in result.stdout and "conv2d" in result.stdout
         assert "faulty_plugin" not in result.stderr
@@ -144,11 +163,13 @@ def test_replacing_a_file_keeps_its_mode(tmp_path: Path) -> None:
 def test_a_full_disk_is_an_error_and_leaves_nothing(tmp_path: Path) -> None:
     # RLIMIT_FSIZE stands in for a full disk (the write fails with EFBIG as it would with ENOSPC);
     # torch's own C++ writer aborted the process here, ours reports it.
-    script = ("import resource, signal, sys\n"
-              "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
-              "resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))\n"
-              "from archspec.cli import main\n"
-              "sys.exit(main(['build', sys.argv[1], '-o', sys.argv[2]]))\n")
+    script = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))\n"
+        "from archspec.cli import main\n"
+        "sys.exit(main(['build', sys.argv[1], '-o', sys.argv[2]]))\n"
+    )
     result = run(["-c", script, str(SEED), str(tmp_path / "out" / "model.pt2")])
     assert result.returncode == 1, result.stderr
     assert "AS804: cannot write" in result.stderr and "Traceback" not in result.stderr
@@ -157,8 +178,14 @@ def test_a_full_disk_is_an_error_and_leaves_nothing(tmp_path: Path) -> None:
 
 def test_our_own_output_to_a_full_device() -> None:
     with open("/dev/full", "w") as full:
-        result = subprocess.run([sys.executable, "-m", "archspec.cli", "summary", str(SEED)], stdout=full,
-                                stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "archspec.cli", "summary", str(SEED)],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+        )
     assert result.returncode == 1 and "cannot write the output" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -167,9 +194,14 @@ def test_interrupted_build_leaves_nothing_behind(tmp_path: Path, sig: signal.Sig
     out = tmp_path / "vgg16.pt2"
     # Ctrl-C as from a terminal: a shell's background job inherits SIGINT ignored, and Python then never
     # raises KeyboardInterrupt; give the child the default disposition whatever launched the tests.
-    proc = subprocess.Popen([sys.executable, "-m", "archspec.cli", "build", "specs/vgg16.yaml", "-o", str(out)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "archspec.cli", "build", "specs/vgg16.yaml", "-o", str(out)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not any(p.name.startswith(".") for p in tmp_path.iterdir()):
         time.sleep(0.05)  # wait until the write has started: its private temporary folder exists
@@ -198,11 +230,17 @@ def test_limits_parse_and_raise() -> None:
 
 def test_raising_a_limit_lets_a_larger_spec_through(tmp_path: Path) -> None:
     spec = tmp_path / "spec.yaml"
-    spec.write_text("archspec: 1\nname: long\ninput: [3, 8, 8]\nlayers:\n  - {op: relu, repeat: 20000}\n  - {op: flatten}\n")
+    spec.write_text(
+        "archspec: 1\nname: long\ninput: [3, 8, 8]\nlayers:\n  - {op: relu, repeat: 20000}\n  - {op: flatten}\n"
+    )
     refused = archspec("validate", str(spec))
     assert refused.returncode == 1 and "AS404" in refused.stderr and "--limit repeat=N" in refused.stderr
-    assert archspec("validate", str(spec), "--limit", "repeat=30000", "--limit", "nodes=30000",
-                    "--limit", "work_base=100000").returncode == 0
+    assert (
+        archspec(
+            "validate", str(spec), "--limit", "repeat=30000", "--limit", "nodes=30000", "--limit", "work_base=100000"
+        ).returncode
+        == 0
+    )
 
 
 def test_the_huge_network_is_refused_before_allocation_with_the_memory_it_needs(tmp_path: Path) -> None:
@@ -214,8 +252,11 @@ def test_the_huge_network_is_refused_before_allocation_with_the_memory_it_needs(
 
 
 # -- the pure-Python YAML path (PyYAML built without libyaml) --------------------------------------------
-@pytest.mark.parametrize("spec", sorted((ROOT / "specs").rglob("*.yaml"))[:12] + sorted((ROOT / "tests/hostile").glob("*.yaml")),
-                         ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "spec",
+    sorted((ROOT / "specs").rglob("*.yaml"))[:12] + sorted((ROOT / "tests/hostile").glob("*.yaml")),
+    ids=lambda p: p.stem,
+)
 def test_libyaml_and_pure_python_events_agree(spec: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     text = spec.read_text(encoding="utf-8")
 
@@ -237,9 +278,12 @@ def test_did_you_mean_is_bounded_in_a_flood_of_unknown_names(tmp_path: Path) -> 
     # and every layer copied the scope); the suggestion budget and the shared scope keep it linear.
     n = 2000
     spec = tmp_path / "flood.yaml"
-    spec.write_text("archspec: 1\nname: flood\nparams:\n" + "".join(f"  param_number_{k}: {k}\n" for k in range(n))
-                    + "input: [3, 8, 8]\nlayers:\n"
-                    + "".join(f"  - {{op: dropout, p: \"${{paramnumber_{k} / 1e9}}\"}}\n" for k in range(n)))
+    spec.write_text(
+        "archspec: 1\nname: flood\nparams:\n"
+        + "".join(f"  param_number_{k}: {k}\n" for k in range(n))
+        + "input: [3, 8, 8]\nlayers:\n"
+        + "".join(f'  - {{op: dropout, p: "${{paramnumber_{k} / 1e9}}"}}\n' for k in range(n))
+    )
     started = time.process_time()  # CPU, not wall time: the machine is shared
     with pytest.raises(SpecErrors) as caught:
         compile_spec(spec)
@@ -252,14 +296,19 @@ def test_did_you_mean_is_bounded_in_a_flood_of_unknown_names(tmp_path: Path) -> 
     assert elapsed < 20, f"{elapsed:.1f} s of CPU"  # 70 s before, about 2 s after
 
 
-@pytest.mark.parametrize("args, words", [
-    (["train", str(SEED), "--data", "digits", "--augment", "crop=nan"], "finite number"),
-    (["train", str(SEED), "--data", "digits", "--augment", "brightness=inf"], "finite number"),
-    (["compare", f"{SEED}:augment=crop=nan", "--data", "digits"], "finite number"),
-    (["bench", str(SEED), "--batch", "100000000000"], "use a smaller --batch"),
-], ids=["augment_nan", "augment_inf", "compare_entry_nan", "bench_huge_batch"])
-def test_command_line_values_beyond_range_are_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                           monkeypatch: pytest.MonkeyPatch, args: list[str], words: str) -> None:
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["train", str(SEED), "--data", "digits", "--augment", "crop=nan"], "finite number"),
+        (["train", str(SEED), "--data", "digits", "--augment", "brightness=inf"], "finite number"),
+        (["compare", f"{SEED}:augment=crop=nan", "--data", "digits"], "finite number"),
+        (["bench", str(SEED), "--batch", "100000000000"], "use a smaller --batch"),
+    ],
+    ids=["augment_nan", "augment_inf", "compare_entry_nan", "bench_huge_batch"],
+)
+def test_command_line_values_beyond_range_are_clear_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, args: list[str], words: str
+) -> None:
     from archspec import cli
 
     monkeypatch.chdir(tmp_path)  # nothing may be written, but if it were it lands here
@@ -270,8 +319,9 @@ def test_command_line_values_beyond_range_are_clear_errors(tmp_path: Path, capsy
     assert not any(tmp_path.iterdir())
 
 
-def test_a_pickle_with_code_is_refused_without_torchs_advice_to_load_it_fully(tmp_path: Path,
-                                                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_pickle_with_code_is_refused_without_torchs_advice_to_load_it_fully(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from archspec import cli
 
     class Planted:
@@ -308,6 +358,7 @@ def _state_edit(key: str, value: object) -> object:
         for part in parents:
             target = target[int(part)] if isinstance(target, list) else target[part]
         target[leaf] = value
+
     return edit
 
 
@@ -322,30 +373,50 @@ def _tensor_edit(change: str) -> object:
         elif change == "momentum_shape":
             key = next(k for k in tensors if k.startswith("optimizer/"))
             tensors[key] = torch.zeros(3)
+
     return edit
 
 
-@pytest.mark.parametrize("edit, words", [
-    (_state_edit("epoch", float("inf")), "epoch"),
-    (_state_edit("epoch", -3), "epoch"),                    # trained 6 more epochs
-    (_state_edit("epoch", 1e30), "epoch"),                  # reported the run done
-    (_state_edit("epoch", 5), "history records 1 epochs"),  # an epoch count the history does not back
-    (_state_edit("seconds", "x"), "seconds"),
-    (_state_edit("seconds", float("nan")), "seconds"),
-    (_state_edit("optimizer", []), "optimizer"),
-    (_state_edit("history", ["a string"]), "history.0"),
-    (_state_edit("options.overrides", [1, 2]), "options.overrides"),
-    (_state_edit("python_random", [3, [0] * 624 + [625], None]), "python_random"),  # position past the end
-    (_state_edit("weights", "../../elsewhere.safetensors"), "weights"),
-    (_state_edit("optimizer.param_groups.0.lr", "fast"), "param_groups.0.lr"),
-    (_tensor_edit("no_rng"), "missing rng/torch"),
-    (_tensor_edit("extra_rng"), "rng/planted"),
-    (_tensor_edit("momentum_shape"), "has shape [3]"),
-], ids=["epoch_infinity", "epoch_negative", "epoch_1e30", "epoch_beyond_history", "seconds_string", "seconds_nan",
-        "optimizer_list", "history_string", "overrides_list", "python_random_position", "weights_outside",
-        "lr_string", "rng_missing", "rng_extra", "momentum_shape"])
-def test_a_tampered_run_folder_is_a_located_error(a_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                  edit: object, words: str) -> None:
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (_state_edit("epoch", float("inf")), "epoch"),
+        (_state_edit("epoch", -3), "epoch"),  # trained 6 more epochs
+        (_state_edit("epoch", 1e30), "epoch"),  # reported the run done
+        (_state_edit("epoch", 5), "history records 1 epochs"),  # an epoch count the history does not back
+        (_state_edit("seconds", "x"), "seconds"),
+        (_state_edit("seconds", float("nan")), "seconds"),
+        (_state_edit("optimizer", []), "optimizer"),
+        (_state_edit("history", ["a string"]), "history.0"),
+        (_state_edit("options.overrides", [1, 2]), "options.overrides"),
+        (_state_edit("python_random", [3, [0] * 624 + [625], None]), "python_random"),  # position past the end
+        (_state_edit("weights", "../../elsewhere.safetensors"), "weights"),
+        (_state_edit("optimizer.param_groups.0.lr", "fast"), "param_groups.0.lr"),
+        (_tensor_edit("no_rng"), "missing rng/torch"),
+        (_tensor_edit("extra_rng"), "rng/planted"),
+        (_tensor_edit("momentum_shape"), "has shape [3]"),
+    ],
+    ids=[
+        "epoch_infinity",
+        "epoch_negative",
+        "epoch_1e30",
+        "epoch_beyond_history",
+        "seconds_string",
+        "seconds_nan",
+        "optimizer_list",
+        "history_string",
+        "overrides_list",
+        "python_random_position",
+        "weights_outside",
+        "lr_string",
+        "rng_missing",
+        "rng_extra",
+        "momentum_shape",
+    ],
+)
+def test_a_tampered_run_folder_is_a_located_error(
+    a_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: object, words: str
+) -> None:
     import json
 
     from safetensors.torch import load_file, save_file
@@ -374,8 +445,9 @@ def test_a_tampered_run_folder_is_a_located_error(a_run: Path, tmp_path: Path, c
 
 
 @pytest.mark.parametrize("link", ["runs", "runs/seed_cnn"])
-def test_a_planted_link_for_the_run_folder_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                      monkeypatch: pytest.MonkeyPatch, link: str) -> None:
+def test_a_planted_link_for_the_run_folder_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, link: str
+) -> None:
     from archspec import cli
 
     elsewhere = tmp_path / "elsewhere"

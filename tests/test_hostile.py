@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 from pathlib import Path
+import pickle
 import re
 import subprocess
 import sys
@@ -39,14 +39,22 @@ def generated_specs(folder: Path) -> dict[str, tuple[str, set[str]]]:
     """name -> (spec text, codes it must raise; empty: it must compile)."""
     n = 9000
     widths = ", ".join(str(4 + k % 3) for k in range(n))
-    big_list = (f"archspec: 1\nname: big_list\nparams:\n  widths: [{widths}]\ninput: [3, 8, 8]\nlayers:\n"
-                f"  - {{op: dropout, repeat: {n}, p: \"${{widths[i] / 100}}\"}}\n  - {{op: flatten}}\n")
+    big_list = (
+        f"archspec: 1\nname: big_list\nparams:\n  widths: [{widths}]\ninput: [3, 8, 8]\nlayers:\n"
+        f'  - {{op: dropout, repeat: {n}, p: "${{widths[i] / 100}}"}}\n  - {{op: flatten}}\n'
+    )
     many_names = "archspec: 1\nname: many_names\ninput: [3, 8, 8]\nlayers:\n" + "".join(
-        f"  - {{name: layer_number_{k}, op: relu, from: layer_numbr_{k}}}\n" for k in range(3000))
-    wide_add = ("archspec: 1\nname: wide_add\ninput: [3, 8, 8]\nlayers:\n  - {name: a, op: relu}\n"
-                "  - {op: add, from: [" + ", ".join(["a"] * 30000) + "]}\n")
-    flood = ("archspec: 1\nname: flood\ninput: [3, 8, 8]\nlayers:\n"
-             + "  - {op: conv2d, out: -1, kernel: 1, from: input}\n" * 15000 + "  - {op: flatten, from: input}\n")
+        f"  - {{name: layer_number_{k}, op: relu, from: layer_numbr_{k}}}\n" for k in range(3000)
+    )
+    wide_add = (
+        "archspec: 1\nname: wide_add\ninput: [3, 8, 8]\nlayers:\n  - {name: a, op: relu}\n"
+        "  - {op: add, from: [" + ", ".join(["a"] * 30000) + "]}\n"
+    )
+    flood = (
+        "archspec: 1\nname: flood\ninput: [3, 8, 8]\nlayers:\n"
+        + "  - {op: conv2d, out: -1, kernel: 1, from: input}\n" * 15000
+        + "  - {op: flatten, from: input}\n"
+    )
     deep = "archspec: 1\nname: deep\ninput: [3, 8, 8]\nlayers: " + "[" * 200000 + "]" * 200000 + "\n"
     oversized = "# " + "x" * 1_000_100 + "\narchspec: 1\n"
     specs = {
@@ -102,8 +110,13 @@ def poisoned_weights(folder: Path) -> dict[str, tuple[Path, str]]:
 def run_cases(cases: list[dict[str, object]], tmp_path: Path) -> dict[str, dict[str, object]]:
     manifest = tmp_path / "cases.json"
     manifest.write_text(json.dumps(cases))
-    result = subprocess.run([sys.executable, str(TESTS / "hostile_runner.py"), str(manifest), str(tmp_path / "out")],
-                            capture_output=True, text=True, timeout=900, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, str(TESTS / "hostile_runner.py"), str(manifest), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     results = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert len(results) == len(cases), result.stderr[-3000:]
@@ -116,9 +129,12 @@ def assert_clean(result: dict[str, object]) -> None:
     assert "Traceback" not in err, f"{name}: {err[-2000:]}"
     assert not result["violations"], f"{name}: {result['violations']}"
     for line in err.splitlines():
-        assert LOCATED.match(line) or SUMMARY.match(line) or PLAIN.match(line) or USAGE.match(line), \
+        assert LOCATED.match(line) or SUMMARY.match(line) or PLAIN.match(line) or USAGE.match(line), (
             f"{name}: unexpected line {line!r}"
-    assert not UNSAFE.search(err) and not UNSAFE.search(out.replace("\n", "")), f"{name}: raw control characters printed"
+        )
+    assert not UNSAFE.search(err) and not UNSAFE.search(out.replace("\n", "")), (
+        f"{name}: raw control characters printed"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -133,12 +149,18 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, ob
         for command in (["validate"], ["summary", "--json"], ["build"]):
             cases.append({"name": f"{path.stem}.{command[0]}", "argv": [command[0], str(path), *command[1:]]})
         if not expected(path)[0]:  # it builds: the generated-source backend must keep its strings literal too
-            cases.append({"name": f"{path.stem}.source", "argv": ["build", str(path), "--backend", "torch-source",
-                                                                   "--save-weights"]})
+            cases.append(
+                {
+                    "name": f"{path.stem}.source",
+                    "argv": ["build", str(path), "--backend", "torch-source", "--save-weights"],
+                }
+            )
     for name in generated_specs(generated):
         cases.append({"name": f"{name}.summary", "argv": ["summary", str(generated / f"{name}.yaml")]})
     for name, (path, _) in poisoned_weights(weights).items():
-        cases.append({"name": f"weights_{name}", "argv": ["build", str(SEED), "--weights", str(path), "-o", "{out}/m.pt2"]})
+        cases.append(
+            {"name": f"weights_{name}", "argv": ["build", str(SEED), "--weights", str(path), "-o", "{out}/m.pt2"]}
+        )
     cases += [
         {"name": "out_dev_null", "argv": ["build", str(SEED), "-o", os.devnull]},
         {"name": "out_folder", "argv": ["build", str(SEED), "-o", "{out}"]},
@@ -176,7 +198,9 @@ def test_corpus_case(outcomes: dict[str, dict[str, object]], path: Path) -> None
         assert len(built["files"]) == 1 and built["files"][0].endswith(".pt2"), built["files"]
         source = outcomes[f"{path.stem}.source"]
         assert_clean(source)
-        assert source["code"] == 0 and sorted(Path(f).suffix for f in source["files"]) == [".py", ".safetensors"], source
+        assert source["code"] == 0 and sorted(Path(f).suffix for f in source["files"]) == [".py", ".safetensors"], (
+            source
+        )
     for marker in ("archspec-pwned", "archspec-injected", "archspec-escaped.pt2", "archspec-absolute.pt2"):
         assert not (Path("/tmp") / marker).exists()
 
@@ -205,7 +229,9 @@ def test_poisoned_weights_are_refused_by_name(outcomes: dict[str, dict[str, obje
         result = outcomes[name]
         assert_clean(result)
         assert result["code"] == 1 and result["files"] == [], f"{name}: {result['stderr']}"
-    assert "AS703" in str(outcomes["weights_nan_tensor"]["stderr"]) and "'w'" in str(outcomes["weights_nan_tensor"]["stderr"])
+    assert "AS703" in str(outcomes["weights_nan_tensor"]["stderr"]) and "'w'" in str(
+        outcomes["weights_nan_tensor"]["stderr"]
+    )
     assert "is a folder" in str(outcomes["weights_folder"]["stderr"])
     assert "key 0 is a int" in str(outcomes["weights_integer_keys"]["stderr"])
     for kind in ("meta", "sparse", "nested", "quantized"):
@@ -214,7 +240,14 @@ def test_poisoned_weights_are_refused_by_name(outcomes: dict[str, dict[str, obje
 
 
 def test_hostile_command_lines(outcomes: dict[str, dict[str, object]]) -> None:
-    for name in ("out_dev_null", "out_folder", "seed_past_64_bits", "spec_path_too_long", "spec_path_nul", "unknown_limit"):
+    for name in (
+        "out_dev_null",
+        "out_folder",
+        "seed_past_64_bits",
+        "spec_path_too_long",
+        "spec_path_nul",
+        "unknown_limit",
+    ):
         assert_clean(outcomes[name])
     assert outcomes["out_dev_null"]["code"] == 1 and "not a regular file" in str(outcomes["out_dev_null"]["stderr"])
     assert outcomes["out_folder"]["code"] == 1 and "is a folder" in str(outcomes["out_folder"]["stderr"])

@@ -6,10 +6,10 @@ where the distribution depends on them (fans), and there both sides have the sam
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -48,9 +48,15 @@ def assert_same_distributions(ours: list[dict[str, torch.Tensor]], theirs: list[
             assert torch.equal(o, r), f"{name}: expected the constant {float(r[0])}, got mean {float(o.mean())}"
         else:
             spread = float(r.std())
-            assert abs(float(o.mean() - r.mean())) <= 6 * spread * (2 / n) ** 0.5, f"{name}: mean {float(o.mean()):.3g} vs {float(r.mean()):.3g}"
-            assert abs(float(o.std()) / spread - 1) <= 6 * (1 / n) ** 0.5 + 0.01, f"{name}: std {float(o.std()):.4g} vs {spread:.4g}"
-            assert ks_statistic(o, r) <= 2.7 * (2 / n) ** 0.5, f"{name}: distributions differ (KS {ks_statistic(o, r):.3f})"
+            assert abs(float(o.mean() - r.mean())) <= 6 * spread * (2 / n) ** 0.5, (
+                f"{name}: mean {float(o.mean()):.3g} vs {float(r.mean()):.3g}"
+            )
+            assert abs(float(o.std()) / spread - 1) <= 6 * (1 / n) ** 0.5 + 0.01, (
+                f"{name}: std {float(o.std()):.4g} vs {spread:.4g}"
+            )
+            assert ks_statistic(o, r) <= 2.7 * (2 / n) ** 0.5, (
+                f"{name}: distributions differ (KS {ks_statistic(o, r):.3f})"
+            )
         compared += 1
     return compared
 
@@ -94,85 +100,159 @@ def _vgg() -> nn.Module:
 
 
 def test_vgg_starts_like_torchvision() -> None:
-    assert compare(FAMILIES / "vgg.yaml", _vgg, cfg=VGG_CFG, batch_norm=True, hidden=64, num_classes=10, resolution=32) > 10
+    assert (
+        compare(FAMILIES / "vgg.yaml", _vgg, cfg=VGG_CFG, batch_norm=True, hidden=64, num_classes=10, resolution=32)
+        > 10
+    )
 
 
 def test_resnet_zero_init_residual_starts_like_torchvision() -> None:
     from torchvision.models.resnet import BasicBlock, ResNet
 
-    n = compare(SPECS / "resnet18.yaml", lambda: ResNet(BasicBlock, [1, 1, 1, 1], num_classes=10, zero_init_residual=True),
-                depths=[1, 1, 1, 1], num_classes=10, zero_init_residual=True)
+    n = compare(
+        SPECS / "resnet18.yaml",
+        lambda: ResNet(BasicBlock, [1, 1, 1, 1], num_classes=10, zero_init_residual=True),
+        depths=[1, 1, 1, 1],
+        num_classes=10,
+        zero_init_residual=True,
+    )
     assert n > 30
 
 
 def test_densenet_starts_like_torchvision() -> None:
     from torchvision.models import DenseNet
 
-    assert compare(FAMILIES / "densenet.yaml", lambda: DenseNet(8, (1, 1, 1, 1), 16, num_classes=10),
-                   growth_rate=8, block_config=[1, 1, 1, 1], num_init_features=16, num_classes=10, resolution=32) > 20
+    assert (
+        compare(
+            FAMILIES / "densenet.yaml",
+            lambda: DenseNet(8, (1, 1, 1, 1), 16, num_classes=10),
+            growth_rate=8,
+            block_config=[1, 1, 1, 1],
+            num_init_features=16,
+            num_classes=10,
+            resolution=32,
+        )
+        > 20
+    )
 
 
 def test_efficientnet_starts_like_torchvision() -> None:
     from torchvision.models.efficientnet import EfficientNet, _efficientnet_conf
 
     setting, last = _efficientnet_conf("efficientnet_b0", width_mult=0.25, depth_mult=0.5)  # one small block per stage
-    assert compare(FAMILIES / "efficientnet.yaml", lambda: EfficientNet(setting, 0.2, num_classes=10, last_channel=last),
-                   width_mult=0.25, depth_mult=0.5, num_classes=10, resolution=32) > 20
+    assert (
+        compare(
+            FAMILIES / "efficientnet.yaml",
+            lambda: EfficientNet(setting, 0.2, num_classes=10, last_channel=last),
+            width_mult=0.25,
+            depth_mult=0.5,
+            num_classes=10,
+            resolution=32,
+        )
+        > 20
+    )
 
 
 def test_vit_starts_like_torchvision() -> None:
     from torchvision.models.vision_transformer import VisionTransformer
 
-    sizes = dict(patch_size=8, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64, num_classes=10, representation_size=16)
-    assert compare(FAMILIES / "vit.yaml", lambda: VisionTransformer(image_size=32, **sizes), resolution=32, **sizes) > 20
+    sizes = dict(
+        patch_size=8, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64, num_classes=10, representation_size=16
+    )
+    assert (
+        compare(FAMILIES / "vit.yaml", lambda: VisionTransformer(image_size=32, **sizes), resolution=32, **sizes) > 20
+    )
 
 
 def test_mixer_starts_like_timm() -> None:
     from timm.models.mlp_mixer import MlpMixer
 
-    assert compare(FAMILIES / "mixer.yaml", lambda: MlpMixer(num_classes=10, img_size=32, patch_size=8, num_blocks=2, embed_dim=32),
-                   resolution=32, patch_size=8, num_blocks=2, embed_dim=32, num_classes=10) > 20
-
+    assert (
+        compare(
+            FAMILIES / "mixer.yaml",
+            lambda: MlpMixer(num_classes=10, img_size=32, patch_size=8, num_blocks=2, embed_dim=32),
+            resolution=32,
+            patch_size=8,
+            num_blocks=2,
+            embed_dim=32,
+            num_classes=10,
+        )
+        > 20
+    )
 
 
 # MobileNet v1/v2/v3, MNASNet, SE-ResNet, ConvNeXt and RegNet at narrow widths, few blocks and 10 classes.
+
 
 def test_mobilenet_v1_starts_like_timm() -> None:
     """timm's goog init: its depthwise convs draw with fan-out k*k*out/groups (= k*k), the others k*k*out."""
     from timm.models.efficientnet import _gen_mobilenet_v1
 
-    assert compare(FAMILIES / "mobilenet_v1.yaml", lambda: _gen_mobilenet_v1("mobilenetv1_100", 0.25, num_classes=10),
-                   width_mult=0.25, num_classes=10, resolution=32) > 50
+    assert (
+        compare(
+            FAMILIES / "mobilenet_v1.yaml",
+            lambda: _gen_mobilenet_v1("mobilenetv1_100", 0.25, num_classes=10),
+            width_mult=0.25,
+            num_classes=10,
+            resolution=32,
+        )
+        > 50
+    )
 
 
 def test_mobilenet_v2_starts_like_torchvision() -> None:
     from torchvision.models import MobileNetV2
 
-    assert compare(FAMILIES / "mobilenet_v2.yaml", lambda: MobileNetV2(num_classes=10, width_mult=0.25),
-                   width_mult=0.25, num_classes=10, resolution=32) > 50
+    assert (
+        compare(
+            FAMILIES / "mobilenet_v2.yaml",
+            lambda: MobileNetV2(num_classes=10, width_mult=0.25),
+            width_mult=0.25,
+            num_classes=10,
+            resolution=32,
+        )
+        > 50
+    )
 
 
 def test_mobilenet_v3_starts_like_torchvision() -> None:
     from torchvision.models import mobilenet_v3_small
 
-    assert compare(FAMILIES / "mobilenet_v3.yaml", lambda: mobilenet_v3_small(num_classes=10, width_mult=0.5),
-                   variant="mobilenet_v3_small", width_mult=0.5, num_classes=10, resolution=32) > 50
+    assert (
+        compare(
+            FAMILIES / "mobilenet_v3.yaml",
+            lambda: mobilenet_v3_small(num_classes=10, width_mult=0.5),
+            variant="mobilenet_v3_small",
+            width_mult=0.5,
+            num_classes=10,
+            resolution=32,
+        )
+        > 50
+    )
 
 
 def test_mnasnet_starts_like_torchvision() -> None:
     from torchvision.models import MNASNet
 
-    assert compare(FAMILIES / "mnasnet.yaml", lambda: MNASNet(0.5, num_classes=10),
-                   alpha=0.5, num_classes=10, resolution=32) > 50
+    assert (
+        compare(
+            FAMILIES / "mnasnet.yaml", lambda: MNASNet(0.5, num_classes=10), alpha=0.5, num_classes=10, resolution=32
+        )
+        > 50
+    )
 
 
 def test_senet_starts_like_timm_legacy() -> None:
     """timm's legacy_seresnet50 with one block per stage: the SE convs' biases and last_linear keep PyTorch's."""
     from timm.models.senet import SENet, SEResNetBottleneck
 
-    make = lambda: SENet(SEResNetBottleneck, [1, 1, 1, 1], groups=1, reduction=16, num_classes=10)  # legacy_seresnet50's args
-    assert compare(FAMILIES / "senet.yaml", make, variant="seresnet50", depths=[1, 1, 1, 1], num_classes=10,
-                   resolution=32) > 40
+    make = lambda: SENet(
+        SEResNetBottleneck, [1, 1, 1, 1], groups=1, reduction=16, num_classes=10
+    )  # legacy_seresnet50's args
+    assert (
+        compare(FAMILIES / "senet.yaml", make, variant="seresnet50", depths=[1, 1, 1, 1], num_classes=10, resolution=32)
+        > 40
+    )
 
 
 def test_convnext_starts_like_torchvision() -> None:
@@ -181,8 +261,17 @@ def test_convnext_starts_like_torchvision() -> None:
 
     widths = [8, 16, 32, 64]
     settings = [CNBlockConfig(w, nxt, 1) for w, nxt in zip(widths, widths[1:] + [None])]
-    assert compare(FAMILIES / "convnext.yaml", lambda: ConvNeXt(settings, num_classes=10),
-                   widths=widths, depths=[1, 1, 1, 1], num_classes=10, resolution=32) > 40
+    assert (
+        compare(
+            FAMILIES / "convnext.yaml",
+            lambda: ConvNeXt(settings, num_classes=10),
+            widths=widths,
+            depths=[1, 1, 1, 1],
+            num_classes=10,
+            resolution=32,
+        )
+        > 40
+    )
 
 
 def test_regnet_starts_like_torchvision() -> None:
@@ -204,8 +293,9 @@ def test_lenet_and_seed_cnn_keep_pytorch_defaults() -> None:
         for out in (6, 12, 24):
             layers += [nn.Conv2d(width, out, 5, padding="same"), nn.BatchNorm2d(out), nn.ReLU(), nn.MaxPool2d(2)]
             width = out
-        return nn.Sequential(*layers, nn.Flatten(), nn.Linear(24 * 16, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
-                             nn.Linear(84, 10))
+        return nn.Sequential(
+            *layers, nn.Flatten(), nn.Linear(24 * 16, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10)
+        )
 
     assert compare(SPECS / "seed_cnn_bn.yaml", seed_cnn) > 10
 
@@ -214,11 +304,11 @@ def test_the_comparison_sees_a_wrong_scheme(tmp_path: Path) -> None:
     """A thin spec's init: rules come after the family's and win: here they put PyTorch's defaults back, which
     the comparison must refuse (it has the power to tell schemes apart)."""
     thin = tmp_path / "vgg_default_init.yaml"
-    thin.write_text(f"""archspec: 1
+    thin.write_text("""archspec: 1
 name: vgg_default_init
 use: families/vgg.yaml
 init:
-  - {{op: [conv2d, linear], weight: default, bias: default}}
+  - {op: [conv2d, linear], weight: default, bias: default}
 """)
     family = tmp_path / "families"
     family.mkdir()
@@ -249,8 +339,12 @@ def test_alexnet_keeps_pytorch_defaults_like_torchvision() -> None:
 def test_googlenet_starts_like_torchvision() -> None:
     from torchvision.models import GoogLeNet
 
-    n = compare(FAMILIES / "googlenet.yaml", lambda: GoogLeNet(num_classes=10, aux_logits=False, transform_input=False,
-                                                               init_weights=True), num_classes=10, resolution=32)
+    n = compare(
+        FAMILIES / "googlenet.yaml",
+        lambda: GoogLeNet(num_classes=10, aux_logits=False, transform_input=False, init_weights=True),
+        num_classes=10,
+        resolution=32,
+    )
     assert n > 150
 
 
@@ -258,8 +352,12 @@ def test_googlenet_starts_like_torchvision() -> None:
 def test_inception_v3_starts_like_torchvision() -> None:
     from torchvision.models import Inception3
 
-    n = compare(FAMILIES / "inception_v3.yaml", lambda: Inception3(num_classes=10, aux_logits=False, transform_input=False,
-                                                                   init_weights=True), num_classes=10, resolution=75)
+    n = compare(
+        FAMILIES / "inception_v3.yaml",
+        lambda: Inception3(num_classes=10, aux_logits=False, transform_input=False, init_weights=True),
+        num_classes=10,
+        resolution=75,
+    )
     assert n > 250
 
 
@@ -274,7 +372,9 @@ def test_xception_starts_like_timm() -> None:
 def test_squeezenet_starts_like_torchvision(version: str) -> None:
     from torchvision.models import SqueezeNet
 
-    n = compare(SPECS / f"squeezenet{version}.yaml", lambda: SqueezeNet(version, num_classes=10), num_classes=10, resolution=32)
+    n = compare(
+        SPECS / f"squeezenet{version}.yaml", lambda: SqueezeNet(version, num_classes=10), num_classes=10, resolution=32
+    )
     assert n == 52  # 8 Fire modules of 3 convs, the stem and the classifier conv: weight and bias each
 
 
@@ -282,5 +382,14 @@ def test_shufflenet_v2_keeps_pytorch_defaults_like_torchvision() -> None:
     from torchvision.models import ShuffleNetV2
 
     widths = [24, 8, 16, 32, 64]
-    assert compare(FAMILIES / "shufflenet_v2.yaml", lambda: ShuffleNetV2([1, 1, 1], widths, num_classes=10),
-                   stages_repeats=[1, 1, 1], stages_out_channels=widths, num_classes=10, resolution=32) > 40
+    assert (
+        compare(
+            FAMILIES / "shufflenet_v2.yaml",
+            lambda: ShuffleNetV2([1, 1, 1], widths, num_classes=10),
+            stages_repeats=[1, 1, 1],
+            stages_out_channels=widths,
+            num_classes=10,
+            resolution=32,
+        )
+        > 40
+    )

@@ -50,15 +50,22 @@ def test_skipped_merge_must_say_which_input_passes(tmp_path: Path) -> None:
 
 
 def test_unread_layer_is_an_error_and_never_counted(tmp_path: Path, capsys) -> None:
-    path = spec(tmp_path, "layers:\n  - {name: side, op: conv2d, from: input, out: 2, kernel: 1}\n"
-                          "  - {name: main, op: conv2d, from: input, out: 2, kernel: 1}\n  - {op: flatten}\n")
+    path = spec(
+        tmp_path,
+        "layers:\n  - {name: side, op: conv2d, from: input, out: 2, kernel: 1}\n"
+        "  - {name: main, op: conv2d, from: input, out: 2, kernel: 1}\n  - {op: flatten}\n",
+    )
     assert main(["summary", str(path)]) == 1
     err = capsys.readouterr().err
     assert f"{path}:5:5: AS434" in err and "'side'" in err
 
 
 def test_summary_prints_the_table_then_the_expect_mismatch(tmp_path: Path, capsys) -> None:
-    path = spec(tmp_path, "layers:\n  - {name: fc, op: linear, out: 3}\nexpect: {params: 1}\n", head="archspec: 1\nname: t\ninput: [5]\n")
+    path = spec(
+        tmp_path,
+        "layers:\n  - {name: fc, op: linear, out: 3}\nexpect: {params: 1}\n",
+        head="archspec: 1\nname: t\ninput: [5]\n",
+    )
     assert main(["summary", str(path)]) == 1
     out, err = capsys.readouterr()
     assert "fc" in out and "params 18" in out
@@ -66,7 +73,9 @@ def test_summary_prints_the_table_then_the_expect_mismatch(tmp_path: Path, capsy
 
 
 def test_expressions_where_names_and_plain_defaults_belong(tmp_path: Path) -> None:
-    path = spec(tmp_path, "params: {n: '${2 + 2}'}\nlayers:\n  - {name: a, op: relu}\n  - {op: add, from: ['${a}', a]}\n")
+    path = spec(
+        tmp_path, "params: {n: '${2 + 2}'}\nlayers:\n  - {name: a, op: relu}\n  - {op: add, from: ['${a}', a]}\n"
+    )
     found = codes(path)
     assert "AS433" in found and "AS432" in found
     with pytest.raises(SpecErrors) as caught:
@@ -107,13 +116,19 @@ def test_init_rule_errors_are_located(tmp_path: Path) -> None:
     assert codes(spec(tmp_path, base + "  - {op: conv2d, weigth: zeros}\n")) == ["AS439"]
     # a family's rule for a tensor that this configuration's convs lack (no conv has a bias here) but the
     # network has elsewhere is no typo: found by the scaling property test on MobileNet v3 without SE
-    no_bias = ("layers:\n  - {name: conv, op: conv2d, out: 4, kernel: 1, bias: false}\n  - {op: flatten}\n"
-               "  - {name: fc, op: linear, out: 2}\ninit:\n  - {op: conv2d, weight: zeros, bias: zeros}\n")
+    no_bias = (
+        "layers:\n  - {name: conv, op: conv2d, out: 4, kernel: 1, bias: false}\n  - {op: flatten}\n"
+        "  - {name: fc, op: linear, out: 2}\ninit:\n  - {op: conv2d, weight: zeros, bias: zeros}\n"
+    )
     assert archspec.summary(spec(tmp_path, no_bias)).params == 4 * 4 + 4 * 8 * 8 * 2 + 2  # no AS439
     assert codes(spec(tmp_path, base + "  - {op: conv2d, weight: {normal: {std: -1}}}\n")) == ["AS438"]
     assert codes(spec(tmp_path, base + "  - {weight: zeros}\n")) == ["AS438"]
-    graph = archspec.compile_spec(spec(tmp_path, base + "  - {op: conv2d, weight: {normal: {std: 0.5}}}\n"
-                                                         "  - {layer: conv, bias: {constant: {value: 3}}}\n")).graph
+    graph = archspec.compile_spec(
+        spec(
+            tmp_path,
+            base + "  - {op: conv2d, weight: {normal: {std: 0.5}}}\n  - {layer: conv, bias: {constant: {value: 3}}}\n",
+        )
+    ).graph
     init = dict(graph.node("conv").init)
     assert str(init["weight"]) == "normal(mean=0.0, std=0.5)" and str(init["bias"]) == "constant(value=3.0)"
     module = archspec.build(spec(tmp_path, base + "  - {layer: conv, bias: {constant: {value: 3}}}\n"))
@@ -128,9 +143,13 @@ def test_declared_weights_are_the_torch_modules_parameters() -> None:
     registry = default_registry()
     root = Path(__file__).resolve().parents[1] / "specs"
     seen: set[str] = set()
-    for path, overrides in [(root / "families" / "vit.yaml", dict(resolution=32, patch_size=8, num_layers=1, hidden_dim=16,
-                                                                  num_heads=2, mlp_dim=8, num_classes=3)),
-                            (root / "vgg11_lrn.yaml", dict(resolution=32, num_classes=3, hidden=8, batch_norm=True))]:
+    for path, overrides in [
+        (
+            root / "families" / "vit.yaml",
+            dict(resolution=32, patch_size=8, num_layers=1, hidden_dim=16, num_heads=2, mlp_dim=8, num_classes=3),
+        ),
+        (root / "vgg11_lrn.yaml", dict(resolution=32, num_classes=3, hidden=8, batch_norm=True)),
+    ]:
         graph = archspec.compile_spec(path, overrides).graph
         module = archspec.build(path, **overrides)
         for node in graph.ops:

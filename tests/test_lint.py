@@ -35,4 +35,6 @@ def test_ruff_check_finds_nothing():
 
 def test_ruff_format_would_change_nothing():
     done = _run("format", "--check", "--no-cache")
-    assert done.returncode == 0, f"ruff format --check (run `ruff format {' '.join(TREES)}`):\n{done.stdout}{done.stderr}"
+    assert done.returncode == 0, (
+        f"ruff format --check (run `ruff format {' '.join(TREES)}`):\n{done.stdout}{done.stderr}"
+    )

@@ -89,16 +89,39 @@ def test_empty_document_is_none(text: str) -> None:
 
 # --- scalar resolution ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("plain", "value"),
     [
-        ("null", None), ("~", None), ("", None), ("NULL", None),
-        ("true", True), ("False", False), ("TRUE", True),
-        ("0", 0), ("-17", -17), ("+5", 5), ("1_000", 1000),
-        ("1.5", 1.5), ("-2.", -2.0), (".5", 0.5), ("1e-3", 1e-3), ("1.5E+3", 1500.0), ("2e3", 2000.0),
+        ("null", None),
+        ("~", None),
+        ("", None),
+        ("NULL", None),
+        ("true", True),
+        ("False", False),
+        ("TRUE", True),
+        ("0", 0),
+        ("-17", -17),
+        ("+5", 5),
+        ("1_000", 1000),
+        ("1.5", 1.5),
+        ("-2.", -2.0),
+        (".5", 0.5),
+        ("1e-3", 1e-3),
+        ("1.5E+3", 1500.0),
+        ("2e3", 2000.0),
         # YAML 1.1 forms that other tools read as numbers or dates stay strings here.
-        ("0x1f", "0x1f"), ("0o17", "0o17"), ("1:20", "1:20"), ("2001-12-14", "2001-12-14"),
-        ("1__0", "1__0"), (".", "."), ("-x", "-x"), ("+", "+"), ("nan", "nan"), ("1.2.3", "1.2.3"), ("yes_please", "yes_please"),
+        ("0x1f", "0x1f"),
+        ("0o17", "0o17"),
+        ("1:20", "1:20"),
+        ("2001-12-14", "2001-12-14"),
+        ("1__0", "1__0"),
+        (".", "."),
+        ("-x", "-x"),
+        ("+", "+"),
+        ("nan", "nan"),
+        ("1.2.3", "1.2.3"),
+        ("yes_please", "yes_please"),
     ],
 )
 def test_plain_scalars(plain: str, value: object) -> None:
@@ -119,6 +142,7 @@ def test_fake_bools_are_fine_as_keys() -> None:
 
 
 # --- AS101 / AS107: reading files ------------------------------------------------------------------
+
 
 def test_load_file_ok(tmp_path: Path) -> None:
     path = tmp_path / "spec.yaml"
@@ -199,6 +223,7 @@ def test_load_text_size_counts_utf8_bytes() -> None:
 
 # --- AS102: syntax --------------------------------------------------------------------------------
 
+
 def test_syntax_error_location_and_message() -> None:
     with pytest.raises(SpecErrors) as info:
         load_text("a: 1\nb: [1, 2\nc: 3\n", "s.yaml")
@@ -227,6 +252,7 @@ def test_control_character() -> None:
 
 # --- AS103: anchors, aliases, merge keys ---------------------------------------------------------
 
+
 def test_anchor_and_alias() -> None:
     assert errors_of("a: &x 1\nb: *x\n") == [("AS103", 1, 4), ("AS103", 2, 4)]
 
@@ -252,6 +278,7 @@ def test_billion_laughs_is_not_expanded() -> None:
 
 # --- AS104: duplicate keys ------------------------------------------------------------------------
 
+
 def test_duplicate_key() -> None:
     with pytest.raises(SpecErrors) as info:
         load_text("layers:\n  a: 1\n  a: 2\n", "dup.yaml")
@@ -266,6 +293,7 @@ def test_same_key_in_different_mappings_is_fine() -> None:
 
 
 # --- AS105 / AS106: numbers and booleans ---------------------------------------------------------
+
 
 @pytest.mark.parametrize("word", [".nan", ".NaN", ".inf", "-.inf", "+.INF", ".Inf"])
 def test_nan_and_inf(word: str) -> None:
@@ -290,6 +318,7 @@ def test_yaml11_booleans(word: str) -> None:
 
 
 # --- AS108: depth ---------------------------------------------------------------------------------
+
 
 def test_depth_limit_boundary() -> None:
     ok = "[" * MAX_DEPTH + "]" * MAX_DEPTH
@@ -318,6 +347,7 @@ def test_very_deep_nesting_is_rejected_quickly(text: str) -> None:
 
 
 # --- AS109: tags, keys, documents -----------------------------------------------------------------
+
 
 def test_python_tag_runs_nothing(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
@@ -350,16 +380,17 @@ def test_multiple_documents() -> None:
 
 # --- collecting errors ----------------------------------------------------------------------------
 
+
 def test_all_errors_in_one_pass() -> None:
     text = (
         "a: 1\n"
-        "a: 2\n"          # AS104
-        "b: yes\n"        # AS106
-        "c: .nan\n"       # AS105
-        "d: !!str x\n"    # AS109
+        "a: 2\n"  # AS104
+        "b: yes\n"  # AS106
+        "c: .nan\n"  # AS105
+        "d: !!str x\n"  # AS109
         "e: &anchor 3\n"  # AS103
-        "1: z\n"          # AS109
-        "f: [1, 2\n"      # AS102 (stops parsing)
+        "1: z\n"  # AS109
+        "f: [1, 2\n"  # AS102 (stops parsing)
     )
     with pytest.raises(SpecErrors) as info:
         load_text(text, "many.yaml")
@@ -373,7 +404,10 @@ def test_all_errors_in_one_pass() -> None:
         ("AS109", 7, 1),
         ("AS102", 9, 1),
     ]
-    assert str(info.value).splitlines()[0] == "many.yaml:2:1: AS104: duplicate key 'a' (first written at line 1); remove one"
+    assert (
+        str(info.value).splitlines()[0]
+        == "many.yaml:2:1: AS104: duplicate key 'a' (first written at line 1); remove one"
+    )
 
 
 def test_load_file_shows_the_path_as_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -38,9 +38,18 @@ _converted: dict[str, float] = {}  # the network's source text -> its measured e
 
 # One spec per structural kind runs by default (about 90 s on 2 cores); `--exhaustive` converts the whole
 # zoo (about 6 minutes more: the exporter takes 5 to 15 s per network).
-KINDS = {"seed_cnn_bn", "lenet5", "vgg11_lrn", "resnet18", "resnet50", "densenet121",
-         "efficientnet_b0", "vit_b_16", "mixer_b16",
-         "shufflenet_v2_x1_0"}  # chunk and channel shuffle: a 5-D reshape, Gather and Transpose
+KINDS = {
+    "seed_cnn_bn",
+    "lenet5",
+    "vgg11_lrn",
+    "resnet18",
+    "resnet50",
+    "densenet121",
+    "efficientnet_b0",
+    "vit_b_16",
+    "mixer_b16",
+    "shufflenet_v2_x1_0",
+}  # chunk and channel shuffle: a 5-D reshape, Gather and Transpose
 CASES = [pytest.param(p, id=p.stem, marks=() if p.stem in KINDS else pytest.mark.exhaustive) for p in ZOO]
 
 
@@ -54,8 +63,13 @@ def export_with_weights(compiled: Any, reference: torch.nn.Module, out: Path) ->
     return ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
 
 
-def max_error(session: ort.InferenceSession, reference: torch.nn.Module, shape: Any, batches: tuple[int, ...],
-              dtype: str = "float32") -> float:
+def max_error(
+    session: ort.InferenceSession,
+    reference: torch.nn.Module,
+    shape: Any,
+    batches: tuple[int, ...],
+    dtype: str = "float32",
+) -> float:
     """The largest relative error of the session against `reference` over random inputs of these batches
     (token ids where the spec's input `dtype` is int64)."""
     error = 0.0
@@ -96,8 +110,12 @@ def test_zoo_onnx_matches_torch_backend(path: Path, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_resnet18_cli_artifact_loads_without_archspec(tmp_path: Path) -> None:
     out = tmp_path / "resnet18.onnx"
-    result = subprocess.run([sys.executable, "-m", "archspec.cli", "build", str(spec("resnet18")), "--backend", "onnx",
-                             "-o", str(out)], capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "archspec.cli", "build", str(spec("resnet18")), "--backend", "onnx", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["resnet18.onnx"]
     x = torch.randn(2, 3, 160, 192, generator=torch.Generator().manual_seed(0))  # inside the spec's dynamic: range
@@ -111,8 +129,12 @@ def test_resnet18_cli_artifact_loads_without_archspec(tmp_path: Path) -> None:
         "assert dims == ['batch', 3, 'height', 'width'], dims\n"
         "torch.save(torch.from_numpy(s.run(None, {'input': torch.load(sys.argv[2]).numpy()})[0]), sys.argv[3])\n"
     )
-    run = subprocess.run([sys.executable, "-c", script, str(out), str(tmp_path / "x.pt"), str(tmp_path / "y.pt")],
-                         capture_output=True, text=True, cwd=tmp_path)
+    run = subprocess.run(
+        [sys.executable, "-c", script, str(out), str(tmp_path / "x.pt"), str(tmp_path / "y.pt")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stderr
     reference = archspec.build(spec("resnet18")).eval()
     with torch.no_grad():
@@ -126,7 +148,9 @@ def test_check_prints_the_per_layer_report(capsys) -> None:
 
     assert main(["check", str(spec("vit_b_16")), "--backend", "onnx"]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"^encoder\.layers\.0\.self_attention +self_attention +fallback +decomposed into MatMul", out, re.M)
+    assert re.search(
+        r"^encoder\.layers\.0\.self_attention +self_attention +fallback +decomposed into MatMul", out, re.M
+    )
     assert "conv_proj" in out and "native    Conv" in out
     assert out.rstrip().endswith("onnx: can compile this spec: 117 native, 24 fallback, 0 unsupported layer(s)")
 
@@ -134,14 +158,20 @@ def test_check_prints_the_per_layer_report(capsys) -> None:
 def test_unsupported_layer_is_a_located_error_and_writes_nothing(write_spec, tmp_path: Path, capsys) -> None:
     from archspec.cli import main
 
-    path = write_spec("archspec: 1\nname: t\ninput: [3, 8, 8]\nlayers:\n  - {name: conv, op: conv2d, out: 4, kernel: 1}\n"
-                      "  - {name: pool, op: adaptive_maxpool2d, size: 3}\n  - {op: flatten}\n")
+    path = write_spec(
+        "archspec: 1\nname: t\ninput: [3, 8, 8]\nlayers:\n  - {name: conv, op: conv2d, out: 4, kernel: 1}\n"
+        "  - {name: pool, op: adaptive_maxpool2d, size: 3}\n  - {op: flatten}\n"
+    )
     out = tmp_path / "out" / "t.onnx"
     assert main(["check", str(path), "--backend", "onnx"]) == 1
-    assert re.search(r"^pool +adaptive_maxpool2d +unsupported +adaptive max pooling from 8x8 to 3x3", capsys.readouterr().out, re.M)
+    assert re.search(
+        r"^pool +adaptive_maxpool2d +unsupported +adaptive max pooling from 8x8 to 3x3", capsys.readouterr().out, re.M
+    )
     assert main(["build", str(path), "--backend", "onnx", "-o", str(out)]) == 1
     err = capsys.readouterr().err
-    assert f"{path}:6:" in err and "AS803: layer 'pool' (op adaptive_maxpool2d): the onnx backend cannot compile it" in err
+    assert (
+        f"{path}:6:" in err and "AS803: layer 'pool' (op adaptive_maxpool2d): the onnx backend cannot compile it" in err
+    )
     assert not out.parent.exists() or not any(out.parent.iterdir())
 
 
@@ -149,13 +179,15 @@ def test_missing_toolchain_is_named() -> None:
     with pytest.raises(ArchspecError) as info:
         require(["onnx", "no_such_package_for_archspec"], "onnx", "onnx")
     assert info.value.code == "AS810" and "no_such_package_for_archspec" in info.value.message
-    assert "pip install \"archspec[onnx]\"" in info.value.message
+    assert 'pip install "archspec[onnx]"' in info.value.message
 
 
 def test_unknown_setting_is_refused(capsys) -> None:
     from archspec.cli import main
 
-    assert main(["build", str(spec("seed_cnn")), "--backend", "onnx", "--option", "opset=20", "-o", "/nonexistent/x"]) == 1
+    assert (
+        main(["build", str(spec("seed_cnn")), "--backend", "onnx", "--option", "opset=20", "-o", "/nonexistent/x"]) == 1
+    )
     assert "AS809" in capsys.readouterr().err
 
 

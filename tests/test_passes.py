@@ -11,7 +11,7 @@ from archspec.backends.torch.modules import DropPath
 from archspec.ir import Graph, GraphError, Node
 from archspec.passes import run_passes
 from archspec.passes.counts import count
-from archspec.passes.inference import DropTrainingOnly, TRAINING_ONLY, batchnorm_folds, optimize
+from archspec.passes.inference import TRAINING_ONLY, DropTrainingOnly, batchnorm_folds, optimize
 from archspec.passes.shapes import InferShapes
 from archspec.registry import default_registry
 from reference import TOLERANCE, perturb_batchnorm, relative_error, save_state_dict
@@ -75,7 +75,9 @@ def test_optimized_build_computes_the_same_function(name, tmp_path):
         error = relative_error(fast(x), plain(x))
     print(f"optimize {name}: relative error {error:.3g}")
     assert error <= TOLERANCE
-    assert sum(p.numel() for p in fast.parameters()) == archspec.summary(spec, resolution=resolution, optimize=True).params
+    assert (
+        sum(p.numel() for p in fast.parameters()) == archspec.summary(spec, resolution=resolution, optimize=True).params
+    )
 
 
 def test_optimized_build_from_reference_checkpoint_matches_torchvision(tmp_path):

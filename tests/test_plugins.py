@@ -24,7 +24,6 @@ import pytest
 import torch
 from torch import nn
 
-from archspec.errors import ArchspecError
 from archspec.registry import GROUP, build_registry
 from reference import perturb_batchnorm, relative_error
 
@@ -39,8 +38,9 @@ def run(args: Sequence[str], path: Sequence[Path] = (), cwd: Path = ROOT) -> sub
     """`python <args>` in a fresh interpreter with `path` prepended to PYTHONPATH."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([*map(str, path), *filter(None, [env.get("PYTHONPATH")])])
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=SUBPROCESS_TIMEOUT)
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT
+    )
 
 
 def archspec(*args: str, path: Sequence[Path] = ()) -> subprocess.CompletedProcess[str]:
@@ -48,8 +48,7 @@ def archspec(*args: str, path: Sequence[Path] = ()) -> subprocess.CompletedProce
     return run(["-m", "archspec.cli", *args], path)
 
 
-def make_dist(root: Path, name: str, version: str, entry_points: Mapping[str, str],
-              modules: Mapping[str, str]) -> Path:
+def make_dist(root: Path, name: str, version: str, entry_points: Mapping[str, str], modules: Mapping[str, str]) -> Path:
     """Lay out an installed distribution in `root` the way pip does: modules plus a dist-info folder
     with METADATA and entry_points.txt, which is all `importlib.metadata` reads."""
     root.mkdir(parents=True, exist_ok=True)
@@ -74,11 +73,26 @@ def installed_plugin(tmp_path_factory: pytest.TempPathFactory, source: Path, dis
 
     pip builds from a copy so that setuptools' build/ and *.egg-info never land in the source tree."""
     tmp = tmp_path_factory.mktemp("plugin")
-    src = shutil.copytree(source, tmp / "src",
-                          ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", "dist"))
+    src = shutil.copytree(
+        source, tmp / "src", ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", "dist")
+    )
     site = tmp / "site"
-    result = run(["-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "--no-cache-dir",
-                  "--disable-pip-version-check", "--quiet", "--target", str(site), str(src)])
+    result = run(
+        [
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            "--quiet",
+            "--target",
+            str(site),
+            str(src),
+        ]
+    )
     assert result.returncode == 0, f"pip install failed:\n{result.stdout}\n{result.stderr}"
     assert (site / dist_info / "entry_points.txt").is_file()
     return site
@@ -181,8 +195,14 @@ class Stage(nn.Module):
 
 
 class ShuffleNetTiny(nn.Module):
-    def __init__(self, num_classes: int = 10, groups: int = 3, stem: int = 24,
-                 widths: Sequence[int] = (48, 96), depths: Sequence[int] = (2, 2)):
+    def __init__(
+        self,
+        num_classes: int = 10,
+        groups: int = 3,
+        stem: int = 24,
+        widths: Sequence[int] = (48, 96),
+        depths: Sequence[int] = (2, 2),
+    ):
         super().__init__()
         self.conv1 = nn.Conv2d(3, stem, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(stem)
@@ -273,11 +293,19 @@ print("same")
 
 # -- broken plugins ---------------------------------------------------------------------------------
 BROKEN = {
-    "import_error": ("broken_plugin:PLUGIN", "raise ImportError('broken on purpose')\n", "ImportError: broken on purpose"),
+    "import_error": (
+        "broken_plugin:PLUGIN",
+        "raise ImportError('broken on purpose')\n",
+        "ImportError: broken on purpose",
+    ),
     "not_a_plugin": ("broken_plugin:PLUGIN", "PLUGIN = {'ops': []}\n", "TypeError: broken_plugin:PLUGIN is a dict"),
     "missing_attribute": ("broken_plugin:NOPE", "PLUGIN = None\n", "AttributeError"),
     # Not Exceptions: a plugin must not be able to stop archspec by raising these at import either.
-    "keyboard_interrupt": ("broken_plugin:PLUGIN", "raise KeyboardInterrupt('at import')\n", "KeyboardInterrupt: at import"),
+    "keyboard_interrupt": (
+        "broken_plugin:PLUGIN",
+        "raise KeyboardInterrupt('at import')\n",
+        "KeyboardInterrupt: at import",
+    ),
     "system_exit": ("broken_plugin:PLUGIN", "raise SystemExit(3)\n", "SystemExit: 3"),
     "base_exception": ("broken_plugin:PLUGIN", "raise BaseException('base')\n", "BaseException: base"),
 }
@@ -296,8 +324,13 @@ def test_broken_plugin_is_reported_and_skipped(kind: str, tmp_path: Path) -> Non
 
 
 def test_broken_plugin_does_not_hide_a_working_one(installed: Path, tmp_path: Path) -> None:
-    site = make_dist(tmp_path / "site", "broken-plugin", "0.0.1", {"broken": "broken_plugin:PLUGIN"},
-                     {"broken_plugin": "raise ImportError('broken on purpose')\n"})
+    site = make_dist(
+        tmp_path / "site",
+        "broken-plugin",
+        "0.0.1",
+        {"broken": "broken_plugin:PLUGIN"},
+        {"broken_plugin": "raise ImportError('broken on purpose')\n"},
+    )
     result = archspec("validate", str(EXAMPLE_SPEC), path=[site, installed])
     assert result.returncode == 0, result.stderr
     assert "AS801: plugin broken-plugin 0.0.1" in result.stderr
@@ -339,8 +372,10 @@ def test_duplicate_op_names_both_providers(tmp_path: Path, monkeypatch: pytest.M
 
 def test_duplicate_op_from_an_installed_package_fails_only_its_users(tmp_path: Path) -> None:
     site = make_dist(tmp_path / "site", "dup-relu", "0.0.1", {"relu": "dup_relu:PLUGIN"}, {"dup_relu": DUP_MODULE})
-    clash = ("op 'relu' is provided twice: by archspec 0.1.0 (entry point 'builtin') "
-             "and by dup-relu 0.0.1 (entry point 'relu')")
+    clash = (
+        "op 'relu' is provided twice: by archspec 0.1.0 (entry point 'builtin') "
+        "and by dup-relu 0.0.1 (entry point 'relu')"
+    )
     result = archspec("validate", "specs/seed_cnn.yaml", path=[site])
     assert result.returncode == 1
     # Located at each layer that uses the op, as an error; announced once as a warning.

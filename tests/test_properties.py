@@ -60,8 +60,13 @@ def activation_shapes(module: torch.fx.GraphModule, graph, x: torch.Tensor) -> d
     from archspec.backends.torch.sequence import check_input  # the forward's first call: the input's dtype check
 
     ShapeProp(module).propagate(x)
-    calls = iter([n for n in module.graph.nodes if n.op in ("call_module", "call_function", "call_method")
-                  and n.target is not check_input])
+    calls = iter(
+        [
+            n
+            for n in module.graph.nodes
+            if n.op in ("call_module", "call_function", "call_method") and n.target is not check_input
+        ]
+    )
     found: dict[str, tuple[int, ...]] = {}
     for node in graph.ops:
         if node.op == "identity":
@@ -150,8 +155,14 @@ def test_window_ops_match_torch(case: tuple[str, SpecFacts], spec_dir: Path) -> 
 def test_residual_example_matches_torch() -> None:
     """One fixed spec through the same checks (the tiny residual network the codegen tests use)."""
     compiled = archspec.compile_spec(ROOT / "tests/specs/residual.yaml")
-    facts = SpecFacts(compiled.costs.input, compiled.costs.output, compiled.costs.params, compiled.costs.macs,
-                      {n.name: n.shape for n in compiled.graph.ops}, {n.name: n.op for n in compiled.graph.ops})
+    facts = SpecFacts(
+        compiled.costs.input,
+        compiled.costs.output,
+        compiled.costs.params,
+        compiled.costs.macs,
+        {n.name: n.shape for n in compiled.graph.ops},
+        {n.name: n.op for n in compiled.graph.ops},
+    )
     check_against_torch(ROOT / "tests/specs/residual.yaml", facts)
 
 
@@ -175,7 +186,8 @@ def check_rejected(path: Path, case: InvalidSpec) -> list:
     assert hits, f"{case.mutation}: expected one of {sorted(case.codes)}, got:\n{shown}\n--- spec ---\n{case.text}"
     if case.line is not None:
         assert any(e.location.line == case.line for e in hits), (
-            f"{case.mutation}: expected an error on line {case.line}, got:\n{shown}\n--- spec ---\n{case.text}")
+            f"{case.mutation}: expected an error on line {case.line}, got:\n{shown}\n--- spec ---\n{case.text}"
+        )
     return errors
 
 
@@ -211,7 +223,9 @@ def test_cli_validate_prints_one_line_per_error(case: InvalidSpec, spec_dir: Pat
     for line in lines[:-1]:
         match = ERROR_LINE.match(line)
         assert match, f"not file:line:col: CODE: message: {line!r}"
-        assert match["file"] == str(path) and match["code"] in CODES and int(match["line"]) >= 1 and int(match["col"]) >= 1
+        assert (
+            match["file"] == str(path) and match["code"] in CODES and int(match["line"]) >= 1 and int(match["col"]) >= 1
+        )
     assert any(ERROR_LINE.match(line)["code"] in case.codes for line in lines[:-1]), err  # type: ignore[index]
 
 
@@ -222,7 +236,9 @@ def test_cli_validate_accepts_valid_specs(case: tuple[str, SpecFacts], spec_dir:
     path = write(spec_dir, text)
     code, out, err = run_cli("validate", str(path))
     assert (code, err) == (0, "")
-    assert out.startswith(f"ok: {path}: ") and f"{facts.params:,} params" in out and f"output {list(facts.output)}" in out
+    assert (
+        out.startswith(f"ok: {path}: ") and f"{facts.params:,} params" in out and f"output {list(facts.output)}" in out
+    )
 
 
 # -- bugs the properties found, minimal reproductions ---------------------------------------------------------
@@ -264,8 +280,10 @@ def test_found_lax_values_are_rejected(name: str, write_spec) -> None:
 
 
 def test_found_layer_named_self(write_spec) -> None:
-    path = write_spec("archspec: 1\nname: t\ninput: [3, 4, 5]\nlayers:\n"
-                      "  - {name: self, op: relu}\n  - {name: fc, op: linear, out: 3}\n")
+    path = write_spec(
+        "archspec: 1\nname: t\ninput: [3, 4, 5]\nlayers:\n"
+        "  - {name: self, op: relu}\n  - {name: fc, op: linear, out: 3}\n"
+    )
     try:
         module = archspec.build(path)
     except SpecErrors:
@@ -275,8 +293,10 @@ def test_found_layer_named_self(write_spec) -> None:
 
 def test_found_broadcast_of_different_ranks_is_rejected(write_spec) -> None:
     """torch broadcasts the batched tensors, so a shorter sample would meet the batch axis."""
-    path = write_spec("archspec: 1\nname: t\ninput: [3, 4, 5]\nlayers:\n"
-                      "  - {name: m, op: mean, axes: [0, 1]}\n  - {name: s, op: add, from: [input, m]}\n")
+    path = write_spec(
+        "archspec: 1\nname: t\ninput: [3, 4, 5]\nlayers:\n"
+        "  - {name: m, op: mean, axes: [0, 1]}\n  - {name: s, op: add, from: [input, m]}\n"
+    )
     with pytest.raises(SpecErrors) as info:
         archspec.compile_spec(path)
     assert [e.code for e in info.value.errors] == ["AS501"] and "same rank" in info.value.errors[0].message
@@ -284,7 +304,9 @@ def test_found_broadcast_of_different_ranks_is_rejected(write_spec) -> None:
 
 # -- the core never imports torch -------------------------------------------------------------------
 def test_compile_does_not_import_torch() -> None:
-    code = ("import archspec, sys; c = archspec.compile_spec('specs/seed_cnn.yaml'); "
-            "assert c.costs.params == 66706; assert 'torch' not in sys.modules, 'torch was imported'; "
-            "import archspec.testing.strategies; assert 'torch' not in sys.modules, 'the strategies import torch'")
+    code = (
+        "import archspec, sys; c = archspec.compile_spec('specs/seed_cnn.yaml'); "
+        "assert c.costs.params == 66706; assert 'torch' not in sys.modules, 'torch was imported'; "
+        "import archspec.testing.strategies; assert 'torch' not in sys.modules, 'the strategies import torch'"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)

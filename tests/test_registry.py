@@ -11,7 +11,7 @@ import pytest
 import archspec
 from archspec.errors import ArchspecError
 from archspec.ops.base import Plugin
-from archspec.registry import default_registry, Registry
+from archspec.registry import Registry, default_registry
 
 SEED = Path(__file__).resolve().parents[1] / "specs/seed_cnn.yaml"
 
@@ -45,4 +45,6 @@ def test_a_broken_lowering_table_is_skipped_and_reported():
     registry = registry_with(Plugin(lowerings={"torch": "no_such_module_anywhere:LOWERINGS"}))
     module = archspec.build(SEED, registry=registry)
     assert sum(p.numel() for p in module.parameters()) == 66706
-    assert len(registry.problems) == 1 and registry.problems[0].startswith("AS801: torch lowerings of plugin extra-plugin 1.0")
+    assert len(registry.problems) == 1 and registry.problems[0].startswith(
+        "AS801: torch lowerings of plugin extra-plugin 1.0"
+    )

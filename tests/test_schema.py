@@ -36,24 +36,37 @@ def test_every_spec_in_the_repository_meets_the_schema(validator):
     assert {name: e for name, e in failing.items() if e} == {}
 
 
-SMALL = {"archspec": 1, "name": "n", "input": [3, 8, 8],
-         "blocks": {"unit": {"params": {"width": 4, "act": {"type": "bool", "default": True}},
-                             "layers": [{"op": "conv2d", "out": "$width", "kernel": ["$k", 1]}]}},
-         "layers": [{"op": "unit", "width": 8, "anything": "goes for a block"},
-                    {"op": "conv2d", "out": 4, "kernel": 3, "padding": "same", "from": "input", "repeat": 2},
-                    {"op": "relu", "if": "$act"}]}
+SMALL = {
+    "archspec": 1,
+    "name": "n",
+    "input": [3, 8, 8],
+    "blocks": {
+        "unit": {
+            "params": {"width": 4, "act": {"type": "bool", "default": True}},
+            "layers": [{"op": "conv2d", "out": "$width", "kernel": ["$k", 1]}],
+        }
+    },
+    "layers": [
+        {"op": "unit", "width": 8, "anything": "goes for a block"},
+        {"op": "conv2d", "out": 4, "kernel": 3, "padding": "same", "from": "input", "repeat": 2},
+        {"op": "relu", "if": "$act"},
+    ],
+}
 
 
-@pytest.mark.parametrize("where, change", [
-    ("layers", {"op": "conv2d", "out": 4, "kernal": 3}),            # a misspelt argument (and kernel missing)
-    ("layers", {"op": "conv2d", "out": 4, "kernel": 3, "stide": 2}),  # an unknown argument
-    ("layers", {"op": "conv2d", "out": 4}),                          # a required argument missing
-    ("layers", {"op": "conv2d", "out": "four", "kernel": 3}),        # a string that is no expression
-    ("layers", {"op": "conv2d", "out": 4, "kernel": [3, 3, 3]}),     # a pair of three
-    ("layers", {"op": "relu", "inplace": True}),                     # relu takes no arguments
-    ("layers", {"name": "x"}),                                       # no op
-    ("top", {"layerz": []}),                                         # an unknown top-level key
-])
+@pytest.mark.parametrize(
+    "where, change",
+    [
+        ("layers", {"op": "conv2d", "out": 4, "kernal": 3}),  # a misspelt argument (and kernel missing)
+        ("layers", {"op": "conv2d", "out": 4, "kernel": 3, "stide": 2}),  # an unknown argument
+        ("layers", {"op": "conv2d", "out": 4}),  # a required argument missing
+        ("layers", {"op": "conv2d", "out": "four", "kernel": 3}),  # a string that is no expression
+        ("layers", {"op": "conv2d", "out": 4, "kernel": [3, 3, 3]}),  # a pair of three
+        ("layers", {"op": "relu", "inplace": True}),  # relu takes no arguments
+        ("layers", {"name": "x"}),  # no op
+        ("top", {"layerz": []}),  # an unknown top-level key
+    ],
+)
 def test_broken_specs_fail_it(validator, where, change):
     assert errors(validator, SMALL) == []
     data = json.loads(json.dumps(SMALL))
@@ -69,7 +82,9 @@ def test_editors_get_op_names_and_each_ops_arguments():
     layer = schema["$defs"]["Layer"]
     assert {"enum": REGISTRY.op_names()} in layer["properties"]["op"]["anyOf"]
     conv = next(rule["then"] for rule in layer["allOf"] if rule["if"]["properties"]["op"]["const"] == "conv2d")
-    assert {"out", "kernel", "stride", "padding", "groups", "bias", "from", "repeat", "if", "name"} <= set(conv["properties"])
+    assert {"out", "kernel", "stride", "padding", "groups", "bias", "from", "repeat", "if", "name"} <= set(
+        conv["properties"]
+    )
     assert conv["additionalProperties"] is False and set(conv["required"]) == {"out", "kernel"}
     assert conv["properties"]["out"]["description"] == "output channels"
 
@@ -77,10 +92,21 @@ def test_editors_get_op_names_and_each_ops_arguments():
 def test_editors_get_the_window_attention_ops():
     layer = json_schema(REGISTRY)["$defs"]["Layer"]
     rules = {rule["if"]["properties"]["op"]["const"]: rule["then"] for rule in layer["allOf"]}
-    expected = {"attention": {"scale", "dropout"}, "matmul": set(), "roll": {"shifts", "axes"},
-                "slice": {"axis", "start", "stop", "step"}, "gather": {"axis", "index"}, "parameter": {"shape", "init"},
-                "constant": {"shape", "values"}, "clamp": {"min", "max"}, "scale": {"factor"}, "normalize": {"axis", "eps"},
-                "sub": set(), "abs": set(), "exp": set()}
+    expected = {
+        "attention": {"scale", "dropout"},
+        "matmul": set(),
+        "roll": {"shifts", "axes"},
+        "slice": {"axis", "start", "stop", "step"},
+        "gather": {"axis", "index"},
+        "parameter": {"shape", "init"},
+        "constant": {"shape", "values"},
+        "clamp": {"min", "max"},
+        "scale": {"factor"},
+        "normalize": {"axis", "eps"},
+        "sub": set(),
+        "abs": set(),
+        "exp": set(),
+    }
     for op, args in expected.items():
         assert args | {"from", "name"} <= set(rules[op]["properties"]), op
         assert rules[op]["additionalProperties"] is False
@@ -134,5 +160,8 @@ def test_yaml_language_server_completes_ops_and_arguments_and_flags_unknown_keys
         flagged = {(d["range"]["start"]["line"], d["message"]) for d in server.diagnostics.get(uri, [])}
     finally:
         server.close()
-    assert flagged >= {(5, "Property stide is not allowed."), (6, "Property inplace is not allowed."),
-                       (8, "Property outputt is not allowed.")}
+    assert flagged >= {
+        (5, "Property stide is not allowed."),
+        (6, "Property inplace is not allowed."),
+        (8, "Property outputt is not allowed."),
+    }

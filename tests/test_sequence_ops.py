@@ -38,8 +38,9 @@ def load_source(spec: Path, tmp_path: Path, **overrides) -> nn.Module:
     module = importlib.util.module_from_spec(module_spec)  # type: ignore[arg-type]
     sys.modules[name] = module
     module_spec.loader.exec_module(module)  # type: ignore[union-attr]
-    classes = [v for v in vars(module).values() if isinstance(v, type) and issubclass(v, nn.Module)
-               and v.__module__ == name]
+    classes = [
+        v for v in vars(module).values() if isinstance(v, type) and issubclass(v, nn.Module) and v.__module__ == name
+    ]
     return classes[-1]()
 
 
@@ -96,22 +97,27 @@ def test_schema_knows_the_input_form():
 
 
 def test_int_input_into_float_op_is_located(write_spec):
-    spec = write_spec("archspec: 1\nname: bad\ninput: {shape: [8], dtype: int64}\nlayers:\n"
-                      "  - {name: fc, op: linear, out: 4}\n")
+    spec = write_spec(
+        "archspec: 1\nname: bad\ninput: {shape: [8], dtype: int64}\nlayers:\n  - {name: fc, op: linear, out: 4}\n"
+    )
     assert codes(spec) == ["AS504@5"]
-    spec = write_spec("archspec: 1\nname: bad\ninput: {shape: [8], dtype: int64}\nlayers:\n"
-                      "  - {name: shaped, op: reshape, shape: [2, 4]}\n"   # shape-only ops pass ids on
-                      "  - {name: back, op: flatten}\n"
-                      "  - {name: act, op: relu}\n")
+    spec = write_spec(
+        "archspec: 1\nname: bad\ninput: {shape: [8], dtype: int64}\nlayers:\n"
+        "  - {name: shaped, op: reshape, shape: [2, 4]}\n"  # shape-only ops pass ids on
+        "  - {name: back, op: flatten}\n"
+        "  - {name: act, op: relu}\n"
+    )
     assert codes(spec) == ["AS504@7"]
     spec = write_spec("archspec: 1\nname: bad\ninput: [8]\nlayers:\n  - {op: embedding, num: 4, dim: 2}\n")
     assert codes(spec) == ["AS504@5"]  # an embedding needs ids
 
 
 def test_shape_only_ops_carry_ids_to_the_embedding(write_spec, tmp_path):
-    spec = write_spec("archspec: 1\nname: moved\ninput: {shape: [8], dtype: int64}\nlayers:\n"
-                      "  - {op: slice, axis: 0, start: 2}\n  - {op: reshape, shape: [2, 3]}\n"
-                      "  - {name: wte, op: embedding, num: 10, dim: 4}\n")
+    spec = write_spec(
+        "archspec: 1\nname: moved\ninput: {shape: [8], dtype: int64}\nlayers:\n"
+        "  - {op: slice, axis: 0, start: 2}\n  - {op: reshape, shape: [2, 3]}\n"
+        "  - {name: wte, op: embedding, num: 10, dim: 4}\n"
+    )
     out = same_in_both(spec, tmp_path, torch.randint(0, 10, (3, 8)))
     assert out.shape == (3, 2, 3, 4)
 
@@ -130,15 +136,19 @@ def test_wrong_dtype_at_call_time_is_a_clear_error(write_spec, tmp_path):
 
 # -- embedding, norms ---------------------------------------------------------------------------------------
 def test_embedding_matches_nn_embedding_with_padding(write_spec, tmp_path):
-    spec = write_spec("archspec: 1\nname: e\ninput: {shape: [6], dtype: int64}\nlayers:\n"
-                      "  - {name: wte, op: embedding, num: 9, dim: 5, padding_idx: 0}\n")
+    spec = write_spec(
+        "archspec: 1\nname: e\ninput: {shape: [6], dtype: int64}\nlayers:\n"
+        "  - {name: wte, op: embedding, num: 9, dim: 5, padding_idx: 0}\n"
+    )
     model = archspec.build(spec)
     assert isinstance(model.wte, nn.Embedding) and model.wte.padding_idx == 0
     assert torch.equal(model.wte.weight[0], torch.zeros(5))
     x = torch.tensor([[0, 1, 2, 8, 8, 0]])
     assert torch.equal(same_in_both(spec, tmp_path, x), model.wte.weight[x].detach())
-    bad = write_spec("archspec: 1\nname: e\ninput: {shape: [6], dtype: int64}\nlayers:\n"
-                     "  - {op: embedding, num: 9, dim: 5, padding_idx: 9}\n")
+    bad = write_spec(
+        "archspec: 1\nname: e\ninput: {shape: [6], dtype: int64}\nlayers:\n"
+        "  - {op: embedding, num: 9, dim: 5, padding_idx: 9}\n"
+    )
     assert codes(bad) == ["AS403@5"]
 
 
@@ -159,9 +169,11 @@ def test_rmsnorm_is_hugging_face_llama_rms_norm(width, eps, rows):
 
 
 def test_norm_counts_and_outputs(write_spec, tmp_path):
-    spec = write_spec("archspec: 1\nname: norms\ninput: [8, 5, 5]\nlayers:\n"
-                      "  - {name: gn, op: groupnorm, groups: 4, eps: 1.0e-6}\n"
-                      "  - {name: flat, op: flatten}\n  - {name: rms, op: rmsnorm, affine: false}\n")
+    spec = write_spec(
+        "archspec: 1\nname: norms\ninput: [8, 5, 5]\nlayers:\n"
+        "  - {name: gn, op: groupnorm, groups: 4, eps: 1.0e-6}\n"
+        "  - {name: flat, op: flatten}\n  - {name: rms, op: rmsnorm, affine: false}\n"
+    )
     costs = compile_spec(spec).costs
     assert [layer.params for layer in costs.layers] == [16, 0, 0] and costs.macs == 0
     x = torch.randn(2, 8, 5, 5)
@@ -174,8 +186,9 @@ def test_norm_counts_and_outputs(write_spec, tmp_path):
 
 # -- rotary position embedding -----------------------------------------------------------------------------
 @settings(max_examples=12, deadline=None)
-@given(half=st.integers(1, 16), theta=st.sampled_from([10000.0, 500000.0]), tokens=st.integers(1, 40),
-       scaled=st.booleans())
+@given(
+    half=st.integers(1, 16), theta=st.sampled_from([10000.0, 500000.0]), tokens=st.integers(1, 40), scaled=st.booleans()
+)
 def test_rope_is_hugging_face_apply_rotary_pos_emb(half, theta, tokens, scaled):
     """Bit for bit transformers' LlamaRotaryEmbedding (Llama 3 scaling or none) and apply_rotary_pos_emb."""
     transformers = pytest.importorskip("transformers")
@@ -183,10 +196,24 @@ def test_rope_is_hugging_face_apply_rotary_pos_emb(half, theta, tokens, scaled):
     from archspec.backends.torch.sequence import Rotary
 
     dim, heads = 2 * half, 2
-    scaling = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-               "original_max_position_embeddings": 16} if scaled else None
-    config = transformers.LlamaConfig(hidden_size=dim * heads, num_attention_heads=heads, rope_theta=theta,
-                                      rope_scaling=scaling, max_position_embeddings=64)
+    scaling = (
+        {
+            "rope_type": "llama3",
+            "factor": 8.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 16,
+        }
+        if scaled
+        else None
+    )
+    config = transformers.LlamaConfig(
+        hidden_size=dim * heads,
+        num_attention_heads=heads,
+        rope_theta=theta,
+        rope_scaling=scaling,
+        max_position_embeddings=64,
+    )
     reference = llama.LlamaRotaryEmbedding(config)
     ours = Rotary(dim, theta, *((8.0, 1.0, 4.0, 16) if scaled else ()))
     q = torch.randn(2, heads, tokens, dim)
@@ -198,7 +225,9 @@ def test_rope_is_hugging_face_apply_rotary_pos_emb(half, theta, tokens, scaled):
 def test_rope_arguments_and_shapes(write_spec):
     bad = write_spec("archspec: 1\nname: r\ninput: [4, 7]\nlayers:\n  - {op: rope}\n")
     assert codes(bad) == ["AS501@5"]  # odd width
-    bad = write_spec("archspec: 1\nname: r\ninput: [4, 8]\nlayers:\n  - {op: rope, factor: 8.0, low_freq_factor: 4.0}\n")
+    bad = write_spec(
+        "archspec: 1\nname: r\ninput: [4, 8]\nlayers:\n  - {op: rope, factor: 8.0, low_freq_factor: 4.0}\n"
+    )
     assert codes(bad) == ["AS403@5"]  # high_freq_factor must be above low_freq_factor
     assert compile_spec(write_spec("archspec: 1\nname: r\ninput: [3, 4, 8]\nlayers:\n  - {op: rope}\n")).costs.macs == 0
 
@@ -221,8 +250,9 @@ def test_grouped_query_causal_attention_is_sdpa(write_spec, tmp_path):
     assert costs.output == (4, 6, 8) and costs.macs == 2 * 4 * 6 * 6 * 8  # scores and values, every query head
     x = torch.randn(2, 4, 6, 8)
     kv = x[:, :2]
-    expected = torch.nn.functional.scaled_dot_product_attention(x, kv.repeat_interleave(2, 1), kv.repeat_interleave(2, 1),
-                                                                is_causal=True)
+    expected = torch.nn.functional.scaled_dot_product_attention(
+        x, kv.repeat_interleave(2, 1), kv.repeat_interleave(2, 1), is_causal=True
+    )
     torch.testing.assert_close(same_in_both(spec, tmp_path, x), expected)
     transformers = pytest.importorskip("transformers")
     repeated = transformers.models.llama.modeling_llama.repeat_kv(kv, 2)
@@ -230,16 +260,21 @@ def test_grouped_query_causal_attention_is_sdpa(write_spec, tmp_path):
 
 
 def test_causal_needs_square_scores_and_groups_must_divide(write_spec):
-    spec = write_spec(GQA.replace("{name: kv, op: slice, axis: 0, stop: 1, from: input}",
-                                  "{name: kv, op: slice, axis: 1, stop: 4, from: input}"))
+    spec = write_spec(
+        GQA.replace(
+            "{name: kv, op: slice, axis: 0, stop: 1, from: input}",
+            "{name: kv, op: slice, axis: 1, stop: 4, from: input}",
+        )
+    )
     assert codes(spec) == ["AS501@8"]  # 6 queries, 4 keys
     spec = write_spec(GQA.replace("stop: 1", "stop: 2"))  # 3 query heads, 2 kv heads
     assert codes(spec) == ["AS501@8"]
 
 
 def test_causal_self_attention_ignores_later_tokens(write_spec, tmp_path):
-    spec = write_spec("archspec: 1\nname: c\ninput: [5, 8]\nlayers:\n"
-                      "  - {name: attn, op: self_attention, heads: 2, causal: true}\n")
+    spec = write_spec(
+        "archspec: 1\nname: c\ninput: [5, 8]\nlayers:\n  - {name: attn, op: self_attention, heads: 2, causal: true}\n"
+    )
     x = torch.randn(1, 5, 8)
     changed = x.clone()
     changed[:, -1] += 1.0
@@ -253,10 +288,12 @@ def test_causal_self_attention_ignores_later_tokens(write_spec, tmp_path):
 
 
 def test_masks_may_hold_minus_infinity(write_spec, tmp_path):
-    spec = write_spec("archspec: 1\nname: m\nparams: {T: 4}\ninput: [1, $T, 8]\nlayers:\n"
-                      "  - {name: mask, op: constant, shape: [1, $T, $T], from: input,\n"
-                      "     values: \"${[[[0.0 if j <= i else '-inf' for j in range(T)] for i in range(T)]]}\"}\n"
-                      "  - {name: attend, op: attention, from: [input, input, input, mask]}\n")
+    spec = write_spec(
+        "archspec: 1\nname: m\nparams: {T: 4}\ninput: [1, $T, 8]\nlayers:\n"
+        "  - {name: mask, op: constant, shape: [1, $T, $T], from: input,\n"
+        "     values: \"${[[[0.0 if j <= i else '-inf' for j in range(T)] for i in range(T)]]}\"}\n"
+        "  - {name: attend, op: attention, from: [input, input, input, mask]}\n"
+    )
     x = torch.randn(2, 1, 4, 8)
     expected = torch.nn.functional.scaled_dot_product_attention(x, x, x, is_causal=True)
     torch.testing.assert_close(same_in_both(spec, tmp_path, x), expected)
@@ -264,8 +301,9 @@ def test_masks_may_hold_minus_infinity(write_spec, tmp_path):
 
 # -- weight tying -------------------------------------------------------------------------------------------
 def test_tied_head_is_one_tensor_counted_once(write_spec, tmp_path):
-    spec = write_spec(TOKENS.replace("{name: head, op: linear, out: $vocab}",
-                                     "{name: head, op: linear, out: $vocab, tie: wte}"))
+    spec = write_spec(
+        TOKENS.replace("{name: head, op: linear, out: $vocab}", "{name: head, op: linear, out: $vocab, tie: wte}")
+    )
     costs = compile_spec(spec).costs
     assert costs.params == 40 * 16 + 2 * 16 + 40 and costs.layers[-1].macs == 12 * 16 * 40
     model = archspec.build(spec)
@@ -282,8 +320,11 @@ def test_tied_head_is_one_tensor_counted_once(write_spec, tmp_path):
 
 def test_tie_errors_are_located(write_spec):
     for tie, line in (("nowhere", 9), ("ln", 9), ("wte.bias", 9)):
-        spec = write_spec(TOKENS.replace("{name: head, op: linear, out: $vocab}",
-                                         f"{{name: head, op: linear, out: $vocab, tie: {tie}}}"))
+        spec = write_spec(
+            TOKENS.replace(
+                "{name: head, op: linear, out: $vocab}", f"{{name: head, op: linear, out: $vocab, tie: {tie}}}"
+            )
+        )
         assert codes(spec) == [f"AS443@{line}"], tie  # unknown layer, wrong shape (ln.weight is [16]), no such tensor
 
 

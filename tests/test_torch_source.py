@@ -18,8 +18,8 @@ import pytest
 import torch
 
 import archspec
-from archspec.backends.torch_source.render import RESERVED, Namespace, class_name, literal
 from archspec.backends import BuildOptions
+from archspec.backends.torch_source.render import RESERVED, Namespace, class_name, literal
 from archspec.limits import Limits
 from archspec.registry import default_registry
 from backend_cases import ZOO, sample, shallow, spec
@@ -30,7 +30,8 @@ CASES = {
     "tiny_residual": ROOT / "tests/specs/residual.yaml",
     "seed_cnn_bn": ROOT / "specs/seed_cnn_bn.yaml",
     "vit_tiny": ROOT / "specs/vit_b_16.yaml",
-    "upsampling_ops": ROOT / "tests/specs/upsampling_ops.yaml",  # interpolate (to another input's size), conv_transpose2d
+    "upsampling_ops": ROOT
+    / "tests/specs/upsampling_ops.yaml",  # interpolate (to another input's size), conv_transpose2d
 }
 CASE_OVERRIDES = {"vit_tiny": {"resolution": 32, "num_layers": 1, "hidden_dim": 24, "num_heads": 2, "mlp_dim": 48}}
 
@@ -55,8 +56,12 @@ def test_source_matches_golden(name: str) -> None:
 
 def test_source_is_identical_in_a_fresh_process() -> None:
     code = "import archspec, sys; sys.stdout.write(archspec.build(sys.argv[1], backend='torch-source').text)"
-    runs = {subprocess.run([sys.executable, "-c", code, str(CASES["tiny_residual"])], capture_output=True, text=True,
-                           check=True).stdout for _ in range(2)}
+    runs = {
+        subprocess.run(
+            [sys.executable, "-c", code, str(CASES["tiny_residual"])], capture_output=True, text=True, check=True
+        ).stdout
+        for _ in range(2)
+    }
     assert len(runs) == 1 and runs == {source(CASES["tiny_residual"])}
 
 
@@ -80,15 +85,27 @@ def test_hostile_names_and_descriptions_stay_literals(text: str, write_spec) -> 
 
     # Names are identifiers (validation refuses anything else, tests/hostile/name_*.yaml); free text enters
     # the file through the description and the paper.
-    path = write_spec(f"archspec: 1\nname: hostile\ndescription: {json.dumps(text)}\npaper: {json.dumps(text)}\n"
-                      "input: [3, 8, 8]\nlayers:\n  - {name: conv, op: conv2d, out: 4, kernel: 3}\n  - {op: relu}\n")
+    path = write_spec(
+        f"archspec: 1\nname: hostile\ndescription: {json.dumps(text)}\npaper: {json.dumps(text)}\n"
+        "input: [3, 8, 8]\nlayers:\n  - {name: conv, op: conv2d, out: 4, kernel: 3}\n  - {op: relu}\n"
+    )
     code = source(path)
     assert code.isascii() and "\u2028" not in code and "\u202e" not in code
     tree = ast.parse(code)
     # The file's top level is fixed: a docstring, three imports, three constants, the input check, the class.
     kinds = [type(node).__name__ for node in tree.body]
-    assert kinds == ["Expr", "ImportFrom", "Import", "ImportFrom", "Import", "Assign", "Assign", "Assign", "FunctionDef",
-                     "ClassDef"], kinds
+    assert kinds == [
+        "Expr",
+        "ImportFrom",
+        "Import",
+        "ImportFrom",
+        "Import",
+        "Assign",
+        "Assign",
+        "Assign",
+        "FunctionDef",
+        "ClassDef",
+    ], kinds
     module = load(code)
     assert module.SPEC_NAME == "hostile"
     cls = getattr(module, tree.body[-1].name)  # type: ignore[attr-defined]
@@ -99,8 +116,25 @@ def test_hostile_names_and_descriptions_stay_literals(text: str, write_spec) -> 
 
 def test_namespace_never_yields_keywords_builtins_or_dunders() -> None:
     names = Namespace()
-    made = [names.fresh(t) for t in ["class", "print", "__init__", "self", "x", "match", "1abc", "", "a.b", "a_b",
-                                     "torch", "F", "type", "list"]]
+    made = [
+        names.fresh(t)
+        for t in [
+            "class",
+            "print",
+            "__init__",
+            "self",
+            "x",
+            "match",
+            "1abc",
+            "",
+            "a.b",
+            "a_b",
+            "torch",
+            "F",
+            "type",
+            "list",
+        ]
+    ]
     assert all(n.isidentifier() and n not in RESERVED and not n.startswith("__") for n in made), made
     assert len(set(made)) == len(made)
     assert class_name("none") == "NoneNet" and class_name("123") == "Net123" and class_name("my-net") == "MyNet"
@@ -110,8 +144,10 @@ def test_namespace_never_yields_keywords_builtins_or_dunders() -> None:
 def test_layer_named_like_a_module_attribute_is_a_located_error(write_spec, capsys) -> None:
     from archspec.cli import main
 
-    path = write_spec("archspec: 1\nname: t\ninput: [3, 8, 8]\nlayers:\n  - {name: conv, op: conv2d, out: 4, kernel: 3}\n"
-                      "  - {name: training, op: conv2d, out: 4, kernel: 1}\n")
+    path = write_spec(
+        "archspec: 1\nname: t\ninput: [3, 8, 8]\nlayers:\n  - {name: conv, op: conv2d, out: 4, kernel: 3}\n"
+        "  - {name: training, op: conv2d, out: 4, kernel: 1}\n"
+    )
     assert main(["build", str(path), "--backend", "torch-source", "-o", str(path.with_suffix(".py"))]) == 1
     err = capsys.readouterr().err
     assert f"{path}:6:" in err and "AS409" in err and "'training'" in err  # refused by validation, for every backend
@@ -124,8 +160,9 @@ def test_layer_named_like_a_module_attribute_is_a_located_error(write_spec, caps
 SIBLINGS = {"swin_t", "swin_s", "swin_v2_t"}
 
 
-@pytest.mark.parametrize("path", [pytest.param(p, id=p.stem, marks=pytest.mark.exhaustive if p.stem in SIBLINGS else ())
-                                  for p in ZOO])
+@pytest.mark.parametrize(
+    "path", [pytest.param(p, id=p.stem, marks=pytest.mark.exhaustive if p.stem in SIBLINGS else ()) for p in ZOO]
+)
 def test_zoo_source_matches_torch_backend(path: Path) -> None:
     # The spec itself, at full size, renders to valid Python (text only: the build's bounds on parameters and
     # memory, which refuse Llama 3.1 8B's 32 GB, are raised) ...
@@ -192,7 +229,7 @@ def assert_same_training_step(compiled: object, batch: int = 4) -> None:
     after = reference.state_dict()
     assert set(ours.state_dict()) == set(after)
     for name, tensor in ours.state_dict().items():
-        torch.testing.assert_close(tensor, after[name], rtol=0, atol=0, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(tensor, after[name], rtol=0, atol=0, msg=lambda m, name=name: f"{name}: {m}")
 
 
 def test_train_mode_ops_match_torch_backend(write_spec) -> None:
@@ -208,8 +245,9 @@ def test_train_mode_ops_match_torch_backend(write_spec) -> None:
     assert not torch.equal(reference(x), first)
 
 
-@pytest.mark.parametrize("path", [pytest.param(p, id=p.stem, marks=() if p.stem in TRAIN_ZOO else pytest.mark.exhaustive)
-                                  for p in ZOO])
+@pytest.mark.parametrize(
+    "path", [pytest.param(p, id=p.stem, marks=() if p.stem in TRAIN_ZOO else pytest.mark.exhaustive) for p in ZOO]
+)
 def test_zoo_train_mode_matches_torch_backend(path: Path) -> None:
     assert_same_training_step(archspec.compile_spec(path, shallow(path.stem)), batch=2)
 
@@ -263,11 +301,15 @@ def test_pad_keeps_the_sign_of_zero() -> None:
 def test_an_add_of_5000_inputs_compiles_and_matches(write_spec) -> None:
     # `a + b + ...` of 5000 terms nests too deeply for Python's compiler (RecursionError); the file folds a list.
     refs = ", ".join(["r", "input"] * 2500)
-    path = write_spec(f"archspec: 1\nname: wide\ninput: [3, 4]\nlayers:\n  - {{name: r, op: relu}}\n"
-                      f"  - {{name: s, op: add, from: [{refs}]}}\n")
+    path = write_spec(
+        f"archspec: 1\nname: wide\ninput: [3, 4]\nlayers:\n  - {{name: r, op: relu}}\n"
+        f"  - {{name: s, op: add, from: [{refs}]}}\n"
+    )
     compiled = archspec.compile_spec(path, limits=Limits(inputs=5000))
-    assert "functools.reduce(operator.add, [r, x, r, x," in default_registry().backend("torch-source").build(
-        compiled.graph, BuildOptions()).text
+    assert (
+        "functools.reduce(operator.add, [r, x, r, x,"
+        in default_registry().backend("torch-source").build(compiled.graph, BuildOptions()).text
+    )
     assert_same_outputs(compiled)
 
 
@@ -275,7 +317,9 @@ def test_save_weights_never_overwrites_the_source(tmp_path: Path, capsys) -> Non
     from archspec.cli import main
 
     out = tmp_path / "m.safetensors"
-    assert main(["build", str(CASES["seed_cnn_bn"]), "--backend", "torch-source", "--save-weights", "-o", str(out)]) == 1
+    assert (
+        main(["build", str(CASES["seed_cnn_bn"]), "--backend", "torch-source", "--save-weights", "-o", str(out)]) == 1
+    )
     err = capsys.readouterr().err
     assert "AS804" in err and "m.py" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
@@ -293,9 +337,25 @@ def test_resnet50_cli_artifact_loads_without_archspec(tmp_path: Path) -> None:
     """The acceptance check: `archspec build specs/resnet50.yaml --backend torch-source --save-weights`
     writes a file and weights that load with archspec's import blocked and match the torch backend."""
     out = tmp_path / "resnet50.py"
-    result = subprocess.run([sys.executable, "-m", "archspec.cli", "build", str(spec("resnet50")), "--backend",
-                             "torch-source", "--save-weights", "-o", str(out), "--seed", "3"],
-                            capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "archspec.cli",
+            "build",
+            str(spec("resnet50")),
+            "--backend",
+            "torch-source",
+            "--save-weights",
+            "-o",
+            str(out),
+            "--seed",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["resnet50.py", "resnet50.safetensors"]
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
@@ -309,8 +369,20 @@ def test_resnet50_cli_artifact_loads_without_archspec(tmp_path: Path) -> None:
         "model = m.Resnet50().eval(); model.load_state_dict(load_file(sys.argv[2]))\n"
         "with torch.no_grad(): torch.save(model(torch.load(sys.argv[3])), sys.argv[4])\n"
     )
-    run = subprocess.run([sys.executable, "-c", script, str(out), str(out.with_suffix(".safetensors")),
-                          str(tmp_path / "x.pt"), str(tmp_path / "y.pt")], capture_output=True, text=True, cwd=tmp_path)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            script,
+            str(out),
+            str(out.with_suffix(".safetensors")),
+            str(tmp_path / "x.pt"),
+            str(tmp_path / "y.pt"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stderr
     reference = archspec.build(spec("resnet50"), seed=3).eval()
     with torch.no_grad():

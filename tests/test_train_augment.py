@@ -25,7 +25,11 @@ def run(text: str, chosen: list[bool]) -> torch.Tensor:
 
 def test_flips_and_transpose_move_pixels_exactly() -> None:
     ref = IMAGE.numpy()
-    for name, expected in (("hflip", ref[:, :, ::-1]), ("vflip", ref[:, ::-1, :]), ("transpose", ref.transpose(0, 2, 1))):
+    for name, expected in (
+        ("hflip", ref[:, :, ::-1]),
+        ("vflip", ref[:, ::-1, :]),
+        ("transpose", ref.transpose(0, 2, 1)),
+    ):
         out = run(name, [True, False])
         np.testing.assert_array_equal(out[0].numpy(), expected, err_msg=name)
         assert torch.equal(out[1], IMAGE), name
@@ -43,8 +47,9 @@ def test_grayscale_is_luminance_in_every_channel() -> None:
 
     pixels = (IMAGE.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     pil = np.asarray(Image.fromarray(pixels, "RGB").convert("L"), dtype=np.float32) / 255
-    np.testing.assert_allclose(gray((torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255))[0, 0].numpy(),
-                               pil, atol=1.5 / 255)
+    np.testing.assert_allclose(
+        gray(torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255)[0, 0].numpy(), pil, atol=1.5 / 255
+    )
 
 
 def test_brightness_scales_and_clips() -> None:
@@ -62,7 +67,7 @@ def test_crop_cuts_the_padded_image_at_each_offset() -> None:
     out = aug.apply(batch(4), augments, [offsets])
     padded = np.pad(IMAGE.numpy(), ((0, 0), (1, 1), (1, 1)))
     for i, (dy, dx) in enumerate(offsets.tolist()):
-        np.testing.assert_array_equal(out[i].numpy(), padded[:, dy:dy + 4, dx:dx + 4])
+        np.testing.assert_array_equal(out[i].numpy(), padded[:, dy : dy + 4, dx : dx + 4])
     assert torch.equal(out[1], IMAGE)  # offset (pad, pad) is the original image
     assert aug.parse("crop") == (aug.Augment("crop", 4.0),)
 
@@ -80,9 +85,17 @@ def test_draws_choose_about_half_and_repeat_with_the_seed() -> None:
     assert out.shape == (400, 3, 4, 4) and len({tuple(o.flatten().tolist()) for o in out}) > 50
 
 
-@pytest.mark.parametrize("text, words", [("blur", "unknown augmentation 'blur'"), ("brightness", "a factor"),
-                                         ("brightness=-1", "above 0"), ("crop=1.5", "whole number"),
-                                         ("hflip=2", "takes no value"), ("hflip,crop,hflip", "hflip is given twice")])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("blur", "unknown augmentation 'blur'"),
+        ("brightness", "a factor"),
+        ("brightness=-1", "above 0"),
+        ("crop=1.5", "whole number"),
+        ("hflip=2", "takes no value"),
+        ("hflip,crop,hflip", "hflip is given twice"),
+    ],
+)
 def test_bad_augmentations_are_usage_errors(text: str, words: str) -> None:
     with pytest.raises(ArchspecError) as info:
         aug.parse(text)

@@ -2,8 +2,8 @@
 files give a located error that says what to do (code, path), on the command line without a traceback."""
 
 import gzip
-import pickle
 from pathlib import Path
+import pickle
 import struct
 
 import numpy as np
@@ -20,8 +20,12 @@ LENET = str(ROOT / "specs/lenet5.yaml")
 
 def cifar_batch(n: int, classes: int, label_key: bytes, seed: int) -> dict:
     rng = np.random.default_rng(seed)
-    return {b"batch_label": b"test batch", label_key: [int(v) for v in rng.integers(0, classes, n)],
-            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"filenames": [b"x.png"] * n}
+    return {
+        b"batch_label": b"test batch",
+        label_key: [int(v) for v in rng.integers(0, classes, n)],
+        b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+        b"filenames": [b"x.png"] * n,
+    }
 
 
 def write_pickle(path: Path, obj: object) -> None:
@@ -201,7 +205,9 @@ def make_image_folder(root: Path) -> None:
 def test_image_folder_resizes_to_the_spec_input(tmp_path: Path) -> None:
     make_image_folder(tmp_path / "pets")
     ds = data.load(f"folder:{tmp_path / 'pets'}", (12, 16))
-    assert ds.classes == ("cat", "dog") and ds.train.images.shape == (6, 3, 12, 16) and ds.test.labels.tolist() == [0, 1]
+    assert (
+        ds.classes == ("cat", "dog") and ds.train.images.shape == (6, 3, 12, 16) and ds.test.labels.tolist() == [0, 1]
+    )
     assert ds.train.images[0, 0].min() == 255 and ds.train.images[0, 2].max() == 0  # red cat
     assert ds.train.images[5, 2].min() == 255  # blue dog
 
@@ -226,16 +232,23 @@ def test_prepare_resizes_and_adapts_channels() -> None:
     assert torch.allclose(data.prepare(rgb, (1, 4, 4)), torch.full((1, 1, 4, 4), 0.587))
 
 
-@pytest.mark.parametrize("make, arg, code, exit_code, words", [
-    (None, "nowhere_at_all", "AS911", 2, "neither a dataset"),
-    (None, "cifar10:{tmp}/none", "AS911", 2, "cifar-10-batches-py"),
-    ("cifar", "cifar10:{tmp}/c10", "AS912", 1, "refused global"),
-])
-def test_cli_data_errors_are_one_line_with_exit_codes(tmp_path: Path, capsys, make, arg, code, exit_code, words) -> None:
+@pytest.mark.parametrize(
+    "make, arg, code, exit_code, words",
+    [
+        (None, "nowhere_at_all", "AS911", 2, "neither a dataset"),
+        (None, "cifar10:{tmp}/none", "AS911", 2, "cifar-10-batches-py"),
+        ("cifar", "cifar10:{tmp}/c10", "AS912", 1, "refused global"),
+    ],
+)
+def test_cli_data_errors_are_one_line_with_exit_codes(
+    tmp_path: Path, capsys, make, arg, code, exit_code, words
+) -> None:
     if make == "cifar":
         make_cifar10(tmp_path / "c10")
         (tmp_path / "c10/test_batch").write_bytes(pickle.dumps({b"data": print}, protocol=2))
-    status = cli.main(["train", LENET, "--data", arg.format(tmp=tmp_path), "--epochs", "1", "--out", str(tmp_path / "run")])
+    status = cli.main(
+        ["train", LENET, "--data", arg.format(tmp=tmp_path), "--epochs", "1", "--out", str(tmp_path / "run")]
+    )
     err = capsys.readouterr().err
     assert status == exit_code and f"error: {code}:" in err and words in err
     assert "Traceback" not in err and not (tmp_path / "run").exists()

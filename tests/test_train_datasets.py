@@ -44,13 +44,19 @@ def png_chunk(kind: bytes, body: bytes) -> bytes:
 
 def png_declaring(width: int, height: int) -> bytes:
     """A 100-byte PNG whose header declares width x height RGB pixels (decoding it would allocate them)."""
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + png_chunk(b"IDAT", zlib.compress(b"\0" * 64)) + png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + png_chunk(b"IEND", b"")
+    )
 
 
 def dds_under_png() -> bytes:
     """A DDS header with a pixel format PIL does not implement (it raises NotImplementedError)."""
-    header = struct.pack("<7I", 124, 0x1007, 4, 4, 0, 0, 0) + b"\0" * 44 + struct.pack("<2I", 32, 4) + b"ZZZZ" + b"\0" * 40
+    header = (
+        struct.pack("<7I", 124, 0x1007, 4, 4, 0, 0, 0) + b"\0" * 44 + struct.pack("<2I", 32, 4) + b"ZZZZ" + b"\0" * 40
+    )
     return b"DDS " + header + b"\0" * 64
 
 
@@ -75,22 +81,44 @@ def test_a_stream_yields_what_the_in_memory_path_holds(tmp_path: Path) -> None:
 def test_training_on_a_folder_is_the_same_with_0_or_2_workers(tmp_path: Path, capsys) -> None:
     folder = make_folder(tmp_path / "pets")
     for workers in (0, 2):
-        status = cli.main(["train", LENET, "--data", f"folder:{folder}", "--epochs", "1", "--batch-size", "8",
-                           "--augment", "hflip,crop=2", "--workers", str(workers), "--out", str(tmp_path / f"w{workers}")])
+        status = cli.main(
+            [
+                "train",
+                LENET,
+                "--data",
+                f"folder:{folder}",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "8",
+                "--augment",
+                "hflip,crop=2",
+                "--workers",
+                str(workers),
+                "--out",
+                str(tmp_path / f"w{workers}"),
+            ]
+        )
         assert status == 0
     err = capsys.readouterr().err
     assert "streamed from files by 2 decoding workers" in err and "streamed from files in this process" in err
     assert (tmp_path / "w0/model.safetensors").read_bytes() == (tmp_path / "w2/model.safetensors").read_bytes()
 
 
-@pytest.mark.parametrize("name, content, words", [
-    ("fifo.png", None, "is a FIFO, not a regular file"),
-    ("dds.png", dds_under_png(), "NotImplementedError"),
-    ("bomb.png", png_declaring(8000, 8000), "declares 8000x8000 pixels"),
-    ("text.jpg", b"not an image at all", "not an image PIL can read"),
-    ("truncated.png", png_declaring(8, 8)[:40], "not an image PIL can read"),
-], ids=["fifo", "dds", "pixel-bomb", "text", "truncated"])
-def test_an_unusable_image_is_named_or_skipped(tmp_path: Path, capsys, name: str, content: bytes | None, words: str) -> None:
+@pytest.mark.parametrize(
+    "name, content, words",
+    [
+        ("fifo.png", None, "is a FIFO, not a regular file"),
+        ("dds.png", dds_under_png(), "NotImplementedError"),
+        ("bomb.png", png_declaring(8000, 8000), "declares 8000x8000 pixels"),
+        ("text.jpg", b"not an image at all", "not an image PIL can read"),
+        ("truncated.png", png_declaring(8, 8)[:40], "not an image PIL can read"),
+    ],
+    ids=["fifo", "dds", "pixel-bomb", "text", "truncated"],
+)
+def test_an_unusable_image_is_named_or_skipped(
+    tmp_path: Path, capsys, name: str, content: bytes | None, words: str
+) -> None:
     folder = make_folder(tmp_path / "pets", per_class=4, test_per_class=1, classes=2)
     bad = folder / "train/c1" / name
     if content is None:
@@ -155,6 +183,7 @@ def test_image_bytes_are_bounded_from_the_stat(tmp_path: Path) -> None:
 
 # --- CIFAR pickles and idx headers ----------------------------------------------------------------------------
 
+
 def forged_cifar(tmp_path: Path, data_opcodes: bytes) -> Path:
     """A cifar-10-batches-py folder whose test_batch is a hand-written protocol-2 pickle: {'data': what
     `data_opcodes` build, 'labels': 500,000 references to one memoized 0} (about 1 MB, as the audit's was)."""
@@ -185,10 +214,14 @@ def test_a_pickle_declaring_500000_images_allocates_nothing(tmp_path: Path) -> N
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB: far from 1.5 GB
 
 
-@pytest.mark.parametrize("dtype_ops, words", [
-    (b"cnumpy\ndtype\nX\x02\x00\x00\x00O8\x89\x88\x87R", "a dtype of 'O8'"),  # an object array: references
-    (b"cnumpy\ndtype\nX\x0b\x00\x00\x00V1000000000\x89\x88\x87R", "a dtype of 'V1000000000'"),
-], ids=["object", "void"])
+@pytest.mark.parametrize(
+    "dtype_ops, words",
+    [
+        (b"cnumpy\ndtype\nX\x02\x00\x00\x00O8\x89\x88\x87R", "a dtype of 'O8'"),  # an object array: references
+        (b"cnumpy\ndtype\nX\x0b\x00\x00\x00V1000000000\x89\x88\x87R", "a dtype of 'V1000000000'"),
+    ],
+    ids=["object", "void"],
+)
 def test_pickled_arrays_of_objects_or_forged_sizes_are_refused(tmp_path: Path, dtype_ops: bytes, words: str) -> None:
     state = b"(K\x01(J\x01\x00\x00\x00t" + dtype_ops + b"\x89C\x00t" + b"b"
     folder = forged_cifar(tmp_path, reconstruct((0,), state))
@@ -199,7 +232,9 @@ def test_pickled_arrays_of_objects_or_forged_sizes_are_refused(tmp_path: Path, d
 
 def test_a_pickled_array_must_hold_the_bytes_it_declares(tmp_path: Path) -> None:
     dtype = b"cnumpy\ndtype\nX\x02\x00\x00\x00u1\x89\x88\x87R"
-    state = b"(K\x01(J\x00\x00\x01\x00J\x00\x0c\x00\x00t" + dtype + b"\x89C\x03abct" + b"b"  # 65,536 x 3072 from 3 bytes
+    state = (
+        b"(K\x01(J\x00\x00\x01\x00J\x00\x0c\x00\x00t" + dtype + b"\x89C\x03abct" + b"b"
+    )  # 65,536 x 3072 from 3 bytes
     folder = forged_cifar(tmp_path, reconstruct((0,), state))
     with pytest.raises(ArchspecError) as info:
         data.load(f"cifar10:{folder}")
@@ -215,15 +250,33 @@ def test_idx_headers_with_no_images_or_huge_ones(tmp_path: Path, shape: tuple[in
     path.write_bytes(struct.pack(">I", 0x0803) + struct.pack(">3I", *shape) + b"\0" * 16)
     with pytest.raises(ArchspecError) as info:
         data.load(f"mnist:{tmp_path / 'm'}")
-    assert info.value.code == "AS912" and str(path) in info.value.message and "x".join(map(str, shape)) in info.value.message
+    assert (
+        info.value.code == "AS912"
+        and str(path) in info.value.message
+        and "x".join(map(str, shape)) in info.value.message
+    )
 
 
 def test_two_gloo_processes_stream_their_shares_and_match_one_process(tmp_path: Path, capfd) -> None:
     from safetensors.torch import load_file
 
     folder = make_folder(tmp_path / "pets", per_class=8, test_per_class=2, classes=2)
-    args = ["train", LENET, "--data", f"folder:{folder}", "--epochs", "1", "--batch-size", "8", "--augment", "hflip,crop=2",
-            "--threads", "1", "--workers", "1"]
+    args = [
+        "train",
+        LENET,
+        "--data",
+        f"folder:{folder}",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--augment",
+        "hflip,crop=2",
+        "--threads",
+        "1",
+        "--workers",
+        "1",
+    ]
     assert cli.main([*args, "--out", str(tmp_path / "one")]) == 0
     assert cli.main([*args, "--out", str(tmp_path / "two"), "--nproc", "2"]) == 0
     assert "2 processes" in capfd.readouterr().err
@@ -241,9 +294,29 @@ def test_two_processes_agree_to_skip_a_batch_one_of_them_lost(tmp_path: Path) ->
 
     folder = make_folder(tmp_path / "pets", per_class=2, test_per_class=1, classes=2)
     (folder / "train/c0/bad.png").write_bytes(b"not an image")  # 5 images, batch 2: one share is just this file
-    cmd = [sys.executable, "-m", "archspec", "train", LENET, "--data", f"folder:{folder}", "--epochs", "2",
-           "--batch-size", "2", "--nproc", "2", "--workers", "0", "--threads", "1", "--bad-images", "skip",
-           "--out", str(tmp_path / "run")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "archspec",
+        "train",
+        LENET,
+        "--data",
+        f"folder:{folder}",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "2",
+        "--nproc",
+        "2",
+        "--workers",
+        "0",
+        "--threads",
+        "1",
+        "--bad-images",
+        "skip",
+        "--out",
+        str(tmp_path / "run"),
+    ]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     assert "bad.png" in done.stderr and (tmp_path / "run/model.safetensors").is_file()
@@ -258,4 +331,8 @@ def test_a_worker_that_dies_is_an_error_not_a_traceback(tmp_path: Path, monkeypa
     monkeypatch.setattr(datasets, "decode", lambda *args: os.kill(os.getpid(), signal.SIGKILL))
     with pytest.raises(ArchspecError) as info:
         list(datasets.Feed(streamed.train, (3, 8, 8), torch.device("cpu"), workers=1)([torch.arange(4)]))
-    assert info.value.code == "AS917" and "decoding worker failed" in info.value.message and "--workers 0" in info.value.message
+    assert (
+        info.value.code == "AS917"
+        and "decoding worker failed" in info.value.message
+        and "--workers 0" in info.value.message
+    )

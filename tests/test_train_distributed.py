@@ -38,8 +38,26 @@ def test_two_gloo_processes_match_one_process(tmp_path: Path, capfd, monkeypatch
 
     monkeypatch.setattr(launcher, "elastic_launch", recording)
     # augmentation draws are per image of the global batch, so they must line up across processes too
-    args = ["train", SEED_CNN, "--data", "digits", "--set", "resolution=16", "--augment", "hflip,crop=2", "--epochs", "1",
-            "--batch-size", "128", "--lr", "0.1", "--threads", "1", "--seed", "3"]
+    args = [
+        "train",
+        SEED_CNN,
+        "--data",
+        "digits",
+        "--set",
+        "resolution=16",
+        "--augment",
+        "hflip,crop=2",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "128",
+        "--lr",
+        "0.1",
+        "--threads",
+        "1",
+        "--seed",
+        "3",
+    ]
     assert cli.main([*args, "--out", str(tmp_path / "one")]) == 0
     capfd.readouterr()
     assert cli.main([*args, "--out", str(tmp_path / "two"), "--nproc", "2"]) == 0
@@ -64,8 +82,26 @@ def test_fsdp_matches_one_process_and_resumes_from_its_sharded_checkpoint(tmp_pa
     from archspec.train import sharded
 
     assert len(sharded.units(__import__("archspec").build(SEED_CNN, resolution=16))) == 3
-    args = ["train", SEED_CNN, "--data", "digits", "--set", "resolution=16", "--augment", "hflip", "--batch-size", "128",
-            "--lr", "0.03", "--schedule", "none", "--threads", "1", "--seed", "5"]  # the same rates over 1 or 2 epochs
+    args = [
+        "train",
+        SEED_CNN,
+        "--data",
+        "digits",
+        "--set",
+        "resolution=16",
+        "--augment",
+        "hflip",
+        "--batch-size",
+        "128",
+        "--lr",
+        "0.03",
+        "--schedule",
+        "none",
+        "--threads",
+        "1",
+        "--seed",
+        "5",
+    ]  # the same rates over 1 or 2 epochs
     # (at --lr 0.1 two epochs amplify the float-sum order to 7e-5; at 0.03 it stays near 1e-7 of each tensor's scale)
     assert cli.main([*args, "--epochs", "2", "--out", str(tmp_path / "one")]) == 0
     fsdp = [*args, "--out", str(tmp_path / "two"), "--nproc", "2", "--strategy", "fsdp"]
@@ -77,7 +113,9 @@ def test_fsdp_matches_one_process_and_resumes_from_its_sharded_checkpoint(tmp_pa
     # eval reads the sharded checkpoint in one process (no group) and finds the epoch's test loss
     (run / "model.safetensors").rename(tmp_path / "final.safetensors")
     capfd.readouterr()
-    assert cli.main(["eval", SEED_CNN, "--weights", str(run), "--data", "digits", "--set", "resolution=16", "--json"]) == 0
+    assert (
+        cli.main(["eval", SEED_CNN, "--weights", str(run), "--data", "digits", "--set", "resolution=16", "--json"]) == 0
+    )
     assert json.loads(capfd.readouterr().out)["loss"] == pytest.approx(state["history"][0]["test_loss"], rel=1e-5)
     (tmp_path / "final.safetensors").rename(run / "model.safetensors")
     assert cli.main([*fsdp, "--epochs", "2", "--resume"]) == 0
@@ -100,8 +138,27 @@ def _env() -> dict[str, str]:
 
 
 def test_interrupting_two_processes_exits_130_without_a_traceback(tmp_path: Path) -> None:
-    args = [sys.executable, "-m", "archspec", "train", SEED_CNN, "--data", "digits", "--set", "resolution=16", "--epochs",
-            "500", "--batch-size", "128", "--threads", "1", "--nproc", "2", "--out", str(tmp_path / "r")]
+    args = [
+        sys.executable,
+        "-m",
+        "archspec",
+        "train",
+        SEED_CNN,
+        "--data",
+        "digits",
+        "--set",
+        "resolution=16",
+        "--epochs",
+        "500",
+        "--batch-size",
+        "128",
+        "--threads",
+        "1",
+        "--nproc",
+        "2",
+        "--out",
+        str(tmp_path / "r"),
+    ]
     proc = subprocess.Popen(args, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         first = proc.stdout.readline()  # rank 0's line after the first epoch (its steps done, its checkpoint written)
@@ -119,9 +176,22 @@ def test_nproc_is_bounded_by_the_cpus_and_a_limit(capfd) -> None:
     from archspec.train import MAX_NPROC
     from archspec.train.distributed import cpus
 
-    for nproc, expected in ((cpus() + 1, f"this machine lets archspec use {cpus()} CPUs"),
-                            (MAX_NPROC + 1, f"at most {MAX_NPROC} processes on one machine")):
-        args = ["train", SEED_CNN, "--data", "digits", "--batch-size", str(nproc), "--nproc", str(nproc), "--epochs", "1"]
+    for nproc, expected in (
+        (cpus() + 1, f"this machine lets archspec use {cpus()} CPUs"),
+        (MAX_NPROC + 1, f"at most {MAX_NPROC} processes on one machine"),
+    ):
+        args = [
+            "train",
+            SEED_CNN,
+            "--data",
+            "digits",
+            "--batch-size",
+            str(nproc),
+            "--nproc",
+            str(nproc),
+            "--epochs",
+            "1",
+        ]
         assert cli.main(args) == 2
         assert expected in capfd.readouterr().err
 
@@ -129,12 +199,43 @@ def test_nproc_is_bounded_by_the_cpus_and_a_limit(capfd) -> None:
 def test_started_by_torchrun_it_joins_torchruns_group(tmp_path: Path, capfd) -> None:
     """`torchrun --nproc-per-node 2 -m archspec train ...` (what docs/training.md shows for several machines,
     here on one): both processes join torchrun's group, FSDP shards over them, rank 0 alone reports."""
-    args = ["train", SEED_CNN, "--data", "digits", "--set", "resolution=16", "--epochs", "1", "--batch-size", "128",
-            "--lr", "0.1", "--threads", "1", "--seed", "7"]
+    args = [
+        "train",
+        SEED_CNN,
+        "--data",
+        "digits",
+        "--set",
+        "resolution=16",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "128",
+        "--lr",
+        "0.1",
+        "--threads",
+        "1",
+        "--seed",
+        "7",
+    ]
     assert cli.main([*args, "--out", str(tmp_path / "one")]) == 0
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "archspec"]
-    done = subprocess.run([*torchrun, *args, "--strategy", "fsdp", "--out", str(tmp_path / "two")], cwd=ROOT, env=_env(),
-                          capture_output=True, text=True, timeout=300)
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "archspec",
+    ]
+    done = subprocess.run(
+        [*torchrun, *args, "--strategy", "fsdp", "--out", str(tmp_path / "two")],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("wrote ") == 1 and done.stdout.count("epoch 1/1:") == 1  # rank 0 only
     assert "2 processes (fsdp)" in done.stderr
@@ -144,8 +245,13 @@ def test_started_by_torchrun_it_joins_torchruns_group(tmp_path: Path, capfd) -> 
 
 
 def test_under_torchrun_nproc_is_torchruns(monkeypatch, capfd) -> None:
-    for name, value in (("RANK", "0"), ("WORLD_SIZE", "2"), ("LOCAL_RANK", "0"), ("MASTER_ADDR", "127.0.0.1"),
-                        ("MASTER_PORT", "1")):  # torchrun's environment, without a torchrun (nothing is joined)
+    for name, value in (
+        ("RANK", "0"),
+        ("WORLD_SIZE", "2"),
+        ("LOCAL_RANK", "0"),
+        ("MASTER_ADDR", "127.0.0.1"),
+        ("MASTER_PORT", "1"),
+    ):  # torchrun's environment, without a torchrun (nothing is joined)
         monkeypatch.setenv(name, value)
     assert cli.main(["train", SEED_CNN, "--data", "digits", "--nproc", "2", "--epochs", "1"]) == 2
     assert "leave --nproc out" in capfd.readouterr().err
@@ -165,7 +271,7 @@ def test_fsdp_units_leave_tied_and_graph_read_parameters_to_the_root() -> None:
     assert sharded.units(model, min_params=10**9) == []  # everything in the root's unit
 
 
-FAULT = '''
+FAULT = """
 import os
 
 from archspec.errors import ArchspecError
@@ -181,15 +287,15 @@ def evaluate(*args, **kwargs):
 
 
 loop.evaluate = evaluate
-'''
+"""
 
-LAUNCH_WITH_FAULT = '''
+LAUNCH_WITH_FAULT = """
 import multiprocessing, sys
 preload = multiprocessing.set_forkserver_preload
 multiprocessing.set_forkserver_preload = lambda names: preload([*names, "fault"])  # after the loop: patches it
 from archspec import cli
 sys.exit(cli.main(sys.argv[1:]))
-'''
+"""
 
 
 def test_an_error_on_one_process_stops_the_others_at_once(tmp_path: Path) -> None:
@@ -197,12 +303,29 @@ def test_an_error_on_one_process_stops_the_others_at_once(tmp_path: Path) -> Non
     rank 1 waiting at the epoch's barrier until gloo's 30-minute timeout. The failure is injected into the
     workers through the fork server's preload (the one way into them from here), and nothing else is mocked."""
     (tmp_path / "fault.py").write_text(FAULT)
-    args = ["train", SEED_CNN, "--data", "digits", "--set", "resolution=16", "--epochs", "1", "--batch-size", "128",
-            "--threads", "1", "--nproc", "2", "--out", str(tmp_path / "r")]
+    args = [
+        "train",
+        SEED_CNN,
+        "--data",
+        "digits",
+        "--set",
+        "resolution=16",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "128",
+        "--threads",
+        "1",
+        "--nproc",
+        "2",
+        "--out",
+        str(tmp_path / "r"),
+    ]
     env = _env()
     env["PYTHONPATH"] = str(tmp_path) + os.pathsep + env["PYTHONPATH"]  # the fork server's path: fault.py
-    done = subprocess.run([sys.executable, "-c", LAUNCH_WITH_FAULT, *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=150)
+    done = subprocess.run(
+        [sys.executable, "-c", LAUNCH_WITH_FAULT, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=150
+    )
     assert done.returncode == 1, done.stderr
     assert done.stderr.rstrip().endswith("error: AS917: evaluation failed on rank 0 alone (injected)"), done.stderr
     assert "Traceback" not in done.stderr

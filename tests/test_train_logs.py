@@ -51,14 +51,22 @@ def test_metrics_csv_has_a_row_per_epoch_and_resume_continues_it(tmp_path: Path,
     steps = 1437 // 128  # digits' training images, whole batches
     for row, m in zip(table, history):
         assert int(row["step"]) == m["epoch"] * steps
-        for column, key in (("train_loss", "train_loss"), ("train_acc", "train_acc"), ("val_loss", "test_loss"),
-                            ("val_acc", "test_acc"), ("lr", "lr"), ("seconds", "seconds")):
+        for column, key in (
+            ("train_loss", "train_loss"),
+            ("train_acc", "train_acc"),
+            ("val_loss", "test_loss"),
+            ("val_acc", "test_acc"),
+            ("lr", "lr"),
+            ("seconds", "seconds"),
+        ):
             assert float(row[column]) == pytest.approx(m[key], rel=1e-3, abs=1e-3), column
         assert float(row["images_per_s"]) > 0
 
 
-@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None,
-                    reason="tensorboard is not installed (pip install -e '.[tensorboard]')")
+@pytest.mark.skipif(
+    importlib.util.find_spec("tensorboard") is None,
+    reason="tensorboard is not installed (pip install -e '.[tensorboard]')",
+)
 def test_tensorboard_events_per_epoch_when_installed(tmp_path: Path, capsys) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -71,7 +79,9 @@ def test_tensorboard_events_per_epoch_when_installed(tmp_path: Path, capsys) -> 
     scalars = events.Tags()["scalars"]
     assert {"loss/train", "loss/val", "accuracy/train", "accuracy/val", "lr"} <= set(scalars)
     assert [e.step for e in events.Scalars("loss/val")] == [1, 2]
-    assert events.Scalars("accuracy/val")[-1].value == pytest.approx(float(rows(tmp_path / "r")[-1]["val_acc"]), rel=1e-4)
+    assert events.Scalars("accuracy/val")[-1].value == pytest.approx(
+        float(rows(tmp_path / "r")[-1]["val_acc"]), rel=1e-4
+    )
 
 
 def test_no_tensorboard_means_no_events_and_no_error(tmp_path: Path, capsys, monkeypatch) -> None:

@@ -34,12 +34,14 @@ def test_a_text_is_cut_into_next_token_windows(tmp_path: Path) -> None:
     assert ds.task == data.NEXT_TOKEN and ds.text and len(ds.classes) == 256 and ds.kind == "text"
     held = max(9, round(len(raw) * data.TEXT_TEST_FRACTION))
     # Training windows start every 8 / TEXT_TRAIN_OVERLAP bytes, held-out ones every 8 (end to end).
-    for split, part, step in ((ds.train, raw[:len(raw) - held], 8 // data.TEXT_TRAIN_OVERLAP),
-                              (ds.test, raw[len(raw) - held:], 8)):
+    for split, part, step in (
+        (ds.train, raw[: len(raw) - held], 8 // data.TEXT_TRAIN_OVERLAP),
+        (ds.test, raw[len(raw) - held :], 8),
+    ):
         assert len(split) == (len(part) - 9) // step + 1 and split.images.dtype == split.labels.dtype == torch.uint8
         for k in range(len(split)):  # window k: bytes k*step .. k*step+7, and the byte after each
-            assert bytes(split.images[k].tolist()) == part[step * k:step * k + 8]
-            assert bytes(split.labels[k].tolist()) == part[step * k + 1:step * k + 9]
+            assert bytes(split.images[k].tolist()) == part[step * k : step * k + 8]
+            assert bytes(split.labels[k].tolist()) == part[step * k + 1 : step * k + 9]
         assert step * (len(split) - 1) + 9 <= len(part)  # no window reads past its part (the tail stays unseen)
     assert "windows of 8 tokens" in data.describe(ds)
 
@@ -90,12 +92,25 @@ def test_bad_text_files_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_a_text_needs_a_spec_that_takes_tokens(tmp_path: Path, capsys) -> None:
     path = tmp_path / "corpus.txt"
     path.write_text("abcdefgh" * 100)
-    code, _, err = main(capsys, "train", LENET, "--data", f"text:{path}", "--epochs", "1", "--out", str(tmp_path / "run"))
+    code, _, err = main(
+        capsys, "train", LENET, "--data", f"text:{path}", "--epochs", "1", "--out", str(tmp_path / "run")
+    )
     assert code == 2 and "AS913" in err and "token ids [seq_len]" in err and "Traceback" not in err
 
 
 GPT2 = str(ROOT / "specs/gpt2.yaml")
-TINY = ["--set", "n_layer=1", "--set", "n_embd=16", "--set", "n_head=2", "--set", "seq_len=16", "--set", "n_positions=16"]
+TINY = [
+    "--set",
+    "n_layer=1",
+    "--set",
+    "n_embd=16",
+    "--set",
+    "n_head=2",
+    "--set",
+    "seq_len=16",
+    "--set",
+    "n_positions=16",
+]
 
 
 def test_a_language_model_trains_and_eval_reports_nats_per_token(tmp_path: Path, capsys) -> None:
@@ -103,8 +118,26 @@ def test_a_language_model_trains_and_eval_reports_nats_per_token(tmp_path: Path,
     path = tmp_path / "corpus.txt"
     path.write_text("the quick brown fox jumps over the lazy dog. " * 60)
     run = tmp_path / "run"
-    code, out, err = main(capsys, "train", GPT2, "--data", f"text:{path}", *TINY, "--epochs", "2", "--batch-size", "8",
-                          "--optimizer", "adamw", "--lr", "0.01", "--threads", "1", "--out", str(run))
+    code, out, err = main(
+        capsys,
+        "train",
+        GPT2,
+        "--data",
+        f"text:{path}",
+        *TINY,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--optimizer",
+        "adamw",
+        "--lr",
+        "0.01",
+        "--threads",
+        "1",
+        "--out",
+        str(run),
+    )
     assert code == 0, err
     assert "nats per token" in out and "windows of 16 tokens" in err and "seq/s" in out
     state = json.loads((run / "state.json").read_text())
@@ -143,18 +176,57 @@ def test_a_two_layer_gpt2_learns_the_projects_docs(tmp_path: Path, capsys) -> No
     (sorted, concatenated; the last tenth held out); eval reports its test loss in nats per token."""
     corpus = tmp_path / "docs.txt"
     corpus.write_bytes(b"".join(path.read_bytes() for path in sorted((ROOT / "docs").glob("*.md"))))
-    spec = ["--set", "n_layer=2", "--set", "n_embd=128", "--set", "n_head=4", "--set", "vocab_size=256",
-            "--set", "seq_len=64", "--set", "embd_pdrop=0", "--set", "attn_pdrop=0", "--set", "resid_pdrop=0"]
+    spec = [
+        "--set",
+        "n_layer=2",
+        "--set",
+        "n_embd=128",
+        "--set",
+        "n_head=4",
+        "--set",
+        "vocab_size=256",
+        "--set",
+        "seq_len=64",
+        "--set",
+        "embd_pdrop=0",
+        "--set",
+        "attn_pdrop=0",
+        "--set",
+        "resid_pdrop=0",
+    ]
     run = tmp_path / "run"
     start = time.perf_counter()
-    code, out, err = main(capsys, "train", GPT2, "--data", f"text:{corpus}", *spec, "--epochs", "3", "--batch-size", "16",
-                          "--optimizer", "adamw", "--lr", "0.003", "--schedule", "none", "--warmup-epochs", "0.3",
-                          "--threads", "1", "--out", str(run))
+    code, out, err = main(
+        capsys,
+        "train",
+        GPT2,
+        "--data",
+        f"text:{corpus}",
+        *spec,
+        "--epochs",
+        "3",
+        "--batch-size",
+        "16",
+        "--optimizer",
+        "adamw",
+        "--lr",
+        "0.003",
+        "--schedule",
+        "none",
+        "--warmup-epochs",
+        "0.3",
+        "--threads",
+        "1",
+        "--out",
+        str(run),
+    )
     seconds = time.perf_counter() - start
     assert code == 0, err
     code, out, err = main(capsys, "eval", GPT2, "--weights", str(run), "--data", f"text:{corpus}", *spec, "--json")
     assert code == 0, err
     loss = json.loads(out)["loss"]
-    print(f"gpt2 (2 layers, 128 wide) on the docs ({corpus.stat().st_size:,} bytes), 3 epochs: test loss {loss:.4f} nats "
-          f"per token (uniform {math.log(256):.2f}), {seconds:.0f} s of training and evaluation")
+    print(
+        f"gpt2 (2 layers, 128 wide) on the docs ({corpus.stat().st_size:,} bytes), 3 epochs: test loss {loss:.4f} nats "
+        f"per token (uniform {math.log(256):.2f}), {seconds:.0f} s of training and evaluation"
+    )
     assert loss <= DOCS_LOSS_BOUND

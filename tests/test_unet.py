@@ -60,8 +60,11 @@ def test_outputs_match_the_reference_after_weights(tmp_path: Path, bilinear: boo
     # every learned tensor pairs by name: the spec's tensors are the reference's, in its order, of its shapes
     graph = archspec.compile_spec(FAMILY, overrides).graph
     registry = default_registry()
-    ours = [(f"{node.name}.{tensor}", shape) for node in graph.ops
-            for tensor, shape in registry.op(node.op).weights(node.params, graph.input_shapes(node)).items()]
+    ours = [
+        (f"{node.name}.{tensor}", shape)
+        for node in graph.ops
+        for tensor, shape in registry.op(node.op).weights(node.params, graph.input_shapes(node)).items()
+    ]
     assert ours == [(name, tuple(p.shape)) for name, p in reference.named_parameters()]
     assert_matches_reference(FAMILY, reference, tmp_path, **overrides)
 

@@ -23,15 +23,28 @@ UPSAMPLING = ROOT / "tests/specs/upsampling_ops.yaml"
 SPEC = "archspec: 1\nname: t\ninput: [3, {h}, {w}]\nlayers:\n  - {{name: up, op: {op}, {args}}}\n"
 
 
-@pytest.mark.parametrize("h, w, args, kwargs", [
-    (7, 9, "scale: 2", dict(scale_factor=2)),
-    (7, 9, "scale: 0.5, mode: bilinear", dict(scale_factor=0.5, mode="bilinear")),
-    (7, 9, "scale: 1.7, mode: nearest-exact", dict(scale_factor=1.7, mode="nearest-exact")),
-    (5, 11, "scale: [1.5, 0.3]", dict(scale_factor=(1.5, 0.3))),
-    (10, 10, "scale: 0.29, mode: bilinear, align_corners: true", dict(scale_factor=0.29, mode="bilinear", align_corners=True)),
-    (3, 4, "size: [8, 5], mode: bilinear, align_corners: false", dict(size=(8, 5), mode="bilinear", align_corners=False)),
-    (3, 4, "size: 6", dict(size=6)),
-])
+@pytest.mark.parametrize(
+    "h, w, args, kwargs",
+    [
+        (7, 9, "scale: 2", dict(scale_factor=2)),
+        (7, 9, "scale: 0.5, mode: bilinear", dict(scale_factor=0.5, mode="bilinear")),
+        (7, 9, "scale: 1.7, mode: nearest-exact", dict(scale_factor=1.7, mode="nearest-exact")),
+        (5, 11, "scale: [1.5, 0.3]", dict(scale_factor=(1.5, 0.3))),
+        (
+            10,
+            10,
+            "scale: 0.29, mode: bilinear, align_corners: true",
+            dict(scale_factor=0.29, mode="bilinear", align_corners=True),
+        ),
+        (
+            3,
+            4,
+            "size: [8, 5], mode: bilinear, align_corners: false",
+            dict(size=(8, 5), mode="bilinear", align_corners=False),
+        ),
+        (3, 4, "size: 6", dict(size=6)),
+    ],
+)
 @pytest.mark.parametrize("op", ["interpolate", "upsample"])
 def test_shape_and_output_are_torchs(write_spec, op: str, h: int, w: int, args: str, kwargs: dict) -> None:
     path = write_spec(SPEC.format(op=op, h=h, w=w, args=args))
@@ -44,14 +57,17 @@ def test_shape_and_output_are_torchs(write_spec, op: str, h: int, w: int, args: 
         torch.testing.assert_close(torch.nn.Upsample(**kwargs)(x), expected, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("args, code, message", [
-    ("scale: 2, size: 4", "AS403", "give scale or size, not both"),
-    ("scale: 2, align_corners: true", "AS403", "align_corners applies to mode bilinear only"),
-    ("scale: 0", "AS403", "greater than 0"),
-    ("mode: bicubic, scale: 2", "AS403", "mode"),
-    ("mode: bilinear", "AS501", "needs exactly one target"),
-    ("scale: 0.01", "AS501", "an empty map"),
-])
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        ("scale: 2, size: 4", "AS403", "give scale or size, not both"),
+        ("scale: 2, align_corners: true", "AS403", "align_corners applies to mode bilinear only"),
+        ("scale: 0", "AS403", "greater than 0"),
+        ("mode: bicubic, scale: 2", "AS403", "mode"),
+        ("mode: bilinear", "AS501", "needs exactly one target"),
+        ("scale: 0.01", "AS501", "an empty map"),
+    ],
+)
 def test_bad_arguments_are_located_errors(write_spec, capsys, args: str, code: str, message: str) -> None:
     path = write_spec(SPEC.format(op="interpolate", h=8, w=8, args=args))
     assert main(["validate", str(path)]) == 1
@@ -60,8 +76,10 @@ def test_bad_arguments_are_located_errors(write_spec, capsys, args: str, code: s
 
 
 def test_a_second_input_gives_the_size_and_excludes_scale(write_spec, capsys) -> None:
-    text = ("archspec: 1\nname: t\ninput: [3, 9, 13]\nlayers:\n  - {name: pool, op: maxpool2d, kernel: 2}\n"
-            "  - {name: back, op: interpolate, from: [pool, input]%s}\n")
+    text = (
+        "archspec: 1\nname: t\ninput: [3, 9, 13]\nlayers:\n  - {name: pool, op: maxpool2d, kernel: 2}\n"
+        "  - {name: back, op: interpolate, from: [pool, input]%s}\n"
+    )
     assert archspec.summary(write_spec(text % "")).output == (3, 9, 13)
     path = write_spec(text % ", scale: 2", name="both.yaml")
     assert main(["validate", str(path)]) == 1
@@ -69,19 +87,33 @@ def test_a_second_input_gives_the_size_and_excludes_scale(write_spec, capsys) ->
     assert f"{path}:6:5: AS501:" in err and "exactly one target" in err and "(it has 2)" in err
 
 
-@pytest.mark.parametrize("in_channels, args, kwargs", [
-    (4, "out: 6, kernel: 2, stride: 2", dict(kernel_size=2, stride=2)),
-    (4, "out: 6, kernel: 3, stride: 2, padding: 1, output_padding: 1, bias: false",
-     dict(kernel_size=3, stride=2, padding=1, output_padding=1, bias=False)),
-    (6, "out: 4, kernel: [3, 2], stride: [2, 3], padding: [1, 0], output_padding: [1, 2], groups: 2, dilation: [1, 2]",
-     dict(kernel_size=(3, 2), stride=(2, 3), padding=(1, 0), output_padding=(1, 2), groups=2, dilation=(1, 2))),
-    (8, "out: 8, kernel: 4, stride: 1, padding: 2, groups: 8, dilation: 3",
-     dict(kernel_size=4, stride=1, padding=2, groups=8, dilation=3)),
-])
+@pytest.mark.parametrize(
+    "in_channels, args, kwargs",
+    [
+        (4, "out: 6, kernel: 2, stride: 2", dict(kernel_size=2, stride=2)),
+        (
+            4,
+            "out: 6, kernel: 3, stride: 2, padding: 1, output_padding: 1, bias: false",
+            dict(kernel_size=3, stride=2, padding=1, output_padding=1, bias=False),
+        ),
+        (
+            6,
+            "out: 4, kernel: [3, 2], stride: [2, 3], padding: [1, 0], output_padding: [1, 2], groups: 2, dilation: [1, 2]",
+            dict(kernel_size=(3, 2), stride=(2, 3), padding=(1, 0), output_padding=(1, 2), groups=2, dilation=(1, 2)),
+        ),
+        (
+            8,
+            "out: 8, kernel: 4, stride: 1, padding: 2, groups: 8, dilation: 3",
+            dict(kernel_size=4, stride=1, padding=2, groups=8, dilation=3),
+        ),
+    ],
+)
 def test_conv_transpose2d_is_nn_convtranspose2d(write_spec, in_channels: int, args: str, kwargs: dict) -> None:
     from torch.utils.flop_counter import FlopCounterMode
 
-    text = f"archspec: 1\nname: t\ninput: [{in_channels}, 5, 7]\nlayers:\n  - {{name: up, op: conv_transpose2d, {args}}}\n"
+    text = (
+        f"archspec: 1\nname: t\ninput: [{in_channels}, 5, 7]\nlayers:\n  - {{name: up, op: conv_transpose2d, {args}}}\n"
+    )
     path = write_spec(text)
     costs = archspec.summary(path)
     out = int(args.split(",")[0].removeprefix("out: "))
@@ -93,18 +125,28 @@ def test_conv_transpose2d_is_nn_convtranspose2d(write_spec, in_channels: int, ar
     assert costs.params == sum(p.numel() for p in reference.parameters())
     assert costs.macs * 2 * 2 == counter.get_total_flops()  # per sample; FlopCounterMode counts 2 per MAC, batch 2
     ours = archspec.build(path)
-    assert [(k, v.shape) for k, v in ours.state_dict().items()] == [(f"up.{k}", v.shape) for k, v in reference.state_dict().items()]
+    assert [(k, v.shape) for k, v in ours.state_dict().items()] == [
+        (f"up.{k}", v.shape) for k, v in reference.state_dict().items()
+    ]
     ours.load_state_dict({f"up.{k}": v for k, v in reference.state_dict().items()})
     torch.testing.assert_close(ours(x), expected, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("args, message", [
-    ("out: 4, kernel: 3, stride: 2, output_padding: 2", "output_padding 2 along H, which must be smaller than its stride 2"),
-    ("out: 3, kernel: 3, groups: 2", "groups=2, which must divide"),
-    ("out: 4, kernel: 3, padding: 3", "leaves no output along H"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            "out: 4, kernel: 3, stride: 2, output_padding: 2",
+            "output_padding 2 along H, which must be smaller than its stride 2",
+        ),
+        ("out: 3, kernel: 3, groups: 2", "groups=2, which must divide"),
+        ("out: 4, kernel: 3, padding: 3", "leaves no output along H"),
+    ],
+)
 def test_bad_conv_transpose2d_is_a_located_error(write_spec, capsys, args: str, message: str) -> None:
-    path = write_spec(f"archspec: 1\nname: t\ninput: [4, 2, 2]\nlayers:\n  - {{name: up, op: conv_transpose2d, {args}}}\n")
+    path = write_spec(
+        f"archspec: 1\nname: t\ninput: [4, 2, 2]\nlayers:\n  - {{name: up, op: conv_transpose2d, {args}}}\n"
+    )
     assert main(["validate", str(path)]) == 1
     err = capsys.readouterr().err
     assert f"{path}:5:5: AS501:" in err and message in err, err

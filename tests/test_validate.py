@@ -30,13 +30,16 @@ def where(errors) -> list[tuple[str, int, int]]:
 
 
 def test_independent_errors_are_reported_together(write_spec):
-    path = write_spec(HEADER + """layers:
+    path = write_spec(
+        HEADER
+        + """layers:
   - {name: conv1, op: conv2d, out: 16, kernel: 3}
   - {name: pool, op: maxpool2d, kernel: 2}
   - {name: conv3, op: conv2d, out: 16, kernel: 3, in_channels: 32}
   - {name: fc, op: linear, out: "${num_clases}", from: pol}
   - {name: fc3, op: linear, out: "${().__class__}"}
-""")
+"""
+    )
     errors = errors_of(path)
     assert where(errors) == [("AS501", 10, 5), ("AS303", 11, 33), ("AS401", 11, 56), ("AS302", 12, 34)]
     assert "conv2d 'conv3' expects 32 input channels; 'pool' gives [16, 15, 15]" in errors[0].message
@@ -46,11 +49,14 @@ def test_independent_errors_are_reported_together(write_spec):
 
 
 def test_structural_errors_suggest_names(write_spec):
-    path = write_spec(HEADER + """layers:
+    path = write_spec(
+        HEADER
+        + """layers:
   - {name: conv1, op: conv2d, out: 16, kernal: 3}
   - {name: conv2, op: conv2dd, out: 16, kernel: 3}
   - {name: fc, op: linear, out: 10, colour: red}
-""")
+"""
+    )
     errors = errors_of(path)
     assert [e.code for e in errors] == ["AS403", "AS204", "AS403"]
     assert "Did you mean 'kernel'?" in errors[0].message
@@ -84,7 +90,7 @@ def test_unknown_top_level_key_lists_allowed_keys(write_spec):
         ("{op: conv2d, out: 8, kernel: 3, repeat: 100000}", "AS404"),
         ("{op: linear, out: 100000000000}", "AS502"),
         ("{name: 1bad, op: relu}", "AS409"),
-        ("{op: pad, widths: [[0, 0], [1, 1]]}", "AS501"),           # one [before, after] per sample axis
+        ("{op: pad, widths: [[0, 0], [1, 1]]}", "AS501"),  # one [before, after] per sample axis
         ("{op: pad, widths: [[0, 0], [1, 1], [-1, 0]]}", "AS403"),  # no negative (cropping) widths
         ("{op: layer_scale, axis: 3}", "AS501"),
         ("{op: layer_scale, init: true}", "AS403"),
@@ -104,27 +110,35 @@ def test_duplicate_layer_names(write_spec):
 
 
 def test_skipped_layer_may_share_a_name_with_its_alternative(write_spec):
-    path = write_spec(HEADER + """layers:
+    path = write_spec(
+        HEADER
+        + """layers:
   - {name: act, op: relu, if: false}
   - {name: act, op: gelu}
   - {op: flatten}
-""")
+"""
+    )
     graph = archspec.compile_spec(path).graph
     assert [n.op for n in graph.ops] == ["gelu", "flatten"]
 
 
 def test_block_recursion_is_rejected(write_spec):
-    path = write_spec(HEADER + """blocks:
+    path = write_spec(
+        HEADER
+        + """blocks:
   a: {layers: [{op: b}]}
   b: {layers: [{op: a}]}
 layers:
   - {op: a}
-""")
+"""
+    )
     assert {e.code for e in errors_of(path)} == {"AS406"}
 
 
 def test_parameter_types_are_checked(write_spec):
-    path = write_spec(HEADER.replace("num_classes: 10", "num_classes: {type: int, default: ten}") + "layers:\n  - {op: relu}\n")
+    path = write_spec(
+        HEADER.replace("num_classes: 10", "num_classes: {type: int, default: ten}") + "layers:\n  - {op: relu}\n"
+    )
     assert where(errors_of(path)) == [("AS208", 4, 16)]
     with pytest.raises(SpecErrors) as info:
         archspec.compile_spec(write_spec(HEADER + "layers:\n  - {op: relu}\n", "ok.yaml"), {"resolution": 3.5})
@@ -132,25 +146,32 @@ def test_parameter_types_are_checked(write_spec):
 
 
 def test_expect_mismatch_points_at_the_figure(write_spec):
-    path = write_spec(HEADER + """layers:
+    path = write_spec(
+        HEADER
+        + """layers:
   - {op: flatten}
   - {op: linear, out: $num_classes}
 expect:
   params: 30730
   macs: 1
   output: [10]
-""")
+"""
+    )
     assert where(errors_of(path)) == [("AS602", 12, 9)]
 
 
 def test_expect_is_not_checked_with_overrides(write_spec):
-    path = write_spec(HEADER + "layers:\n  - {op: flatten}\n  - {op: linear, out: $num_classes}\nexpect: {output: [10]}\n")
+    path = write_spec(
+        HEADER + "layers:\n  - {op: flatten}\n  - {op: linear, out: $num_classes}\nexpect: {output: [10]}\n"
+    )
     assert archspec.compile_spec(path, {"num_classes": 5}).costs.output == (5,)
 
 
 def test_thin_spec_errors(tmp_path, write_spec):
     write_spec(HEADER + "variants: {small: {resolution: 16}}\nlayers:\n  - {op: flatten}\n", "families/f.yaml")
-    assert archspec.compile_spec(write_spec("archspec: 1\nname: s\nuse: families/f.yaml\nvariant: small\n", "s.yaml")).costs.input == (3, 16, 16)
+    assert archspec.compile_spec(
+        write_spec("archspec: 1\nname: s\nuse: families/f.yaml\nvariant: small\n", "s.yaml")
+    ).costs.input == (3, 16, 16)
     cases = {
         "variant: smal\n": ("AS205", "Did you mean 'small'?"),
         "set: {resolutoin: 3}\n": ("AS206", "Did you mean 'resolution'?"),
@@ -184,7 +205,9 @@ def test_use_cycles_are_rejected(tmp_path):
 
 
 def test_wrong_version(write_spec):
-    assert [e.code for e in errors_of(write_spec(HEADER.replace("archspec: 1", "archspec: 2") + "layers: [{op: relu}]\n"))] == ["AS207"]
+    assert [
+        e.code for e in errors_of(write_spec(HEADER.replace("archspec: 1", "archspec: 2") + "layers: [{op: relu}]\n"))
+    ] == ["AS207"]
 
 
 def test_every_code_is_documented_once():
@@ -193,7 +216,9 @@ def test_every_code_is_documented_once():
 
 
 def test_checks_report_the_authors_message(write_spec):
-    path = write_spec(HEADER + """checks:
+    path = write_spec(
+        HEADER
+        + """checks:
   - {that: "${resolution % 8 == 0}", message: resolution must be a multiple of 8}
 blocks:
   b:
@@ -202,8 +227,11 @@ blocks:
     layers: [{op: conv2d, out: 4, kernel: $k}]
 layers:
   - {op: b, k: 2}
-""")
+"""
+    )
     with pytest.raises(SpecErrors) as info:
         archspec.compile_spec(path, {"resolution": 30})
     assert [(e.code, e.location.line, e.message) for e in info.value.errors] == [
-        ("AS209", 8, "check failed: resolution must be a multiple of 8"), ("AS209", 12, "check failed: k must be odd")]
+        ("AS209", 8, "check failed: resolution must be a multiple of 8"),
+        ("AS209", 12, "check failed: k must be odd"),
+    ]

@@ -41,7 +41,9 @@ class Page(HTMLParser):
             self.bars += 1
         if tag == "svg" and "graph" in self.open:
             self.graph_svg = True
-        if tag in ("script", "link", "img", "iframe") or any(k in ("src", "href") and v and "://" in v for k, v in attrs if k != "xmlns"):
+        if tag in ("script", "link", "img", "iframe") or any(
+            k in ("src", "href") and v and "://" in v for k, v in attrs if k != "xmlns"
+        ):
             self.external.append(f"{tag} {a}")
 
     def handle_endtag(self, tag):
@@ -78,7 +80,9 @@ def test_a_thin_spec_s_own_description_and_paper_replace_the_family_s(capsys, tm
     """fcn_resnet50 is a row of the ResNet family but another model: its card and `archspec list` say so."""
     _, text, _, _ = card(capsys, tmp_path, ROOT / "specs/fcn_resnet50.yaml")
     assert "the FCN head" in text and "Fully Convolutional Networks" in text
-    assert "Deep Residual Learning" not in text.split("<h2>Spec source</h2>")[0]  # the family's paper shows only in its source
+    assert (
+        "Deep Residual Learning" not in text.split("<h2>Spec source</h2>")[0]
+    )  # the family's paper shows only in its source
     _, text, _, _ = card(capsys, tmp_path, ROOT / "specs/resnet50.yaml")
     assert "Deep Residual Learning" in text
     assert main(["list"]) == 0
@@ -107,10 +111,25 @@ def test_card_renders_in_headless_chromium(capsys, tmp_path):
     out, _, page, _ = card(capsys, tmp_path, ROOT / "specs/resnet18.yaml")
     assert page.graph_svg and page.rows["summary"] > 10
     shot = tmp_path / "card.png"
-    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-                    f"--screenshot={shot}", "--window-size=1200,1600", out.as_uri()],
-                   capture_output=True, timeout=120, check=False)
+    subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--screenshot={shot}",
+            "--window-size=1200,1600",
+            out.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     assert shot.exists(), "Chromium wrote no screenshot"
     with image.open(shot) as picture:
         rgb = picture.convert("RGB")

@@ -76,8 +76,14 @@ def test_an_inserted_unnamed_layer_is_one_addition_not_a_cascade_of_renames(tmp_
 
 def test_changed_arguments_and_shapes_and_removed_layers(tmp_path):
     a = compiled(tmp_path, "a", SPEC)
-    b = compiled(tmp_path, "b", SPEC.replace("{op: conv2d, out: 4, kernel: 3}\n  - {op: relu}\n  - {op: flatten}",
-                                             "{op: conv2d, out: 6, kernel: 3}\n  - {op: flatten}"))
+    b = compiled(
+        tmp_path,
+        "b",
+        SPEC.replace(
+            "{op: conv2d, out: 4, kernel: 3}\n  - {op: relu}\n  - {op: flatten}",
+            "{op: conv2d, out: 6, kernel: 3}\n  - {op: flatten}",
+        ),
+    )
     d = diff(a.graph, a.costs, b.graph, b.costs)
     assert [l.name for l in d.removed] == ["relu_1"]
     by_name = {c.b.name: c for c in d.changed}

@@ -130,8 +130,10 @@ def test_a_repeat_of_one_op_is_marked_and_a_hand_built_graph_falls_back_to_numbe
     from archspec.views.structure import tree
 
     spec = tmp_path / "r.yaml"
-    spec.write_text("archspec: 1\ninput: [8]\nlayers:\n  - {name: fc, op: linear, out: 8, repeat: 3}\n"
-                    "  - {name: head.0, op: linear, out: 4}\n  - {name: head.1, op: relu}\n")
+    spec.write_text(
+        "archspec: 1\ninput: [8]\nlayers:\n  - {name: fc, op: linear, out: 8, repeat: 3}\n"
+        "  - {name: head.0, op: linear, out: 4}\n  - {name: head.1, op: relu}\n"
+    )
     compiled = pipeline.compile_spec(spec, registry=REGISTRY)
     groups = {g.path: g for g in tree(compiled.graph).children if not isinstance(g, Node)}
     assert groups["fc"].is_repeat and not groups["head"].is_repeat

@@ -59,14 +59,18 @@ def test_swapped_same_shape_tensors_are_a_located_error(tmp_path: Path, capsys) 
 
 def test_rename_rules_pair_the_same_checkpoint_exactly(tmp_path: Path) -> None:
     reference, weights = _reference(tmp_path)
-    text = SPEC.read_text().replace("layers:\n  - {name: stage", """weights:
+    text = SPEC.read_text().replace(
+        "layers:\n  - {name: stage",
+        """weights:
   rename:
     - {ours: "stage.a", ref: "f.0"}
     - {ours: "stage.a_bn", ref: "f.1"}
     - {ours: "stage.proj", ref: "proj.0"}
     - {ours: "stage.proj_bn", ref: "proj.1"}
 layers:
-  - {name: stage""", 1)
+  - {name: stage""",
+        1,
+    )
     spec = tmp_path / "renamed.yaml"
     spec.write_text(text)
     ours = archspec.build(spec, weights=weights).eval()
@@ -78,13 +82,25 @@ layers:
 def test_strict_position_names_both_layers(tmp_path: Path) -> None:
     """A main branch longer than the projection: by position the k-th tensors differ in shape (AS704)."""
     spec = tmp_path / "longer.yaml"
-    spec.write_text(SPEC.read_text().replace("      - {op: relu}\n      - {name: proj",
-                                             "      - {op: relu}\n      - {name: a2, op: conv2d, out: $width, kernel: 3, padding: 1, bias: false}\n      - {name: proj")
-                    .replace("from: [relu, proj_bn]", "from: [a2, proj_bn]"))
+    spec.write_text(
+        SPEC.read_text()
+        .replace(
+            "      - {op: relu}\n      - {name: proj",
+            "      - {op: relu}\n      - {name: a2, op: conv2d, out: $width, kernel: 3, padding: 1, bias: false}\n      - {name: proj",
+        )
+        .replace("from: [relu, proj_bn]", "from: [a2, proj_bn]")
+    )
     torch.manual_seed(0)
-    reference = nn.ModuleDict({"proj": nn.Conv2d(4, 8, 1, bias=False), "proj_bn": nn.BatchNorm2d(8),
-                               "a": nn.Conv2d(4, 8, 1, bias=False), "a_bn": nn.BatchNorm2d(8),
-                               "a2": nn.Conv2d(8, 8, 3, bias=False), "fc": nn.Linear(512, 3)})
+    reference = nn.ModuleDict(
+        {
+            "proj": nn.Conv2d(4, 8, 1, bias=False),
+            "proj_bn": nn.BatchNorm2d(8),
+            "a": nn.Conv2d(4, 8, 1, bias=False),
+            "a_bn": nn.BatchNorm2d(8),
+            "a2": nn.Conv2d(8, 8, 3, bias=False),
+            "fc": nn.Linear(512, 3),
+        }
+    )
     state = {f"x.{k}": v for k, v in reference.state_dict().items()}
     torch.save(state, tmp_path / "ref.pt")
     with pytest.raises(SpecErrors) as caught:
@@ -142,8 +158,22 @@ def test_cli_counts_and_convert_weights_round_trip(tmp_path: Path, capsys) -> No
     torch.save(reference.state_dict(), tmp_path / "r18.pth")
     spec = Path(__file__).resolve().parents[1] / "specs" / "resnet18.yaml"
     converted = tmp_path / "r18.safetensors"
-    assert main(["convert-weights", str(spec), str(tmp_path / "r18.pth"), "-o", str(converted),
-                 "--set", "num_classes=10", "--set", "depths=[1, 1, 1, 1]"]) == 0
+    assert (
+        main(
+            [
+                "convert-weights",
+                str(spec),
+                str(tmp_path / "r18.pth"),
+                "-o",
+                str(converted),
+                "--set",
+                "num_classes=10",
+                "--set",
+                "depths=[1, 1, 1, 1]",
+            ]
+        )
+        == 0
+    )
     assert f"{len(reference.state_dict())} paired by name, 0 by position" in capsys.readouterr().out
     from safetensors.torch import load_file
 
@@ -157,14 +187,22 @@ def test_cli_counts_and_convert_weights_round_trip(tmp_path: Path, capsys) -> No
 def test_cli_says_how_tensors_paired(tmp_path: Path, capsys) -> None:
     _, weights = _reference(tmp_path)
     spec = tmp_path / "half.yaml"  # the branches named by rules, the head (ours: head, theirs: fc) by position
-    spec.write_text(SPEC.read_text().replace("{name: fc, op: linear", "{name: head, op: linear").replace("layers:\n  - {name: stage", """weights:
+    spec.write_text(
+        SPEC.read_text()
+        .replace("{name: fc, op: linear", "{name: head, op: linear")
+        .replace(
+            "layers:\n  - {name: stage",
+            """weights:
   rename:
     - {ours: "stage.a", ref: "f.0"}
     - {ours: "stage.a_bn", ref: "f.1"}
     - {ours: "stage.proj", ref: "proj.0"}
     - {ours: "stage.proj_bn", ref: "proj.1"}
 layers:
-  - {name: stage""", 1))
+  - {name: stage""",
+            1,
+        )
+    )
     assert main(["build", str(spec), "--weights", str(weights), "-o", str(tmp_path / "half.pt2")]) == 0
     out = capsys.readouterr().out
     assert "14 tensors from" in out and "12 paired by name, 2 by position" in out
@@ -172,7 +210,11 @@ layers:
 
 def test_by_position_false_refuses_unnamed_tensors(tmp_path: Path) -> None:
     spec = tmp_path / "strict.yaml"
-    spec.write_text(SPEC.read_text().replace("layers:\n  - {name: stage", "weights: {by_position: false}\nlayers:\n  - {name: stage", 1))
+    spec.write_text(
+        SPEC.read_text().replace(
+            "layers:\n  - {name: stage", "weights: {by_position: false}\nlayers:\n  - {name: stage", 1
+        )
+    )
     _, weights = _reference(tmp_path)
     with pytest.raises(SpecErrors) as caught:
         archspec.build(spec, weights=weights)
@@ -238,7 +280,11 @@ def test_a_different_computed_buffer_is_a_located_error(tmp_path: Path) -> None:
         archspec.build(BUFFERS, weights=tmp_path / "ref.pth")
     error = caught.value.errors[0]
     assert error.code == "AS708" and "'table'" in error.message
-    assert error.location is not None and error.location.file.endswith("computed_buffers.yaml") and error.location.line == 6
+    assert (
+        error.location is not None
+        and error.location.file.endswith("computed_buffers.yaml")
+        and error.location.line == 6
+    )
 
 
 def test_an_integer_tensor_never_loads_into_a_weight(tmp_path: Path, write_spec) -> None:
@@ -248,9 +294,11 @@ def test_an_integer_tensor_never_loads_into_a_weight(tmp_path: Path, write_spec)
         archspec.build(BUFFERS, weights=tmp_path / "ref.pth")
     assert caught.value.errors[0].code == "AS709" and caught.value.errors[0].location.line == 8
     # ... also where the spec's tensor is at its layer's own path (a learned table) ...
-    spec = write_spec("archspec: 1\nname: t\ninput: [3]\nlayers:\n"
-                      "  - {name: position_index, op: parameter, shape: [3], from: input}\n"
-                      "  - {op: add, from: [position_index, input]}\n")
+    spec = write_spec(
+        "archspec: 1\nname: t\ninput: [3]\nlayers:\n"
+        "  - {name: position_index, op: parameter, shape: [3], from: input}\n"
+        "  - {op: add, from: [position_index, input]}\n"
+    )
     torch.save({"position_index": torch.arange(3)}, tmp_path / "ref.pth")
     with pytest.raises(SpecErrors) as caught:
         archspec.build(spec, weights=tmp_path / "ref.pth")
@@ -322,7 +370,10 @@ def test_transposed_rules_pair_conv1d_weights_by_name(tmp_path: Path, write_spec
     assert torch.equal(ours.state_dict()["block.square.weight"], reference.block.square.weight.t())
     graph = archspec.compile_spec(spec).graph
     pairing = pair_state_dict(ours.state_dict(), reference.state_dict(), graph)
-    assert (pairing.by_name, pairing.transposed) == (6, 3) and "6 paired by name (3 stored transposed)" in pairing.summary("x")
+    assert (pairing.by_name, pairing.transposed) == (
+        6,
+        3,
+    ) and "6 paired by name (3 stored transposed)" in pairing.summary("x")
     x = torch.randn(3, 5, 4)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), reference(x))
@@ -332,7 +383,9 @@ def test_transposed_rules_pair_conv1d_weights_by_name(tmp_path: Path, write_spec
     with torch.no_grad():
         torch.testing.assert_close(again(x), ours(x), rtol=0, atol=0)
     # without its rule the square weight pairs by its own name, untransposed: what the rule is there to prevent
-    plain = write_spec(CONV1D_SPEC.replace('ref: "transposed(**.square.weight)"', 'ref: "**.square.weight"'), "plain.yaml")
+    plain = write_spec(
+        CONV1D_SPEC.replace('ref: "transposed(**.square.weight)"', 'ref: "**.square.weight"'), "plain.yaml"
+    )
     wrong = archspec.build(plain, weights=path).eval()
     with torch.no_grad():
         assert not torch.allclose(wrong(x), reference(x))

@@ -34,11 +34,13 @@ def test_the_zoo_is_not_empty():
 def test_spec_matches_reference_figures(spec: Path):
     compiled = archspec.compile_spec(spec)  # also checks the spec's own expect: figures
     expect = compiled.resolved.expect
-    assert expect is not None and expect.params is not None and expect.macs is not None and expect.output is not None, \
+    assert expect is not None and expect.params is not None and expect.macs is not None and expect.output is not None, (
         f"{spec.name} must state its reference figures in expect:"
+    )
     # an image network takes --set num_classes / resolution; a language model (token ids in) its config.json fields
-    assert ({"vocab_size", "seq_len"} if compiled.costs.input_dtype == "int64" else {"num_classes", "resolution"}) \
-        <= set(compiled.resolved.spec.params)
+    assert (
+        {"vocab_size", "seq_len"} if compiled.costs.input_dtype == "int64" else {"num_classes", "resolution"}
+    ) <= set(compiled.resolved.spec.params)
     assert compiled.resolved.spec.description and compiled.resolved.spec.paper
     if spec.stem in HAND_WRITTEN:
         assert spec.stem not in REFERENCE, f"{spec.stem}: one reference only"
@@ -47,7 +49,11 @@ def test_spec_matches_reference_figures(spec: Path):
     reference = REFERENCE[spec.stem]
     costs = compiled.costs
     assert (costs.params, costs.macs, list(costs.output), list(costs.input)) == (
-        reference["params"], reference["macs"], reference["output"], reference["input"])
+        reference["params"],
+        reference["macs"],
+        reference["output"],
+        reference["input"],
+    )
 
 
 # Families built and run against their reference elsewhere, whose full-size build and forward here cost 12 to
@@ -57,8 +63,10 @@ def test_spec_matches_reference_figures(spec: Path):
 COVERED_BY_SIBLINGS = {"swin_t", "swin_s", "swin_v2_t"}
 
 
-@pytest.mark.parametrize("spec", [pytest.param(p, id=p.stem, marks=pytest.mark.exhaustive if p.stem in COVERED_BY_SIBLINGS
-                                               else ()) for p in ZOO])
+@pytest.mark.parametrize(
+    "spec",
+    [pytest.param(p, id=p.stem, marks=pytest.mark.exhaustive if p.stem in COVERED_BY_SIBLINGS else ()) for p in ZOO],
+)
 def test_spec_builds_and_runs(spec: Path):
     costs = archspec.summary(spec)
     tokens = costs.input_dtype == "int64"

@@ -31,26 +31,85 @@ ROWS: dict[str, tuple[str, dict[str, Any]]] = {
     "gpt2_medium": ("gpt2", {"n_layer": 24, "n_head": 16, "n_embd": 1024, "n_positions": 1024, "vocab_size": 50257}),
     "gpt2_large": ("gpt2", {"n_layer": 36, "n_head": 20, "n_embd": 1280, "n_positions": 1024, "vocab_size": 50257}),
     "gpt2_xl": ("gpt2", {"n_layer": 48, "n_head": 25, "n_embd": 1600, "n_positions": 1024, "vocab_size": 50257}),
-    "bert_base_uncased": ("bert", {"num_hidden_layers": 12, "num_attention_heads": 12, "hidden_size": 768,
-                                   "intermediate_size": 3072, "vocab_size": 30522, "max_position_embeddings": 512,
-                                   "type_vocab_size": 2, "layer_norm_eps": 1e-12, "hidden_act": "gelu"}),
-    "bert_large_uncased": ("bert", {"num_hidden_layers": 24, "num_attention_heads": 16, "hidden_size": 1024,
-                                    "intermediate_size": 4096, "vocab_size": 30522, "max_position_embeddings": 512,
-                                    "type_vocab_size": 2, "layer_norm_eps": 1e-12, "hidden_act": "gelu"}),
-    "llama3_2_1b": ("llama", {
-        "hidden_size": 2048, "num_hidden_layers": 16, "num_attention_heads": 32, "num_key_value_heads": 8,
-        "head_dim": 64, "intermediate_size": 8192, "vocab_size": 128256, "max_position_embeddings": 131072,
-        "rms_norm_eps": 1e-5, "rope_theta": 500000.0, "tie_word_embeddings": True, "hidden_act": "silu",
-        "attention_bias": False, "mlp_bias": False,
-        "rope_scaling": {"factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                         "original_max_position_embeddings": 8192, "rope_type": "llama3"}}),
-    "llama3_1_8b": ("llama", {
-        "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
-        "intermediate_size": 14336, "vocab_size": 128256, "max_position_embeddings": 131072,
-        "rms_norm_eps": 1e-5, "rope_theta": 500000.0, "tie_word_embeddings": False, "hidden_act": "silu",
-        "attention_bias": False, "mlp_bias": False,
-        "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                         "original_max_position_embeddings": 8192, "rope_type": "llama3"}}),
+    "bert_base_uncased": (
+        "bert",
+        {
+            "num_hidden_layers": 12,
+            "num_attention_heads": 12,
+            "hidden_size": 768,
+            "intermediate_size": 3072,
+            "vocab_size": 30522,
+            "max_position_embeddings": 512,
+            "type_vocab_size": 2,
+            "layer_norm_eps": 1e-12,
+            "hidden_act": "gelu",
+        },
+    ),
+    "bert_large_uncased": (
+        "bert",
+        {
+            "num_hidden_layers": 24,
+            "num_attention_heads": 16,
+            "hidden_size": 1024,
+            "intermediate_size": 4096,
+            "vocab_size": 30522,
+            "max_position_embeddings": 512,
+            "type_vocab_size": 2,
+            "layer_norm_eps": 1e-12,
+            "hidden_act": "gelu",
+        },
+    ),
+    "llama3_2_1b": (
+        "llama",
+        {
+            "hidden_size": 2048,
+            "num_hidden_layers": 16,
+            "num_attention_heads": 32,
+            "num_key_value_heads": 8,
+            "head_dim": 64,
+            "intermediate_size": 8192,
+            "vocab_size": 128256,
+            "max_position_embeddings": 131072,
+            "rms_norm_eps": 1e-5,
+            "rope_theta": 500000.0,
+            "tie_word_embeddings": True,
+            "hidden_act": "silu",
+            "attention_bias": False,
+            "mlp_bias": False,
+            "rope_scaling": {
+                "factor": 32.0,
+                "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0,
+                "original_max_position_embeddings": 8192,
+                "rope_type": "llama3",
+            },
+        },
+    ),
+    "llama3_1_8b": (
+        "llama",
+        {
+            "hidden_size": 4096,
+            "num_hidden_layers": 32,
+            "num_attention_heads": 32,
+            "num_key_value_heads": 8,
+            "intermediate_size": 14336,
+            "vocab_size": 128256,
+            "max_position_embeddings": 131072,
+            "rms_norm_eps": 1e-5,
+            "rope_theta": 500000.0,
+            "tie_word_embeddings": False,
+            "hidden_act": "silu",
+            "attention_bias": False,
+            "mlp_bias": False,
+            "rope_scaling": {
+                "factor": 8.0,
+                "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0,
+                "original_max_position_embeddings": 8192,
+                "rope_type": "llama3",
+            },
+        },
+    ),
 }
 
 # Parameter counts of the full-size rows, as `count_params` measures them with transformers 5.25 (tied
@@ -94,7 +153,11 @@ def config(name: str, **changes: Any) -> Any:
         made = transformers.BertConfig(**fields)
     else:
         # transformers 5 keeps config.json's rope_theta and rope_scaling together as rope_parameters.
-        rope = {"rope_type": "default", **(fields.pop("rope_scaling", None) or {}), "rope_theta": fields.pop("rope_theta")}
+        rope = {
+            "rope_type": "default",
+            **(fields.pop("rope_scaling", None) or {}),
+            "rope_theta": fields.pop("rope_theta"),
+        }
         made = transformers.LlamaConfig(**fields, rope_parameters=rope)
     made._attn_implementation = "eager"
     return made
@@ -142,8 +205,13 @@ def figures(name: str, seq_len: int, **changes: Any) -> dict[str, Any]:
     ids = torch.zeros(1, seq_len, dtype=torch.long, device="meta")
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         out = output(model, ids)
-    return {"family": family(name), "input": [seq_len], "params": sum(p.numel() for p in model.parameters()),
-            "macs": counter.get_total_flops() // 2, "output": list(out.shape[1:])}
+    return {
+        "family": family(name),
+        "input": [seq_len],
+        "params": sum(p.numel() for p in model.parameters()),
+        "macs": counter.get_total_flops() // 2,
+        "output": list(out.shape[1:]),
+    }
 
 
 def state_dict(model: nn.Module) -> dict[str, torch.Tensor]:

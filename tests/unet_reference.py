@@ -65,8 +65,9 @@ class OutConv(nn.Module):
 class UNet(nn.Module):
     """UNet(n_channels, n_classes, bilinear) of the original at depth=4, base_width=64."""
 
-    def __init__(self, n_channels: int = 3, n_classes: int = 2, bilinear: bool = False, depth: int = 4,
-                 base_width: int = 64):
+    def __init__(
+        self, n_channels: int = 3, n_classes: int = 2, bilinear: bool = False, depth: int = 4, base_width: int = 64
+    ):
         super().__init__()
         self.depth = depth
         factor = 2 if bilinear else 1

@@ -75,6 +75,7 @@ def layer_outputs(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     def keep(i: int):  # type: ignore[no-untyped-def]
         def hook(module: nn.Module, inputs: object, out: object) -> None:
             outputs[i] = (out[0] if isinstance(out, (tuple, list)) else out).detach().clone()
+
         return hook
 
     handles = [layer.register_forward_hook(keep(i)) for i, layer in enumerate(model.model)]

@@ -92,9 +92,8 @@ def staged(path: Path) -> Iterator[Path]:
 
 def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """`write(file)` into a staged file (see `staged`), then move it into place."""
-    with staged(path) as target:
-        with open(target, "wb") as file:
-            write(file)
+    with staged(path) as target, open(target, "wb") as file:
+        write(file)
 
 
 def _make_parents(folder: Path) -> list[Path]:

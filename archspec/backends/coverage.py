@@ -52,8 +52,10 @@ def assess(graph: Graph, table: CoverageTable, backend: str) -> list[LayerSuppor
     for node in graph.ops:
         entry = table.get(node.op)
         if entry is None:
-            support = Support("unsupported", f"the {backend} backend has no lowering for op {node.op!r}; "
-                              "install the plugin that provides one")
+            support = Support(
+                "unsupported",
+                f"the {backend} backend has no lowering for op {node.op!r}; install the plugin that provides one",
+            )
         elif isinstance(entry, Support):
             support = entry
         else:
@@ -64,8 +66,13 @@ def assess(graph: Graph, table: CoverageTable, backend: str) -> list[LayerSuppor
 
 def refuse_unsupported(report: Sequence[LayerSupport], backend: str) -> None:
     """Raise one located AS803 error per layer the backend cannot compile (all of them at once)."""
-    errors = [SpecError("AS803", f"layer {s.layer!r} (op {s.op}): the {backend} backend cannot compile it: {s.note}",
-                        s.source) for s in report if s.level == "unsupported"]
+    errors = [
+        SpecError(
+            "AS803", f"layer {s.layer!r} (op {s.op}): the {backend} backend cannot compile it: {s.note}", s.source
+        )
+        for s in report
+        if s.level == "unsupported"
+    ]
     if errors:
         raise SpecErrors(errors)
 
@@ -78,8 +85,10 @@ def format_report(report: Sequence[LayerSupport], backend: str) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths) + "  ----")
     counts = {level: sum(1 for s in report if s.level == level) for level in LEVELS}
     verdict = "can compile" if not counts["unsupported"] else "cannot compile"
-    lines.append(f"{backend}: {verdict} this spec: {counts['native']} native, {counts['fallback']} fallback, "
-                 f"{counts['unsupported']} unsupported layer(s)")
+    lines.append(
+        f"{backend}: {verdict} this spec: {counts['native']} native, {counts['fallback']} fallback, "
+        f"{counts['unsupported']} unsupported layer(s)"
+    )
     return "\n".join(lines)
 
 

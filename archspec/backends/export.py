@@ -50,8 +50,11 @@ def dynamic_shapes(graph: Graph, dynamic: DynamicDims) -> dict[int, Any]:
     m = dynamic.multiple
 
     def size(name: str, r: Range) -> Any:
-        return torch.export.Dim(name, min=r.min, max=r.max) if m == 1 else m * torch.export.Dim(
-            f"{name}_{m}", min=r.min // m, max=r.max // m)
+        return (
+            torch.export.Dim(name, min=r.min, max=r.max)
+            if m == 1
+            else m * torch.export.Dim(f"{name}_{m}", min=r.min // m, max=r.max // m)
+        )
 
     r = dynamic.resolution
     if r is not None and not r.static:
@@ -70,10 +73,13 @@ def check_sequence(graph: Graph, dynamic: DynamicDims) -> None:
         return
     where = f"{dynamic.source}: " if dynamic.source else ""
     if len(shape) not in (1, 2):
-        raise ArchspecError("AS808", f"{where}dynamic: sequence needs a [T] or [T, D] input; this input is {list(shape)}")
+        raise ArchspecError(
+            "AS808", f"{where}dynamic: sequence needs a [T] or [T, D] input; this input is {list(shape)}"
+        )
     if not s.min <= shape[0] <= s.max:
-        raise ArchspecError("AS808", f"{where}dynamic: sequence [{s.min}, {s.max}] must include the input's own "
-                            f"length {shape[0]}")
+        raise ArchspecError(
+            "AS808", f"{where}dynamic: sequence [{s.min}, {s.max}] must include the input's own length {shape[0]}"
+        )
 
 
 def check_resolution(graph: Graph, dynamic: DynamicDims) -> None:
@@ -85,11 +91,14 @@ def check_resolution(graph: Graph, dynamic: DynamicDims) -> None:
     if len(shape) != 3:
         raise ArchspecError("AS808", f"{where}dynamic: resolution needs a [C, H, W] input; this input is {list(shape)}")
     if not all(r.min <= side <= r.max for side in shape[1:]):
-        raise ArchspecError("AS808", f"{where}dynamic: resolution [{r.min}, {r.max}] must include the input's own "
-                            f"size {list(shape[1:])}")
+        raise ArchspecError(
+            "AS808",
+            f"{where}dynamic: resolution [{r.min}, {r.max}] must include the input's own size {list(shape[1:])}",
+        )
     if any(side % dynamic.multiple for side in shape[1:]):
-        raise ArchspecError("AS808", f"{where}dynamic: multiple {dynamic.multiple} must divide the input's own "
-                            f"size {list(shape[1:])}")
+        raise ArchspecError(
+            "AS808", f"{where}dynamic: multiple {dynamic.multiple} must divide the input's own size {list(shape[1:])}"
+        )
 
 
 def export_program(module: nn.Module, graph: Graph, dynamic: DynamicDims) -> torch.export.ExportedProgram:
@@ -109,9 +118,12 @@ def export_program(module: nn.Module, graph: Graph, dynamic: DynamicDims) -> tor
         where = f"{dynamic.source}: " if dynamic.source else ""
         lines = str(exc).strip().splitlines() or [type(exc).__name__]
         first = " ".join([lines[0], *(line.strip() for line in lines[1:] if line.strip().startswith("- "))][:3])
-        raise ArchspecError("AS808", f"{where}torch.export cannot export the network for its input sizes "
-                            f"(batch {_show(dynamic.batch)}, {_sizes(dynamic)}): "
-                            f"{type(exc).__name__}: {first}. If the spec declares dynamic:, narrow its ranges") from None
+        raise ArchspecError(
+            "AS808",
+            f"{where}torch.export cannot export the network for its input sizes "
+            f"(batch {_show(dynamic.batch)}, {_sizes(dynamic)}): "
+            f"{type(exc).__name__}: {first}. If the spec declares dynamic:, narrow its ranges",
+        ) from None
     finally:
         module.train(was_training)
     probe_sizes(program, graph, dynamic)
@@ -136,8 +148,9 @@ def probe_sizes(program: torch.export.ExportedProgram, graph: Graph, dynamic: Dy
     if s is not None and not s.static:
         rest = tuple((graph.input.shape or ())[1:])
         m = dynamic.multiple
-        shapes = [(dynamic.batch.max, s.max, *rest)] + [(dynamic.batch.min, t, *rest)
-                                                        for t in (s.min, (s.min + s.max) // 2 // m * m, s.min + m, s.max)]
+        shapes = [(dynamic.batch.max, s.max, *rest)] + [
+            (dynamic.batch.min, t, *rest) for t in (s.min, (s.min + s.max) // 2 // m * m, s.min + m, s.max)
+        ]
     if not shapes:
         return
     dtype = torch.int64 if graph.input.dtype == "int64" else torch.float32
@@ -149,9 +162,12 @@ def probe_sizes(program: torch.export.ExportedProgram, graph: Graph, dynamic: Dy
         except Exception as exc:
             where = f"{dynamic.source}: " if dynamic.source else ""
             lines = str(exc).strip().splitlines() or [type(exc).__name__]
-            raise ArchspecError("AS808", f"{where}the exported network does not take an input of shape {list(shape)}, "
-                                f"inside its dynamic: ranges (batch {_show(dynamic.batch)}, {_sizes(dynamic)}): "
-                                f"{lines[0]}. Narrow the ranges in the spec's dynamic:") from None
+            raise ArchspecError(
+                "AS808",
+                f"{where}the exported network does not take an input of shape {list(shape)}, "
+                f"inside its dynamic: ranges (batch {_show(dynamic.batch)}, {_sizes(dynamic)}): "
+                f"{lines[0]}. Narrow the ranges in the spec's dynamic:",
+            ) from None
 
 
 def _show(r: Range | None) -> str:

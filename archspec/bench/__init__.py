@@ -57,9 +57,16 @@ class Stats:
     images_per_s: float
 
     def to_json(self) -> dict[str, object]:
-        return {"label": self.label, "median_ms": self.median_ms, "q1_ms": self.q1_ms, "q3_ms": self.q3_ms,
-                "min_ms": self.min_ms, "max_ms": self.max_ms, "images_per_s": self.images_per_s,
-                "samples_ms": list(self.samples_ms)}
+        return {
+            "label": self.label,
+            "median_ms": self.median_ms,
+            "q1_ms": self.q1_ms,
+            "q3_ms": self.q3_ms,
+            "min_ms": self.min_ms,
+            "max_ms": self.max_ms,
+            "images_per_s": self.images_per_s,
+            "samples_ms": list(self.samples_ms),
+        }
 
 
 @dataclass(frozen=True)
@@ -82,35 +89,61 @@ class BenchReport:
     def to_json(self) -> dict[str, object]:
         o = self.options
         return {
-            "spec": self.spec, "backend": o.backend, "device": o.device, "device_name": self.device_name,
-            "dtype": o.dtype, "batch": o.batch, "mode": "train" if o.train else "inference",
-            "compile": o.compile, "channels_last": o.channels_last, "optimize": o.optimize,
-            "threads": self.threads, "warmup": o.warmup, "iters": o.iters, "torch": self.torch_version,
-            "macs": self.macs, "ours": self.ours.to_json(),
-            "reference": self.reference.to_json() if self.reference else None, "ratio": self.ratio,
+            "spec": self.spec,
+            "backend": o.backend,
+            "device": o.device,
+            "device_name": self.device_name,
+            "dtype": o.dtype,
+            "batch": o.batch,
+            "mode": "train" if o.train else "inference",
+            "compile": o.compile,
+            "channels_last": o.channels_last,
+            "optimize": o.optimize,
+            "threads": self.threads,
+            "warmup": o.warmup,
+            "iters": o.iters,
+            "torch": self.torch_version,
+            "macs": self.macs,
+            "ours": self.ours.to_json(),
+            "reference": self.reference.to_json() if self.reference else None,
+            "ratio": self.ratio,
             "output_error": self.output_error,
         }
 
     def text(self) -> str:
         o = self.options
-        where = (f"{o.device} ({self.device_name}, {self.threads} thread{'s' if self.threads != 1 else ''})"
-                 if o.device == "cpu" else f"{o.device} ({self.device_name})")
-        lines = [f"{self.spec}: {o.backend} backend{', compiled' if o.compile else ''}{', optimized' if o.optimize else ''}"
-                 f"{', channels_last' if o.channels_last else ''}, {where}, {o.dtype}, batch {o.batch}, "
-                 f"{'train step' if o.train else 'inference'}, {o.iters} iterations after {o.warmup} warm-up"]
+        where = (
+            f"{o.device} ({self.device_name}, {self.threads} thread{'s' if self.threads != 1 else ''})"
+            if o.device == "cpu"
+            else f"{o.device} ({self.device_name})"
+        )
+        lines = [
+            f"{self.spec}: {o.backend} backend{', compiled' if o.compile else ''}{', optimized' if o.optimize else ''}"
+            f"{', channels_last' if o.channels_last else ''}, {where}, {o.dtype}, batch {o.batch}, "
+            f"{'train step' if o.train else 'inference'}, {o.iters} iterations after {o.warmup} warm-up"
+        ]
         rows = [self.ours] + ([self.reference] if self.reference else [])
         width = max(len(s.label) for s in rows)
         for s in rows:
-            lines.append(f"  {s.label:<{width}}  {s.median_ms:9.2f} ms  (IQR {s.q1_ms:.2f}-{s.q3_ms:.2f}, "
-                         f"min {s.min_ms:.2f}, max {s.max_ms:.2f})  {s.images_per_s:10.1f} images/s")
+            lines.append(
+                f"  {s.label:<{width}}  {s.median_ms:9.2f} ms  (IQR {s.q1_ms:.2f}-{s.q3_ms:.2f}, "
+                f"min {s.min_ms:.2f}, max {s.max_ms:.2f})  {s.images_per_s:10.1f} images/s"
+            )
         if self.reference is not None and self.ratio is not None:
-            lines.append(f"  ratio (time, ours / {self.reference.label}): {self.ratio:.2f}"
-                         + (f"; outputs agree to {self.output_error:.1e}" if self.output_error is not None else ""))
+            lines.append(
+                f"  ratio (time, ours / {self.reference.label}): {self.ratio:.2f}"
+                + (f"; outputs agree to {self.output_error:.1e}" if self.output_error is not None else "")
+            )
         return "\n".join(lines)
 
 
-def bench(path: str | os.PathLike[str], options: BenchOptions, overrides: Mapping[str, Any] | None = None,
-          variant: str | None = None, registry: Registry | None = None) -> BenchReport:
+def bench(
+    path: str | os.PathLike[str],
+    options: BenchOptions,
+    overrides: Mapping[str, Any] | None = None,
+    variant: str | None = None,
+    registry: Registry | None = None,
+) -> BenchReport:
     """Build the spec with `options.backend` and time it (and its reference, with `options.vs`)."""
     from archspec.bench.run import run
 

@@ -28,8 +28,17 @@ _EFFICIENTNETS_V2 = ("efficientnet_v2_s", "efficientnet_v2_m")
 # torchvision.models.segmentation, as the reference figures were measured: no auxiliary head, no weights.
 # Their forward returns {"out": map}; the bench runner reads the map.
 _SEGMENTATION = ("fcn_resnet50", "deeplabv3_resnet50", "lraspp_mobilenet_v3_large")
-_CLASSIC = ("alexnet", "googlenet", "inception_v3", "squeezenet1_0", "squeezenet1_1", "shufflenet_v2_x0_5",
-            "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0")
+_CLASSIC = (
+    "alexnet",
+    "googlenet",
+    "inception_v3",
+    "squeezenet1_0",
+    "squeezenet1_1",
+    "shufflenet_v2_x0_5",
+    "shufflenet_v2_x1_0",
+    "shufflenet_v2_x1_5",
+    "shufflenet_v2_x2_0",
+)
 # Constructor arguments that make a torchvision model the architecture its spec describes (and its
 # reference figures were measured on): GoogLeNet and Inception v3 without auxiliary classifiers, whose
 # tensors the spec does not have, and without the input transform. No init: the weights are replaced.
@@ -41,13 +50,29 @@ _TORCHVISION_ARGUMENTS: Mapping[str, Mapping[str, Any]] = {
 # spec name -> constructor name. timm only where its module order and tensor roles line up with ours
 # (its VGG head is convolutional and its ViT has a separate qkv layout: use torchvision for those).
 REFERENCES: Mapping[str, Mapping[str, str]] = {
-    "torchvision": {name: name for name in _RESNETS + _DENSENETS + _EFFICIENTNETS + _VGGS + _VITS + _MOBILE + _CONVNEXTS
-                   + _CLASSIC + _REGNETS + _SWINS + _EFFICIENTNETS_V2 + _SEGMENTATION},
-    "timm": {**{name: name for name in _RESNETS + _DENSENETS + ("efficientnet_b0",)},
-             **{name: f"{name}_224" for name in _MIXERS},
-             # the reference figures of these two are timm's (SE-ResNet-50: the paper's Caffe layout)
-             "mobilenet_v1": "mobilenetv1_100", "seresnet50": "legacy_seresnet50",
-             "xception": "legacy_xception"},  # timm 1.0's name for the original (Keras-port) Xception
+    "torchvision": {
+        name: name
+        for name in _RESNETS
+        + _DENSENETS
+        + _EFFICIENTNETS
+        + _VGGS
+        + _VITS
+        + _MOBILE
+        + _CONVNEXTS
+        + _CLASSIC
+        + _REGNETS
+        + _SWINS
+        + _EFFICIENTNETS_V2
+        + _SEGMENTATION
+    },
+    "timm": {
+        **{name: name for name in _RESNETS + _DENSENETS + ("efficientnet_b0",)},
+        **{name: f"{name}_224" for name in _MIXERS},
+        # the reference figures of these two are timm's (SE-ResNet-50: the paper's Caffe layout)
+        "mobilenet_v1": "mobilenetv1_100",
+        "seresnet50": "legacy_seresnet50",
+        "xception": "legacy_xception",
+    },  # timm 1.0's name for the original (Keras-port) Xception
 }
 
 
@@ -57,8 +82,11 @@ def reference_name(library: str, spec: str) -> str:
         raise ArchspecError("AS902", f"unknown reference library {library!r}; use one of {one_of(list(REFERENCES))}")
     table = REFERENCES[library]
     if spec not in table:
-        raise ArchspecError("AS902", f"{library} has no reference model for spec {spec!r}.{did_you_mean(spec, table)} "
-                            f"Specs with a {library} reference: {one_of(list(table), limit=50)}")
+        raise ArchspecError(
+            "AS902",
+            f"{library} has no reference model for spec {spec!r}.{did_you_mean(spec, table)} "
+            f"Specs with a {library} reference: {one_of(list(table), limit=50)}",
+        )
     return f"{library}.{table[spec]}" if library == "timm" else f"torchvision.models.{table[spec]}"
 
 
@@ -78,8 +106,11 @@ def build_reference(library: str, spec: str, overrides: Mapping[str, Any]) -> nn
                 kwargs["img_size"] = value
             # convolutional references pool adaptively: any resolution runs as is
         else:
-            raise ArchspecError("AS902", f"--set {key}=... has no counterpart in the {library} reference of {spec!r}; "
-                                "compare without --vs, or only override num_classes and resolution")
+            raise ArchspecError(
+                "AS902",
+                f"--set {key}=... has no counterpart in the {library} reference of {spec!r}; "
+                "compare without --vs, or only override num_classes and resolution",
+            )
     try:
         if library == "timm":
             import timm
@@ -88,8 +119,11 @@ def build_reference(library: str, spec: str, overrides: Mapping[str, Any]) -> nn
         import torchvision
 
         if spec in _SEGMENTATION:
-            return getattr(torchvision.models.segmentation, constructor)(weights=None, weights_backbone=None,
-                                                                         aux_loss=False, **kwargs)
+            return getattr(torchvision.models.segmentation, constructor)(
+                weights=None, weights_backbone=None, aux_loss=False, **kwargs
+            )
         return getattr(torchvision.models, constructor)(weights=None, **kwargs)
     except ImportError as exc:
-        raise ArchspecError("AS902", f"--vs {library} needs the {exc.name or library} package (pip install {library})") from None
+        raise ArchspecError(
+            "AS902", f"--vs {library} needs the {exc.name or library} package (pip install {library})"
+        ) from None

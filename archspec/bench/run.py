@@ -24,8 +24,13 @@ from archspec.passes.footprint import gigabytes
 from archspec.registry import Registry, default_registry
 
 
-def run(path: str | os.PathLike[str], options: BenchOptions, overrides: Mapping[str, Any], variant: str | None,
-        registry: Registry | None) -> BenchReport:
+def run(
+    path: str | os.PathLike[str],
+    options: BenchOptions,
+    overrides: Mapping[str, Any],
+    variant: str | None,
+    registry: Registry | None,
+) -> BenchReport:
     registry = registry or default_registry()
     _check(options)
     device = _device(options.device)
@@ -56,22 +61,40 @@ def run(path: str | os.PathLike[str], options: BenchOptions, overrides: Mapping[
             error = _output_error(runners, x, y) if len(runners) > 1 and not options.train else None
             samples = time_interleaved([_bind(r, x, y) for r in runners], device, options.warmup, options.iters)
         except torch.cuda.OutOfMemoryError:
-            raise ArchspecError("AS901", f"out of memory on {device} at batch {options.batch}; use a smaller --batch") from None
+            raise ArchspecError(
+                "AS901", f"out of memory on {device} at batch {options.batch}; use a smaller --batch"
+            ) from None
         except Exception as exc:  # a failing step (shapes, a compiler error) is reported, not dumped
             first = (str(exc).strip().splitlines() or [""])[0]
             raise ArchspecError("AS901", f"the benchmark step failed: {type(exc).__name__}: {first}") from None
         threads = torch.get_num_threads()
     stats = [summarize(r.label, s, options.batch) for r, s in zip(runners, samples)]
-    return BenchReport(name, options, _device_name(device), threads, torch.__version__, compiled.costs.macs,
-                       stats[0], stats[1] if len(stats) > 1 else None, error)
+    return BenchReport(
+        name,
+        options,
+        _device_name(device),
+        threads,
+        torch.__version__,
+        compiled.costs.macs,
+        stats[0],
+        stats[1] if len(stats) > 1 else None,
+        error,
+    )
 
 
 def _check(options: BenchOptions) -> None:
     if options.dtype not in DTYPES:
         raise ArchspecError("AS901", f"unknown dtype {options.dtype!r}; use one of {', '.join(DTYPES)}")
     if options.train and options.optimize:
-        raise ArchspecError("AS901", "--optimize builds an inference module (batch norm folded); drop --train or --optimize")
-    if options.batch < 1 or options.iters < 1 or options.warmup < 0 or (options.threads is not None and options.threads < 1):
+        raise ArchspecError(
+            "AS901", "--optimize builds an inference module (batch norm folded); drop --train or --optimize"
+        )
+    if (
+        options.batch < 1
+        or options.iters < 1
+        or options.warmup < 0
+        or (options.threads is not None and options.threads < 1)
+    ):
         raise ArchspecError("AS901", "--batch, --iters and --threads must be at least 1, --warmup at least 0")
 
 
@@ -80,17 +103,23 @@ def _check_memory(compiled: pipeline.Compiled, options: BenchOptions, device: to
     the allocator for petabytes (a traceback), and one just above the RAM would swap the machine to a halt.
     What a step needs at least: the parameters, the input, and the largest output (training keeps them all)."""
     shapes = [node.shape or () for node in compiled.graph]
-    per_sample = sum(map(numel, shapes)) if options.train else numel(compiled.graph.input.shape or ()) + max(
-        map(numel, shapes), default=0)
+    per_sample = (
+        sum(map(numel, shapes))
+        if options.train
+        else numel(compiled.graph.input.shape or ()) + max(map(numel, shapes), default=0)
+    )
     need = (compiled.costs.params + options.batch * per_sample) * 4
     if device.type == "cuda":
         have = torch.cuda.get_device_properties(device).total_memory
     else:
         have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     if need > have:
-        raise ArchspecError("AS901", f"--batch {options.batch} needs at least {gigabytes(need)} on {device} (parameters, "
-                            f"input and {'every activation' if options.train else 'the largest activation'}); it has "
-                            f"{gigabytes(have)}: use a smaller --batch")
+        raise ArchspecError(
+            "AS901",
+            f"--batch {options.batch} needs at least {gigabytes(need)} on {device} (parameters, "
+            f"input and {'every activation' if options.train else 'the largest activation'}); it has "
+            f"{gigabytes(have)}: use a smaller --batch",
+        )
 
 
 def _device(text: str) -> torch.device:
@@ -128,7 +157,9 @@ def _settings(options: BenchOptions, device: torch.device) -> Iterator[None]:
         torch.backends.cudnn.benchmark = autotune
 
 
-def _inputs(compiled: pipeline.Compiled, options: BenchOptions, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _inputs(
+    compiled: pipeline.Compiled, options: BenchOptions, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A random batch in the input shape (in the compute dtype for inference, fp32 under autocast for
     training; NHWC with channels_last) and labels over the output's classes."""
     generator = torch.Generator().manual_seed(options.seed)

@@ -58,8 +58,11 @@ class ModuleRunner:
         if self.optimizer is None:
             with torch.no_grad():
                 return main_output(self.model(x))
-        autocast = (torch.autocast(self.device_type, dtype=self.dtype) if self.dtype != torch.float32
-                    else contextlib.nullcontext())
+        autocast = (
+            torch.autocast(self.device_type, dtype=self.dtype)
+            if self.dtype != torch.float32
+            else contextlib.nullcontext()
+        )
         with autocast:
             out = main_output(self.model(x))
         loss = loss_of(out.float(), y)
@@ -90,8 +93,13 @@ RUNNERS: dict[str, RunnerFactory] = {"torch": _torch_runner}
 
 def runner_factory(backend: str, registry: Registry) -> RunnerFactory:
     if backend not in registry.backends:
-        raise ArchspecError("AS803", f"unknown backend {backend!r}.{did_you_mean(backend, registry.backends)} "
-                            f"Backends: {one_of(list(registry.backends))}")
+        raise ArchspecError(
+            "AS803",
+            f"unknown backend {backend!r}.{did_you_mean(backend, registry.backends)} "
+            f"Backends: {one_of(list(registry.backends))}",
+        )
     if backend not in RUNNERS:
-        raise ArchspecError("AS901", f"backend {backend!r} has no benchmark runner yet; benchmark one of {one_of(list(RUNNERS))}")
+        raise ArchspecError(
+            "AS901", f"backend {backend!r} has no benchmark runner yet; benchmark one of {one_of(list(RUNNERS))}"
+        )
     return RUNNERS[backend]

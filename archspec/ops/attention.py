@@ -21,7 +21,9 @@ def _leading(shapes: Sequence[Shape], what: str) -> Shape:
     try:
         return broadcast(None, [s[:-2] for s in shapes])
     except ShapeError:
-        raise ShapeError(f"needs {what} whose leading axes broadcast (equal rank, size-1 axes stretch)", input=None) from None
+        raise ShapeError(
+            f"needs {what} whose leading axes broadcast (equal rank, size-1 axes stretch)", input=None
+        ) from None
 
 
 def _matrices(shape: Shape, index: int) -> None:
@@ -40,7 +42,9 @@ def _matmul_shape(p: MatMul, inputs: Sequence[Shape]) -> Shape:
     if len(a) != len(b):
         raise ShapeError("needs two inputs of the same rank (reshape one; leading size-1 axes broadcast)", input=None)
     if a[-1] != b[-2]:
-        raise ShapeError(f"multiplies [.., {a[-2]}, {a[-1]}] by [.., {b[-2]}, {b[-1]}]: the inner sizes differ", input=None)
+        raise ShapeError(
+            f"multiplies [.., {a[-2]}, {a[-1]}] by [.., {b[-2]}, {b[-1]}]: the inner sizes differ", input=None
+        )
     return (*_leading(inputs, "matrices"), a[-2], b[-1])
 
 
@@ -48,9 +52,15 @@ def _matmul_macs(p: MatMul, inputs: Sequence[Shape], out: Shape) -> int:
     return numel(out) * inputs[0][-1]
 
 
-MATMUL = OpDef("matmul", MatMul, (2, 2), _matmul_shape, macs=_matmul_macs,
-               doc="Batched matrix product a @ b of [..., n, k] and [..., k, m] (leading axes broadcast).",
-               category="dense")
+MATMUL = OpDef(
+    "matmul",
+    MatMul,
+    (2, 2),
+    _matmul_shape,
+    macs=_matmul_macs,
+    doc="Batched matrix product a @ b of [..., n, k] and [..., k, m] (leading axes broadcast).",
+    category="dense",
+)
 
 
 class Attention(OpParams):
@@ -88,14 +98,18 @@ def _attention_shape(p: Attention, inputs: Sequence[Shape]) -> Shape:
     scores = (*leading, q[-2], k[-2])
     for index, bias in enumerate(biases, start=3):
         if len(bias) != len(scores):
-            raise ShapeError(f"adds a bias of rank {len(bias)} to scores {list(scores)}; give it the scores' rank "
-                             "(size-1 axes broadcast)", input=index)
+            raise ShapeError(
+                f"adds a bias of rank {len(bias)} to scores {list(scores)}; give it the scores' rank "
+                "(size-1 axes broadcast)",
+                input=index,
+            )
         try:
             if broadcast(None, [scores, bias]) != scores:
                 raise ShapeError("")
         except ShapeError:
-            raise ShapeError(f"adds a bias {list(bias)} that does not broadcast to the scores {list(scores)}",
-                             input=index) from None
+            raise ShapeError(
+                f"adds a bias {list(bias)} that does not broadcast to the scores {list(scores)}", input=index
+            ) from None
     return (*leading, q[-2], v[-1])
 
 
@@ -105,11 +119,17 @@ def _attention_macs(p: Attention, inputs: Sequence[Shape], out: Shape) -> int:
     return tokens * k[-2] * q[-1] + tokens * k[-2] * out[-1]  # q @ k^T, then weights @ v
 
 
-ATTENTION = OpDef("attention", Attention, (3, None), _attention_shape, macs=_attention_macs,
-                  doc="softmax(scale * q @ k^T + bias...) @ v over [..., T, D]: inputs q, k, v, then any additive "
-                      "biases or masks, each broadcast to the scores [..., Tq, Tk] and added in order. causal: true "
-                      "masks later keys (-inf); k and v with fewer heads than q ([..., H/g, T, D]) are grouped-query "
-                      "attention, each k/v head serving g consecutive query heads (repeat_kv).",
-                  category="dense")
+ATTENTION = OpDef(
+    "attention",
+    Attention,
+    (3, None),
+    _attention_shape,
+    macs=_attention_macs,
+    doc="softmax(scale * q @ k^T + bias...) @ v over [..., T, D]: inputs q, k, v, then any additive "
+    "biases or masks, each broadcast to the scores [..., Tq, Tk] and added in order. causal: true "
+    "masks later keys (-inf); k and v with fewer heads than q ([..., H/g, T, D]) are grouped-query "
+    "attention, each k/v head serving g consecutive query heads (repeat_kv).",
+    category="dense",
+)
 
 OPS: list[OpDef[Any]] = [ATTENTION, MATMUL]

@@ -20,8 +20,10 @@ Dims = tuple[Annotated[int, Field(ge=1)], ...]
 class Parameter(OpParams):
     shape: Dims = Field(min_length=1, description="the tensor's shape (no batch axis)")
     init: str | Mapping[str, Any] = Field(
-        "zeros", description="its initial values: a distribution as in init: rules, e.g. {trunc_normal: {std: 0.02}} "
-                             "or {constant: {value: 2.3}}")
+        "zeros",
+        description="its initial values: a distribution as in init: rules, e.g. {trunc_normal: {std: 0.02}} "
+        "or {constant: {value: 2.3}}",
+    )
 
     @field_validator("init")
     @classmethod
@@ -49,8 +51,10 @@ def _own_shape(p: Parameter | Constant, inputs: Sequence[Shape]) -> Shape:
 
 class Constant(OpParams):
     shape: Dims = Field(min_length=1, description="the tensor's shape (no batch axis)")
-    values: tuple[Any, ...] = Field(description="its values, flat or nested in the shape's order (an expression); "
-                                                "-inf (a string in an expression: '-inf') for a mask's blocked entries")
+    values: tuple[Any, ...] = Field(
+        description="its values, flat or nested in the shape's order (an expression); "
+        "-inf (a string in an expression: '-inf') for a mask's blocked entries"
+    )
 
 
 FLOAT32_MAX = 3.4028234663852886e38
@@ -88,10 +92,23 @@ def _constant_shape(p: Constant, inputs: Sequence[Shape]) -> Shape:
 OPS: list[OpDef[Any]] = [
     # The key "" puts the tensor at the layer's own path (`attn.relative_position_bias_table`), as
     # torchvision registers it on the module, not below it.
-    OpDef("parameter", Parameter, (1, 1), _own_shape, lambda p, inputs: {"": p.shape},
-          doc="Outputs a learned tensor of a declared shape and initialization (a position-bias table, a logit "
-              "scale); its input gives only the batch size.", category="tensor"),
-    OpDef("constant", Constant, (1, 1), _constant_shape,
-          doc="Outputs a fixed tensor computed from spec expressions (an index or coordinate table, a mask), kept "
-              "as a non-trainable buffer; its input gives only the batch size.", category="tensor"),
+    OpDef(
+        "parameter",
+        Parameter,
+        (1, 1),
+        _own_shape,
+        lambda p, inputs: {"": p.shape},
+        doc="Outputs a learned tensor of a declared shape and initialization (a position-bias table, a logit "
+        "scale); its input gives only the batch size.",
+        category="tensor",
+    ),
+    OpDef(
+        "constant",
+        Constant,
+        (1, 1),
+        _constant_shape,
+        doc="Outputs a fixed tensor computed from spec expressions (an index or coordinate table, a mask), kept "
+        "as a non-trainable buffer; its input gives only the batch size.",
+        category="tensor",
+    ),
 ]

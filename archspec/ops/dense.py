@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-
 from typing import Any
 
 from pydantic import Field
@@ -16,9 +15,12 @@ class Linear(OpParams):
     out: int = Field(ge=1, description="output features")
     bias: bool = True
     in_features: int | None = Field(None, description="optional check: the input features this layer expects")
-    tie: str | None = Field(None, description="use another layer's weight [out, in] instead of an own one (a language "
-                                              "model's head tied to the token embedding): that layer's full path, "
-                                              "e.g. transformer.wte, or its tensor, transformer.wte.weight")
+    tie: str | None = Field(
+        None,
+        description="use another layer's weight [out, in] instead of an own one (a language "
+        "model's head tied to the token embedding): that layer's full path, "
+        "e.g. transformer.wte, or its tensor, transformer.wte.weight",
+    )
 
 
 def _linear_shape(p: Linear, inputs: Sequence[Shape]) -> Shape:
@@ -45,10 +47,18 @@ def _linear_ties(p: Linear, inputs: Sequence[Shape]) -> dict[str, tuple[str, Sha
     return {"weight": (p.tie, (p.out, inputs[0][-1]))} if p.tie else {}
 
 
-LINEAR = OpDef("linear", Linear, (1, 1), _linear_shape, _linear_weights, _linear_macs,
-               doc="Affine map over the last axis (applied to every leading position). With tie:, its weight is "
-                   "another layer's tensor (counted and stored once, under that layer's name).", category="dense",
-               ties=_linear_ties)
+LINEAR = OpDef(
+    "linear",
+    Linear,
+    (1, 1),
+    _linear_shape,
+    _linear_weights,
+    _linear_macs,
+    doc="Affine map over the last axis (applied to every leading position). With tie:, its weight is "
+    "another layer's tensor (counted and stored once, under that layer's name).",
+    category="dense",
+    ties=_linear_ties,
+)
 
 
 def _tokens(inputs: Sequence[Shape]) -> tuple[int, int]:
@@ -88,9 +98,16 @@ def _attention_macs(p: SelfAttention, inputs: Sequence[Shape], out: Shape) -> in
     return t * d * 3 * d + t * t * d + t * t * d + t * d * d
 
 
-SELF_ATTENTION = OpDef("self_attention", SelfAttention, (1, 1), _attention_shape, _attention_weights,
-                       _attention_macs, doc="Multi-head self-attention over [T, D] (torch.nn.MultiheadAttention layout).",
-                       category="dense")
+SELF_ATTENTION = OpDef(
+    "self_attention",
+    SelfAttention,
+    (1, 1),
+    _attention_shape,
+    _attention_weights,
+    _attention_macs,
+    doc="Multi-head self-attention over [T, D] (torch.nn.MultiheadAttention layout).",
+    category="dense",
+)
 
 
 class Token(OpParams):
@@ -102,9 +119,15 @@ def _class_token_shape(p: Token, inputs: Sequence[Shape]) -> Shape:
     return (t + 1, d)
 
 
-CLASS_TOKEN = OpDef("class_token", Token, (1, 1), _class_token_shape,
-                    lambda p, inputs: {"token": (1, 1, _tokens(inputs)[1])},
-                    doc="Prepends a learned token to a [T, D] sequence.", category="dense")
+CLASS_TOKEN = OpDef(
+    "class_token",
+    Token,
+    (1, 1),
+    _class_token_shape,
+    lambda p, inputs: {"token": (1, 1, _tokens(inputs)[1])},
+    doc="Prepends a learned token to a [T, D] sequence.",
+    category="dense",
+)
 
 
 def _same_tokens(p: Token, inputs: Sequence[Shape]) -> Shape:
@@ -112,8 +135,14 @@ def _same_tokens(p: Token, inputs: Sequence[Shape]) -> Shape:
     return inputs[0]
 
 
-POS_EMBEDDING = OpDef("pos_embedding", Token, (1, 1), _same_tokens,
-                      lambda p, inputs: {"embedding": (1, *_tokens(inputs))},
-                      doc="Adds a learned position embedding to a [T, D] sequence.", category="dense")
+POS_EMBEDDING = OpDef(
+    "pos_embedding",
+    Token,
+    (1, 1),
+    _same_tokens,
+    lambda p, inputs: {"embedding": (1, *_tokens(inputs))},
+    doc="Adds a learned position embedding to a [T, D] sequence.",
+    category="dense",
+)
 
 OPS: list[OpDef[Any]] = [LINEAR, SELF_ATTENTION, CLASS_TOKEN, POS_EMBEDDING]

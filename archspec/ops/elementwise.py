@@ -64,14 +64,24 @@ OPS: list[OpDef[Any]] = [
     activation("tanh", "Hyperbolic tangent."),
     activation("hardswish", "x * relu6(x + 3) / 6."),
     activation("hardsigmoid", "relu6(x + 3) / 6."),
-    OpDef("identity", NoParams, (1, 1), same_shape, doc="Passes its input through.", category="activation",
-          integer="pass"),
+    OpDef(
+        "identity", NoParams, (1, 1), same_shape, doc="Passes its input through.", category="activation", integer="pass"
+    ),
     OpDef("gelu", Gelu, (1, 1), same_shape, doc="Gaussian error linear unit.", category="activation"),
-    OpDef("softmax", Softmax, (1, 1), same_shape_along_axis, doc="Softmax along a per-sample axis.", category="activation"),
+    OpDef(
+        "softmax", Softmax, (1, 1), same_shape_along_axis, doc="Softmax along a per-sample axis.", category="activation"
+    ),
     OpDef("dropout", Dropout, (1, 1), same_shape, doc="Dropout (identity in eval mode).", category="regularization"),
-    OpDef("drop_path", DropPath, (1, 1), same_shape,
-          doc="Stochastic depth: drops a sample's whole residual branch in training (identity in eval).",
-          category="regularization"),
+    OpDef(
+        "drop_path",
+        DropPath,
+        (1, 1),
+        same_shape,
+        doc="Stochastic depth: drops a sample's whole residual branch in training (identity in eval).",
+        category="regularization",
+    ),
     OpDef("add", NoParams, (2, None), broadcast, doc="Elementwise sum of its inputs (broadcasting).", category="merge"),
-    OpDef("mul", NoParams, (2, None), broadcast, doc="Elementwise product of its inputs (broadcasting).", category="merge"),
+    OpDef(
+        "mul", NoParams, (2, None), broadcast, doc="Elementwise product of its inputs (broadcasting).", category="merge"
+    ),
 ]

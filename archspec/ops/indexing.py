@@ -32,8 +32,10 @@ def _roll_shape(p: Roll, inputs: Sequence[Shape]) -> Shape:
         raise ShapeError(f"names an axis twice in axes {list(axes)}")
     for shift, axis in zip(shifts, listed):
         if abs(shift) >= 2**63:  # torch.roll takes 64-bit shifts; the same roll is shift % size
-            raise ShapeError(f"has shift {shift} on axis {axis}, beyond a 64-bit integer; "
-                             f"use {shift % inputs[0][axis]} (the same roll of an axis of size {inputs[0][axis]})")
+            raise ShapeError(
+                f"has shift {shift} on axis {axis}, beyond a 64-bit integer; "
+                f"use {shift % inputs[0][axis]} (the same roll of an axis of size {inputs[0][axis]})"
+            )
     return inputs[0]
 
 
@@ -56,15 +58,17 @@ def _slice_shape(p: Slice, inputs: Sequence[Shape]) -> Shape:
     axis, start, stop, step = slice_bounds(p, shape)
     size = len(range(start, stop, step))
     if size == 0:
-        raise ShapeError(f"takes [{p.start}:{p.stop}:{p.step}] of axis {p.axis}, which has size {shape[axis]}: "
-                         "nothing is left")
-    return (*shape[:axis], size, *shape[axis + 1:])
+        raise ShapeError(
+            f"takes [{p.start}:{p.stop}:{p.step}] of axis {p.axis}, which has size {shape[axis]}: nothing is left"
+        )
+    return (*shape[:axis], size, *shape[axis + 1 :])
 
 
 class Gather(OpParams):
     axis: int = 0
     index: tuple[Annotated[int, Field(ge=0)], ...] = Field(
-        min_length=1, description="positions to take along the axis, in order (repeats allowed); kept as a buffer")
+        min_length=1, description="positions to take along the axis, in order (repeats allowed); kept as a buffer"
+    )
 
 
 def _gather_shape(p: Gather, inputs: Sequence[Shape]) -> Shape:
@@ -73,15 +77,36 @@ def _gather_shape(p: Gather, inputs: Sequence[Shape]) -> Shape:
     largest = max(p.index)
     if largest >= shape[axis]:
         raise ShapeError(f"takes position {largest} of axis {p.axis}, which has size {shape[axis]}")
-    return (*shape[:axis], len(p.index), *shape[axis + 1:])
+    return (*shape[:axis], len(p.index), *shape[axis + 1 :])
 
 
 OPS: list[OpDef[Any]] = [
-    OpDef("roll", Roll, (1, 1), _roll_shape, doc="Cyclic shift along axes (torch.roll), e.g. Swin's shifted windows.",
-          category="tensor", integer="pass"),
-    OpDef("slice", Slice, (1, 1), _slice_shape, doc="x[start:stop:step] along one axis.", category="tensor", integer="pass"),
-    OpDef("gather", Gather, (1, 1), _gather_shape,
-          doc="Takes the listed positions along an axis (index_select by a constant index, which the built module "
-              "keeps as a buffer at the layer's own path), e.g. Swin's relative_position_index.", category="tensor",
-          integer="pass"),
+    OpDef(
+        "roll",
+        Roll,
+        (1, 1),
+        _roll_shape,
+        doc="Cyclic shift along axes (torch.roll), e.g. Swin's shifted windows.",
+        category="tensor",
+        integer="pass",
+    ),
+    OpDef(
+        "slice",
+        Slice,
+        (1, 1),
+        _slice_shape,
+        doc="x[start:stop:step] along one axis.",
+        category="tensor",
+        integer="pass",
+    ),
+    OpDef(
+        "gather",
+        Gather,
+        (1, 1),
+        _gather_shape,
+        doc="Takes the listed positions along an axis (index_select by a constant index, which the built module "
+        "keeps as a buffer at the layer's own path), e.g. Swin's relative_position_index.",
+        category="tensor",
+        integer="pass",
+    ),
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-
 from typing import Any
 
 from pydantic import Field
@@ -30,9 +29,15 @@ def _affine(channels: int, enabled: bool, bias: bool = True) -> dict[str, Shape]
     return {"weight": (channels,), "bias": (channels,)} if bias else {"weight": (channels,)}
 
 
-BATCHNORM = OpDef("batchnorm", BatchNorm, (1, 1), _batchnorm_shape,
-                  lambda p, inputs: _affine(inputs[0][0], p.affine),
-                  doc="Batch normalisation over the channel axis (axis 0 of the sample).", category="norm")
+BATCHNORM = OpDef(
+    "batchnorm",
+    BatchNorm,
+    (1, 1),
+    _batchnorm_shape,
+    lambda p, inputs: _affine(inputs[0][0], p.affine),
+    doc="Batch normalisation over the channel axis (axis 0 of the sample).",
+    category="norm",
+)
 
 
 class LayerNorm(OpParams):
@@ -56,10 +61,16 @@ def _layernorm_shape(p: LayerNorm, inputs: Sequence[Shape]) -> Shape:
     return inputs[0]
 
 
-LAYERNORM = OpDef("layernorm", LayerNorm, (1, 1), _layernorm_shape,
-                  lambda p, inputs: _affine(inputs[0][norm_axis(p, inputs[0])], p.affine, p.bias),
-                  doc="Layer normalisation over one axis (the last by default; axis: 0 normalises the channels "
-                      "of a [C, H, W] map at every position, as ConvNeXt's LayerNorm2d).", category="norm")
+LAYERNORM = OpDef(
+    "layernorm",
+    LayerNorm,
+    (1, 1),
+    _layernorm_shape,
+    lambda p, inputs: _affine(inputs[0][norm_axis(p, inputs[0])], p.affine, p.bias),
+    doc="Layer normalisation over one axis (the last by default; axis: 0 normalises the channels "
+    "of a [C, H, W] map at every position, as ConvNeXt's LayerNorm2d).",
+    category="norm",
+)
 
 
 class LayerScale(OpParams):
@@ -69,7 +80,9 @@ class LayerScale(OpParams):
 
 def _scale_axis(p: LayerScale, shape: Shape) -> int:
     if not -len(shape) <= p.axis < len(shape):
-        raise ShapeError(f"uses axis {p.axis}, outside a rank-{len(shape)} sample" if shape else "expects at least one axis")
+        raise ShapeError(
+            f"uses axis {p.axis}, outside a rank-{len(shape)} sample" if shape else "expects at least one axis"
+        )
     return p.axis % len(shape)
 
 
@@ -87,8 +100,15 @@ def _layer_scale_weights(p: LayerScale, inputs: Sequence[Shape]) -> dict[str, Sh
     return {"": (shape[axis], *(1,) * (len(shape) - 1 - axis))}
 
 
-LAYER_SCALE = OpDef("layer_scale", LayerScale, (1, 1), _layer_scale_shape, _layer_scale_weights,
-                    doc="Multiplies each entry along an axis by its own learned scale, initialised to `init` "
-                        "(ConvNeXt and CaiT layer scale).", category="norm")
+LAYER_SCALE = OpDef(
+    "layer_scale",
+    LayerScale,
+    (1, 1),
+    _layer_scale_shape,
+    _layer_scale_weights,
+    doc="Multiplies each entry along an axis by its own learned scale, initialised to `init` "
+    "(ConvNeXt and CaiT layer scale).",
+    category="norm",
+)
 
 OPS: list[OpDef[Any]] = [BATCHNORM, LAYERNORM, LAYER_SCALE]

@@ -23,7 +23,8 @@ class Interpolate(OpParams):
     mode: Literal["nearest", "nearest-exact", "bilinear"] = "nearest"
     align_corners: bool | None = Field(None, description="bilinear only (torch's align_corners)")
     scale: PositiveScale | tuple[PositiveScale, PositiveScale] | None = Field(
-        None, description="factor for H and W (or [h, w]); the output side is floor(side * factor), as in torch")
+        None, description="factor for H and W (or [h, w]); the output side is floor(side * factor), as in torch"
+    )
     size: IntPair | None = Field(None, description="output [H, W]")
 
     @model_validator(mode="after")
@@ -38,7 +39,11 @@ class Interpolate(OpParams):
 def scale_pair(p: Interpolate) -> tuple[float, float] | None:
     if p.scale is None:
         return None
-    return (float(p.scale), float(p.scale)) if isinstance(p.scale, (int, float)) else (float(p.scale[0]), float(p.scale[1]))
+    return (
+        (float(p.scale), float(p.scale))
+        if isinstance(p.scale, (int, float))
+        else (float(p.scale[0]), float(p.scale[1]))
+    )
 
 
 def _interpolate_shape(p: Interpolate, inputs: Sequence[Shape]) -> Shape:
@@ -47,8 +52,11 @@ def _interpolate_shape(p: Interpolate, inputs: Sequence[Shape]) -> Shape:
     c, h, w = inputs[0]
     given = (p.scale is not None) + (p.size is not None) + (len(inputs) == 2)
     if given != 1:
-        raise ShapeError("needs exactly one target: scale:, size:, or a second input in from: whose [H, W] it takes"
-                         + (f" (it has {given})" if given else ""), input=None)
+        raise ShapeError(
+            "needs exactly one target: scale:, size:, or a second input in from: whose [H, W] it takes"
+            + (f" (it has {given})" if given else ""),
+            input=None,
+        )
     if len(inputs) == 2:
         if len(inputs[1]) < 2:
             raise ShapeError("takes the [H, W] of its second input, which needs at least two axes", input=1)
@@ -63,11 +71,19 @@ def _interpolate_shape(p: Interpolate, inputs: Sequence[Shape]) -> Shape:
     return (c, oh, ow)
 
 
-_DOC = ("Interpolation (nearest, nearest-exact, bilinear) by scale:, to size:, or to the [H, W] of a second input "
-        "(from: [x, other]); no weights, no MACs.")
+_DOC = (
+    "Interpolation (nearest, nearest-exact, bilinear) by scale:, to size:, or to the [H, W] of a second input "
+    "(from: [x, other]); no weights, no MACs."
+)
 INTERPOLATE = OpDef("interpolate", Interpolate, (1, 2), _interpolate_shape, doc=_DOC, category="resample")
 # nn.Upsample's name for the same computation.
-UPSAMPLE = OpDef("upsample", Interpolate, (1, 2), _interpolate_shape, doc="The same op as interpolate (nn.Upsample's name).",
-                 category="resample")
+UPSAMPLE = OpDef(
+    "upsample",
+    Interpolate,
+    (1, 2),
+    _interpolate_shape,
+    doc="The same op as interpolate (nn.Upsample's name).",
+    category="resample",
+)
 
 OPS: list[OpDef[Any]] = [INTERPOLATE, UPSAMPLE]

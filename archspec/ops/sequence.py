@@ -33,9 +33,17 @@ def _embedding_shape(p: Embedding, inputs: Sequence[Shape]) -> Shape:
     return (*inputs[0], p.dim)
 
 
-EMBEDDING = OpDef("embedding", Embedding, (1, 1), _embedding_shape, lambda p, inputs: {"weight": (p.num, p.dim)},
-                  doc="Looks up integer token ids in a learned table [num, dim] (nn.Embedding): ids [T] -> vectors "
-                      "[T, dim]. Reads the int64 input; 0 MACs (a lookup).", category="sequence", integer="lookup")
+EMBEDDING = OpDef(
+    "embedding",
+    Embedding,
+    (1, 1),
+    _embedding_shape,
+    lambda p, inputs: {"weight": (p.num, p.dim)},
+    doc="Looks up integer token ids in a learned table [num, dim] (nn.Embedding): ids [T] -> vectors "
+    "[T, dim]. Reads the int64 input; 0 MACs (a lookup).",
+    category="sequence",
+    integer="lookup",
+)
 
 
 class RMSNorm(OpParams):
@@ -49,10 +57,16 @@ def _last_axis(p: Any, inputs: Sequence[Shape]) -> Shape:
     return inputs[0]
 
 
-RMSNORM = OpDef("rmsnorm", RMSNorm, (1, 1), _last_axis,
-                lambda p, inputs: {"weight": (inputs[0][-1],)} if p.affine else {},
-                doc="Root-mean-square normalisation over the last axis, as Hugging Face's LlamaRMSNorm: "
-                    "x * rsqrt(mean(x^2) + eps), computed in float32, times a learned weight.", category="norm")
+RMSNORM = OpDef(
+    "rmsnorm",
+    RMSNorm,
+    (1, 1),
+    _last_axis,
+    lambda p, inputs: {"weight": (inputs[0][-1],)} if p.affine else {},
+    doc="Root-mean-square normalisation over the last axis, as Hugging Face's LlamaRMSNorm: "
+    "x * rsqrt(mean(x^2) + eps), computed in float32, times a learned weight.",
+    category="norm",
+)
 
 
 class GroupNorm(OpParams):
@@ -70,26 +84,39 @@ def _groupnorm_shape(p: GroupNorm, inputs: Sequence[Shape]) -> Shape:
     return shape
 
 
-GROUPNORM = OpDef("groupnorm", GroupNorm, (1, 1), _groupnorm_shape,
-                  lambda p, inputs: {"weight": (inputs[0][0],), "bias": (inputs[0][0],)} if p.affine else {},
-                  doc="Group normalisation over the channel axis (axis 0 of the sample) and every axis after it "
-                      "(nn.GroupNorm).", category="norm")
+GROUPNORM = OpDef(
+    "groupnorm",
+    GroupNorm,
+    (1, 1),
+    _groupnorm_shape,
+    lambda p, inputs: {"weight": (inputs[0][0],), "bias": (inputs[0][0],)} if p.affine else {},
+    doc="Group normalisation over the channel axis (axis 0 of the sample) and every axis after it (nn.GroupNorm).",
+    category="norm",
+)
 
 
 class Rope(OpParams):
     theta: float = Field(10000.0, gt=0, description="the base of the frequencies (rope_theta)")
     factor: float = Field(1.0, ge=1.0, description="Llama 3's frequency scaling factor; 1.0: no scaling")
-    low_freq_factor: float = Field(1.0, gt=0, description="Llama 3 scaling: wavelengths beyond "
-                                   "original_max_position_embeddings / low_freq_factor are divided by factor")
-    high_freq_factor: float = Field(4.0, gt=0, description="Llama 3 scaling: wavelengths below "
-                                    "original_max_position_embeddings / high_freq_factor are kept")
+    low_freq_factor: float = Field(
+        1.0,
+        gt=0,
+        description="Llama 3 scaling: wavelengths beyond "
+        "original_max_position_embeddings / low_freq_factor are divided by factor",
+    )
+    high_freq_factor: float = Field(
+        4.0,
+        gt=0,
+        description="Llama 3 scaling: wavelengths below original_max_position_embeddings / high_freq_factor are kept",
+    )
     original_max_position_embeddings: int = Field(8192, ge=1, description="Llama 3 scaling: the trained context")
 
     @model_validator(mode="after")
     def _band(self) -> Rope:
         if self.factor != 1.0 and self.high_freq_factor <= self.low_freq_factor:
-            raise ValueError(f"high_freq_factor {self.high_freq_factor} must be above low_freq_factor "
-                             f"{self.low_freq_factor}")
+            raise ValueError(
+                f"high_freq_factor {self.high_freq_factor} must be above low_freq_factor {self.low_freq_factor}"
+            )
         return self
 
 
@@ -102,10 +129,15 @@ def _rope_shape(p: Rope, inputs: Sequence[Shape]) -> Shape:
     return shape
 
 
-ROPE = OpDef("rope", Rope, (1, 1), _rope_shape,
-             doc="Rotary position embedding (Hugging Face's apply_rotary_pos_emb, rotate_half layout) of q or k "
-                 "[..., T, D]: position t (0 .. T-1, from the running length) rotates feature pairs (i, i + D/2) by "
-                 "t * theta^(-2i/D); factor > 1 applies Llama 3's frequency scaling (_compute_llama3_parameters).",
-             category="sequence")
+ROPE = OpDef(
+    "rope",
+    Rope,
+    (1, 1),
+    _rope_shape,
+    doc="Rotary position embedding (Hugging Face's apply_rotary_pos_emb, rotate_half layout) of q or k "
+    "[..., T, D]: position t (0 .. T-1, from the running length) rotates feature pairs (i, i + D/2) by "
+    "t * theta^(-2i/D); factor > 1 applies Llama 3's frequency scaling (_compute_llama3_parameters).",
+    category="sequence",
+)
 
 OPS: list[OpDef[Any]] = [EMBEDDING, RMSNORM, GROUPNORM, ROPE]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -39,7 +39,9 @@ def _window(size: int, kernel: int, stride: int, pad: int, dilation: int, ceil_m
 
 def _checked(out: int, axis: str, size: int) -> int:
     if out < 1:
-        raise ShapeError(f"leaves no output along {axis} for an input of size {size}; use a smaller kernel or stride, or more padding")
+        raise ShapeError(
+            f"leaves no output along {axis} for an input of size {size}; use a smaller kernel or stride, or more padding"
+        )
     return out
 
 
@@ -89,8 +91,16 @@ def _conv2d_macs(p: Conv2d, inputs: Sequence[Shape], out: Shape) -> int:
     return out[0] * out[1] * out[2] * (inputs[0][0] // p.groups) * kh * kw
 
 
-CONV2D = OpDef("conv2d", Conv2d, (1, 1), _conv2d_shape, _conv2d_weights, _conv2d_macs,
-               doc="2-D convolution (groups, dilation, optional bias) on [C, H, W].", category="conv")
+CONV2D = OpDef(
+    "conv2d",
+    Conv2d,
+    (1, 1),
+    _conv2d_shape,
+    _conv2d_weights,
+    _conv2d_macs,
+    doc="2-D convolution (groups, dilation, optional bias) on [C, H, W].",
+    category="conv",
+)
 
 
 # -- conv_transpose2d --------------------------------------------------------------------
@@ -110,11 +120,15 @@ def _conv_transpose2d_shape(p: ConvTranspose2d, inputs: Sequence[Shape]) -> Shap
     if c % p.groups or p.out % p.groups:
         raise ShapeError(f"has groups={p.groups}, which must divide both its {c} input and {p.out} output channels")
     sizes = []
-    for axis, size, k, s, pad, extra, d in zip("HW", (h, w), pair(p.kernel), pair(p.stride), pair(p.padding),
-                                               pair(p.output_padding), pair(p.dilation)):
+    for axis, size, k, s, pad, extra, d in zip(
+        "HW", (h, w), pair(p.kernel), pair(p.stride), pair(p.padding), pair(p.output_padding), pair(p.dilation)
+    ):
         if extra >= s and extra >= d:
-            raise ShapeError(f"has output_padding {extra} along {axis}, which must be smaller than its stride {s} "
-                             f"or its dilation {d} (torch refuses it)", input=None)
+            raise ShapeError(
+                f"has output_padding {extra} along {axis}, which must be smaller than its stride {s} "
+                f"or its dilation {d} (torch refuses it)",
+                input=None,
+            )
         sizes.append(_checked((size - 1) * s - 2 * pad + d * (k - 1) + extra + 1, axis, size))
     return (p.out, *sizes)
 
@@ -135,9 +149,17 @@ def _conv_transpose2d_macs(p: ConvTranspose2d, inputs: Sequence[Shape], out: Sha
     return h * w * c * (p.out // p.groups) * kh * kw
 
 
-CONV_TRANSPOSE2D = OpDef("conv_transpose2d", ConvTranspose2d, (1, 1), _conv_transpose2d_shape, _conv_transpose2d_weights,
-                         _conv_transpose2d_macs, doc="2-D transposed convolution (groups, dilation, output padding, "
-                         "optional bias) on [C, H, W], as nn.ConvTranspose2d.", category="conv")
+CONV_TRANSPOSE2D = OpDef(
+    "conv_transpose2d",
+    ConvTranspose2d,
+    (1, 1),
+    _conv_transpose2d_shape,
+    _conv_transpose2d_weights,
+    _conv_transpose2d_macs,
+    doc="2-D transposed convolution (groups, dilation, output padding, "
+    "optional bias) on [C, H, W], as nn.ConvTranspose2d.",
+    category="conv",
+)
 
 
 # -- pooling -----------------------------------------------------------------------------
@@ -182,10 +204,22 @@ def _adaptive_shape(p: AdaptivePool2d, inputs: Sequence[Shape]) -> Shape:
     return (c, *pair(p.size))
 
 
-ADAPTIVE_AVGPOOL2D = OpDef("adaptive_avgpool2d", AdaptivePool2d, (1, 1), _adaptive_shape,
-                           doc="Adaptive average pooling to a fixed output size.", category="pool")
-ADAPTIVE_MAXPOOL2D = OpDef("adaptive_maxpool2d", AdaptivePool2d, (1, 1), _adaptive_shape,
-                           doc="Adaptive max pooling to a fixed output size.", category="pool")
+ADAPTIVE_AVGPOOL2D = OpDef(
+    "adaptive_avgpool2d",
+    AdaptivePool2d,
+    (1, 1),
+    _adaptive_shape,
+    doc="Adaptive average pooling to a fixed output size.",
+    category="pool",
+)
+ADAPTIVE_MAXPOOL2D = OpDef(
+    "adaptive_maxpool2d",
+    AdaptivePool2d,
+    (1, 1),
+    _adaptive_shape,
+    doc="Adaptive max pooling to a fixed output size.",
+    category="pool",
+)
 
 
 # -- local response normalisation -----------------------------------------------------------
@@ -201,7 +235,13 @@ def _lrn_shape(p: LRN, inputs: Sequence[Shape]) -> Shape:
     return inputs[0]
 
 
-LRN_OP = OpDef("lrn", LRN, (1, 1), _lrn_shape, doc="Local response normalisation across channels (AlexNet, VGG A-LRN).",
-               category="norm")
+LRN_OP = OpDef(
+    "lrn",
+    LRN,
+    (1, 1),
+    _lrn_shape,
+    doc="Local response normalisation across channels (AlexNet, VGG A-LRN).",
+    category="norm",
+)
 
 OPS: list[OpDef[Any]] = [CONV2D, CONV_TRANSPOSE2D, MAXPOOL2D, AVGPOOL2D, ADAPTIVE_AVGPOOL2D, ADAPTIVE_MAXPOOL2D, LRN_OP]

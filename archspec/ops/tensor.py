@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -69,7 +68,7 @@ class Concat(OpParams):
 def _concat_shape(p: Concat, inputs: Sequence[Shape]) -> Shape:
     rank = len(inputs[0])
     axis = sample_axis(p.axis, rank)
-    for i, shape in enumerate(inputs):
+    for shape in inputs:
         if len(shape) != rank or any(a != b for k, (a, b) in enumerate(zip(shape, inputs[0])) if k != axis):
             raise ShapeError(f"needs inputs that agree on every axis but {p.axis}", input=None)
     return (*inputs[0][:axis], sum(s[axis] for s in inputs), *inputs[0][axis + 1 :])
@@ -107,29 +106,68 @@ def _select_shape(p: Select, inputs: Sequence[Shape]) -> Shape:
 
 class Pad(OpParams):
     widths: tuple[tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]], ...] = Field(
-        description="[before, after] for every sample axis, in axis order (numpy.pad's pad_width)")
+        description="[before, after] for every sample axis, in axis order (numpy.pad's pad_width)"
+    )
     value: float = Field(0.0, description="the constant written into the padding")
 
 
 def _pad_shape(p: Pad, inputs: Sequence[Shape]) -> Shape:
     shape = inputs[0]
     if len(p.widths) != len(shape):
-        raise ShapeError(f"has {len(p.widths)} [before, after] pair(s) in widths; give one for each of the "
-                         f"{len(shape)} sample axes")
+        raise ShapeError(
+            f"has {len(p.widths)} [before, after] pair(s) in widths; give one for each of the {len(shape)} sample axes"
+        )
     return tuple(d + before + after for d, (before, after) in zip(shape, p.widths))
 
 
 OPS: list[OpDef[Any]] = [
-    OpDef("flatten", Flatten, (1, 1), _flatten_shape, doc="Merges the sample axes start..end (all by default).",
-          category="tensor", integer="pass"),
+    OpDef(
+        "flatten",
+        Flatten,
+        (1, 1),
+        _flatten_shape,
+        doc="Merges the sample axes start..end (all by default).",
+        category="tensor",
+        integer="pass",
+    ),
     OpDef("reshape", Reshape, (1, 1), _reshape_shape, doc="Reshapes the sample.", category="tensor", integer="pass"),
-    OpDef("permute", Permute, (1, 1), _permute_shape, doc="Reorders the sample axes.", category="tensor", integer="pass"),
-    OpDef("transpose", Transpose, (1, 1), _transpose_shape, doc="Swaps two sample axes.", category="tensor", integer="pass"),
-    OpDef("concat", Concat, (1, None), _concat_shape, doc="Concatenates its inputs along an axis.", category="merge",
-          integer="pass"),
+    OpDef(
+        "permute", Permute, (1, 1), _permute_shape, doc="Reorders the sample axes.", category="tensor", integer="pass"
+    ),
+    OpDef(
+        "transpose",
+        Transpose,
+        (1, 1),
+        _transpose_shape,
+        doc="Swaps two sample axes.",
+        category="tensor",
+        integer="pass",
+    ),
+    OpDef(
+        "concat",
+        Concat,
+        (1, None),
+        _concat_shape,
+        doc="Concatenates its inputs along an axis.",
+        category="merge",
+        integer="pass",
+    ),
     OpDef("mean", Mean, (1, 1), _mean_shape, doc="Mean over sample axes.", category="tensor"),
-    OpDef("select", Select, (1, 1), _select_shape, doc="Takes one position along an axis (e.g. the class token).",
-          category="tensor", integer="pass"),
-    OpDef("pad", Pad, (1, 1), _pad_shape, doc="Pads every sample axis with a constant (e.g. zero channels for a "
-          "ResNet option-A shortcut).", category="tensor"),
+    OpDef(
+        "select",
+        Select,
+        (1, 1),
+        _select_shape,
+        doc="Takes one position along an axis (e.g. the class token).",
+        category="tensor",
+        integer="pass",
+    ),
+    OpDef(
+        "pad",
+        Pad,
+        (1, 1),
+        _pad_shape,
+        doc="Pads every sample axis with a constant (e.g. zero channels for a ResNet option-A shortcut).",
+        category="tensor",
+    ),
 ]

@@ -76,9 +76,17 @@ def count(graph: Graph, registry: Registry) -> Costs:
                 raise TypeError(f"counted {params!r} parameters and {macs!r} MACs, not whole numbers >= 0")
         except Exception as exc:  # an op's own count functions failed: a bug in the package providing it
             provider = registry.ops[node.op].provider if node.op in registry.ops else "an unknown package"
-            raise SpecErrors([SpecError("AS805", f"op {node.op!r} (layer {node.name!r}): its count functions raised "
-                                        f"{type(exc).__name__}: {exc}. This is a bug in {provider}; report it there",
-                                        node.source)]) from None
+            raise SpecErrors(
+                [
+                    SpecError(
+                        "AS805",
+                        f"op {node.op!r} (layer {node.name!r}): its count functions raised "
+                        f"{type(exc).__name__}: {exc}. This is a bug in {provider}; report it there",
+                        node.source,
+                    )
+                ]
+            ) from None
         layers.append(LayerCost(node.name, node.op, node.shape, params, macs, node.trainable))
-    return Costs(graph.name, graph.input.shape or (), graph.output_shape, tuple(layers), graph.output_shapes,
-                 graph.input.dtype)
+    return Costs(
+        graph.name, graph.input.shape or (), graph.output_shape, tuple(layers), graph.output_shapes, graph.input.dtype
+    )

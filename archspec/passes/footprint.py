@@ -41,14 +41,29 @@ def check_footprint(graph: Graph, costs: Costs, limits: Limits, batch: int) -> F
     where = graph.node(biggest.name).source if biggest is not None else graph.input.source
     if fp.params > limits.params:
         share = f"; layer {biggest.name!r} alone has {biggest.params:,}" if biggest is not None else ""
-        raise SpecErrors([SpecError("AS503", f"the network has {fp.params:,} parameters ({gigabytes(fp.params * FLOAT32_BYTES)} "
-                                    f"in float32), above the limit of {limits.params:,}{share}. Check the widths, or "
-                                    f"raise --limit params=N if this is intended", where)])
+        raise SpecErrors(
+            [
+                SpecError(
+                    "AS503",
+                    f"the network has {fp.params:,} parameters ({gigabytes(fp.params * FLOAT32_BYTES)} "
+                    f"in float32), above the limit of {limits.params:,}{share}. Check the widths, or "
+                    f"raise --limit params=N if this is intended",
+                    where,
+                )
+            ]
+        )
     need = fp.bytes(batch)
     if need > limits.memory_bytes:
-        raise SpecErrors([SpecError("AS503", f"building needs about {gigabytes(need)}: {gigabytes(fp.params * FLOAT32_BYTES)} of "
-                                    f"parameters and {gigabytes(batch * fp.activations * FLOAT32_BYTES)} of activations for a "
-                                    f"batch of {batch}, above the limit of {gigabytes(limits.memory_bytes)}. Check the input "
-                                    "size and widths, or raise --limit memory_bytes=N (e.g. 32Gi) if the machine has the memory",
-                                    graph.input.source if fp.params * FLOAT32_BYTES < need / 2 else where)])
+        raise SpecErrors(
+            [
+                SpecError(
+                    "AS503",
+                    f"building needs about {gigabytes(need)}: {gigabytes(fp.params * FLOAT32_BYTES)} of "
+                    f"parameters and {gigabytes(batch * fp.activations * FLOAT32_BYTES)} of activations for a "
+                    f"batch of {batch}, above the limit of {gigabytes(limits.memory_bytes)}. Check the input "
+                    "size and widths, or raise --limit memory_bytes=N (e.g. 32Gi) if the machine has the memory",
+                    graph.input.source if fp.params * FLOAT32_BYTES < need / 2 else where,
+                )
+            ]
+        )
     return fp

@@ -30,6 +30,8 @@ class InferShapes:
             try:
                 shape = op.shape(node.params, out.input_shapes(node))
             except ShapeError as exc:
-                raise GraphError(f"{node.op} {node.name!r} {exc.expects} (after a rewrite: a pass broke the graph)") from exc
+                raise GraphError(
+                    f"{node.op} {node.name!r} {exc.expects} (after a rewrite: a pass broke the graph)"
+                ) from exc
             out.replace(node.name, shape=shape)
         return out

@@ -43,26 +43,157 @@ _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 # Values a hostile or careless author writes; each is tried in place of any value of a spec.
 HOSTILE_VALUES: tuple[Any, ...] = (
-    0, -1, 1, 2, 3, 2**31, 2**63, -(2**63), 10**100, 0.5, -0.0, 1e308, 1e-308, True, False, None, "", " ",
-    "x" * 300, [], [0], [1, 2, 3], [[[[1]]]], [-1, -1], {}, {"op": "relu"}, {"a": {"b": {"c": 1}}},
-    "${1/0}", "${2**64}", "${9**9**9}", "${'a'*10**9}", "${[0]*10**6}", "${range(10**9)}",
-    "${__import__('os')}", "${().__class__}", "${lambda: 1}", "${[x for x in range(9)]}", "${f'{1}'}",
-    "${[0 for i in range(10**4) for j in range(10**4) if False]}", "${exp(999)}", "${[x.y for x in [1]]}", "${log(0)}",
-    "${in_shape}", "${in_channels * 0}", "${-in_channels}", "${x}", "${", "$", "$$", "${}", "${1 if}",
-    "${max()}", "${min([])}", "${len(1)}", "${sqrt(-1)}", "${round(1, 10**9)}", "${(1,)*65}",
-    "../../etc/passwd", "/dev/zero", "a/b/c", "name.with.dots", "training", "graph", "forward", "self", "class",
-    "\u202etxt.exe", "\x1b[31mred", "line\nbreak", "nul\x00byte", "\ufeffbom", "ｆｕｌｌ", "é", "\U0001F600",
-    "same", "valid", "relu", "conv2d", "input", "output", "i", "-1", "1e9", "nan", "inf", "yes",
+    0,
+    -1,
+    1,
+    2,
+    3,
+    2**31,
+    2**63,
+    -(2**63),
+    10**100,
+    0.5,
+    -0.0,
+    1e308,
+    1e-308,
+    True,
+    False,
+    None,
+    "",
+    " ",
+    "x" * 300,
+    [],
+    [0],
+    [1, 2, 3],
+    [[[[1]]]],
+    [-1, -1],
+    {},
+    {"op": "relu"},
+    {"a": {"b": {"c": 1}}},
+    "${1/0}",
+    "${2**64}",
+    "${9**9**9}",
+    "${'a'*10**9}",
+    "${[0]*10**6}",
+    "${range(10**9)}",
+    "${__import__('os')}",
+    "${().__class__}",
+    "${lambda: 1}",
+    "${[x for x in range(9)]}",
+    "${f'{1}'}",
+    "${[0 for i in range(10**4) for j in range(10**4) if False]}",
+    "${exp(999)}",
+    "${[x.y for x in [1]]}",
+    "${log(0)}",
+    "${in_shape}",
+    "${in_channels * 0}",
+    "${-in_channels}",
+    "${x}",
+    "${",
+    "$",
+    "$$",
+    "${}",
+    "${1 if}",
+    "${max()}",
+    "${min([])}",
+    "${len(1)}",
+    "${sqrt(-1)}",
+    "${round(1, 10**9)}",
+    "${(1,)*65}",
+    "../../etc/passwd",
+    "/dev/zero",
+    "a/b/c",
+    "name.with.dots",
+    "training",
+    "graph",
+    "forward",
+    "self",
+    "class",
+    "\u202etxt.exe",
+    "\x1b[31mred",
+    "line\nbreak",
+    "nul\x00byte",
+    "\ufeffbom",
+    "ｆｕｌｌ",
+    "é",
+    "\U0001f600",
+    "same",
+    "valid",
+    "relu",
+    "conv2d",
+    "input",
+    "output",
+    "i",
+    "-1",
+    "1e9",
+    "nan",
+    "inf",
+    "yes",
 )
 # Text inserted into the YAML source: syntax and the constructs specs refuse.
 HOSTILE_TEXT: tuple[str, ...] = (
-    "{", "}", "[", "]", ":", "- ", "&a ", "*a", "<<: ", "!!python/object/apply:os.system ['true'] ", "!tag ", "? ",
-    "---\n", "...\n", "%YAML 1.1\n", "\t", "'", '"', "\\", "#", "|", ">", "\x00", "\x07", "\ufeff", "\u202e", "\ud800",
-    "${", "}$", "$$", "9" * 400, ".nan", "-.inf", "0x1F", "0o17", "1_000", "~", "null", "yes", "\n  ", "\n" + " " * 70,
-    "[" * 100, "{a: " * 80, "a: &x [*x]\n",
+    "{",
+    "}",
+    "[",
+    "]",
+    ":",
+    "- ",
+    "&a ",
+    "*a",
+    "<<: ",
+    "!!python/object/apply:os.system ['true'] ",
+    "!tag ",
+    "? ",
+    "---\n",
+    "...\n",
+    "%YAML 1.1\n",
+    "\t",
+    "'",
+    '"',
+    "\\",
+    "#",
+    "|",
+    ">",
+    "\x00",
+    "\x07",
+    "\ufeff",
+    "\u202e",
+    "\ud800",
+    "${",
+    "}$",
+    "$$",
+    "9" * 400,
+    ".nan",
+    "-.inf",
+    "0x1F",
+    "0o17",
+    "1_000",
+    "~",
+    "null",
+    "yes",
+    "\n  ",
+    "\n" + " " * 70,
+    "[" * 100,
+    "{a: " * 80,
+    "a: &x [*x]\n",
 )
-OP_NAMES = ("conv2d", "linear", "relu", "add", "concat", "mean", "flatten", "reshape", "batchnorm", "maxpool2d",
-            "select", "no_such_op", "input", "stage", "block")
+OP_NAMES = (
+    "conv2d",
+    "linear",
+    "relu",
+    "add",
+    "concat",
+    "mean",
+    "flatten",
+    "reshape",
+    "batchnorm",
+    "maxpool2d",
+    "select",
+    "no_such_op",
+    "input",
+    "stage",
+    "block",
+)
 
 
 @dataclass(frozen=True)
@@ -113,11 +244,13 @@ class Report:
         self.findings += other.findings
 
     def summary(self) -> str:
-        return (f"{self.cases:,} mutated specs from {len(self.seeds)} seeds: {self.compiled:,} compiled, "
-                f"{self.rejected:,} rejected with {self.located_errors:,} located errors, {self.tracebacks} tracebacks, "
-                f"{len(self.findings)} findings; {self.cpu_seconds:.0f} CPU s in all, slowest case {self.slowest * 1000:.0f} ms "
-                f"of CPU ({self.slowest_case}); "
-                f"peak RSS {self.peak_rss_mb:.0f} MB")
+        return (
+            f"{self.cases:,} mutated specs from {len(self.seeds)} seeds: {self.compiled:,} compiled, "
+            f"{self.rejected:,} rejected with {self.located_errors:,} located errors, {self.tracebacks} tracebacks, "
+            f"{len(self.findings)} findings; {self.cpu_seconds:.0f} CPU s in all, slowest case {self.slowest * 1000:.0f} ms "
+            f"of CPU ({self.slowest_case}); "
+            f"peak RSS {self.peak_rss_mb:.0f} MB"
+        )
 
 
 def peak_rss_mb() -> float:
@@ -154,8 +287,14 @@ class Fuzzer:
     """Mutates copies of `seeds` inside `workdir` (a copy of the spec tree, so `use:` still resolves).
     Call `close()` (or use it as a context manager) to remove the copy."""
 
-    def __init__(self, seeds: Path, workdir: Path | None = None, rng_seed: int = 0, time_bound: float = 2.0,
-                 registry: Registry | None = None):
+    def __init__(
+        self,
+        seeds: Path,
+        workdir: Path | None = None,
+        rng_seed: int = 0,
+        time_bound: float = 2.0,
+        registry: Registry | None = None,
+    ):
         self.workdir = workdir if workdir is not None else scratch_folder()
         self.root = self.workdir / "specs"
         if self.root.exists():
@@ -294,14 +433,15 @@ class Fuzzer:
         pos = rng.randrange(len(text) + 1)
         if choice == 4 and text:
             pos = min(pos, len(text) - 1)
-            return text[:pos] + chr(rng.choice([ord(text[pos]) ^ (1 << rng.randrange(7)), rng.randrange(32, 127)])) + text[pos + 1:], \
-                f"changed the character at offset {pos}"
+            return text[:pos] + chr(
+                rng.choice([ord(text[pos]) ^ (1 << rng.randrange(7)), rng.randrange(32, 127)])
+            ) + text[pos + 1 :], f"changed the character at offset {pos}"
         if choice == 5:
             digits = [i for i, c in enumerate(text) if c.isdigit()]
             if digits:
                 pos = rng.choice(digits)
                 number = rng.choice(["0", "-1", "99999999", "3.5", "1e400", "2147483648", "00", "-0"])
-                return text[:pos] + number + text[pos + 1:], f"replaced a digit at offset {pos} by {number}"
+                return text[:pos] + number + text[pos + 1 :], f"replaced a digit at offset {pos} by {number}"
         snippet = rng.choice(HOSTILE_TEXT)
         return text[:pos] + snippet + text[pos:], f"inserted {snippet[:20]!r} at offset {pos}"
 
@@ -322,7 +462,9 @@ class Fuzzer:
             del container[key]
             what = f"deleted {_show(path)}"
         elif choice == 5 and isinstance(container, dict):
-            new_key = rng.choice(["extra", "op", "name", "from", "repeat", "if", "args", "use", "variant", "", "_x", "ｎ"])
+            new_key = rng.choice(
+                ["extra", "op", "name", "from", "repeat", "if", "args", "use", "variant", "", "_x", "ｎ"]
+            )
             container[new_key] = rng.choice(HOSTILE_VALUES)
             what = f"added key {new_key!r} beside {_show(path)}"
         elif choice == 6 and isinstance(container, list):
@@ -370,7 +512,7 @@ def shrink_lines(text: str, still_fails: Callable[[str], bool], budget: int = 40
         k = 0
         changed = False
         while k < len(lines) and tries < budget:
-            candidate = lines[:k] + lines[k + size:]
+            candidate = lines[:k] + lines[k + size :]
             tries += 1
             if candidate and still_fails("\n".join(candidate)):
                 lines = candidate
@@ -402,7 +544,6 @@ def _shrink(fuzzer: Fuzzer, target: Path, text: str, variant: str | None, proble
         fuzzer._restore(target)
 
 
-
 # -- several processes -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Shard:
@@ -427,7 +568,9 @@ def fuzz_in_processes(specs: Path, cases: int, workers: int, rng_seed: int = 0, 
     """`cases` mutated specs split over `workers` fresh interpreters (spawned: no state shared with the caller)."""
     import multiprocessing
 
-    shards = [Shard(specs, rng_seed * 1000 + k, cases // workers + (k < cases % workers), time_bound) for k in range(workers)]
+    shards = [
+        Shard(specs, rng_seed * 1000 + k, cases // workers + (k < cases % workers), time_bound) for k in range(workers)
+    ]
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
         reports = pool.map(run_shard, shards)
     total = Report()

@@ -35,8 +35,31 @@ import torch
 
 ERROR_LINE = re.compile(r"^error: AS\d{3}: \S", re.MULTILINE)
 HOSTILE_JSON: tuple[Any, ...] = (
-    math.inf, -math.inf, math.nan, -3, -1, 0, 1, 10**30, 1e30, 2**64, 0.5, "", "x", "../../etc/passwd", "/dev/zero",
-    [], [1], {}, {"a": 1}, None, True, False, [[]], "checkpoint-0001.safetensors", "checkpoint-9999.state.safetensors",
+    math.inf,
+    -math.inf,
+    math.nan,
+    -3,
+    -1,
+    0,
+    1,
+    10**30,
+    1e30,
+    2**64,
+    0.5,
+    "",
+    "x",
+    "../../etc/passwd",
+    "/dev/zero",
+    [],
+    [1],
+    {},
+    {"a": 1},
+    None,
+    True,
+    False,
+    [[]],
+    "checkpoint-0001.safetensors",
+    "checkpoint-9999.state.safetensors",
 )
 
 
@@ -49,8 +72,10 @@ class ModeReport:
     findings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"{self.mode}: {self.cases} cases, {self.worked} worked, {self.refused} refused with a coded error, "
-                f"{len(self.findings)} findings")
+        return (
+            f"{self.mode}: {self.cases} cases, {self.worked} worked, {self.refused} refused with a coded error, "
+            f"{len(self.findings)} findings"
+        )
 
 
 def run_cli(args: list[str]) -> tuple[int | None, str]:
@@ -71,8 +96,9 @@ def run_cli(args: list[str]) -> tuple[int | None, str]:
     return code, err.getvalue()
 
 
-def _judge(report: ModeReport, what: str, code: int | None, err: str, must_name: str | None = None,
-           must_refuse: bool = False) -> None:
+def _judge(
+    report: ModeReport, what: str, code: int | None, err: str, must_name: str | None = None, must_refuse: bool = False
+) -> None:
     report.cases += 1
     if code == 0 and must_refuse:
         report.findings.append(f"{what}: accepted")
@@ -121,7 +147,9 @@ def _tamper_tensors(file: Path, rng: random.Random) -> str:
     if action == "drop":
         del tensors[name]
     elif action == "add":
-        name = rng.choice(("rng/extra", "rng/cuda/0", "rng/cuda/5", "optimizer/999/momentum_buffer", "weights", "optimizer/0/x"))
+        name = rng.choice(
+            ("rng/extra", "rng/cuda/0", "rng/cuda/5", "optimizer/999/momentum_buffer", "weights", "optimizer/0/x")
+        )
         tensors[name] = torch.zeros(3)
     elif action == "dtype":
         tensors[name] = tensors[name].to(rng.choice((torch.float64, torch.int64, torch.uint8, torch.float16)))
@@ -225,7 +253,7 @@ def _mutate_image(path: Path, rng: random.Random) -> str:
         start = rng.randrange(len(data))
         data[start : start + 32] = bytes(len(data[start : start + 32]))
     elif action == "junk_header":
-        data[: 8] = b"GIF89a\x00\x00"
+        data[:8] = b"GIF89a\x00\x00"
     elif action == "empty":
         data = bytearray()
     elif path.suffix == ".png" and len(data) > 24:  # IHDR's width and height: a pixel bomb
@@ -248,8 +276,24 @@ def fuzz_image_files(spec: Path, workdir: Path, cases: int, rng_seed: int = 0) -
         files = _image_folder(root, rng)
         target = rng.choice(files)
         what = _mutate_image(target, rng)
-        code, err = run_cli(["train", str(spec), "--data", f"folder:{root}", "--set", "resolution=8", "--threads", "1",
-                             "--batch-size", "2", "--epochs", "1", "--out", str(workdir / f"run{k}")])
+        code, err = run_cli(
+            [
+                "train",
+                str(spec),
+                "--data",
+                f"folder:{root}",
+                "--set",
+                "resolution=8",
+                "--threads",
+                "1",
+                "--batch-size",
+                "2",
+                "--epochs",
+                "1",
+                "--out",
+                str(workdir / f"run{k}"),
+            ]
+        )
         _judge(report, f"train on an image folder after {what}", code, err, must_name=target.name)
         shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(workdir / f"run{k}", ignore_errors=True)

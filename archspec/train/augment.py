@@ -51,8 +51,11 @@ def parse(text: str) -> tuple[Augment, ...]:
             continue
         name, sep, raw = item.partition("=")
         if name not in NAMES:
-            raise ArchspecError(BAD_OPTION, f"--augment: unknown augmentation {name!r}; use any of {', '.join(NAMES)} "
-                                "(e.g. --augment hflip,brightness=0.75,crop)")
+            raise ArchspecError(
+                BAD_OPTION,
+                f"--augment: unknown augmentation {name!r}; use any of {', '.join(NAMES)} "
+                "(e.g. --augment hflip,brightness=0.75,crop)",
+            )
         if name == "brightness":
             value = _number(item, raw if sep else "", "a factor such as brightness=0.75")
             if not 0 < value <= 10:
@@ -84,7 +87,9 @@ def _number(item: str, raw: str, what: str) -> float:
 def check(augments: tuple[Augment, ...], shape: tuple[int, int, int]) -> None:
     """Refuse what cannot apply to the spec's input (C, H, W), before training starts."""
     if any(a.name == "transpose" for a in augments) and shape[1] != shape[2]:
-        raise ArchspecError(BAD_OPTION, f"--augment transpose needs a square input; the spec takes {shape[1]}x{shape[2]}")
+        raise ArchspecError(
+            BAD_OPTION, f"--augment transpose needs a square input; the spec takes {shape[1]}x{shape[2]}"
+        )
 
 
 def draw(augments: tuple[Augment, ...], n: int, generator: torch.Generator) -> list[torch.Tensor]:

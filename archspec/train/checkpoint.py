@@ -40,8 +40,22 @@ FINAL = "model.safetensors"
 FORMAT = 1
 BAD_CHECKPOINT = "AS915"
 # Options that fix the result of a run; a resume must give the same (epochs may grow, device may change).
-FIXED = ("spec", "data", "overrides", "variant", "batch_size", "lr", "weight_decay", "optimizer", "schedule",
-         "warmup_epochs", "label_smoothing", "augment", "precision", "seed")
+FIXED = (
+    "spec",
+    "data",
+    "overrides",
+    "variant",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "optimizer",
+    "schedule",
+    "warmup_epochs",
+    "label_smoothing",
+    "augment",
+    "precision",
+    "seed",
+)
 # What a state.json written before an option existed means by its absence: the option's default.
 _DEFAULTS = {f.name: f.default for f in fields(TrainOptions)}
 
@@ -64,8 +78,14 @@ def sharded_name(epoch: int) -> str:
     return f"checkpoint-{epoch:04d}.dcp"
 
 
-def save(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, options: TrainOptions,
-         saved: Saved, sharded: bool = False) -> None:
+def save(
+    folder: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    options: TrainOptions,
+    saved: Saved,
+    sharded: bool = False,
+) -> None:
     """`sharded`: every process of an FSDP run has just written the weights and the optimizer state into
     the folder sharded_name(epoch); this writes the RNG states and state.json, which names that folder."""
     old = _read_json(folder / STATE) if has_run(folder) else None
@@ -74,19 +94,28 @@ def save(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
     scalars: dict[str, Any] = {}
     if not sharded:
         weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-        write_bytes_atomically(folder / f"{stem}.safetensors", save_tensors(weights, metadata={"epoch": str(saved.epoch)}))
+        write_bytes_atomically(
+            folder / f"{stem}.safetensors", save_tensors(weights, metadata={"epoch": str(saved.epoch)})
+        )
         tensors, scalars = _split_optimizer(optimizer.state_dict())
     tensors["rng/torch"] = torch.get_rng_state()
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         for i, rng in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng/cuda/{i}"] = rng
-    write_bytes_atomically(folder / f"{stem}.state.safetensors", save_tensors(tensors, metadata={"epoch": str(saved.epoch)}))
+    write_bytes_atomically(
+        folder / f"{stem}.state.safetensors", save_tensors(tensors, metadata={"epoch": str(saved.epoch)})
+    )
     version, internal, gauss = random.getstate()
     state = {
-        "format": FORMAT, "epoch": saved.epoch, "step": saved.step, "seconds": saved.seconds,
+        "format": FORMAT,
+        "epoch": saved.epoch,
+        "step": saved.step,
+        "seconds": saved.seconds,
         "options": {k: v for k, v in asdict(options).items() if k in FIXED},
-        "weights": sharded_name(saved.epoch) if sharded else f"{stem}.safetensors", "state": f"{stem}.state.safetensors",
-        "optimizer": scalars, "python_random": [version, list(internal), gauss],
+        "weights": sharded_name(saved.epoch) if sharded else f"{stem}.safetensors",
+        "state": f"{stem}.state.safetensors",
+        "optimizer": scalars,
+        "python_random": [version, list(internal), gauss],
         "history": [m.to_json() for m in saved.history],
     }
     write_bytes_atomically(folder / STATE, (json.dumps(state, indent=1) + "\n").encode())
@@ -102,7 +131,9 @@ def save(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
 
 def save_final(folder: Path, model: torch.nn.Module, weights: dict[str, torch.Tensor] | None = None) -> Path:
     """`weights`: the full state dict where `model` holds only this process's shards (FSDP)."""
-    weights = {k: v.detach().contiguous().cpu() for k, v in (model.state_dict() if weights is None else weights).items()}
+    weights = {
+        k: v.detach().contiguous().cpu() for k, v in (model.state_dict() if weights is None else weights).items()
+    }
     write_bytes_atomically(folder / FINAL, save_tensors(weights))
     return folder / FINAL
 
@@ -114,21 +145,31 @@ def check_options(folder: Path, options: TrainOptions) -> None:
     changed = [k for k in FIXED if json.loads(json.dumps(mine[k])) != stored.get(k, _DEFAULTS[k])]
     if changed:
         shown = ", ".join(f"{k} (was {stored.get(k)!r}, now {mine[k]!r})" for k in changed)
-        raise ArchspecError(BAD_CHECKPOINT, f"--resume: the run in {folder} was started with other options: {shown}; "
-                            "give the same options, or a new --out to start another run")
+        raise ArchspecError(
+            BAD_CHECKPOINT,
+            f"--resume: the run in {folder} was started with other options: {shown}; "
+            "give the same options, or a new --out to start another run",
+        )
 
 
-def restore(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-            load_sharded: Callable[[Path, torch.nn.Module, torch.optim.Optimizer], None] | None = None) -> Saved:
+def restore(
+    folder: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    load_sharded: Callable[[Path, torch.nn.Module, torch.optim.Optimizer], None] | None = None,
+) -> Saved:
     """Load the last checkpoint into `model` and `optimizer`, set the RNG states; return where it stopped.
     `load_sharded` (archspec.train.sharded.load) reads an FSDP run's sharded checkpoint; every process of
     that run calls this."""
     state = _read_json(folder / STATE)
     dcp_folder = folder / str(state.get("weights"))
     if dcp_folder.is_dir() != (load_sharded is not None):
-        raise ArchspecError(BAD_CHECKPOINT, f"--resume: the run in {folder} was written by "
-                            f"{'--strategy fsdp' if dcp_folder.is_dir() else 'a run without --strategy fsdp'} (its "
-                            "checkpoint is sharded only under fsdp); resume it with the same --strategy")
+        raise ArchspecError(
+            BAD_CHECKPOINT,
+            f"--resume: the run in {folder} was written by "
+            f"{'--strategy fsdp' if dcp_folder.is_dir() else 'a run without --strategy fsdp'} (its "
+            "checkpoint is sharded only under fsdp); resume it with the same --strategy",
+        )
     try:
         weights = {} if load_sharded is not None else _read_tensors(folder / str(state["weights"]))
         extra = _read_tensors(folder / str(state["state"]))
@@ -137,8 +178,10 @@ def restore(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimiz
         version, internal, gauss = state["python_random"]
         scalars = state["optimizer"]
     except (KeyError, TypeError, ValueError) as exc:
-        raise ArchspecError(BAD_CHECKPOINT, f"{folder / STATE} is incomplete ({type(exc).__name__}: {exc}); "
-                            "start a new run with another --out") from None
+        raise ArchspecError(
+            BAD_CHECKPOINT,
+            f"{folder / STATE} is incomplete ({type(exc).__name__}: {exc}); start a new run with another --out",
+        ) from None
     run_folder.check_tensors(extra, optimizer, scalars, load_sharded is not None, folder / str(state["state"]))
     try:
         if load_sharded is not None:
@@ -148,10 +191,16 @@ def restore(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimiz
             optimizer.load_state_dict(_join_optimizer(extra, scalars))
     except (KeyError, ValueError, RuntimeError, TypeError) as exc:
         where = dcp_folder if load_sharded is not None else folder / str(state["state"])
-        raise ArchspecError(BAD_CHECKPOINT, f"{where} does not fit the model or the optimizer ({exc}); "
-                            "resume with the same spec, --set values and --optimizer, or start a new run") from None
+        raise ArchspecError(
+            BAD_CHECKPOINT,
+            f"{where} does not fit the model or the optimizer ({exc}); "
+            "resume with the same spec, --set values and --optimizer, or start a new run",
+        ) from None
     torch.set_rng_state(extra["rng/torch"])
-    cuda = [extra[k] for k in sorted((k for k in extra if k.startswith("rng/cuda/")), key=lambda k: int(k.rsplit("/", 1)[1]))]
+    cuda = [
+        extra[k]
+        for k in sorted((k for k in extra if k.startswith("rng/cuda/")), key=lambda k: int(k.rsplit("/", 1)[1]))
+    ]
     if cuda and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(cuda[: torch.cuda.device_count()])
     random.setstate((version, tuple(internal), gauss))
@@ -172,8 +221,10 @@ def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], path:
         if wrong:
             k = wrong[0]
             parts.append(f"{k} is {list(weights[k].shape)}, the model has {list(own[k].shape)}")
-        raise ArchspecError(BAD_CHECKPOINT, f"{path} does not fit the model ({'; '.join(parts)}); give the same spec "
-                            "and --set values as in training")
+        raise ArchspecError(
+            BAD_CHECKPOINT,
+            f"{path} does not fit the model ({'; '.join(parts)}); give the same spec and --set values as in training",
+        )
     with torch.no_grad():
         for k, v in own.items():
             v.copy_(weights[k])
@@ -205,26 +256,37 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
                 try:
                     return read_full(last)
                 except RuntimeError as exc:
-                    raise ArchspecError(BAD_CHECKPOINT, f"{exc}; give the run's model.safetensors once it has ended") from None
+                    raise ArchspecError(
+                        BAD_CHECKPOINT, f"{exc}; give the run's model.safetensors once it has ended"
+                    ) from None
             return _read_tensors(last)
-        raise ArchspecError(BAD_CHECKPOINT, f"{path}/ holds no {FINAL} and no {STATE}: give a run folder of "
-                            "archspec train, or a .safetensors file")
+        raise ArchspecError(
+            BAD_CHECKPOINT,
+            f"{path}/ holds no {FINAL} and no {STATE}: give a run folder of archspec train, or a .safetensors file",
+        )
     return _read_tensors(path)
 
 
 def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         if path.exists() and not path.is_file():  # /dev/zero would be read for ever, a FIFO block
-            raise ArchspecError(BAD_CHECKPOINT, f"{path} is not a regular file; give the .safetensors that archspec "
-                                "train wrote, or its run folder")
+            raise ArchspecError(
+                BAD_CHECKPOINT,
+                f"{path} is not a regular file; give the .safetensors that archspec train wrote, or its run folder",
+            )
         return load_tensors(path.read_bytes())
     except FileNotFoundError:
-        raise ArchspecError(BAD_CHECKPOINT, f"no checkpoint file {path}; give the .safetensors that archspec train wrote") from None
+        raise ArchspecError(
+            BAD_CHECKPOINT, f"no checkpoint file {path}; give the .safetensors that archspec train wrote"
+        ) from None
     except OSError as exc:
         raise ArchspecError(BAD_CHECKPOINT, f"cannot read {path}: {exc.strerror or exc}") from None
     except (SafetensorError, ValueError) as exc:
-        raise ArchspecError(BAD_CHECKPOINT, f"{path} is not a readable .safetensors file ({exc}); "
-                            "give the file archspec train wrote, or start a new run") from None
+        raise ArchspecError(
+            BAD_CHECKPOINT,
+            f"{path} is not a readable .safetensors file ({exc}); "
+            "give the file archspec train wrote, or start a new run",
+        ) from None
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -233,10 +295,14 @@ def _read_json(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ArchspecError(BAD_CHECKPOINT, f"cannot read {path}: {exc.strerror or exc}") from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ArchspecError(BAD_CHECKPOINT, f"{path} is not valid JSON ({exc}); start a new run with another --out") from None
+        raise ArchspecError(
+            BAD_CHECKPOINT, f"{path} is not valid JSON ({exc}); start a new run with another --out"
+        ) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ArchspecError(BAD_CHECKPOINT, f"{path} is not a state file of this archspec (format {FORMAT}); "
-                            "start a new run with another --out")
+        raise ArchspecError(
+            BAD_CHECKPOINT,
+            f"{path} is not a state file of this archspec (format {FORMAT}); start a new run with another --out",
+        )
     return run_folder.read_state(data, path)  # every field checked before any is used
 
 

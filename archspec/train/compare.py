@@ -15,15 +15,25 @@ import re
 import sys
 from typing import Any
 
+from archspec.backends.artifacts import write_bytes_atomically
 from archspec.errors import ArchspecError, SpecErrors
 from archspec.params import parse_override
 from archspec.train import TrainOptions, train
 from archspec.train.report import markdown, write_csv, write_curves
-from archspec.backends.artifacts import write_bytes_atomically
 
 BAD_ENTRY = "AS918"
-TRAINING_KEYS = {"augment": str, "lr": float, "epochs": int, "batch_size": int, "optimizer": str, "schedule": str,
-                 "weight_decay": float, "variant": str, "warmup_epochs": float, "label_smoothing": float}
+TRAINING_KEYS = {
+    "augment": str,
+    "lr": float,
+    "epochs": int,
+    "batch_size": int,
+    "optimizer": str,
+    "schedule": str,
+    "weight_decay": float,
+    "variant": str,
+    "warmup_epochs": float,
+    "label_smoothing": float,
+}
 
 
 @dataclass(frozen=True)
@@ -50,7 +60,9 @@ def parse_entry(text: str, resolve_spec: Any = str) -> Entry:
             try:
                 training[key] = value.replace("+", ",") if key == "augment" else kind(value)
             except ValueError:
-                raise ArchspecError(BAD_ENTRY, f"entry {text!r}: {key} must be {kind.__name__}, not {value!r}") from None
+                raise ArchspecError(
+                    BAD_ENTRY, f"entry {text!r}: {key} must be {kind.__name__}, not {value!r}"
+                ) from None
         else:
             try:
                 overrides.update([parse_override(item)])
@@ -81,9 +93,15 @@ def compare(entries: list[Entry], base: TrainOptions, out: Path) -> list[tuple[s
     """Train every entry (base options, changed by the entry), then write the table and curves to `out`."""
     names = [folder_name(e.label) for e in entries]
     if len(set(names)) != len(names):
-        raise ArchspecError(BAD_ENTRY, "two entries are the same (or differ only in characters a folder name cannot hold)")
-    runs = [base.with_(spec=entry.spec, overrides={**base.overrides, **entry.overrides}, out=str(out / name),
-                       **entry.training) for entry, name in zip(entries, names)]
+        raise ArchspecError(
+            BAD_ENTRY, "two entries are the same (or differ only in characters a folder name cannot hold)"
+        )
+    runs = [
+        base.with_(
+            spec=entry.spec, overrides={**base.overrides, **entry.overrides}, out=str(out / name), **entry.training
+        )
+        for entry, name in zip(entries, names)
+    ]
     _check_all(runs)
     results = []
     for index, (entry, options) in enumerate(zip(entries, runs)):

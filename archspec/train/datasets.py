@@ -58,8 +58,15 @@ class BadImage(Exception):
 
 
 def _kind_of(mode: int) -> str:
-    return ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else
-            "a socket" if stat.S_ISSOCK(mode) else "a device or special file")
+    return (
+        "a folder"
+        if stat.S_ISDIR(mode)
+        else "a FIFO"
+        if stat.S_ISFIFO(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "a device or special file"
+    )
 
 
 def decode(path: str, size: tuple[int, int] | None, limits: DataLimits = DATA) -> np.ndarray:
@@ -76,8 +83,10 @@ def decode(path: str, size: tuple[int, int] | None, limits: DataLimits = DATA) -
     if not stat.S_ISREG(info.st_mode):
         raise BadImage(path, f"is {_kind_of(info.st_mode)}, not a regular file")
     if info.st_size > limits.image_bytes:
-        raise BadImage(path, f"holds {info.st_size:,} bytes, more than the {limits.image_bytes:,} an image may "
-                       "(DataLimits.image_bytes)")
+        raise BadImage(
+            path,
+            f"holds {info.st_size:,} bytes, more than the {limits.image_bytes:,} an image may (DataLimits.image_bytes)",
+        )
     try:
         # O_NONBLOCK: a path swapped for a FIFO after the stat is refused by fstat, not waited on.
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
@@ -92,8 +101,11 @@ def decode(path: str, size: tuple[int, int] | None, limits: DataLimits = DATA) -
                 with Image.open(file) as image:
                     width, height = image.size
                     if width * height > limits.image_pixels or width < 1 or height < 1:
-                        raise BadImage(path, f"declares {width}x{height} pixels; an image may have at most "
-                                       f"{limits.image_pixels:,} (DataLimits.image_pixels)")
+                        raise BadImage(
+                            path,
+                            f"declares {width}x{height} pixels; an image may have at most "
+                            f"{limits.image_pixels:,} (DataLimits.image_pixels)",
+                        )
                     if size is not None and image.format == "JPEG":
                         image.draft("RGB", (size[1], size[0]))
                     rgb = image.convert("RGB")
@@ -103,10 +115,14 @@ def decode(path: str, size: tuple[int, int] | None, limits: DataLimits = DATA) -
         except BadImage:
             raise
         except Image.UnidentifiedImageError:
-            raise BadImage(path, "is not an image PIL can read (corrupt, or another format under an image suffix)") from None
+            raise BadImage(
+                path, "is not an image PIL can read (corrupt, or another format under an image suffix)"
+            ) from None
         except Exception as exc:  # noqa: BLE001 - a decoder raises anything on hostile bytes (SyntaxError, ...)
             detail = (str(exc).strip().splitlines() or [""])[0][:200]
-            raise BadImage(path, f"is not a readable image ({type(exc).__name__}{': ' + detail if detail else ''})") from None
+            raise BadImage(
+                path, f"is not a readable image ({type(exc).__name__}{': ' + detail if detail else ''})"
+            ) from None
 
 
 # --- image folders: listing ---------------------------------------------------------------------------------
@@ -128,16 +144,18 @@ class ImageFiles:
         return int(self.labels.shape[0])
 
     def path(self, i: int) -> str:
-        return os.fsdecode(self.blob[int(self.offsets[i]):int(self.offsets[i + 1])])
+        return os.fsdecode(self.blob[int(self.offsets[i]) : int(self.offsets[i + 1])])
 
     def to(self, device: torch.device) -> ImageFiles:  # read where the loop asks, moved batch by batch
         return self
 
     def subset(self, n: int) -> ImageFiles:
-        return ImageFiles(self.folder, self.blob, self.offsets[:n + 1], self.labels[:n], self.size)
+        return ImageFiles(self.folder, self.blob, self.offsets[: n + 1], self.labels[:n], self.size)
 
 
-def list_images(folder: Path, classes: Sequence[str], size: tuple[int, int] | None, limits: DataLimits = DATA) -> ImageFiles:
+def list_images(
+    folder: Path, classes: Sequence[str], size: tuple[int, int] | None, limits: DataLimits = DATA
+) -> ImageFiles:
     """The image files of `folder`/<class>/ for each class (sorted by name within a class), without opening
     any; at most limits.images of them."""
     parts: list[bytes] = []
@@ -147,13 +165,19 @@ def list_images(folder: Path, classes: Sequence[str], size: tuple[int, int] | No
         if not sub.is_dir():
             continue
         try:
-            names = sorted(e.name for e in os.scandir(sub) if os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES
-                           and not e.is_dir())
+            names = sorted(
+                e.name
+                for e in os.scandir(sub)
+                if os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES and not e.is_dir()
+            )
         except OSError as exc:
             raise ArchspecError(CORRUPT, f"cannot list {sub}/: {exc.strerror or exc}") from None
         if len(labels) + len(names) > limits.images:
-            raise ArchspecError(CORRUPT, f"{folder}/ holds more than {limits.images:,} images, the most one split may "
-                                "(DataLimits.images, docs/limits.md); train on a part of it")
+            raise ArchspecError(
+                CORRUPT,
+                f"{folder}/ holds more than {limits.images:,} images, the most one split may "
+                "(DataLimits.images, docs/limits.md); train on a part of it",
+            )
         parts.extend(os.fsencode(sub / n) for n in names)
         labels.extend([label] * len(names))
     if not labels:
@@ -175,18 +199,25 @@ def read_all(files: ImageFiles, bad_images: str = "fail") -> tuple[torch.Tensor,
                 raise failure(exc) from None
             bad.append(exc)
     if not images:
-        raise ArchspecError(CORRUPT, f"{files.folder}/: none of its {len(files):,} images can be read (the first: "
-                            f"{bad[0].path} {bad[0].reason})")
+        raise ArchspecError(
+            CORRUPT,
+            f"{files.folder}/: none of its {len(files):,} images can be read (the first: "
+            f"{bad[0].path} {bad[0].reason})",
+        )
     shapes = {tuple(t.shape) for t in images}
     if len(shapes) > 1:  # only without a target size (data.load(text) with no image_size)
-        raise ArchspecError(CORRUPT, f"{files.folder}/: images differ in size ({', '.join(map(str, sorted(shapes)[:3]))}); "
-                            "give a size to resize them to")
+        raise ArchspecError(
+            CORRUPT,
+            f"{files.folder}/: images differ in size ({', '.join(map(str, sorted(shapes)[:3]))}); "
+            "give a size to resize them to",
+        )
     return torch.stack(images), torch.tensor(labels, dtype=torch.long), bad
 
 
 def failure(exc: BadImage) -> ArchspecError:
-    return ArchspecError(CORRUPT, f"{exc.path} {exc.reason}; replace or remove it, or train without it "
-                         "with --bad-images skip")
+    return ArchspecError(
+        CORRUPT, f"{exc.path} {exc.reason}; replace or remove it, or train without it with --bad-images skip"
+    )
 
 
 # --- streaming through a DataLoader ---------------------------------------------------------------------------
@@ -209,7 +240,9 @@ class _Decoded(torch.utils.data.Dataset):
             return None, exc
 
 
-def _collate(samples: list[tuple[np.ndarray | None, BadImage | None]]) -> tuple[torch.Tensor, list[int], list[BadImage]]:
+def _collate(
+    samples: list[tuple[np.ndarray | None, BadImage | None]],
+) -> tuple[torch.Tensor, list[int], list[BadImage]]:
     """Decoded samples -> uint8 (n, 3, H, W) of the good ones, their positions in the batch, the bad ones."""
     kept = [i for i, (array, _) in enumerate(samples) if array is not None]
     bad = [exc for _, exc in samples if exc is not None]
@@ -251,8 +284,11 @@ def _worker_errors(loader: torch.utils.data.DataLoader) -> Iterator[tuple[torch.
             return
         except RuntimeError as exc:
             first = (str(exc).strip().splitlines() or [""])[0]
-            raise ArchspecError(STEP_FAILED, f"an image-decoding worker failed: {first}; with --workers 0 the images "
-                                "are decoded in the training process, where the failing file shows") from None
+            raise ArchspecError(
+                STEP_FAILED,
+                f"an image-decoding worker failed: {first}; with --workers 0 the images "
+                "are decoded in the training process, where the failing file shows",
+            ) from None
         yield batch
 
 
@@ -261,9 +297,19 @@ class Feed:
     input on `device` (images: float in [0, 1] at `shape`; a text: int64 token ids), y its targets and `kept`
     the positions of the batch that made it (all of them unless an image was skipped)."""
 
-    def __init__(self, split: Split | ImageFiles, shape: tuple[int, ...], device: torch.device, text: bool = False,
-                 workers: int = 0, bad_images: str = "fail", seed: int = 0, persistent: bool = False,
-                 report: bool = True, limits: DataLimits = DATA):
+    def __init__(
+        self,
+        split: Split | ImageFiles,
+        shape: tuple[int, ...],
+        device: torch.device,
+        text: bool = False,
+        workers: int = 0,
+        bad_images: str = "fail",
+        seed: int = 0,
+        persistent: bool = False,
+        report: bool = True,
+        limits: DataLimits = DATA,
+    ):
         if bad_images not in BAD_IMAGES:
             raise ArchspecError(BAD_OPTION, f"--bad-images {bad_images!r}: use fail or skip")
         self.split, self.shape, self.device, self.text = split, shape, device, text
@@ -275,14 +321,20 @@ class Feed:
         self._sampler = _Batches()
         if isinstance(split, ImageFiles):
             self._loader = torch.utils.data.DataLoader(
-                _Decoded(split, limits), batch_sampler=self._sampler, num_workers=workers, collate_fn=_collate,
-                pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(seed),
-                prefetch_factor=4 if workers else None, persistent_workers=persistent and workers > 0,
+                _Decoded(split, limits),
+                batch_sampler=self._sampler,
+                num_workers=workers,
+                collate_fn=_collate,
+                pin_memory=device.type == "cuda",
+                generator=torch.Generator().manual_seed(seed),
+                prefetch_factor=4 if workers else None,
+                persistent_workers=persistent and workers > 0,
                 worker_init_fn=_seed_worker if workers else None,
                 # fork on Linux even where the process default is another method: a DDP process started by the
                 # forkserver would otherwise start each worker through it, importing torch again (5-9 s each).
                 # Workers only decode (PIL, numpy), never CUDA or autograd, which is what makes fork safe here.
-                multiprocessing_context="fork" if workers and sys.platform == "linux" else None)
+                multiprocessing_context="fork" if workers and sys.platform == "linux" else None,
+            )
         elif not isinstance(split, Split):
             raise TypeError(f"a Feed takes a data.Split or an ImageFiles, not {type(split).__name__}")
 
@@ -293,10 +345,15 @@ class Feed:
         """One line for the run's output: where the batches come from."""
         if not self.streamed:
             return "data in memory"
-        return (f"data streamed from files by {self.workers} decoding worker{'s' * (self.workers != 1)}"
-                if self.workers else "data streamed from files in this process (--workers 0)")
+        return (
+            f"data streamed from files by {self.workers} decoding worker{'s' * (self.workers != 1)}"
+            if self.workers
+            else "data streamed from files in this process (--workers 0)"
+        )
 
-    def __call__(self, batches: Sequence[torch.Tensor]) -> Iterator[tuple[torch.Tensor, torch.Tensor, slice | torch.Tensor]]:
+    def __call__(
+        self, batches: Sequence[torch.Tensor]
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, slice | torch.Tensor]]:
         shape: tuple[int, int, int] = self.shape  # type: ignore[assignment]  # images: (C, H, W)
         split = self.split
         if isinstance(split, Split):
@@ -316,12 +373,18 @@ class Feed:
                 if self.bad_images == "fail":
                     raise failure(bad[0])
                 skipped += len(bad)
-                self.skipped.extend(bad[:max(0, 10 - len(self.skipped))])  # the first few, to name them
+                self.skipped.extend(bad[: max(0, 10 - len(self.skipped))])  # the first few, to name them
             positions = torch.tensor(kept, dtype=torch.long)
-            x = prepare(images.to(self.device, non_blocking=True), shape) if kept else \
-                torch.empty((0, *self.shape), device=self.device)
+            x = (
+                prepare(images.to(self.device, non_blocking=True), shape)
+                if kept
+                else torch.empty((0, *self.shape), device=self.device)
+            )
             yield x, labels[index[positions]].to(self.device), positions
         if skipped and self.report:
             first = self.skipped[0]
-            print(f"note: skipped {skipped:,} unreadable image{'s' * (skipped != 1)} of {split.folder}/ "
-                  f"(--bad-images skip); the first: {first.path} {first.reason}", file=sys.stderr)
+            print(
+                f"note: skipped {skipped:,} unreadable image{'s' * (skipped != 1)} of {split.folder}/ "
+                f"(--bad-images skip); the first: {first.path} {first.reason}",
+                file=sys.stderr,
+            )

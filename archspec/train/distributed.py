@@ -66,16 +66,32 @@ def launch(options: TrainOptions) -> object:
     loop.device_of(options.device)
     pipeline.compile_spec(options.spec, options.overrides, variant=options.variant)  # spec errors, located
     if options.device.startswith("cuda") and options.nproc > torch.cuda.device_count():
-        raise ArchspecError(LAUNCH_FAILED, f"--nproc {options.nproc} needs as many GPUs; {torch.cuda.device_count()} visible")
+        raise ArchspecError(
+            LAUNCH_FAILED, f"--nproc {options.nproc} needs as many GPUs; {torch.cuda.device_count()} visible"
+        )
     if options.nproc > MAX_NPROC:
-        raise ArchspecError(loop.BAD_OPTION, f"--nproc {options.nproc}: at most {MAX_NPROC} processes on one machine; "
-                            "for more, start archspec train on each machine with torchrun (docs/training.md)")
+        raise ArchspecError(
+            loop.BAD_OPTION,
+            f"--nproc {options.nproc}: at most {MAX_NPROC} processes on one machine; "
+            "for more, start archspec train on each machine with torchrun (docs/training.md)",
+        )
     if not options.device.startswith("cuda") and options.nproc > cpus():
-        raise ArchspecError(loop.BAD_OPTION, f"--nproc {options.nproc}: this machine lets archspec use {cpus()} CPUs; "
-                            f"give at most --nproc {min(cpus(), MAX_NPROC)} (each process needs a core of its own)")
-    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=options.nproc, run_id=f"archspec-{uuid.uuid4().hex[:12]}",
-                          rdzv_backend="c10d", rdzv_endpoint="127.0.0.1:0", max_restarts=0, monitor_interval=0.1,
-                          start_method="spawn" if options.device.startswith("cuda") else "forkserver")
+        raise ArchspecError(
+            loop.BAD_OPTION,
+            f"--nproc {options.nproc}: this machine lets archspec use {cpus()} CPUs; "
+            f"give at most --nproc {min(cpus(), MAX_NPROC)} (each process needs a core of its own)",
+        )
+    config = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=options.nproc,
+        run_id=f"archspec-{uuid.uuid4().hex[:12]}",
+        rdzv_backend="c10d",
+        rdzv_endpoint="127.0.0.1:0",
+        max_restarts=0,
+        monitor_interval=0.1,
+        start_method="spawn" if options.device.startswith("cuda") else "forkserver",
+    )
     if config.start_method == "forkserver":
         # the fork server imports torch and the loop once (computing nothing); workers fork from it, fresh
         multiprocessing.set_forkserver_preload([__name__, "archspec.train.loop", "archspec.train.sharded"])
@@ -93,8 +109,10 @@ def launch(options: TrainOptions) -> object:
             reported = json.loads(Path(reports, name).read_text())
             raise ArchspecError(reported["code"], reported["message"]) from None
         rank, failure = exc.get_first_failure()
-        raise ArchspecError(LAUNCH_FAILED, f"training process {rank} of {options.nproc} failed (exit code {failure.exitcode}); "
-                            "its messages are above") from None
+        raise ArchspecError(
+            LAUNCH_FAILED,
+            f"training process {rank} of {options.nproc} failed (exit code {failure.exitcode}); its messages are above",
+        ) from None
     finally:
         quiet.setLevel(level)
         shutil.rmtree(reports, ignore_errors=True)
@@ -119,8 +137,11 @@ def join(options: TrainOptions) -> RunResult | None:
     from archspec.train import loop
 
     if options.nproc != 1:
-        raise ArchspecError(loop.BAD_OPTION, f"--nproc {options.nproc} under torchrun: the processes are torchrun's "
-                            "(--nproc-per-node, --nnodes); leave --nproc out")
+        raise ArchspecError(
+            loop.BAD_OPTION,
+            f"--nproc {options.nproc} under torchrun: the processes are torchrun's "
+            "(--nproc-per-node, --nnodes); leave --nproc out",
+        )
     rank = _rank()
     result = _in_group(options.with_(nproc=rank.world), rank)
     return result if rank.main else None

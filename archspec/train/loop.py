@@ -89,19 +89,28 @@ def check(options: TrainOptions) -> None:
     if options.strategy not in STRATEGIES:
         raise ArchspecError(BAD_OPTION, f"--strategy {options.strategy!r}: use {' or '.join(STRATEGIES)}")
     if options.strategy == "fsdp" and options.nproc < 2:
-        raise ArchspecError(BAD_OPTION, "--strategy fsdp shards the model over processes: give --nproc 2 or more "
-                            "(or start archspec train with torchrun)")
+        raise ArchspecError(
+            BAD_OPTION,
+            "--strategy fsdp shards the model over processes: give --nproc 2 or more "
+            "(or start archspec train with torchrun)",
+        )
     if options.batch_size % options.nproc:
-        raise ArchspecError(BAD_OPTION, f"--batch-size {options.batch_size} is the global batch: it must divide by "
-                            f"--nproc {options.nproc}")
+        raise ArchspecError(
+            BAD_OPTION,
+            f"--batch-size {options.batch_size} is the global batch: it must divide by --nproc {options.nproc}",
+        )
     if not (options.learning_rate > 0 and math.isfinite(options.learning_rate)) or not (0 <= options.decay < 1e3):
         raise ArchspecError(BAD_OPTION, "--lr must be a positive number and --weight-decay at least 0")
     if not 0 <= options.warmup_epochs < options.epochs:
-        raise ArchspecError(BAD_OPTION, f"--warmup-epochs {options.warmup_epochs:g}: give at least 0 and fewer than "
-                            f"--epochs ({options.epochs})")
+        raise ArchspecError(
+            BAD_OPTION,
+            f"--warmup-epochs {options.warmup_epochs:g}: give at least 0 and fewer than --epochs ({options.epochs})",
+        )
     if not 0 <= options.label_smoothing < 1:
-        raise ArchspecError(BAD_OPTION, f"--label-smoothing {options.label_smoothing:g}: give a value from 0 up to "
-                            "(not including) 1, e.g. 0.1")
+        raise ArchspecError(
+            BAD_OPTION,
+            f"--label-smoothing {options.label_smoothing:g}: give a value from 0 up to (not including) 1, e.g. 0.1",
+        )
     if options.threads is not None and options.threads < 1:
         raise ArchspecError(BAD_OPTION, "--threads must be at least 1")
     if options.workers is not None and not 0 <= options.workers <= 64 or options.bad_images not in datasets.BAD_IMAGES:
@@ -117,8 +126,11 @@ def device_of(text: str, rank: Rank = Rank()) -> torch.device:
         raise ArchspecError(BAD_OPTION, f"--device {text!r}: use cpu or cuda (cuda:N)") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ArchspecError(NO_DEVICE, f"--device {text}: no CUDA device is available here (torch "
-                                f"{torch.__version__}, CUDA build: {torch.version.cuda or 'none'}); use --device cpu")
+            raise ArchspecError(
+                NO_DEVICE,
+                f"--device {text}: no CUDA device is available here (torch "
+                f"{torch.__version__}, CUDA build: {torch.version.cuda or 'none'}); use --device cpu",
+            )
         if rank.world > 1:  # one GPU per process
             device = torch.device("cuda", rank.local)
         if device.index is not None and device.index >= torch.cuda.device_count():
@@ -128,8 +140,9 @@ def device_of(text: str, rank: Rank = Rank()) -> torch.device:
     return device
 
 
-def build_model(spec: str, overrides: dict[str, Any], variant: str | None, classes: int, seed: int,
-                task: str = data.CLASSIFY) -> Model:
+def build_model(
+    spec: str, overrides: dict[str, Any], variant: str | None, classes: int, seed: int, task: str = data.CLASSIFY
+) -> Model:
     """Build the spec's module as a user would; set num_classes (vocab_size for a text) from the data
     unless --set gave it."""
     if task == data.NEXT_TOKEN:
@@ -138,15 +151,21 @@ def build_model(spec: str, overrides: dict[str, Any], variant: str | None, class
     out = compiled.costs.output
     if tuple(out) != (classes,):
         if "num_classes" in overrides or len(out) != 1:
-            raise ArchspecError(BAD_OPTION, f"the spec outputs {list(out)} but the data has {classes} classes; "
-                                f"--set num_classes={classes} (or a spec with a {classes}-way head)")
+            raise ArchspecError(
+                BAD_OPTION,
+                f"the spec outputs {list(out)} but the data has {classes} classes; "
+                f"--set num_classes={classes} (or a spec with a {classes}-way head)",
+            )
         overrides = {**overrides, "num_classes": classes}
         try:
             compiled = pipeline.compile_spec(spec, overrides, variant=variant)
         except SpecErrors as exc:
             if any(e.code == "AS206" for e in exc.errors):  # the spec has no num_classes parameter
-                raise ArchspecError(BAD_OPTION, f"the spec outputs {list(out)} but the data has {classes} classes, and it "
-                                    "has no num_classes parameter to change; use a spec whose head fits the data") from None
+                raise ArchspecError(
+                    BAD_OPTION,
+                    f"the spec outputs {list(out)} but the data has {classes} classes, and it "
+                    "has no num_classes parameter to change; use a spec whose head fits the data",
+                ) from None
             raise
     shape = tuple(compiled.costs.input)
     if len(shape) != 3:
@@ -155,23 +174,35 @@ def build_model(spec: str, overrides: dict[str, Any], variant: str | None, class
     return Model(module, compiled.graph.name, compiled.costs.params, (int(shape[0]), int(shape[1]), int(shape[2])))
 
 
-def _build_language_model(spec: str, overrides: dict[str, Any], variant: str | None, vocabulary: int,
-                          seed: int) -> Model:
+def _build_language_model(
+    spec: str, overrides: dict[str, Any], variant: str | None, vocabulary: int, seed: int
+) -> Model:
     """A spec that takes token ids [seq_len] and outputs logits [seq_len, vocabulary]; a spec with a
     vocab_size parameter takes the data's vocabulary unless --set gave one."""
     compiled = pipeline.compile_spec(spec, overrides, variant=variant)
     shape, out = tuple(compiled.costs.input), tuple(compiled.costs.output)
     if len(shape) != 1:
-        raise ArchspecError(BAD_OPTION, f"the spec takes input {list(shape)}; a text trains a language model, which "
-                            "takes token ids [seq_len] (e.g. specs/gpt2.yaml)")
-    if len(out) == 2 and out[1] != vocabulary and "vocab_size" not in overrides and "vocab_size" in compiled.resolved.spec.params:
+        raise ArchspecError(
+            BAD_OPTION,
+            f"the spec takes input {list(shape)}; a text trains a language model, which "
+            "takes token ids [seq_len] (e.g. specs/gpt2.yaml)",
+        )
+    if (
+        len(out) == 2
+        and out[1] != vocabulary
+        and "vocab_size" not in overrides
+        and "vocab_size" in compiled.resolved.spec.params
+    ):
         overrides = {**overrides, "vocab_size": vocabulary}
         compiled = pipeline.compile_spec(spec, overrides, variant=variant)
         out = tuple(compiled.costs.output)
     if out != (shape[0], vocabulary):
-        raise ArchspecError(BAD_OPTION, f"the spec outputs {list(out)} but next-token prediction needs logits "
-                            f"[seq_len, vocabulary] = [{shape[0]}, {vocabulary}] (a text's vocabulary is its {vocabulary} "
-                            f"byte values): --set vocab_size={vocabulary}, or a spec whose head fits")
+        raise ArchspecError(
+            BAD_OPTION,
+            f"the spec outputs {list(out)} but next-token prediction needs logits "
+            f"[seq_len, vocabulary] = [{shape[0]}, {vocabulary}] (a text's vocabulary is its {vocabulary} "
+            f"byte values): --set vocab_size={vocabulary}, or a spec whose head fits",
+        )
     module = pipeline.build(spec, seed=seed, variant=variant, **overrides)
     return Model(module, compiled.graph.name, compiled.costs.params, (int(shape[0]),))
 
@@ -183,8 +214,13 @@ def spec_input(spec: str, overrides: dict[str, Any], variant: str | None) -> tup
 def load_data(text: str, shape: tuple[int, ...], stream: bool = False, bad_images: str = "fail") -> data.Dataset:
     """DATA for a spec taking `shape`: image folders are resized to its (H, W) (listed only, with `stream`),
     a text cut into its seq_len."""
-    return data.load(text, (int(shape[1]), int(shape[2])) if len(shape) == 3 else None,
-                     int(shape[0]) if len(shape) == 1 else None, stream, bad_images)
+    return data.load(
+        text,
+        (int(shape[1]), int(shape[2])) if len(shape) == 3 else None,
+        int(shape[0]) if len(shape) == 1 else None,
+        stream,
+        bad_images,
+    )
 
 
 def batch_of(split: data.Split, index: torch.Tensor, model: Model, text: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -238,7 +274,9 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
     augments = aug.parse(options.augment)
     shape = spec_input(options.spec, options.overrides, options.variant)
     dataset = load_data(options.data, shape, stream=True, bad_images=options.bad_images)
-    model = build_model(options.spec, options.overrides, options.variant, len(dataset.classes), options.seed, dataset.task)
+    model = build_model(
+        options.spec, options.overrides, options.variant, len(dataset.classes), options.seed, dataset.task
+    )
     if dataset.text and augments:
         raise ArchspecError(BAD_OPTION, f"--augment {options.augment!r}: augmentations apply to images, not to a text")
     if not dataset.text:
@@ -249,7 +287,9 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
         raise ArchspecError(BAD_OPTION, f"--out {folder} exists and is not a folder; give a folder for the run")
     resuming = options.resume and checkpoint.has_run(folder)
     if checkpoint.has_run(folder) and not options.resume:
-        raise ArchspecError(BAD_OPTION, f"{folder}/ already holds a run; add --resume to continue it, or give another --out")
+        raise ArchspecError(
+            BAD_OPTION, f"{folder}/ already holds a run; add --resume to continue it, or give another --out"
+        )
     if options.resume and not resuming and rank.main and not options.quiet:
         print(f"no checkpoint in {folder}/ yet: starting from epoch 1", file=sys.stderr)
     if resuming:
@@ -269,17 +309,36 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
     optimizer = make_optimizer(options, module)
     torch.manual_seed(options.seed)  # dropout and anything else drawing from the global generator
     random.seed(options.seed)
-    saved = (checkpoint.restore(folder, module, optimizer, sharded.load if fsdp else None) if resuming
-             else checkpoint.Saved(0, 0, [], 0.0))
-    train_set, test_set = (split.to(device) if dataset.text else data.fit(split.to(device), model.shape)  # type: ignore[arg-type]
-                           for split in (dataset.train, dataset.test))
+    saved = (
+        checkpoint.restore(folder, module, optimizer, sharded.load if fsdp else None)
+        if resuming
+        else checkpoint.Saved(0, 0, [], 0.0)
+    )
+    train_set, test_set = (
+        split.to(device) if dataset.text else data.fit(split.to(device), model.shape)  # type: ignore[arg-type]
+        for split in (dataset.train, dataset.test)
+    )
     workers = options.workers if options.workers is not None else datasets.default_workers(rank.world)
-    feed, test_feed = (datasets.Feed(split, model.shape, device, dataset.text, workers, options.bad_images, options.seed,
-                                     persistent=split is train_set) for split in (train_set, test_set))
+    feed, test_feed = (
+        datasets.Feed(
+            split,
+            model.shape,
+            device,
+            dataset.text,
+            workers,
+            options.bad_images,
+            options.seed,
+            persistent=split is train_set,
+        )
+        for split in (train_set, test_set)
+    )
     steps = len(train_set) // options.batch_size
     if steps == 0:
-        raise ArchspecError(BAD_OPTION, f"--batch-size {options.batch_size} is larger than the training set "
-                            f"({len(train_set)} {'windows' if dataset.text else 'images'})")
+        raise ArchspecError(
+            BAD_OPTION,
+            f"--batch-size {options.batch_size} is larger than the training set "
+            f"({len(train_set)} {'windows' if dataset.text else 'images'})",
+        )
     forward: Any = module
     if rank.world > 1 and device.type == "cuda" and not fsdp:
         module = forward = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
@@ -289,31 +348,45 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
         forward = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
     if options.compile:
         forward = torch.compile(forward)
-    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if options.precision == "bf16" else nullcontext
+    autocast = (
+        (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if options.precision == "bf16" else nullcontext
+    )
     history, step, seconds = list(saved.history), saved.step, saved.seconds
     log = RunLog(folder, steps, saved.epoch) if rank.main else None
     if rank.main and not options.quiet:
         where = f"{rank.world} processes ({options.strategy})" if rank.world > 1 else str(device)
-        print(f"{model.name}: {model.params:,} params on {where}; {data.describe(dataset)}, {feed.describe()}; run folder {folder}/",
-              file=sys.stderr)
+        print(
+            f"{model.name}: {model.params:,} params on {where}; {data.describe(dataset)}, {feed.describe()}; run folder {folder}/",
+            file=sys.stderr,
+        )
     for epoch in range(saved.epoch, options.epochs):
         start = time.perf_counter()
         tally = Tally(len(dataset.classes), device)
-        order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(derived_seed(options.seed, epoch, "order")))
+        order = torch.randperm(
+            len(train_set), generator=torch.Generator().manual_seed(derived_seed(options.seed, epoch, "order"))
+        )
         draws = torch.Generator().manual_seed(derived_seed(options.seed, epoch, "augment"))
-        progress = Progress(epoch + 1, options.epochs, steps, options.batch_size, enabled=rank.main and not options.quiet,
-                            unit="seq" if dataset.text else "img")
+        progress = Progress(
+            epoch + 1,
+            options.epochs,
+            steps,
+            options.batch_size,
+            enabled=rank.main and not options.quiet,
+            unit="seq" if dataset.text else "img",
+        )
         share = options.batch_size // rank.world
         lr = learning_rate(options, step, epoch, steps)
         mine = slice(rank.rank * share, (rank.rank + 1) * share)
-        batches = [order[i * options.batch_size:(i + 1) * options.batch_size][mine] for i in range(steps)]
+        batches = [order[i * options.batch_size : (i + 1) * options.batch_size][mine] for i in range(steps)]
         for i, (x, y, kept) in enumerate(feed(batches)):  # kept: the batch's images not skipped (--bad-images)
             params = aug.draw(augments, options.batch_size, draws)
             if _skipped_everywhere(len(y) == 0, rank, options.bad_images, device):  # --bad-images skip left none
                 step += 1
                 continue
             if not dataset.text:
-                x = data.normalize(aug.apply(x, augments, [p[mine][kept] for p in params])).contiguous(memory_format=layout)
+                x = data.normalize(aug.apply(x, augments, [p[mine][kept] for p in params])).contiguous(
+                    memory_format=layout
+                )
             lr = learning_rate(options, step, epoch, steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -326,7 +399,9 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
                 loss.backward()
                 optimizer.step()
             except torch.cuda.OutOfMemoryError:
-                raise ArchspecError(STEP_FAILED, f"out of memory on {device} at batch {share}; use a smaller --batch-size") from None
+                raise ArchspecError(
+                    STEP_FAILED, f"out of memory on {device} at batch {share}; use a smaller --batch-size"
+                ) from None
             except (RuntimeError, ValueError, TypeError) as exc:
                 first = (str(exc).strip().splitlines() or [""])[0]
                 raise ArchspecError(STEP_FAILED, f"the training step failed: {type(exc).__name__}: {first}") from None
@@ -344,21 +419,36 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
             tally.merged(sums)
         train_loss, train_acc, _ = tally.result()
         if not math.isfinite(train_loss):
-            raise ArchspecError(STEP_FAILED, f"the training loss became {train_loss} in epoch {epoch + 1}; "
-                                "lower --lr (or use --precision fp32)")
+            raise ArchspecError(
+                STEP_FAILED,
+                f"the training loss became {train_loss} in epoch {epoch + 1}; lower --lr (or use --precision fp32)",
+            )
         # under FSDP every process takes part in each forward (the weights are gathered from all of them)
-        result = evaluate(module, test_feed, model, dataset, device, options.precision, confusion=False,
-                          layout=layout) if rank.main or fsdp else None
+        result = (
+            evaluate(module, test_feed, model, dataset, device, options.precision, confusion=False, layout=layout)
+            if rank.main or fsdp
+            else None
+        )
         if fsdp:
             sharded.save(folder / checkpoint.sharded_name(epoch + 1), module, optimizer)
         seconds_epoch = time.perf_counter() - start
         if rank.main and result is not None:
-            metrics = EpochMetrics(epoch + 1, train_loss, train_acc, result.loss, result.top1, result.top5,
-                                   steps * options.batch_size / max(train_seconds, 1e-9), seconds_epoch, lr)
+            metrics = EpochMetrics(
+                epoch + 1,
+                train_loss,
+                train_acc,
+                result.loss,
+                result.top1,
+                result.top5,
+                steps * options.batch_size / max(train_seconds, 1e-9),
+                seconds_epoch,
+                lr,
+            )
             history.append(metrics)
             seconds += seconds_epoch
-            checkpoint.save(folder, module, optimizer, options, checkpoint.Saved(epoch + 1, step, history, seconds),
-                            sharded=fsdp)
+            checkpoint.save(
+                folder, module, optimizer, options, checkpoint.Saved(epoch + 1, step, history, seconds), sharded=fsdp
+            )
             if log is not None:
                 log.epoch(history)
             if not options.quiet:
@@ -389,9 +479,16 @@ def _skipped_everywhere(empty: bool, rank: Rank, bad_images: str, device: torch.
 
 
 @torch.no_grad()
-def evaluate(module: torch.nn.Module, split: data.Split | datasets.Feed, model: Model, dataset: data.Dataset, device: torch.device,
-             precision: str = "fp32", confusion: bool = True,
-             layout: torch.memory_format = torch.contiguous_format) -> EvalResult:
+def evaluate(
+    module: torch.nn.Module,
+    split: data.Split | datasets.Feed,
+    model: Model,
+    dataset: data.Dataset,
+    device: torch.device,
+    precision: str = "fp32",
+    confusion: bool = True,
+    layout: torch.memory_format = torch.contiguous_format,
+) -> EvalResult:
     """Loss, top-1/top-5 and (optionally, for classes) the confusion matrix of `module` in eval mode on
     `split` of `dataset`: per image, or per token of a text (the loss in nats per token)."""
     was_training = module.training
@@ -401,9 +498,12 @@ def evaluate(module: torch.nn.Module, split: data.Split | datasets.Feed, model: 
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
     try:
         with autocast:
-            feed = split if isinstance(split, datasets.Feed) else datasets.Feed(split, model.shape, device, dataset.text)
-            for x, y, _ in feed([torch.arange(start, min(start + EVAL_BATCH, len(split)))
-                                 for start in range(0, len(split), EVAL_BATCH)]):
+            feed = (
+                split if isinstance(split, datasets.Feed) else datasets.Feed(split, model.shape, device, dataset.text)
+            )
+            for x, y, _ in feed(
+                [torch.arange(start, min(start + EVAL_BATCH, len(split))) for start in range(0, len(split), EVAL_BATCH)]
+            ):
                 if not dataset.text:
                     x = data.normalize(x).contiguous(memory_format=layout)
                 logits, y = module(x).float().flatten(0, -2), y.flatten()
@@ -418,9 +518,18 @@ def evaluate(module: torch.nn.Module, split: data.Split | datasets.Feed, model: 
     return EvalResult(loss, top1, top5, tally.n, matrix, dataset.classes, dataset.task)
 
 
-def evaluate_file(spec: str, weights: str, data_text: str, overrides: dict[str, Any], variant: str | None,
-                  device_text: str = "cpu", split: str = "test", precision: str = "fp32", workers: int | None = None,
-                  bad_images: str = "fail") -> EvalResult:
+def evaluate_file(
+    spec: str,
+    weights: str,
+    data_text: str,
+    overrides: dict[str, Any],
+    variant: str | None,
+    device_text: str = "cpu",
+    split: str = "test",
+    precision: str = "fp32",
+    workers: int | None = None,
+    bad_images: str = "fail",
+) -> EvalResult:
     """`archspec eval`: build the spec, load trained weights, evaluate on a split of DATA (an image folder
     streamed by `workers` decoding processes)."""
     if split not in ("test", "train"):
@@ -430,9 +539,12 @@ def evaluate_file(spec: str, weights: str, data_text: str, overrides: dict[str, 
     if trained is not None and (trained.get("overrides") or {}, trained.get("variant")) != (overrides, variant):
         # The weights may still fit (a resolution changes no tensor), so this is a note, not an error.
         settings = ", ".join(f"{k}={v}" for k, v in (trained.get("overrides") or {}).items()) or "no --set"
-        print(f"note: these weights were trained with {settings}"
-              f"{' and --variant ' + str(trained['variant']) if trained.get('variant') else ''}; "
-              "give the same --set/--variant to evaluate the network that was trained", file=sys.stderr)
+        print(
+            f"note: these weights were trained with {settings}"
+            f"{' and --variant ' + str(trained['variant']) if trained.get('variant') else ''}; "
+            "give the same --set/--variant to evaluate the network that was trained",
+            file=sys.stderr,
+        )
     dataset = load_data(data_text, spec_input(spec, overrides, variant), stream=True, bad_images=bad_images)
     model = build_model(spec, overrides, variant, len(dataset.classes), 0, dataset.task)
     path = Path(weights)
@@ -440,10 +552,18 @@ def evaluate_file(spec: str, weights: str, data_text: str, overrides: dict[str, 
     chosen = (dataset.test if split == "test" else dataset.train).to(device)
     if not dataset.text:
         chosen = data.fit(chosen, model.shape)  # type: ignore[arg-type]
-    feed = datasets.Feed(chosen, model.shape, device, dataset.text, datasets.default_workers() if workers is None else workers,
-                         bad_images)
+    feed = datasets.Feed(
+        chosen,
+        model.shape,
+        device,
+        dataset.text,
+        datasets.default_workers() if workers is None else workers,
+        bad_images,
+    )
     if not dataset.text and len(dataset.classes) > DATA.confusion_classes:
-        print(f"note: no confusion matrix for {len(dataset.classes):,} classes (at most {DATA.confusion_classes:,}: "
-              "DataLimits.confusion_classes, docs/limits.md)", file=sys.stderr)
+        print(
+            f"note: no confusion matrix for {len(dataset.classes):,} classes (at most {DATA.confusion_classes:,}: "
+            "DataLimits.confusion_classes, docs/limits.md)",
+            file=sys.stderr,
+        )
     return evaluate(model.module.to(device), feed, model, dataset, device, precision)
-

@@ -18,21 +18,30 @@ class Tally:
         self.classes = classes
         # Bounded before it is allocated: classes**2 counts, twice over (the tensor, its bincount), then a list.
         # A folder of 20,000 empty class folders would ask for 6.8 GB; past the bound there is no matrix.
-        self.confusion = (torch.zeros(classes, classes, dtype=torch.long, device=device)
-                          if confusion and classes <= DATA.confusion_classes else None)
+        self.confusion = (
+            torch.zeros(classes, classes, dtype=torch.long, device=device)
+            if confusion and classes <= DATA.confusion_classes
+            else None
+        )
 
     @torch.no_grad()
     def add(self, logits: torch.Tensor, labels: torch.Tensor, loss_sum: torch.Tensor) -> None:
         k = min(5, logits.shape[1])
         top = logits.topk(k, dim=1).indices
         hits = top == labels[:, None]
-        self.sums += torch.stack([loss_sum.double(), hits[:, 0].sum().double(), hits.any(1).sum().double(),
-                                  torch.tensor(float(labels.shape[0]), dtype=torch.float64, device=labels.device)])
+        self.sums += torch.stack(
+            [
+                loss_sum.double(),
+                hits[:, 0].sum().double(),
+                hits.any(1).sum().double(),
+                torch.tensor(float(labels.shape[0]), dtype=torch.float64, device=labels.device),
+            ]
+        )
         if self.confusion is not None:
             index = labels * self.classes + top[:, 0]
-            self.confusion += torch.bincount(index, minlength=self.classes ** 2).view(self.classes, self.classes)
+            self.confusion += torch.bincount(index, minlength=self.classes**2).view(self.classes, self.classes)
 
-    def merged(self, sums: torch.Tensor) -> "Tally":
+    def merged(self, sums: torch.Tensor) -> Tally:
         """This tally with `sums` in place of its own (the all-reduced sums of every process)."""
         self.sums = sums
         return self
@@ -66,7 +75,7 @@ class EpochMetrics:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, float]) -> "EpochMetrics":
+    def from_json(cls, data: dict[str, float]) -> EpochMetrics:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__})  # type: ignore[arg-type]
 
 
@@ -82,7 +91,18 @@ class EvalResult:
 
     def to_json(self) -> dict[str, object]:
         if self.task == "next_token":
-            return {"loss": self.loss, "top1": self.top1, "top5": self.top5, "tokens": self.images,
-                    "vocabulary": len(self.classes)}
-        return {"loss": self.loss, "top1": self.top1, "top5": self.top5, "images": self.images,
-                "classes": list(self.classes), "confusion": self.confusion}
+            return {
+                "loss": self.loss,
+                "top1": self.top1,
+                "top5": self.top5,
+                "tokens": self.images,
+                "vocabulary": len(self.classes),
+            }
+        return {
+            "loss": self.loss,
+            "top1": self.top1,
+            "top5": self.top5,
+            "images": self.images,
+            "classes": list(self.classes),
+            "confusion": self.confusion,
+        }

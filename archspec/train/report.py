@@ -31,8 +31,16 @@ class Progress:
     """One epoch's progress on `stream` (stderr by default): on a terminal tqdm's bar (samples done,
     samples per second, elapsed and remaining time), elsewhere a plain line every PLAIN_EVERY seconds."""
 
-    def __init__(self, epoch: int, epochs: int, steps: int, batch: int, enabled: bool = True,
-                 stream: TextIO | None = None, unit: str = "img"):
+    def __init__(
+        self,
+        epoch: int,
+        epochs: int,
+        steps: int,
+        batch: int,
+        enabled: bool = True,
+        stream: TextIO | None = None,
+        unit: str = "img",
+    ):
         self.stream = stream or sys.stderr
         self.unit = unit  # what a sample is: img, or seq (a text's window)
         self.enabled = enabled and steps > 0
@@ -46,8 +54,17 @@ class Progress:
 
             # disable=False: tqdm's own TTY check would look at the real stderr, not at `stream`; the width from
             # shutil, which falls back to 80 columns where a terminal reports 0 (tqdm would then draw nothing)
-            self.bar = tqdm(total=steps * batch, desc=self.label, unit=unit, unit_scale=True, file=self.stream,
-                            mininterval=0.1, ncols=shutil.get_terminal_size().columns, leave=True, disable=False)
+            self.bar = tqdm(
+                total=steps * batch,
+                desc=self.label,
+                unit=unit,
+                unit_scale=True,
+                file=self.stream,
+                mininterval=0.1,
+                ncols=shutil.get_terminal_size().columns,
+                leave=True,
+                disable=False,
+            )
 
     def update(self, step: int, loss: float | None = None) -> None:
         """`step` steps done (1-based); `loss` only when it is already on the host (no device sync here)."""
@@ -69,8 +86,10 @@ class Progress:
         rate = step * self.batch / elapsed
         left = elapsed * (self.steps - step) / step
         tail = f", loss {loss:.4f}" if loss is not None else ""
-        self.stream.write(f"{self.label}: step {step}/{self.steps}, {rate:,.0f} {self.unit}/s, "
-                          f"{int(left) // 60}:{int(left) % 60:02d} left{tail}\n")
+        self.stream.write(
+            f"{self.label}: step {step}/{self.steps}, {rate:,.0f} {self.unit}/s, "
+            f"{int(left) // 60}:{int(left) % 60:02d} left{tail}\n"
+        )
         self.stream.flush()
 
 
@@ -107,15 +126,31 @@ class RunLog:
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow(METRICS_COLUMNS)
         for m in history:
-            writer.writerow([m.epoch, m.epoch * self.steps, f"{m.train_loss:.6g}", f"{m.train_acc:.6g}",
-                             f"{m.test_loss:.6g}", f"{m.test_acc:.6g}", f"{m.lr:.6g}", f"{m.images_per_s:.1f}",
-                             f"{m.seconds:.3f}"])
+            writer.writerow(
+                [
+                    m.epoch,
+                    m.epoch * self.steps,
+                    f"{m.train_loss:.6g}",
+                    f"{m.train_acc:.6g}",
+                    f"{m.test_loss:.6g}",
+                    f"{m.test_acc:.6g}",
+                    f"{m.lr:.6g}",
+                    f"{m.images_per_s:.1f}",
+                    f"{m.seconds:.3f}",
+                ]
+            )
         write_bytes_atomically(self.folder / METRICS_CSV, text.getvalue().encode())
         if history and self._tensorboard() is not None:
             m = history[-1]
-            for tag, value in (("loss/train", m.train_loss), ("loss/val", m.test_loss), ("accuracy/train", m.train_acc),
-                               ("accuracy/val", m.test_acc), ("accuracy/val_top5", m.test_top5), ("lr", m.lr),
-                               ("throughput/samples_per_s", m.images_per_s)):
+            for tag, value in (
+                ("loss/train", m.train_loss),
+                ("loss/val", m.test_loss),
+                ("accuracy/train", m.train_acc),
+                ("accuracy/val", m.test_acc),
+                ("accuracy/val_top5", m.test_top5),
+                ("lr", m.lr),
+                ("throughput/samples_per_s", m.images_per_s),
+            ):
                 self.writer.add_scalar(tag, value, m.epoch)
             self.writer.flush()
 
@@ -126,9 +161,11 @@ class RunLog:
 
 def epoch_line(m: EpochMetrics, epochs: int, unit: str = "img") -> str:
     """One epoch's figures; `unit` is what a sample is (img, or seq: a text's window, whose loss is per token)."""
-    return (f"epoch {m.epoch}/{epochs}: train loss {m.train_loss:.4f} acc {100 * m.train_acc:.2f}% | "
-            f"test loss {m.test_loss:.4f} acc {100 * m.test_acc:.2f}% | {m.images_per_s:,.0f} {unit}/s | "
-            f"{m.seconds:.1f} s | lr {m.lr:.3g}")
+    return (
+        f"epoch {m.epoch}/{epochs}: train loss {m.train_loss:.4f} acc {100 * m.train_acc:.2f}% | "
+        f"test loss {m.test_loss:.4f} acc {100 * m.test_acc:.2f}% | {m.images_per_s:,.0f} {unit}/s | "
+        f"{m.seconds:.1f} s | lr {m.lr:.3g}"
+    )
 
 
 def run_line(result: RunResult) -> str:
@@ -136,17 +173,23 @@ def run_line(result: RunResult) -> str:
     last = result.history[-1]
     epochs = f"{last.epoch} epoch{'s' if last.epoch != 1 else ''}, {result.seconds:.1f} s of training"
     if result.task == "next_token":
-        return (f"wrote {result.folder / 'model.safetensors'}: test loss {last.test_loss:.4f} nats per token "
-                f"(next-token accuracy {100 * last.test_acc:.2f}%) after {epochs}")
+        return (
+            f"wrote {result.folder / 'model.safetensors'}: test loss {last.test_loss:.4f} nats per token "
+            f"(next-token accuracy {100 * last.test_acc:.2f}%) after {epochs}"
+        )
     return f"wrote {result.folder / 'model.safetensors'}: test accuracy {100 * last.test_acc:.2f}% after {epochs}"
 
 
 def eval_text(result: EvalResult) -> str:
     if result.task == "next_token":
-        return (f"loss {result.loss:.4f} nats per token ({result.loss / math.log(2):.3f} bits)  next-token top-1 "
-                f"{100 * result.top1:.2f}%  top-5 {100 * result.top5:.2f}%  ({result.images:,} tokens)")
-    lines = [f"loss {result.loss:.4f}  top-1 {100 * result.top1:.2f}%  top-5 {100 * result.top5:.2f}%  "
-             f"({result.images:,} images)"]
+        return (
+            f"loss {result.loss:.4f} nats per token ({result.loss / math.log(2):.3f} bits)  next-token top-1 "
+            f"{100 * result.top1:.2f}%  top-5 {100 * result.top5:.2f}%  ({result.images:,} tokens)"
+        )
+    lines = [
+        f"loss {result.loss:.4f}  top-1 {100 * result.top1:.2f}%  top-5 {100 * result.top5:.2f}%  "
+        f"({result.images:,} images)"
+    ]
     if len(result.classes) <= 20:
         names = [printable(c)[:8] for c in result.classes]
         width = max(6, *(len(n) for n in names), *(len(str(v)) for row in result.confusion for v in row))
@@ -161,26 +204,56 @@ def eval_text(result: EvalResult) -> str:
 
 # --- compare ----------------------------------------------------------------------------------------
 
-COLUMNS = ("model", "dataset", "augment", "training time (s)", "params", "train loss", "train acc", "test loss", "test acc")
+COLUMNS = (
+    "model",
+    "dataset",
+    "augment",
+    "training time (s)",
+    "params",
+    "train loss",
+    "train acc",
+    "test loss",
+    "test acc",
+)
 
 
 def rows(results: list[tuple[str, RunResult]]) -> list[list[str]]:
     table = []
     for label, r in results:
         last = r.history[-1]
-        table.append([label, r.dataset, r.augment or "-", f"{r.seconds:.1f}", str(r.params), f"{last.train_loss:.4f}",
-                      f"{last.train_acc:.4f}", f"{last.test_loss:.4f}", f"{last.test_acc:.4f}"])
+        table.append(
+            [
+                label,
+                r.dataset,
+                r.augment or "-",
+                f"{r.seconds:.1f}",
+                str(r.params),
+                f"{last.train_loss:.4f}",
+                f"{last.train_acc:.4f}",
+                f"{last.test_loss:.4f}",
+                f"{last.test_acc:.4f}",
+            ]
+        )
     return table
 
 
 def markdown(results: list[tuple[str, RunResult]]) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "| " + " | ".join("---" for _ in COLUMNS) + " |"]
     for row in rows(results):
-        shown = [*row[:4], f"{int(row[4]):,}", row[5], f"{100 * float(row[6]):.2f}%", row[7], f"{100 * float(row[8]):.2f}%"]
+        shown = [
+            *row[:4],
+            f"{int(row[4]):,}",
+            row[5],
+            f"{100 * float(row[6]):.2f}%",
+            row[7],
+            f"{100 * float(row[8]):.2f}%",
+        ]
         lines.append("| " + " | ".join(s.replace("|", "\\|") for s in shown) + " |")
-    note = ("\nTraining time is the sum of the epochs' wall time (evaluation included). Train loss and accuracy "
-            "are the last epoch's averages over its steps, in train mode (augmented, with dropout); test figures "
-            "come from evaluating after that epoch.\n")
+    note = (
+        "\nTraining time is the sum of the epochs' wall time (evaluation included). Train loss and accuracy "
+        "are the last epoch's averages over its steps, in train mode (augmented, with dropout); test figures "
+        "come from evaluating after that epoch.\n"
+    )
     return "\n".join(lines) + "\n" + note
 
 
@@ -201,8 +274,10 @@ def write_curves(folder: Path, results: list[tuple[str, RunResult]]) -> list[Pat
     from matplotlib.ticker import MaxNLocator
 
     written = []
-    for name, train_key, test_key, ylabel in (("loss.png", "train_loss", "test_loss", "loss"),
-                                              ("accuracy.png", "train_acc", "test_acc", "accuracy")):
+    for name, train_key, test_key, ylabel in (
+        ("loss.png", "train_loss", "test_loss", "loss"),
+        ("accuracy.png", "train_acc", "test_acc", "accuracy"),
+    ):
         figure, axes = plt.subplots(figsize=(7, 4.5), dpi=100)
         for index, (label, r) in enumerate(results):
             epochs = [m.epoch for m in r.history]

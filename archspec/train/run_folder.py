@@ -80,8 +80,10 @@ class RunState(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> RunState:
         if not _random_state(self.python_random):
-            raise ValueError(f"python_random: not a state of Python's random ([3, {_STATE_SIZE} words the last of which "
-                             "is a position, a float or null])")
+            raise ValueError(
+                f"python_random: not a state of Python's random ([3, {_STATE_SIZE} words the last of which "
+                "is a position, a float or null])"
+            )
         if len(self.history) != self.epoch:
             raise ValueError(f"epoch is {self.epoch} but the history records {len(self.history)} epochs")
         if [m.epoch for m in self.history] != list(range(1, self.epoch + 1)):
@@ -107,14 +109,23 @@ def read_state(data: object, path: Path) -> dict[str, Any]:
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
-        raise ArchspecError(BAD_CHECKPOINT, f"{path} is damaged: {where + ': ' if where else ''}"
-                            f"{err['msg'].removeprefix('Value error, ')}; start a new run with another --out") from None
+        raise ArchspecError(
+            BAD_CHECKPOINT,
+            f"{path} is damaged: {where + ': ' if where else ''}"
+            f"{err['msg'].removeprefix('Value error, ')}; start a new run with another --out",
+        ) from None
 
 
-def check_tensors(extra: Mapping[str, torch.Tensor], optimizer: torch.optim.Optimizer, scalars: Mapping[str, Any],
-                  sharded: bool, path: Path) -> None:
+def check_tensors(
+    extra: Mapping[str, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    scalars: Mapping[str, Any],
+    sharded: bool,
+    path: Path,
+) -> None:
     """The state file's tensors are exactly those this run's optimizer and RNGs take, each of the shape and
     type it must have (torch's load_state_dict checks neither: a wrong momentum failed at the first step)."""
+
     def bad(what: str) -> ArchspecError:
         return ArchspecError(BAD_CHECKPOINT, f"{path} is damaged: {what}; start a new run with another --out")
 
@@ -124,8 +135,13 @@ def check_tensors(extra: Mapping[str, torch.Tensor], optimizer: torch.optim.Opti
     rng = {k for k in names if k.startswith("rng/")}
     if rng != wanted_rng:
         missing, unknown = sorted(wanted_rng - rng), sorted(rng - wanted_rng)
-        raise bad("the random-number states are " + "; ".join(
-            ([f"missing {', '.join(missing)}"] if missing else []) + ([f"not expected: {', '.join(unknown)}"] if unknown else [])))
+        raise bad(
+            "the random-number states are "
+            + "; ".join(
+                ([f"missing {', '.join(missing)}"] if missing else [])
+                + ([f"not expected: {', '.join(unknown)}"] if unknown else [])
+            )
+        )
     reference = torch.get_rng_state()
     for key in sorted(rng):
         tensor = extra[key]
@@ -135,7 +151,13 @@ def check_tensors(extra: Mapping[str, torch.Tensor], optimizer: torch.optim.Opti
     params = [p for group in optimizer.param_groups for p in group["params"]]
     for key in sorted(names - rng):
         parts = key.split("/")
-        if sharded or len(parts) != 3 or parts[0] != "optimizer" or not parts[1].isdigit() or int(parts[1]) >= len(params):
+        if (
+            sharded
+            or len(parts) != 3
+            or parts[0] != "optimizer"
+            or not parts[1].isdigit()
+            or int(parts[1]) >= len(params)
+        ):
             raise bad(f"it holds a tensor {key!r} that this run's optimizer has no place for")
         tensor, param = extra[key], params[int(parts[1])]
         if parts[2] == "step":
@@ -143,8 +165,10 @@ def check_tensors(extra: Mapping[str, torch.Tensor], optimizer: torch.optim.Opti
         else:
             fits = tensor.shape == param.shape and tensor.dtype.is_floating_point
         if not fits:
-            raise bad(f"{key} has shape {list(tensor.shape)} ({tensor.dtype}); the parameter it belongs to has "
-                      f"{list(param.shape)}")
+            raise bad(
+                f"{key} has shape {list(tensor.shape)} ({tensor.dtype}); the parameter it belongs to has "
+                f"{list(param.shape)}"
+            )
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise bad(f"{key} holds NaN or infinity")
     if not sharded:
@@ -169,8 +193,11 @@ def _check_groups(scalars: Mapping[str, Any], optimizer: torch.optim.Optimizer, 
         if int(index) >= count:
             raise bad(f"optimizer.state.{index}: the optimizer has {count} parameters")
         for key, value in values.items():
-            if not (value is None or isinstance(value, (bool, str)) or
-                    (isinstance(value, (int, float)) and math.isfinite(value))):
+            if not (
+                value is None
+                or isinstance(value, (bool, str))
+                or (isinstance(value, (int, float)) and math.isfinite(value))
+            ):
                 raise bad(f"optimizer.state.{index}.{key} is {value!r}, not a finite number")
 
 
@@ -181,8 +208,11 @@ def _same_kind(ours: object, theirs: object) -> bool:
     if isinstance(ours, (int, float)):
         return isinstance(theirs, (int, float)) and not isinstance(theirs, bool) and math.isfinite(theirs)
     if isinstance(ours, (list, tuple)):
-        return isinstance(theirs, (list, tuple)) and len(theirs) == len(ours) and all(
-            _same_kind(a, b) for a, b in zip(ours, theirs))
+        return (
+            isinstance(theirs, (list, tuple))
+            and len(theirs) == len(ours)
+            and all(_same_kind(a, b) for a, b in zip(ours, theirs))
+        )
     return True  # a kind JSON cannot hold (a tensor lr): torch's own load checks it
 
 
@@ -203,5 +233,8 @@ def check_folder(folder: Path) -> None:
         except OSError as exc:
             raise ArchspecError(BAD_CHECKPOINT, f"cannot use the run folder {folder}: {exc.strerror or exc}") from None
         if stat.S_ISLNK(mode):
-            raise ArchspecError(BAD_CHECKPOINT, f"{part} is a symbolic link; a run folder must be a real folder (the run "
-                                "would write wherever the link points): remove the link, or give another --out")
+            raise ArchspecError(
+                BAD_CHECKPOINT,
+                f"{part} is a symbolic link; a run folder must be a real folder (the run "
+                "would write wherever the link points): remove the link, or give another --out",
+            )

@@ -47,8 +47,11 @@ def units(module: torch.nn.Module, min_params: int = SHARD_MIN_PARAMS) -> list[l
         params = list(module.get_submodule(name).parameters())
         if params and all(len(owners[id(p)]) == 1 for p in params):  # a shared parameter stays with the root
             groups.setdefault(name.rpartition(".")[0], []).append(name)
-    return [names for names in groups.values()
-            if sum(p.numel() for n in names for p in module.get_submodule(n).parameters()) >= min_params]
+    return [
+        names
+        for names in groups.values()
+        if sum(p.numel() for n in names for p in module.get_submodule(n).parameters()) >= min_params
+    ]
 
 
 def shard(module: torch.nn.Module) -> None:

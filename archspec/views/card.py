@@ -53,8 +53,10 @@ def stage_bars(costs: Costs) -> list[Bar]:
         entry[1] += layer.macs
     top_params = max((p for p, _ in totals.values()), default=0) or 1
     top_macs = max((m for _, m in totals.values()), default=0) or 1
-    return [Bar(stage, p, m, round(BAR_WIDTH * p / top_params, 1), round(BAR_WIDTH * m / top_macs, 1), k * ROW_HEIGHT)
-            for k, (stage, (p, m)) in enumerate(totals.items())]
+    return [
+        Bar(stage, p, m, round(BAR_WIDTH * p / top_params, 1), round(BAR_WIDTH * m / top_macs, 1), k * ROW_HEIGHT)
+        for k, (stage, (p, m)) in enumerate(totals.items())
+    ]
 
 
 def expect_rows(compiled: Compiled) -> list[ExpectRow]:
@@ -65,9 +67,15 @@ def expect_rows(compiled: Compiled) -> list[ExpectRow]:
         ("input", expect.input if expect else None, list(costs.input), fmt_shape),
         ("output", expect.output if expect else None, list(costs.output), fmt_shape),
     ]
-    return [ExpectRow(name, "—" if wanted is None else show(wanted), show(got),
-                      "not stated" if wanted is None else "ok" if wanted == got else "differs")
-            for name, wanted, got, show in figures]
+    return [
+        ExpectRow(
+            name,
+            "—" if wanted is None else show(wanted),
+            show(got),
+            "not stated" if wanted is None else "ok" if wanted == got else "differs",
+        )
+        for name, wanted, got, show in figures
+    ]
 
 
 def _sources(spec_path: str | os.PathLike[str], compiled: Compiled) -> list[tuple[str, str]]:
@@ -81,8 +89,13 @@ def _sources(spec_path: str | os.PathLike[str], compiled: Compiled) -> list[tupl
     return found
 
 
-def render_card(spec_path: str | os.PathLike[str], compiled: Compiled, registry: Registry | None = None,
-                depth: int = graph_view.DEFAULT_DEPTH, collapse: bool = True) -> tuple[str, list[str]]:
+def render_card(
+    spec_path: str | os.PathLike[str],
+    compiled: Compiled,
+    registry: Registry | None = None,
+    depth: int = graph_view.DEFAULT_DEPTH,
+    collapse: bool = True,
+) -> tuple[str, list[str]]:
     """The page's HTML and warnings (a graph left out because `dot` is missing)."""
     try:
         import jinja2
@@ -91,7 +104,9 @@ def render_card(spec_path: str | os.PathLike[str], compiled: Compiled, registry:
         raise ArchspecError("AS934", "the card needs jinja2: pip install 'archspec[views]'") from None
     warnings: list[str] = []
     try:
-        svg = graph_view.inline_svg(graph_view.render(graph_view.to_dot(compiled.graph, compiled.costs, registry, depth, collapse), "svg"))
+        svg = graph_view.inline_svg(
+            graph_view.render(graph_view.to_dot(compiled.graph, compiled.costs, registry, depth, collapse), "svg")
+        )
     except ArchspecError as exc:
         if exc.code not in ("AS931", "AS934"):
             raise
@@ -99,21 +114,32 @@ def render_card(spec_path: str | os.PathLike[str], compiled: Compiled, registry:
         warnings.append(note)
     resolved, costs = compiled.resolved, compiled.costs
     bars = stage_bars(costs)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
     page = env.get_template("card.html.j2").render(
         name=resolved.name,
         description=resolved.description.strip(),
         paper=resolved.paper,
         variant=resolved.variant,
-        input=fmt_shape(costs.input), output=fmt_shape(costs.output),
-        params=f"{costs.params:,}", params_human=human(costs.params),
-        macs=f"{costs.macs:,}", macs_human=human(costs.macs),
+        input=fmt_shape(costs.input),
+        output=fmt_shape(costs.output),
+        params=f"{costs.params:,}",
+        params_human=human(costs.params),
+        macs=f"{costs.macs:,}",
+        macs_human=human(costs.macs),
         layers=[(l.name, l.op, fmt_shape(l.output), f"{l.params:,}", f"{l.macs:,}") for l in costs.layers],
         expect=expect_rows(compiled),
         expect_source=resolved.expect.source if resolved.expect is not None else "",
-        graph_svg=Markup(svg), graph_note=" ".join(warnings),
-        bars=bars, bar_width=BAR_WIDTH, row_height=ROW_HEIGHT, chart_height=len(bars) * ROW_HEIGHT + 24,
+        graph_svg=Markup(svg),
+        graph_note=" ".join(warnings),
+        bars=bars,
+        bar_width=BAR_WIDTH,
+        row_height=ROW_HEIGHT,
+        chart_height=len(bars) * ROW_HEIGHT + 24,
         human=human,
         sources=_sources(spec_path, compiled),
     )

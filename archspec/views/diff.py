@@ -52,9 +52,12 @@ class Change:
         return parts
 
     def to_json(self) -> dict[str, Any]:
-        return {"a": self.a.to_json(), "b": self.b.to_json(),
-                "arguments": {k: [va, vb] for k, (va, vb) in self.arguments.items()},
-                "inputs": [[list(s) for s in side] for side in self.inputs]}
+        return {
+            "a": self.a.to_json(),
+            "b": self.b.to_json(),
+            "arguments": {k: [va, vb] for k, (va, vb) in self.arguments.items()},
+            "inputs": [[list(s) for s in side] for side in self.inputs],
+        }
 
 
 @dataclass(frozen=True)
@@ -64,8 +67,13 @@ class StageDelta:
     macs: tuple[int, int]
 
     def to_json(self) -> dict[str, Any]:
-        return {"stage": self.stage, "params": list(self.params), "macs": list(self.macs),
-                "params_delta": self.params[1] - self.params[0], "macs_delta": self.macs[1] - self.macs[0]}
+        return {
+            "stage": self.stage,
+            "params": list(self.params),
+            "macs": list(self.macs),
+            "params_delta": self.params[1] - self.params[0],
+            "macs_delta": self.macs[1] - self.macs[0],
+        }
 
 
 @dataclass(frozen=True)
@@ -87,13 +95,21 @@ class Diff:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "a": self.a, "b": self.b, "same": self.same,
-            "input": [list(s) for s in self.input], "output": [list(s) for s in self.output],
-            "added": [l.to_json() for l in self.added], "removed": [l.to_json() for l in self.removed],
+            "a": self.a,
+            "b": self.b,
+            "same": self.same,
+            "input": [list(s) for s in self.input],
+            "output": [list(s) for s in self.output],
+            "added": [l.to_json() for l in self.added],
+            "removed": [l.to_json() for l in self.removed],
             "changed": [c.to_json() for c in self.changed],
             "stages": [s.to_json() for s in self.stages],
-            "total": {"params": list(self.params), "macs": list(self.macs),
-                      "params_delta": self.params[1] - self.params[0], "macs_delta": self.macs[1] - self.macs[0]},
+            "total": {
+                "params": list(self.params),
+                "macs": list(self.macs),
+                "params_delta": self.params[1] - self.params[0],
+                "macs_delta": self.macs[1] - self.macs[0],
+            },
         }
 
 
@@ -163,18 +179,35 @@ def diff(a: Graph, costs_a: Costs, b: Graph, costs_b: Costs, names: tuple[str, s
     changed = []
     for x, y in pairs:
         args_x, args_y = _arguments(x), _arguments(y)
-        arguments = {k: (args_x.get(k), args_y.get(k)) for k in dict.fromkeys([*args_x, *args_y]) if args_x.get(k) != args_y.get(k)}
+        arguments = {
+            k: (args_x.get(k), args_y.get(k))
+            for k in dict.fromkeys([*args_x, *args_y])
+            if args_x.get(k) != args_y.get(k)
+        }
         inputs = (tuple(a.input_shapes(x)), tuple(b.input_shapes(y)))
         if x.op != y.op or arguments or x.shape != y.shape or inputs[0] != inputs[1]:
             changed.append(Change(layer(layers_a[x.name]), layer(layers_b[y.name]), arguments, inputs))
     stages_a, stages_b = _per_stage(costs_a), _per_stage(costs_b)
-    stages = tuple(StageDelta(s, (stages_a.get(s, (0, 0))[0], stages_b.get(s, (0, 0))[0]),
-                              (stages_a.get(s, (0, 0))[1], stages_b.get(s, (0, 0))[1]))
-                   for s in dict.fromkeys([*stages_a, *stages_b]))
-    return Diff(names[0] if names else a.name, names[1] if names else b.name,
-                tuple(layer(layers_b[n.name]) for n in added), tuple(layer(layers_a[n.name]) for n in removed),
-                tuple(changed), stages, (costs_a.params, costs_b.params), (costs_a.macs, costs_b.macs),
-                (tuple(costs_a.input), tuple(costs_b.input)), (tuple(costs_a.output), tuple(costs_b.output)))
+    stages = tuple(
+        StageDelta(
+            s,
+            (stages_a.get(s, (0, 0))[0], stages_b.get(s, (0, 0))[0]),
+            (stages_a.get(s, (0, 0))[1], stages_b.get(s, (0, 0))[1]),
+        )
+        for s in dict.fromkeys([*stages_a, *stages_b])
+    )
+    return Diff(
+        names[0] if names else a.name,
+        names[1] if names else b.name,
+        tuple(layer(layers_b[n.name]) for n in added),
+        tuple(layer(layers_a[n.name]) for n in removed),
+        tuple(changed),
+        stages,
+        (costs_a.params, costs_b.params),
+        (costs_a.macs, costs_b.macs),
+        (tuple(costs_a.input), tuple(costs_b.input)),
+        (tuple(costs_a.output), tuple(costs_b.output)),
+    )
 
 
 def _signed(n: int) -> str:
@@ -184,8 +217,10 @@ def _signed(n: int) -> str:
 def _rows(rows: Iterable[tuple[str, ...]], right_from: int) -> list[str]:
     rows = list(rows)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(c.ljust(w) if i < right_from else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
-            for r in rows]
+    return [
+        "  ".join(c.ljust(w) if i < right_from else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+        for r in rows
+    ]
 
 
 def text(d: Diff) -> str:
@@ -197,17 +232,51 @@ def text(d: Diff) -> str:
         lines.append(f"{title} ({len(layers)}):")
         if layers:
             sign = 1 if mark == "+" else -1
-            lines += ["  " + r for r in _rows(((f"{mark} {l.name}", l.op, fmt_shape(l.output), f"params {_signed(sign * l.params)}",
-                                                f"MACs {_signed(sign * l.macs)}") for l in layers), 3)]
+            lines += [
+                "  " + r
+                for r in _rows(
+                    (
+                        (
+                            f"{mark} {l.name}",
+                            l.op,
+                            fmt_shape(l.output),
+                            f"params {_signed(sign * l.params)}",
+                            f"MACs {_signed(sign * l.macs)}",
+                        )
+                        for l in layers
+                    ),
+                    3,
+                )
+            ]
     lines.append(f"changed ({len(d.changed)}):")
-    lines += [f"  ~ {c.b.name if c.a.name == c.b.name else c.a.name + ' / ' + c.b.name}: {'; '.join(c.what)}"
-              + (f"; params {_signed(c.b.params - c.a.params)}" if c.b.params != c.a.params else "") for c in d.changed]
+    lines += [
+        f"  ~ {c.b.name if c.a.name == c.b.name else c.a.name + ' / ' + c.b.name}: {'; '.join(c.what)}"
+        + (f"; params {_signed(c.b.params - c.a.params)}" if c.b.params != c.a.params else "")
+        for c in d.changed
+    ]
     lines.append("per stage:")
     header = ("stage", "params A", "params B", "delta", "MACs A", "MACs B", "delta")
-    body = [(s.stage, f"{s.params[0]:,}", f"{s.params[1]:,}", _signed(s.params[1] - s.params[0]),
-             f"{s.macs[0]:,}", f"{s.macs[1]:,}", _signed(s.macs[1] - s.macs[0])) for s in d.stages]
-    total = ("total", f"{d.params[0]:,}", f"{d.params[1]:,}", _signed(d.params[1] - d.params[0]),
-             f"{d.macs[0]:,}", f"{d.macs[1]:,}", _signed(d.macs[1] - d.macs[0]))
+    body = [
+        (
+            s.stage,
+            f"{s.params[0]:,}",
+            f"{s.params[1]:,}",
+            _signed(s.params[1] - s.params[0]),
+            f"{s.macs[0]:,}",
+            f"{s.macs[1]:,}",
+            _signed(s.macs[1] - s.macs[0]),
+        )
+        for s in d.stages
+    ]
+    total = (
+        "total",
+        f"{d.params[0]:,}",
+        f"{d.params[1]:,}",
+        _signed(d.params[1] - d.params[0]),
+        f"{d.macs[0]:,}",
+        f"{d.macs[1]:,}",
+        _signed(d.macs[1] - d.macs[0]),
+    )
     lines += ["  " + r for r in _rows([header, *body, total], 1)]
     if d.same:
         lines.append("the two specs build the same layers")

@@ -108,5 +108,7 @@ def artifact_key(graph: Graph, backend: str, options: Mapping[str, Any] | None =
     """A cache key for a backend's compiled artifact: the fingerprint plus the layer names in canonical
     order, the backend's name and its options (anything JSON can write; others by repr)."""
     names = canonical_order(graph)
-    settings = {str(k): v if isinstance(v, (str, int, float, bool, type(None))) else repr(v) for k, v in (options or {}).items()}
+    settings = {
+        str(k): v if isinstance(v, (str, int, float, bool, type(None))) else repr(v) for k, v in (options or {}).items()
+    }
     return _digest(fingerprint(graph), names, backend, settings)

@@ -33,15 +33,27 @@ PNG_DPI = 144  # two pixels a point: 10 pt labels are 20 px high
 BITMAP_SIDE = 32767  # cairo's largest image side, in pixels
 DEFAULT_DEPTH = 2
 INSTALL_DOT = "install Graphviz: apt-get install graphviz (Debian/Ubuntu), brew install graphviz (macOS)"
-COLORS = {"conv": "#cfe2ff", "dense": "#d7c8f5", "norm": "#fff3bf", "activation": "#d3f9d8", "pool": "#c5f6fa",
-          "merge": "#ffd8a8", "regularization": "#eeeeee", "tensor": "#f1f3f5", "input": "#ffffff", "box": "#e9ecef"}
+COLORS = {
+    "conv": "#cfe2ff",
+    "dense": "#d7c8f5",
+    "norm": "#fff3bf",
+    "activation": "#d3f9d8",
+    "pool": "#c5f6fa",
+    "merge": "#ffd8a8",
+    "regularization": "#eeeeee",
+    "tensor": "#f1f3f5",
+    "input": "#ffffff",
+    "box": "#e9ecef",
+}
 
 
 def _graphviz() -> Any:
     try:
         import graphviz
     except ImportError:
-        raise ArchspecError("AS934", "pictures need the graphviz Python package: pip install 'archspec[views]'") from None
+        raise ArchspecError(
+            "AS934", "pictures need the graphviz Python package: pip install 'archspec[views]'"
+        ) from None
     return graphviz
 
 
@@ -85,7 +97,13 @@ class _Drawing:
         if level(group.path) > self.depth:
             nodes = group.nodes()
             if group.is_repeat:
-                self.draw_box(dot, f"{_short(group.path)} ×{len(group.children)}", f"repeat · {len(nodes)} layers", nodes, group.path)
+                self.draw_box(
+                    dot,
+                    f"{_short(group.path)} ×{len(group.children)}",
+                    f"repeat · {len(nodes)} layers",
+                    nodes,
+                    group.path,
+                )
             else:
                 self.draw_box(dot, _short(group.path), f"block · {len(nodes)} layers", nodes, group.path)
             return
@@ -148,22 +166,45 @@ def _signature(item: Group | Node) -> tuple[Any, ...]:
     inside = {n.name for n in nodes}
 
     def rel(name: str) -> str:
-        return name[len(prefix):] if name in inside else "<outside>"
+        return name[len(prefix) :] if name in inside else "<outside>"
 
-    return tuple((rel(n.name) if prefix else "", n.op, json.dumps(n.params.model_dump(mode="json") if n.params else None, sort_keys=True),
-                  tuple(rel(s) for s in n.inputs)) for n in nodes)
+    return tuple(
+        (
+            rel(n.name) if prefix else "",
+            n.op,
+            json.dumps(n.params.model_dump(mode="json") if n.params else None, sort_keys=True),
+            tuple(rel(s) for s in n.inputs),
+        )
+        for n in nodes
+    )
 
 
-def to_dot(graph: Graph, costs: Costs, registry: Registry | None = None, depth: int = DEFAULT_DEPTH,
-           collapse: bool = True) -> Any:
+def to_dot(
+    graph: Graph, costs: Costs, registry: Registry | None = None, depth: int = DEFAULT_DEPTH, collapse: bool = True
+) -> Any:
     """The graph as a graphviz.Digraph (its `.source` is the DOT text; rendering needs `dot`)."""
     graphviz = _graphviz()
-    dot = graphviz.Digraph(graph.name, graph_attr={"rankdir": "TB", "ranksep": "0.3", "nodesep": "0.25",
-                                                   "fontname": "Helvetica", "fontsize": "11", "label": graph.name,
-                                                   "labelloc": "t"},
-                           node_attr={"shape": "box", "style": "rounded,filled", "fontname": "Helvetica", "fontsize": "10",
-                                      "margin": "0.08,0.03", "height": "0.3"},
-                           edge_attr={"arrowsize": "0.6", "color": "#495057"})
+    dot = graphviz.Digraph(
+        graph.name,
+        graph_attr={
+            "rankdir": "TB",
+            "ranksep": "0.3",
+            "nodesep": "0.25",
+            "fontname": "Helvetica",
+            "fontsize": "11",
+            "label": graph.name,
+            "labelloc": "t",
+        },
+        node_attr={
+            "shape": "box",
+            "style": "rounded,filled",
+            "fontname": "Helvetica",
+            "fontsize": "10",
+            "margin": "0.08,0.03",
+            "height": "0.3",
+        },
+        edge_attr={"arrowsize": "0.6", "color": "#495057"},
+    )
     drawing = _Drawing(graph, {l.name: l.params for l in costs.layers}, registry, depth, collapse, {})
     drawing.draw_children(dot, tree(graph))
     edges: dict[tuple[str, str], None] = {}
@@ -179,7 +220,9 @@ def to_dot(graph: Graph, costs: Costs, registry: Registry | None = None, depth: 
 def format_of(output: str) -> str:
     suffix = output.rsplit(".", 1)[-1].lower() if "." in output else ""
     if suffix not in FORMATS:
-        raise ArchspecError("AS933", f"-o {output!r}: the suffix picks the format; use one of " + ", ".join(f".{f}" for f in FORMATS))
+        raise ArchspecError(
+            "AS933", f"-o {output!r}: the suffix picks the format; use one of " + ", ".join(f".{f}" for f in FORMATS)
+        )
     return suffix
 
 
@@ -198,13 +241,20 @@ def render(dot: Any, fmt: str) -> bytes:
     except graphviz.ExecutableNotFound:
         raise ArchspecError("AS931", f"the Graphviz program 'dot' cannot be run; {INSTALL_DOT}") from None
     except graphviz.CalledProcessError as exc:
-        detail = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-1:] if isinstance(exc.stderr, bytes) else []
-        raise ArchspecError("AS932", f"Graphviz's dot failed to lay out the graph ({'; '.join(detail) or exc}); "
-                            "try a smaller --depth") from None
+        detail = (
+            (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-1:]
+            if isinstance(exc.stderr, bytes)
+            else []
+        )
+        raise ArchspecError(
+            "AS932", f"Graphviz's dot failed to lay out the graph ({'; '.join(detail) or exc}); try a smaller --depth"
+        ) from None
     if fmt == "html":
         title = html.escape(dot.name or "graph")
-        return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head>\n<body>\n"
-                f"{inline_svg(data)}\n</body></html>\n").encode()
+        return (
+            f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title></head>\n<body>\n'
+            f"{inline_svg(data)}\n</body></html>\n"
+        ).encode()
     return data
 
 
@@ -219,4 +269,4 @@ def png_dpi(plain: bytes) -> int:
 def inline_svg(svg: bytes) -> str:
     """An SVG document as an element to put in a page: without its XML prolog and doctype."""
     text = svg.decode()
-    return text[text.index("<svg"):] if "<svg" in text else text
+    return text[text.index("<svg") :] if "<svg" in text else text

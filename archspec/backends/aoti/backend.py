@@ -35,7 +35,9 @@ def device_setting(settings: Mapping[str, str], cuda_available: bool) -> str:
     if device not in DEVICES:
         raise ArchspecError("AS809", f"aoti: device={device!r}; use cpu or cuda")
     if device == "cuda" and not cuda_available:
-        raise ArchspecError("AS810", "aoti: device=cuda needs a CUDA GPU and a CUDA build of torch; none is available here")
+        raise ArchspecError(
+            "AS810", "aoti: device=cuda needs a CUDA GPU and a CUDA build of torch; none is available here"
+        )
     return device
 
 
@@ -70,5 +72,8 @@ class AotiBackend(TableBackend):
                 torch._inductor.aoti_compile_and_package(artifact.program, package_path=str(target))
             except Exception as exc:
                 lines = str(exc).strip().splitlines() or [""]
-                raise ArchspecError("AS808", f"AOTInductor could not compile {graph.name!r} for {artifact.device}: "
-                                    f"{type(exc).__name__}: {lines[0]}") from None
+                raise ArchspecError(
+                    "AS808",
+                    f"AOTInductor could not compile {graph.name!r} for {artifact.device}: "
+                    f"{type(exc).__name__}: {lines[0]}",
+                ) from None

@@ -49,11 +49,21 @@ class OnnxBackend(TableBackend):
         module = TorchBackend(extra_lowerings=self.extra).build(graph, options)
         program = export_program(module, graph, options.dynamic)
         try:
-            return torch.onnx.export(program, (), dynamo=True, opset_version=OPSET, input_names=["input"],
-                                     output_names=["output"], verbose=False)
+            return torch.onnx.export(
+                program,
+                (),
+                dynamo=True,
+                opset_version=OPSET,
+                input_names=["input"],
+                output_names=["output"],
+                verbose=False,
+            )
         except Exception as exc:  # the exporter's errors name the aten op it could not translate
-            raise ArchspecError("AS808", f"torch.onnx could not export {graph.name!r}: {type(exc).__name__}: "
-                                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from None
+            raise ArchspecError(
+                "AS808",
+                f"torch.onnx could not export {graph.name!r}: {type(exc).__name__}: "
+                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+            ) from None
 
     def save(self, artifact: Any, graph: Graph, path: Path, options: BuildOptions = BuildOptions()) -> None:
         """Write `<name>.onnx` (weights over 2 GB go to `<name>.onnx.data` beside it), name the dynamic axes,

@@ -30,10 +30,17 @@ def _adaptive(kind: str, operator: str) -> object:
         if h % size[0] == 0 and w % size[1] == 0:
             return Support("fallback", f"{operator} with a fixed kernel (the input side divides the output side)")
         if kind == "max":
-            return Support("unsupported", f"adaptive max pooling from {h}x{w} to {size[0]}x{size[1]} has no ONNX "
-                           "form (the output side does not divide the input side); use a size that divides it")
-        return Support("fallback", f"decomposed into GatherND and ReduceMean over uneven windows ({h}x{w} -> "
-                       f"{size[0]}x{size[1]}); fixed to this input size")
+            return Support(
+                "unsupported",
+                f"adaptive max pooling from {h}x{w} to {size[0]}x{size[1]} has no ONNX "
+                "form (the output side does not divide the input side); use a size that divides it",
+            )
+        return Support(
+            "fallback",
+            f"decomposed into GatherND and ReduceMean over uneven windows ({h}x{w} -> "
+            f"{size[0]}x{size[1]}); fixed to this input size",
+        )
+
     return rule
 
 
@@ -45,8 +52,10 @@ COVERAGE: CoverageTable = {
     "adaptive_maxpool2d": _adaptive("max", "MaxPool"),  # type: ignore[dict-item]
     "lrn": _native("LRN"),
     "linear": _native("Gemm or MatMul + Add"),
-    "self_attention": Support("fallback", "decomposed into MatMul, Softmax, Reshape and Transpose (no fused attention "
-                              f"operator at opset {OPSET})"),
+    "self_attention": Support(
+        "fallback",
+        f"decomposed into MatMul, Softmax, Reshape and Transpose (no fused attention operator at opset {OPSET})",
+    ),
     "class_token": _native("Expand + Concat"),
     "pos_embedding": _native("Add"),
     "batchnorm": _native("BatchNormalization (inference)"),
@@ -95,11 +104,17 @@ COVERAGE: CoverageTable = {
     "unflatten": _native("Reshape"),
     "reshape_as": _native("Reshape to the second input's running Shape"),
     "embedding": _native("Gather (the table an initializer)"),
-    "rmsnorm": Support("fallback", "Pow, ReduceMean, Add, Sqrt, Reciprocal and Mul (RMSNormalization is an operator "
-                       f"from opset 23; this exports {OPSET})"),
+    "rmsnorm": Support(
+        "fallback",
+        "Pow, ReduceMean, Add, Sqrt, Reciprocal and Mul (RMSNormalization is an operator "
+        f"from opset 23; this exports {OPSET})",
+    ),
     "groupnorm": Support("fallback", "Reshape, InstanceNormalization, Reshape, Mul and Add (the exporter's form)"),
-    "rope": Support("fallback", "Range, Mul, Cos, Sin, Slice, Neg, Concat and Add (RotaryEmbedding is an operator "
-                    f"from opset 23; this exports {OPSET})"),
+    "rope": Support(
+        "fallback",
+        "Range, Mul, Cos, Sin, Slice, Neg, Concat and Add (RotaryEmbedding is an operator "
+        f"from opset 23; this exports {OPSET})",
+    ),
 }
 assert all(isinstance(v, Support) or callable(v) for v in COVERAGE.values())
 NATIVE_OPS = frozenset(op for op, v in COVERAGE.items() if v is NATIVE)

@@ -77,16 +77,22 @@ class TorchSourceBackend:
         from archspec.backends.artifacts import staged
 
         if artifact.state is not None and path.suffix == ".safetensors":  # the weights would overwrite the source
-            raise ArchspecError("AS804", f"-o {path.name}: the weights are written beside the source as "
-                                f"{path.with_suffix('.safetensors').name}, which is the output path itself; "
-                                f"name the source file {path.with_suffix('.py').name}")
+            raise ArchspecError(
+                "AS804",
+                f"-o {path.name}: the weights are written beside the source as "
+                f"{path.with_suffix('.safetensors').name}, which is the output path itself; "
+                f"name the source file {path.with_suffix('.py').name}",
+            )
         with staged(path) as target:
             target.write_text(artifact.text, encoding="utf-8")
             if artifact.state is not None:
                 from safetensors.torch import save_file
 
-                save_file(dict(artifact.state), str(target.with_suffix(".safetensors")),
-                          metadata={"class": artifact.class_name})
+                save_file(
+                    dict(artifact.state),
+                    str(target.with_suffix(".safetensors")),
+                    metadata={"class": artifact.class_name},
+                )
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*")

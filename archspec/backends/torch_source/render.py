@@ -50,18 +50,28 @@ Value = int | float | bool | str | None | tuple[Any, ...]
 # The modules whose classes and functions the file may need, in the order their helpers are written.
 HELPER_MODULES: tuple[types.ModuleType, ...] = (_modules, _sequence, _runtime)
 HELPERS: dict[str, Any] = {
-    name: obj for module in HELPER_MODULES for name, obj in vars(module).items()
-    if (inspect.isclass(obj) or inspect.isfunction(obj)) and obj.__module__ == module.__name__}
+    name: obj
+    for module in HELPER_MODULES
+    for name, obj in vars(module).items()
+    if (inspect.isclass(obj) or inspect.isfunction(obj)) and obj.__module__ == module.__name__
+}
 # Modules the file imports (always, or when a helper or a long fold needs them) under these names.
 IMPORTED = frozenset({"torch", "nn", "F", "math", "functools", "operator"})
 # Names the file binds itself, beside Python's own: every helper's name is reserved whether or not this
 # file needs the helper, so a spec's name can never take one (a network called `interpolate_like`).
-FILE_NAMES = frozenset({"self", "x", "annotations", "SPEC_NAME", "INPUT_SHAPE", "INPUT_DTYPE"}) | IMPORTED | frozenset(HELPERS)
+FILE_NAMES = (
+    frozenset({"self", "x", "annotations", "SPEC_NAME", "INPUT_SHAPE", "INPUT_DTYPE"}) | IMPORTED | frozenset(HELPERS)
+)
 RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins)) | FILE_NAMES
 _IDENTIFIER_PART = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _INDEX_PART = re.compile(r"^[0-9]+$")
-INFIX: Mapping[Callable[..., Any], str] = {operator.add: "+", operator.iadd: "+", operator.mul: "*",
-                                           operator.sub: "-", operator.matmul: "@"}
+INFIX: Mapping[Callable[..., Any], str] = {
+    operator.add: "+",
+    operator.iadd: "+",
+    operator.mul: "*",
+    operator.sub: "-",
+    operator.matmul: "@",
+}
 # Above this many inputs a fold is written `functools.reduce(...)` over a list: a chain `a + b + ...` of
 # thousands of terms nests too deeply for Python's compiler.
 FOLD_CHAIN_LIMIT = 32
@@ -132,9 +142,13 @@ def _shown(target: Callable[..., Any], kwargs: Mapping[str, Any]) -> dict[str, A
         parameters = inspect.signature(target).parameters
     except (TypeError, ValueError):  # a builtin without a signature: write every argument
         return dict(kwargs)
-    return {k: v for k, v in kwargs.items()
-            if k not in parameters or parameters[k].default is inspect.Parameter.empty
-            or not _is_default(v, parameters[k].default)}
+    return {
+        k: v
+        for k, v in kwargs.items()
+        if k not in parameters
+        or parameters[k].default is inspect.Parameter.empty
+        or not _is_default(v, parameters[k].default)
+    }
 
 
 class _Names:
@@ -162,17 +176,25 @@ class _Names:
             # A plugin's class or function: imported from the module that defines it, not copied. Its source may
             # use anything of that module (constants, other functions, imports), which a copy would lose; the
             # user installed the plugin for the torch backend already, and the plugin's code stays its own.
-            if module and module != "__main__" and not module.startswith(("archspec.", "torch")) \
-                    and "<" not in getattr(obj, "__qualname__", "<") and "." not in obj.__qualname__:
+            if (
+                module
+                and module != "__main__"
+                and not module.startswith(("archspec.", "torch"))
+                and "<" not in getattr(obj, "__qualname__", "<")
+                and "." not in obj.__qualname__
+            ):
                 found = getattr(sys.modules.get(module) or importlib.import_module(module), name, None)
                 if found is obj:
                     key = (module, name)
                     if key not in self.imports:
                         self.imports[key] = self.globals.fresh(name)
                     return self.imports[key]
-        raise ArchspecError("AS803", f"layer {layer!r}: the torch-source backend cannot name {obj!r} in a standalone "
-                            "file; a lowering must use torch's functions and classes, archspec's helpers, or a "
-                            "class or function defined at the top level of an importable module")
+        raise ArchspecError(
+            "AS803",
+            f"layer {layer!r}: the torch-source backend cannot name {obj!r} in a standalone "
+            "file; a lowering must use torch's functions and classes, archspec's helpers, or a "
+            "class or function defined at the top level of an importable module",
+        )
 
     def _helper(self, name: str) -> None:
         if name in self.helpers:
@@ -186,15 +208,20 @@ class _Names:
                 self._helper(token)
             elif isinstance(used, types.ModuleType) and token not in ("torch", "nn", "F"):
                 if token not in IMPORTED or used.__name__ != token:
-                    raise ArchspecError("AS803", f"helper {name} uses the module {used.__name__} as {token}, which the "
-                                        "torch-source file does not import")
+                    raise ArchspecError(
+                        "AS803",
+                        f"helper {name} uses the module {used.__name__} as {token}, which the "
+                        "torch-source file does not import",
+                    )
                 self.modules.add(token)
 
     def helper_sources(self) -> list[str]:
         """The helpers' source, each once, in their modules' order (so a helper follows those it uses)."""
+
         def position(name: str) -> tuple[int, int]:
             obj = HELPERS[name]
             return HELPER_MODULES.index(sys.modules[obj.__module__]), inspect.getsourcelines(obj)[1]
+
         return [textwrap.dedent(inspect.getsource(HELPERS[n])).rstrip() for n in sorted(self.helpers, key=position)]
 
     def import_lines(self) -> list[str]:
@@ -205,8 +232,11 @@ class _Names:
 
 
 def _names_in(source: str) -> list[str]:
-    return [t.string for t in tokenize.generate_tokens(io.StringIO(textwrap.dedent(source)).readline)
-            if t.type == tokenize.NAME]
+    return [
+        t.string
+        for t in tokenize.generate_tokens(io.StringIO(textwrap.dedent(source)).readline)
+        if t.type == tokenize.NAME
+    ]
 
 
 @dataclass(frozen=True)
@@ -267,8 +297,14 @@ class _Attributes:
                 self.init.append(f"{self.expression(prefix)} = {container}")
 
 
-def _call(names: _Names, layer: str, target: Callable[..., Any], inputs: Sequence[str], args: Sequence[Value],
-          kwargs: Mapping[str, Value]) -> str:
+def _call(
+    names: _Names,
+    layer: str,
+    target: Callable[..., Any],
+    inputs: Sequence[str],
+    args: Sequence[Value],
+    kwargs: Mapping[str, Value],
+) -> str:
     shown = _shown(target, kwargs)
     parts = [*inputs, *(literal(a) for a in args), *(f"{k}={literal(v)}" for k, v in shown.items())]
     return f"{names.reference(target, layer)}({', '.join(parts)})"
@@ -296,19 +332,31 @@ def render(graph: Graph, table: Mapping[str, Lowering], description: str = "") -
         except ArchspecError:
             raise
         except Exception as exc:  # a lowering function's own bug, as the torch backend reports it (codegen.py)
-            raise ArchspecError("AS805", f"the torch lowering of op {node.op!r} (layer {node.name!r}) raised "
-                                f"{type(exc).__name__}: {exc}; this is a bug in the package providing {node.op!r} "
-                                "(see `archspec list`)") from None
+            raise ArchspecError(
+                "AS805",
+                f"the torch lowering of op {node.op!r} (layer {node.name!r}) raised "
+                f"{type(exc).__name__}: {exc}; this is a bug in the package providing {node.op!r} "
+                "(see `archspec list`)",
+            ) from None
         if isinstance(emit, nn.Module):
-            raise ArchspecError("AS803", f"layer {node.name!r}: the torch lowering of {node.op!r} returns a module "
-                                f"instance ({type(emit).__name__}), which the torch-source backend cannot write; the "
-                                "lowering should return archspec.backends.torch.lowering.Module(cls, args, kwargs)")
+            raise ArchspecError(
+                "AS803",
+                f"layer {node.name!r}: the torch lowering of {node.op!r} returns a module "
+                f"instance ({type(emit).__name__}), which the torch-source backend cannot write; the "
+                "lowering should return archspec.backends.torch.lowering.Module(cls, args, kwargs)",
+            )
         if not isinstance(emit, (Module, Call, Owned, Buffer, Tied)) and emit is not ALIAS:
-            raise ArchspecError("AS803", f"the torch lowering of {node.op!r} returned {type(emit).__name__}; "
-                                "it must return a Module, a Call, an Owned tensor, a Buffer, a Tied call or ALIAS")
+            raise ArchspecError(
+                "AS803",
+                f"the torch lowering of {node.op!r} returned {type(emit).__name__}; "
+                "it must return a Module, a Call, an Owned tensor, a Buffer, a Tied call or ALIAS",
+            )
         emits[node.name] = emit
-    owners = [name for name, emit in emits.items() if isinstance(emit, (Module, Owned, Buffer))
-              or (isinstance(emit, Tied) and _own_leaves(graph, name, emit))]
+    owners = [
+        name
+        for name, emit in emits.items()
+        if isinstance(emit, (Module, Owned, Buffer)) or (isinstance(emit, Tied) and _own_leaves(graph, name, emit))
+    ]
     attributes = _Attributes(owners)
     names = _Names()
     for name in owners:
@@ -323,8 +371,11 @@ def render(graph: Graph, table: Mapping[str, Lowering], description: str = "") -
             attributes.register(name, "parameter", f"nn.Parameter({_owned_start(emit, values)}{frozen})")
             continue
         if isinstance(emit, Buffer):
-            attributes.register(name, "buffer", f"torch.tensor({literal(emit.values)}, dtype=torch.{emit.dtype})"
-                                f".reshape({literal(emit.shape)})")
+            attributes.register(
+                name,
+                "buffer",
+                f"torch.tensor({literal(emit.values)}, dtype=torch.{emit.dtype}).reshape({literal(emit.shape)})",
+            )
             continue
         module = emit.own if isinstance(emit, Tied) else emit
         assert isinstance(module, Module)
@@ -336,8 +387,9 @@ def render(graph: Graph, table: Mapping[str, Lowering], description: str = "") -
         for tensor, numbers in values.items():  # a layer's init: values: are part of the network, so written here
             plain = path_problem(tensor) is None and not any(_INDEX_PART.match(p) for p in tensor.split("."))
             copied = f"{target}.{tensor}" if plain else f"{target}.get_parameter({literal(tensor)})"
-            attributes.init.append(f"with torch.no_grad(): {copied}.copy_(torch.tensor({literal(numbers)})"
-                                   f".reshape({copied}.shape))")
+            attributes.init.append(
+                f"with torch.no_grad(): {copied}.copy_(torch.tensor({literal(numbers)}).reshape({copied}.shape))"
+            )
         if frozen:
             attributes.init.append(f"{target}.requires_grad_(False)")
     forward, output = _forward(graph, emits, attributes, names)
@@ -345,15 +397,26 @@ def render(graph: Graph, table: Mapping[str, Lowering], description: str = "") -
     title = class_name(graph.name, set(names.imports.values()))
     template = jinja2.Environment(
         loader=jinja2.PackageLoader("archspec.backends.torch_source", "templates"),
-        undefined=jinja2.StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
         keep_trailing_newline=True,
     ).get_template("module.py.j2")
     text = template.render(
-        spec_name=literal(graph.name), docstring=_docstring(description.strip() or f"The network {graph.name}."),
-        input_shape=literal(tuple(graph.input.shape or ())), input_dtype=f"torch.{graph.input.dtype}",
-        input_check=[f"x = {names.reference(check_input, graph.input.name)}(x, {graph.input.dtype == 'int64'}, SPEC_NAME)"],
-        class_name=title, imports=names.import_lines(),
-        helpers=names.helper_sources(), init=attributes.init, forward=forward, output=output,
+        spec_name=literal(graph.name),
+        docstring=_docstring(description.strip() or f"The network {graph.name}."),
+        input_shape=literal(tuple(graph.input.shape or ())),
+        input_dtype=f"torch.{graph.input.dtype}",
+        input_check=[
+            f"x = {names.reference(check_input, graph.input.name)}(x, {graph.input.dtype == 'int64'}, SPEC_NAME)"
+        ],
+        class_name=title,
+        imports=names.import_lines(),
+        helpers=names.helper_sources(),
+        init=attributes.init,
+        forward=forward,
+        output=output,
     )
     return Rendered(text, title)
 
@@ -370,8 +433,7 @@ def _docstring(text: str) -> list[str]:
     return [literal(line + "\n") for line in lines[:-1]] + [literal(lines[-1])]
 
 
-def _expression(graph: Graph, name: str, emit: Emit, inputs: list[str], attributes: _Attributes,
-                names: _Names) -> str:
+def _expression(graph: Graph, name: str, emit: Emit, inputs: list[str], attributes: _Attributes, names: _Names) -> str:
     """The right-hand side computing layer `name` from its inputs' variables."""
     if isinstance(emit, Module):
         return f"{attributes.expression(name)}({', '.join(inputs)})"
@@ -382,8 +444,10 @@ def _expression(graph: Graph, name: str, emit: Emit, inputs: list[str], attribut
         return _call(names, name, emit.target, [tensor, *inputs], (), emit.kwargs if isinstance(emit, Buffer) else {})
     if isinstance(emit, Tied):
         tied = dict(graph.node(name).ties)
-        tensors = [attributes.tensor(tied[leaf]) if leaf in tied else attributes.tensor(f"{name}.{leaf}")
-                   for leaf in emit.tensors]
+        tensors = [
+            attributes.tensor(tied[leaf]) if leaf in tied else attributes.tensor(f"{name}.{leaf}")
+            for leaf in emit.tensors
+        ]
         return _call(names, name, emit.target, [*inputs, *tensors], (), {})
     assert isinstance(emit, Call)
     if emit.target in INFIX and not emit.args and not emit.kwargs and not emit.listed:

@@ -58,5 +58,15 @@ from archspec.testing.strategies.facts import (
 from archspec.testing.strategies.invalid import MUTATIONS, invalid_specs
 from archspec.testing.strategies.valid import STAGES, valid_specs
 
-__all__ = ["MUTATIONS", "STAGES", "InvalidSpec", "SpecFacts", "conv_output", "conv_transpose_output", "dump",
-           "invalid_specs", "pool_output", "valid_specs"]
+__all__ = [
+    "MUTATIONS",
+    "STAGES",
+    "InvalidSpec",
+    "SpecFacts",
+    "conv_output",
+    "conv_transpose_output",
+    "dump",
+    "invalid_specs",
+    "pool_output",
+    "valid_specs",
+]

@@ -20,8 +20,31 @@ MAX_CHANNELS = 24
 # argument); activations (function calls, no submodule) sometimes get one. Not `self`: see
 # tests/test_properties.py::test_core_bug_layer_named_self.
 # Attributes of the built module (`forward`, `type`, `float`, ...) are refused by validation (AS409).
-TRICKY_NAMES = ("torch", "x", "getattr", "operator", "math", "inf", "nan", "device", "output", "input_1",
-                "print", "list", "sum", "len", "range", "max", "relu", "F", "nn", "fx", "None_", "bool", "int")
+TRICKY_NAMES = (
+    "torch",
+    "x",
+    "getattr",
+    "operator",
+    "math",
+    "inf",
+    "nan",
+    "device",
+    "output",
+    "input_1",
+    "print",
+    "list",
+    "sum",
+    "len",
+    "range",
+    "max",
+    "relu",
+    "F",
+    "nn",
+    "fx",
+    "None_",
+    "bool",
+    "int",
+)
 LAYER_KEYS = ("op", "name", "from", "repeat", "if", "else", "trainable", "init")  # a typo must not land on one
 FAKE_BOOLS = ("yes", "no", "on", "off", "Yes", "NO", "On", "OFF", "y", "n", "Y", "N")
 
@@ -99,5 +122,3 @@ class Case:
     env: Mapping[str, int]  # spec parameters and vars with int values
     flatten: int  # index in layers: of the (first) flatten
     classifier_in: int  # input features of the last linear layer
-
-

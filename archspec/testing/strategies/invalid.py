@@ -52,38 +52,60 @@ def _typos(draw: Callable[[st.SearchStrategy[Any]], Any], word: str, avoid: Iter
         kind = draw(st.sampled_from(["drop", "swap", "double", "case", "suffix", "replace"]))
         k = draw(st.integers(0, max(0, len(word) - 1)))
         if kind == "drop" and len(word) > 1:
-            typo = word[:k] + word[k + 1:]
+            typo = word[:k] + word[k + 1 :]
         elif kind == "swap" and len(word) > 1:
             k = min(k, len(word) - 2)
-            typo = word[:k] + word[k + 1] + word[k] + word[k + 2:]
+            typo = word[:k] + word[k + 1] + word[k] + word[k + 2 :]
         elif kind == "double":
             typo = word[:k] + word[k] + word[k:]
         elif kind == "case":
-            typo = word[:k] + word[k].swapcase() + word[k + 1:]
+            typo = word[:k] + word[k].swapcase() + word[k + 1 :]
         elif kind == "replace":
-            typo = word[:k] + draw(st.sampled_from("aeiouxz")) + word[k + 1:]
+            typo = word[:k] + draw(st.sampled_from("aeiouxz")) + word[k + 1 :]
         else:
             typo = word + draw(st.sampled_from(["s", "_", "2", "x"]))
-        if typo and typo not in taken and typo[0].isalpha() and typo.isidentifier() and typo.lower() not in (
-                "true", "false", "null", *(b.lower() for b in FAKE_BOOLS)):
+        if (
+            typo
+            and typo not in taken
+            and typo[0].isalpha()
+            and typo.isidentifier()
+            and typo.lower() not in ("true", "false", "null", *(b.lower() for b in FAKE_BOOLS))
+        ):
             return typo
     return None
 
 
 # Wrong values for op arguments: every one must be rejected (AS403) when the layer is lowered.
 WRONG_VALUES: Mapping[str, Mapping[str, Sequence[Any]]] = {
-    "conv2d": {"out": [2.5, "8", True, [8], 0, -4], "kernel": [2.5, "3", True, [3, 3, 3], [3]],
-               "stride": [1.5, "2", True], "padding": ["full", 1.5, True], "dilation": [True, 1.5],
-               "groups": [0, 1.5, True], "bias": [1, 0, "true", None], "in_channels": [2.5, "3"]},
+    "conv2d": {
+        "out": [2.5, "8", True, [8], 0, -4],
+        "kernel": [2.5, "3", True, [3, 3, 3], [3]],
+        "stride": [1.5, "2", True],
+        "padding": ["full", 1.5, True],
+        "dilation": [True, 1.5],
+        "groups": [0, 1.5, True],
+        "bias": [1, 0, "true", None],
+        "in_channels": [2.5, "3"],
+    },
     "batchnorm": {"eps": [0, -1e-5, "small", True], "momentum": ["fast", True], "affine": [1, "yes"]},
     "layernorm": {"eps": [0, "tiny"], "affine": [1], "bias": [0, "no"], "axis": [0.5, "0"]},
     "layer_scale": {"init": ["small", True], "axis": [0.5, "0", True]},
     "pad": {"widths": ["x", 1, [[1]], [[-1, 0], [0, 0], [0, 0]], [[0.5, 0], [0, 0], [0, 0]]], "value": ["zero", True]},
     "linear": {"out": [0, -1, 2.5, "10", True], "bias": [1, "no"], "in_features": ["x", 1.5]},
-    "maxpool2d": {"kernel": [2.5, "2", True], "stride": [1.5, "2"], "padding": [0.5, "1"], "ceil_mode": [1, "true"],
-                  "dilation": [1.5, True]},
-    "avgpool2d": {"kernel": [2.5, "2", True], "stride": [1.5, "2"], "padding": [0.5, "1"], "ceil_mode": [1, "true"],
-                  "count_include_pad": [0, "false"]},
+    "maxpool2d": {
+        "kernel": [2.5, "2", True],
+        "stride": [1.5, "2"],
+        "padding": [0.5, "1"],
+        "ceil_mode": [1, "true"],
+        "dilation": [1.5, True],
+    },
+    "avgpool2d": {
+        "kernel": [2.5, "2", True],
+        "stride": [1.5, "2"],
+        "padding": [0.5, "1"],
+        "ceil_mode": [1, "true"],
+        "count_include_pad": [0, "false"],
+    },
     "adaptive_avgpool2d": {"size": [1.5, "1", True, [1, 2, 3]]},
     "dropout": {"p": [1.5, -0.1, "half", True]},
     "gelu": {"approximate": ["fast", True, 1]},
@@ -107,9 +129,13 @@ DEGENERATE_VALUES: Mapping[str, Mapping[str, Sequence[Any]]] = {
     "avgpool2d": {"kernel": [0, -2], "stride": [0, -1], "padding": [-1]},
     "adaptive_avgpool2d": {"size": [0, -1, [1, 0]]},
 }
-WRONG_BLOCK_VALUES: Mapping[str, Sequence[Any]] = {"width": [2.5, "wide", True, [8]], "stride": [1.5, "2", False],
-                                                   "downsample": [1, "yes", 0], "heads": [1.5, "two", [2]],
-                                                   "mlp": [0.5, "x", True]}
+WRONG_BLOCK_VALUES: Mapping[str, Sequence[Any]] = {
+    "width": [2.5, "wide", True, [8]],
+    "stride": [1.5, "2", False],
+    "downsample": [1, "yes", 0],
+    "heads": [1.5, "two", [2]],
+    "mlp": [0.5, "x", True],
+}
 
 
 @dataclass
@@ -126,7 +152,9 @@ class _Mutator:
         options = [info for info in self.case.layers if where(info)]
         return self.draw(st.sampled_from(options)) if options else None
 
-    def text(self, subs: Mapping[str, str], codes: Iterable[str], mutation: str, line_of: str | None = None) -> InvalidSpec:
+    def text(
+        self, subs: Mapping[str, str], codes: Iterable[str], mutation: str, line_of: str | None = None
+    ) -> InvalidSpec:
         text, lines = _render(self.data, subs)
         return InvalidSpec(text, frozenset(codes), mutation, lines[line_of] if line_of else None)
 
@@ -136,8 +164,18 @@ class _Mutator:
         return self.text({_token(0): raw}, codes, mutation, _token(0))
 
     def known_names(self) -> set[str]:
-        names = set(self.case.env) | {"i", "j", "in_channels", "in_shape", "width", "stride", "downsample", "project",
-                                       "heads", "mlp"}
+        names = set(self.case.env) | {
+            "i",
+            "j",
+            "in_channels",
+            "in_shape",
+            "width",
+            "stride",
+            "downsample",
+            "project",
+            "heads",
+            "mlp",
+        }
         return names | set(FUNCTIONS) | {"true", "false", "True", "False", "None"}
 
     # -- mutations: each returns an InvalidSpec ------------------------------------------------------
@@ -161,7 +199,9 @@ class _Mutator:
         layer[_token(0)] = 1
         return self.text({_token(0): name}, {"AS403"}, f"{info.op} argument {name!r}", _token(0))
 
-    def _wrong_value(self, table: Mapping[str, Mapping[str, Sequence[Any]]], label: str, codes: Iterable[str]) -> InvalidSpec | None:
+    def _wrong_value(
+        self, table: Mapping[str, Mapping[str, Sequence[Any]]], label: str, codes: Iterable[str]
+    ) -> InvalidSpec | None:
         info = self.layer(lambda i: i.live and not i.block and i.op in table)
         if info is None:
             return None
@@ -176,7 +216,9 @@ class _Mutator:
                 declared = self.data["blocks"][info.op]["params"]
                 key = self.draw(st.sampled_from([k for k in WRONG_BLOCK_VALUES if k in declared]))
                 value = self.draw(st.sampled_from(WRONG_BLOCK_VALUES[key]))
-                return self.put_value((*info.path, key), json.dumps(value), {"AS208"}, f"block {info.op} {key}: {value!r}")
+                return self.put_value(
+                    (*info.path, key), json.dumps(value), {"AS208"}, f"block {info.op} {key}: {value!r}"
+                )
         return self._wrong_value(WRONG_VALUES, "wrong value", {"AS403"})
 
     def degenerate_arg(self) -> InvalidSpec | None:
@@ -185,8 +227,23 @@ class _Mutator:
     def bad_repeat(self) -> InvalidSpec | None:
         info = self.layer(lambda i: i.live)
         assert info is not None
-        value = self.draw(st.sampled_from([-1, -3, 1.5, "${-1}", "${3 / 2}", "${2.0}", "two", {"times": -2},
-                                           {"times": "${0.5}"}, {"times": 1.5}, "${base - 100}"]))
+        value = self.draw(
+            st.sampled_from(
+                [
+                    -1,
+                    -3,
+                    1.5,
+                    "${-1}",
+                    "${3 / 2}",
+                    "${2.0}",
+                    "two",
+                    {"times": -2},
+                    {"times": "${0.5}"},
+                    {"times": 1.5},
+                    "${base - 100}",
+                ]
+            )
+        )
         return self.put_value((*info.path, "repeat"), json.dumps(value), {"AS203", "AS404"}, f"repeat: {value!r}")
 
     def bad_from(self) -> InvalidSpec | None:
@@ -218,11 +275,30 @@ class _Mutator:
         c, h, w = self.case.facts.input
         layers: list[Any] = self.data["layers"]
         encoder = next((k for k, layer in enumerate(layers) if layer.get("name") == "encoder"), None)
-        pick = next((k for k, layer in enumerate(layers) if layer.get("name") == "pick" and layer["op"] == "select"), None)
-        kind = self.draw(st.sampled_from(["groups", "kernel", "dilated", "in_channels", "same_stride", "pool_padding",
-                                          "pool_kernel", "add", "concat", "rank", "flatten_axes", "in_features",
-                                          "attention_rank"] + ["heads"] * (encoder is not None)
-                                         + ["position"] * (pick is not None)))
+        pick = next(
+            (k for k, layer in enumerate(layers) if layer.get("name") == "pick" and layer["op"] == "select"), None
+        )
+        kind = self.draw(
+            st.sampled_from(
+                [
+                    "groups",
+                    "kernel",
+                    "dilated",
+                    "in_channels",
+                    "same_stride",
+                    "pool_padding",
+                    "pool_kernel",
+                    "add",
+                    "concat",
+                    "rank",
+                    "flatten_axes",
+                    "in_features",
+                    "attention_rank",
+                ]
+                + ["heads"] * (encoder is not None)
+                + ["position"] * (pick is not None)
+            )
+        )
         bad: Data = {"name": _token(0)}
         at = 0
         if kind == "heads":  # more heads than the width: they cannot divide it
@@ -258,8 +334,11 @@ class _Mutator:
         elif kind == "rank":
             at = self.case.flatten + 1  # after the flatten: a [F] vector
             bad.update(op=self.draw(st.sampled_from(["conv2d", "maxpool2d", "adaptive_avgpool2d"])))
-            bad.update({"conv2d": {"out": 4, "kernel": 1}, "maxpool2d": {"kernel": 1},
-                        "adaptive_avgpool2d": {"size": 1}}[bad["op"]])
+            bad.update(
+                {"conv2d": {"out": 4, "kernel": 1}, "maxpool2d": {"kernel": 1}, "adaptive_avgpool2d": {"size": 1}}[
+                    bad["op"]
+                ]
+            )
         elif kind == "flatten_axes":
             bad.update(op="flatten", start=2, end=1)
         elif kind == "attention_rank":
@@ -277,8 +356,11 @@ class _Mutator:
     def broken_yaml(self) -> InvalidSpec:
         info = self.layer()
         assert info is not None
-        raw = self.draw(st.sampled_from(["[1, 2", "{a: 1", "'abc", '"abc', "@at", "`tick", "%percent", "\x07",
-                                         "a: b: c", "[1, 2]]", "!"]))
+        raw = self.draw(
+            st.sampled_from(
+                ["[1, 2", "{a: 1", "'abc", '"abc', "@at", "`tick", "%percent", "\x07", "a: b: c", "[1, 2]]", "!"]
+            )
+        )
         _at(self.data, info.path)["name"] = _token(0)
         text, _ = _render(self.data, {_token(0): raw})
         if _parses(text):  # the breakage was harmless in this context: break the end of the file instead
@@ -335,25 +417,49 @@ class _Mutator:
         return self.text({_token(0): json.dumps(expr)}, codes, f"{label}: {expr}", _token(0))
 
     def attribute_access(self) -> InvalidSpec:
-        return self._expression(["${in_channels.real}", "${base.bit_length()}", "${(1).__class__}", "${in_shape.count(1)}",
-                                 "${num_classes.numerator * 1}", "${[1, 2].index(1)}", "${(lambda: 3)()}",
-                                 "${sum(x for x in range(3))}", "${[x.real for x in range(3)][0]}", "${{x for x in range(3)}}",
-                                 "${base if (y := 2) else 1}"], {"AS302"},
-                                "forbidden construct")
+        return self._expression(
+            [
+                "${in_channels.real}",
+                "${base.bit_length()}",
+                "${(1).__class__}",
+                "${in_shape.count(1)}",
+                "${num_classes.numerator * 1}",
+                "${[1, 2].index(1)}",
+                "${(lambda: 3)()}",
+                "${sum(x for x in range(3))}",
+                "${[x.real for x in range(3)][0]}",
+                "${{x for x in range(3)}}",
+                "${base if (y := 2) else 1}",
+            ],
+            {"AS302"},
+            "forbidden construct",
+        )
 
     def unknown_variable(self) -> InvalidSpec:
         known = self.known_names()
         typo = _typos(self.draw, self.draw(st.sampled_from(sorted(self.case.env))), known) or "undefined_thing"
-        fn = _typos(self.draw, self.draw(st.sampled_from(["floor", "ceil", "make_divisible", "max"])), known) or "floorr"
-        exprs = [f"${{{typo} * 2}}", "${in_channel + 1}", f"${{{fn}(3.5)}}", "${undefined_thing}", "${__import__('os')}"]
+        fn = (
+            _typos(self.draw, self.draw(st.sampled_from(["floor", "ceil", "make_divisible", "max"])), known) or "floorr"
+        )
+        exprs = [
+            f"${{{typo} * 2}}",
+            "${in_channel + 1}",
+            f"${{{fn}(3.5)}}",
+            "${undefined_thing}",
+            "${__import__('os')}",
+        ]
         return self._expression(exprs, {"AS303"}, "unknown name")
 
     def bad_expression(self) -> InvalidSpec:
         if self.draw(st.booleans()):
-            return self._expression(["${1 +}", "${(}", "${base +* 2}", "${}", "${base base}", "${[1, 2}"], {"AS301"},
-                                    "syntax")
-        return self._expression(["${base // 0}", "${1 % 0}", "${[1, 2][5]}", "${'a' + 1}", "${max([])}", "${sqrt(-1)}"],
-                                {"AS304"}, "failing")
+            return self._expression(
+                ["${1 +}", "${(}", "${base +* 2}", "${}", "${base base}", "${[1, 2}"], {"AS301"}, "syntax"
+            )
+        return self._expression(
+            ["${base // 0}", "${1 % 0}", "${[1, 2][5]}", "${'a' + 1}", "${max([])}", "${sqrt(-1)}"],
+            {"AS304"},
+            "failing",
+        )
 
     def missing_key(self) -> InvalidSpec:
         kind = self.draw(st.sampled_from(["top", "op", "arg", "block_arg", "block_layers"]))
@@ -372,12 +478,19 @@ class _Mutator:
             if info is not None:
                 layer = _at(self.data, info.path)
                 declared = self.data["blocks"][info.op]["params"]
-                key = self.draw(st.sampled_from([k for k, v in declared.items() if isinstance(v, dict) and "default" not in v]))
+                key = self.draw(
+                    st.sampled_from([k for k, v in declared.items() if isinstance(v, dict) and "default" not in v])
+                )
                 del layer[key]
                 return self._named(layer, {"AS201"}, f"block {info.op} without {key}")
         if kind == "arg":
-            required = {"conv2d": ("out", "kernel"), "linear": ("out",), "maxpool2d": ("kernel",),
-                        "avgpool2d": ("kernel",), "adaptive_avgpool2d": ("size",)}
+            required = {
+                "conv2d": ("out", "kernel"),
+                "linear": ("out",),
+                "maxpool2d": ("kernel",),
+                "avgpool2d": ("kernel",),
+                "adaptive_avgpool2d": ("size",),
+            }
             info = self.layer(lambda i: i.live and i.op in required and i.path[0] == "layers")
             if info is not None:
                 layer = _at(self.data, info.path)
@@ -408,7 +521,9 @@ class _Mutator:
     def bad_layer_name(self) -> InvalidSpec:
         info = self.layer(lambda i: i.live)
         assert info is not None
-        name = self.draw(st.sampled_from(["1conv", "conv-1", "conv.", "class", "_private", "conv 1", "", "lambda", "x.01"]))
+        name = self.draw(
+            st.sampled_from(["1conv", "conv-1", "conv.", "class", "_private", "conv 1", "", "lambda", "x.01"])
+        )
         return self.put_value((*info.path, "name"), json.dumps(name), {"AS409"}, f"name: {name!r}")
 
     def duplicate_layer_name(self) -> InvalidSpec | None:
@@ -418,7 +533,9 @@ class _Mutator:
         taken = [n for n in info.before if n not in info.skipped_before]
         name = self.draw(st.sampled_from(taken))
         # in a block with inputs:, a layer named like an input is AS441 (validation, before lowering's AS407)
-        return self.put_value((*info.path, "name"), json.dumps(name), {"AS407", "AS441"}, f"second layer named {name!r}")
+        return self.put_value(
+            (*info.path, "name"), json.dumps(name), {"AS407", "AS441"}, f"second layer named {name!r}"
+        )
 
     def unknown_key(self) -> InvalidSpec:
         place = self.draw(st.sampled_from(["top", "param", "block"]))
@@ -436,10 +553,16 @@ class _Mutator:
 
     def wrong_expect(self) -> InvalidSpec:
         facts = self.case.facts
-        key, code, value = self.draw(st.sampled_from([
-            ("params", "AS601", facts.params + 1), ("macs", "AS602", facts.macs + 7),
-            ("output", "AS603", [*facts.output, 1]), ("input", "AS604", [facts.input[0] + 1, *facts.input[1:]]),
-        ]))
+        key, code, value = self.draw(
+            st.sampled_from(
+                [
+                    ("params", "AS601", facts.params + 1),
+                    ("macs", "AS602", facts.macs + 7),
+                    ("output", "AS603", [*facts.output, 1]),
+                    ("input", "AS604", [facts.input[0] + 1, *facts.input[1:]]),
+                ]
+            )
+        )
         self.data.setdefault("expect", {})[key] = _token(0)
         return self.text({_token(0): json.dumps(value)}, {code}, f"expect: {key}: {value}", _token(0))
 
@@ -455,16 +578,41 @@ class _Mutator:
         info = self.layer(lambda i: i.op in ("conv2d", "linear", "dropout", "batchnorm") and not i.block)
         assert info is not None
         key = {"conv2d": "out", "linear": "out", "dropout": "p", "batchnorm": "eps"}[info.op]
-        raw, code = self.draw(st.sampled_from([(".nan", "AS105"), (".inf", "AS105"), ("-.Inf", "AS105"), (".NaN", "AS105"),
-                                               ("!!str 3", "AS109"), ("!!python/object:os.system x", "AS109"),
-                                               ("!custom 1", "AS109"), ("!!int 3", "AS109")]))
+        raw, code = self.draw(
+            st.sampled_from(
+                [
+                    (".nan", "AS105"),
+                    (".inf", "AS105"),
+                    ("-.Inf", "AS105"),
+                    (".NaN", "AS105"),
+                    ("!!str 3", "AS109"),
+                    ("!!python/object:os.system x", "AS109"),
+                    ("!custom 1", "AS109"),
+                    ("!!int 3", "AS109"),
+                ]
+            )
+        )
         return self.put_value((*info.path, key), raw, {code}, f"{key}: {raw}")
 
     def bad_structure(self) -> InvalidSpec:
-        kind = self.draw(st.sampled_from(["version", "param_default", "reserved_param", "block_named_op", "layer_string",
-                                          "empty_layers", "output", "arity"]))
+        kind = self.draw(
+            st.sampled_from(
+                [
+                    "version",
+                    "param_default",
+                    "reserved_param",
+                    "block_named_op",
+                    "layer_string",
+                    "empty_layers",
+                    "output",
+                    "arity",
+                ]
+            )
+        )
         if kind == "version":
-            return self.put_value(("archspec",), json.dumps(self.draw(st.sampled_from([2, 0, "1", 1.5]))), {"AS207"}, "version")
+            return self.put_value(
+                ("archspec",), json.dumps(self.draw(st.sampled_from([2, 0, "1", 1.5]))), {"AS207"}, "version"
+            )
         if kind == "param_default":
             self.data["params"]["extra"] = {"type": "int", "default": _token(0)}
             value = self.draw(st.sampled_from([2.5, "x", True, [1]]))
@@ -479,17 +627,31 @@ class _Mutator:
             return self.text({_token(0): name}, {"AS203"}, f"block named {name!r}", _token(0))
         if kind == "layer_string":
             self.data["layers"].insert(self.draw(st.integers(0, len(self.data["layers"]))), _token(0))
-            return self.text({_token(0): self.draw(st.sampled_from(["relu", "3", "[relu]"]))}, {"AS203"}, "a layer that is no mapping", _token(0))
+            return self.text(
+                {_token(0): self.draw(st.sampled_from(["relu", "3", "[relu]"]))},
+                {"AS203"},
+                "a layer that is no mapping",
+                _token(0),
+            )
         if kind == "empty_layers":
             self.data["layers"] = []
             return self.text({}, {"AS201", "AS203", "AS410"}, "no layers")
         if kind == "output":
             self.data["output"] = _token(0)
-            name = _typos(self.draw, self.data["layers"][-1].get("name", "fc"), self.case.scopes[("layers",)]) or "nowhere"
+            name = (
+                _typos(self.draw, self.data["layers"][-1].get("name", "fc"), self.case.scopes[("layers",)]) or "nowhere"
+            )
             return self.text({_token(0): json.dumps(name)}, {"AS401"}, f"output: {name}", _token(0))
         # arity: an add with one input, or a linear with two
-        bad = self.draw(st.sampled_from([{"op": "add"}, {"op": "mul", "from": ["input"]},
-                                         {"op": "linear", "out": 3, "from": ["input", "input"]}]))
+        bad = self.draw(
+            st.sampled_from(
+                [
+                    {"op": "add"},
+                    {"op": "mul", "from": ["input"]},
+                    {"op": "linear", "out": 3, "from": ["input", "input"]},
+                ]
+            )
+        )
         self.data["layers"].insert(0, {"name": _token(0), **bad})
         return self.text({_token(0): "bad"}, {"AS402"}, f"arity: {bad}", _token(0))
 
@@ -503,10 +665,29 @@ def _parses(text: str) -> bool:
 
 
 MUTATIONS: tuple[str, ...] = (
-    "near_miss_op", "bad_arg_name", "wrong_arg_type", "degenerate_arg", "bad_repeat", "bad_from", "shape_mismatch",
-    "broken_yaml", "duplicate_key", "alias", "yes_bool", "attribute_access", "unknown_variable", "bad_expression",
-    "missing_key", "bad_if", "bad_layer_name", "duplicate_layer_name", "unknown_key", "wrong_expect", "block_cycle",
-    "bad_scalar", "bad_structure",
+    "near_miss_op",
+    "bad_arg_name",
+    "wrong_arg_type",
+    "degenerate_arg",
+    "bad_repeat",
+    "bad_from",
+    "shape_mismatch",
+    "broken_yaml",
+    "duplicate_key",
+    "alias",
+    "yes_bool",
+    "attribute_access",
+    "unknown_variable",
+    "bad_expression",
+    "missing_key",
+    "bad_if",
+    "bad_layer_name",
+    "duplicate_layer_name",
+    "unknown_key",
+    "wrong_expect",
+    "block_cycle",
+    "bad_scalar",
+    "bad_structure",
 )
 
 

@@ -34,9 +34,26 @@ class StageWriter(LayerWriter):
 
     def misc(self) -> None:
         c, h, w = self.shape
-        kind = self.draw(st.sampled_from(["pool", "act", "dropout", "bn", "lrn", "identity", "drop_path",
-                                          "adaptive_max", "softmax", "layer_scale", "axis_norm", "pad",
-                                          "conv_transpose", "interpolate"]))
+        kind = self.draw(
+            st.sampled_from(
+                [
+                    "pool",
+                    "act",
+                    "dropout",
+                    "bn",
+                    "lrn",
+                    "identity",
+                    "drop_path",
+                    "adaptive_max",
+                    "softmax",
+                    "layer_scale",
+                    "axis_norm",
+                    "pad",
+                    "conv_transpose",
+                    "interpolate",
+                ]
+            )
+        )
         if kind == "conv_transpose":
             self.conv_transpose()
         elif kind == "interpolate":
@@ -67,7 +84,9 @@ class StageWriter(LayerWriter):
         elif kind == "pool":
             self.pool()
         elif kind == "lrn":
-            self.op("lrn", {"size": self.draw(st.integers(1, 5)), **({"alpha": 1e-3, "k": 2.0} if self.chance(0.5) else {})})
+            self.op(
+                "lrn", {"size": self.draw(st.integers(1, 5)), **({"alpha": 1e-3, "k": 2.0} if self.chance(0.5) else {})}
+            )
         elif kind == "identity":
             self.op("identity")
         elif kind == "drop_path":
@@ -97,16 +116,27 @@ class StageWriter(LayerWriter):
         extra = draw(st.integers(0, max(stride, dilation) - 1))
         oh, ow = (conv_transpose_output(n, k, stride, padding, extra, dilation) for n in (h, w))
         args: Data = {"out": self.num(out), "kernel": k}
-        for key, value, default in (("stride", stride, 1), ("padding", padding, 0), ("output_padding", extra, 0),
-                                    ("dilation", dilation, 1), ("groups", groups, 1)):
+        for key, value, default in (
+            ("stride", stride, 1),
+            ("padding", padding, 0),
+            ("output_padding", extra, 0),
+            ("dilation", dilation, 1),
+            ("groups", groups, 1),
+        ):
             if value != default or self.chance(0.1):
                 args[key] = value
         bias = self.chance(0.6)
         if not bias:
             args["bias"] = False
         # every input position meets the whole kernel once per output channel of its group
-        return self.op("conv_transpose2d", args, name=name, out=(out, oh, ow),
-                       params=c * (out // groups) * k * k + (out if bias else 0), macs=h * w * c * (out // groups) * k * k)
+        return self.op(
+            "conv_transpose2d",
+            args,
+            name=name,
+            out=(out, oh, ow),
+            params=c * (out // groups) * k * k + (out if bias else 0),
+            macs=h * w * c * (out // groups) * k * k,
+        )
 
     def _mode(self) -> Data:
         mode = self.draw(st.sampled_from(["nearest", "nearest-exact", "bilinear"]))
@@ -126,7 +156,9 @@ class StageWriter(LayerWriter):
             oh, ow = (args["size"], args["size"]) if isinstance(args["size"], int) else args["size"]
         else:
             args = {"scale": scale}
-        return self.op(self.draw(st.sampled_from(["interpolate", "upsample"])), {**args, **self._mode()}, out=(c, oh, ow))
+        return self.op(
+            self.draw(st.sampled_from(["interpolate", "upsample"])), {**args, **self._mode()}, out=(c, oh, ow)
+        )
 
     def decoder(self) -> None:
         """A U-Net decoder level: max pooling, then a block with two named inputs applied to the pooled map
@@ -141,8 +173,14 @@ class StageWriter(LayerWriter):
         lh, lw = h // 2, w // 2
         if self.chance(0.5):  # a wider level below, as in a U-Net
             cb = draw(st.integers(1, MAX_CHANNELS))
-            below = self.op("conv2d", {"out": self.num(cb), "kernel": 1}, name=f"{stem}_mid", out=(cb, lh, lw),
-                            params=cb * c + cb, macs=cb * lh * lw * c)
+            below = self.op(
+                "conv2d",
+                {"out": self.num(cb), "kernel": 1},
+                name=f"{stem}_mid",
+                out=(cb, lh, lw),
+                params=cb * c + cb,
+                macs=cb * lh * lw * c,
+            )
         cb = self.shape[0]
         x, skip = draw(st.sampled_from([("x", "skip"), ("below", "skip"), ("low", "high")]))
         even = h % 2 == 0 and w % 2 == 0
@@ -162,18 +200,25 @@ class StageWriter(LayerWriter):
         if kind != "like" and self.chance(0.3):
             up["from"] = x  # the first layer reads the first input anyway
         order = [skip, "up"] if self.chance(0.7) else ["up", skip]
-        layers = [up, {"name": "cat", "op": "concat", "from": order},
-                  {"name": "conv", "op": "conv2d", "out": "$width", "kernel": 3, "padding": 1}]
+        layers = [
+            up,
+            {"name": "cat", "op": "concat", "from": order},
+            {"name": "conv", "op": "conv2d", "out": "$width", "kernel": 3, "padding": 1},
+        ]
         nodes.append((".cat", "concat", (c + u, h, w), 0, 0))
         nodes.append((".conv", "conv2d", (width, h, w), width * (c + u) * 9 + width, width * h * w * (c + u) * 9))
         block = self.fresh("up_block")
         self.blocks[block] = {"inputs": [x, skip], "params": {"width": {"type": "int"}}, "layers": layers}
-        self.put({"name": stem, "op": block, "from": [below, src], "width": self.num(width)}, (width, h, w), nodes,
-                 block=True)
+        self.put(
+            {"name": stem, "op": block, "from": [below, src], "width": self.num(width)},
+            (width, h, w),
+            nodes,
+            block=True,
+        )
         where: Path = ("blocks", block, "layers")
         names = [x, skip, "up", "cat", "conv"]
         for k, layer in enumerate(layers):
-            self.infos.append(LayerInfo((*where, k), layer["op"], False, True, tuple(names[:k + 2]), frozenset()))
+            self.infos.append(LayerInfo((*where, k), layer["op"], False, True, tuple(names[: k + 2]), frozenset()))
         self.scopes[where] = tuple(names)
 
     def residual_inline(self) -> None:
@@ -192,7 +237,9 @@ class StageWriter(LayerWriter):
         src, (c, h, w) = self.prev, self.shape
         stem = self.fresh("cat")
         parts: list[str] = []
-        for k, kind in enumerate(self.draw(st.lists(st.sampled_from(["conv1", "convk", "pool", "src"]), min_size=2, max_size=3))):
+        for k, kind in enumerate(
+            self.draw(st.lists(st.sampled_from(["conv1", "convk", "pool", "src"]), min_size=2, max_size=3))
+        ):
             name = f"{stem}_{k}"
             if kind == "src":
                 parts.append(src)
@@ -201,8 +248,17 @@ class StageWriter(LayerWriter):
                 parts.append(self.op(op, {"kernel": 3, "stride": 1, "padding": 1}, name=name, src=src, out=(c, h, w)))
             elif kind == "conv1":
                 out = self.draw(st.integers(1, 12))
-                parts.append(self.op("conv2d", {"out": self.num(out), "kernel": 1}, name=name, src=src, out=(out, h, w),
-                                     params=out * c + out, macs=out * h * w * c))
+                parts.append(
+                    self.op(
+                        "conv2d",
+                        {"out": self.num(out), "kernel": 1},
+                        name=name,
+                        src=src,
+                        out=(out, h, w),
+                        params=out * c + out,
+                        macs=out * h * w * c,
+                    )
+                )
             else:
                 parts.append(self.conv_keep(self.draw(st.integers(1, 12)), name, src=src))
         total = sum(self.names[p][0] for p in parts)
@@ -213,8 +269,17 @@ class StageWriter(LayerWriter):
         src, (c, h, w) = self.prev, self.shape
         stem = self.fresh("se")
         r = self.draw(st.integers(1, max(1, c // 2)))
-        self.op("adaptive_avgpool2d", {"size": self.draw(st.sampled_from([1, [1, 1]]))}, name=f"{stem}_pool", out=(c, 1, 1))
-        self.op("conv2d", {"out": self.num(r), "kernel": 1}, name=f"{stem}_reduce", out=(r, 1, 1), params=r * c + r, macs=r * c)
+        self.op(
+            "adaptive_avgpool2d", {"size": self.draw(st.sampled_from([1, [1, 1]]))}, name=f"{stem}_pool", out=(c, 1, 1)
+        )
+        self.op(
+            "conv2d",
+            {"out": self.num(r), "kernel": 1},
+            name=f"{stem}_reduce",
+            out=(r, 1, 1),
+            params=r * c + r,
+            macs=r * c,
+        )
         self.op("relu")
         self.op("conv2d", {"out": c, "kernel": 1}, name=f"{stem}_expand", out=(c, 1, 1), params=c * r + c, macs=c * r)
         gate = self.op(self.draw(st.sampled_from(["sigmoid", "hardsigmoid"])), name=f"{stem}_gate")
@@ -228,9 +293,14 @@ class StageWriter(LayerWriter):
         index = self.draw(st.sampled_from(["i", "j"]))
         base, step = self.draw(st.integers(1, 12)), self.draw(st.integers(0, 4))
         k = self.draw(st.sampled_from([1, 3]))
-        layer: Data = {"name": self.fresh("rep"), "op": "conv2d",
-                       "repeat": n if index == "i" and self.chance(0.7) else {"times": self.num(n), "index": index},
-                       "out": f"${{{base} + {index} * {step}}}" if step else base, "kernel": k, "padding": (k - 1) // 2}
+        layer: Data = {
+            "name": self.fresh("rep"),
+            "op": "conv2d",
+            "repeat": n if index == "i" and self.chance(0.7) else {"times": self.num(n), "index": index},
+            "out": f"${{{base} + {index} * {step}}}" if step else base,
+            "kernel": k,
+            "padding": (k - 1) // 2,
+        }
         nodes: list[Node] = []
         cin = c
         for j in range(n):
@@ -273,13 +343,28 @@ class StageWriter(LayerWriter):
         else:
             params["downsample"] = False
             cond = "$downsample"
-        layers: list[Data] = [{"name": "conv1", "op": "conv2d", "out": "$width", "kernel": k1, "stride": "$stride",
-                               "padding": p1, **({"dilation": d1} if d1 > 1 else {}), "bias": False}]
+        layers: list[Data] = [
+            {
+                "name": "conv1",
+                "op": "conv2d",
+                "out": "$width",
+                "kernel": k1,
+                "stride": "$stride",
+                "padding": p1,
+                **({"dilation": d1} if d1 > 1 else {}),
+                "bias": False,
+            }
+        ]
         if bn:
             layers.append({"name": "bn1", "op": "batchnorm"})
         layers.append({"op": act1})
-        conv2: Data = {"name": "conv2", "op": "conv2d", "out": "$width", "kernel": k2,
-                       "padding": "same" if self.chance(0.3) else (k2 - 1) // 2}
+        conv2: Data = {
+            "name": "conv2",
+            "op": "conv2d",
+            "out": "$width",
+            "kernel": k2,
+            "padding": "same" if self.chance(0.3) else (k2 - 1) // 2,
+        }
         if depthwise:
             conv2["groups"] = "$width"
         if not bias2:
@@ -288,12 +373,24 @@ class StageWriter(LayerWriter):
         if bn:
             layers.append({"name": "bn2", "op": "batchnorm"})
         main = layers[-1]["name"]
-        layers.append({"name": "shortcut", "op": "conv2d", "from": "input", "if": cond, "out": "$width", "kernel": 1,
-                       "stride": "$stride", "bias": False})
+        layers.append(
+            {
+                "name": "shortcut",
+                "op": "conv2d",
+                "from": "input",
+                "if": cond,
+                "out": "$width",
+                "kernel": 1,
+                "stride": "$stride",
+                "bias": False,
+            }
+        )
         if shortcut_bn:
             layers.append({"name": "shortcut_bn", "op": "batchnorm", "from": "shortcut", "if": cond})
         merge: Data = {"name": "merge"} if named_add else {}
-        merge.update({"op": "add", "from": [main, layers[-1]["name"]] if self.chance(0.5) else [layers[-1]["name"], main]})
+        merge.update(
+            {"op": "add", "from": [main, layers[-1]["name"]] if self.chance(0.5) else [layers[-1]["name"], main]}
+        )
         layers.append(merge)
         layers.append({"op": act2})
         block_def["layers"] = layers
@@ -305,10 +402,13 @@ class StageWriter(LayerWriter):
         width = draw(st.integers(1, 16))
         grow = draw(st.integers(0, 2)) if by_var else 0
         index = draw(st.sampled_from(["i", "j"]))
-        use: Data = {"name": self.fresh("stage"), "op": block,
-                     "repeat": n if index == "i" else {"times": n, "index": index},
-                     "width": self.num(width) if not grow else f"${{{width} + {grow} * {index}}}",
-                     "stride": f"${{{stride} if {index} == 0 else 1}}"}
+        use: Data = {
+            "name": self.fresh("stage"),
+            "op": block,
+            "repeat": n if index == "i" else {"times": n, "index": index},
+            "width": self.num(width) if not grow else f"${{{width} + {grow} * {index}}}",
+            "stride": f"${{{stride} if {index} == 0 else 1}}",
+        }
         if not by_var:
             use["downsample"] = f"${{{index} == 0}}"
         nodes: list[Node] = []
@@ -325,8 +425,15 @@ class StageWriter(LayerWriter):
             if bn:
                 nodes.append((f".{j}.bn1", "batchnorm", out, 2 * wj, 0))
             nodes.append((f".{j}.{first_act}", act1, out, 0, 0))
-            nodes.append((f".{j}.conv2", "conv2d", out, wj * (wj // g) * k2 * k2 + (wj if bias2 else 0),
-                          wj * oh * ow * (wj // g) * k2 * k2))
+            nodes.append(
+                (
+                    f".{j}.conv2",
+                    "conv2d",
+                    out,
+                    wj * (wj // g) * k2 * k2 + (wj if bias2 else 0),
+                    wj * oh * ow * (wj // g) * k2 * k2,
+                )
+            )
             if bn:
                 nodes.append((f".{j}.bn2", "batchnorm", out, 2 * wj, 0))
             if shortcut:
@@ -362,7 +469,12 @@ class StageWriter(LayerWriter):
         c, h, w = self.shape
         if self.chance(0.4):
             a, b = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-            self.op("adaptive_avgpool2d", {"size": self.pair(a, b)}, name="pool" if self.chance(0.5) else None, out=(c, a, b))
+            self.op(
+                "adaptive_avgpool2d",
+                {"size": self.pair(a, b)},
+                name="pool" if self.chance(0.5) else None,
+                out=(c, a, b),
+            )
             c, h, w = self.shape
         kind = draw(st.sampled_from(["flatten", "flatten", "tokens", "mean", "transformer"]))
         if kind == "transformer":
@@ -371,8 +483,12 @@ class StageWriter(LayerWriter):
             self.flatten = len(self.layers)
             keep = self.chance(0.3)
             axes = draw(st.sampled_from([[1, 2], [-1, -2], [2, 1]]))
-            self.op("mean", {"axes": axes, **({"keepdim": True} if keep else {})}, name="gap",
-                    out=(c, 1, 1) if keep else (c,))
+            self.op(
+                "mean",
+                {"axes": axes, **({"keepdim": True} if keep else {})},
+                name="gap",
+                out=(c, 1, 1) if keep else (c,),
+            )
             if keep:  # [C, 1, 1] is still an image: the rank-1 vector starts after this flatten
                 self.flatten = len(self.layers)
                 self.op("flatten", out=(c,))
@@ -386,14 +502,22 @@ class StageWriter(LayerWriter):
             self.op("flatten", out=(c * d,))
         else:
             self.flatten = len(self.layers)
-            args = draw(st.sampled_from([{}, {"start": 0}, {"start": 0, "end": -1}, {"start": 0, "end": 2}, {"end": 2}]))
+            args = draw(
+                st.sampled_from([{}, {"start": 0}, {"start": 0, "end": -1}, {"start": 0, "end": 2}, {"end": 2}])
+            )
             self.op("flatten", args, out=(c * h * w,))
         for k in range(draw(st.integers(0, 2))):
             f = self.shape[0]
             d = draw(st.integers(2, 32))
             bias = self.chance(0.7)
-            self.op("linear", {"out": self.num(d), **({} if bias else {"bias": False})}, name=f"hidden{k}",
-                    out=(d,), params=f * d + (d if bias else 0), macs=f * d)
+            self.op(
+                "linear",
+                {"out": self.num(d), **({} if bias else {"bias": False})},
+                name=f"hidden{k}",
+                out=(d,),
+                params=f * d + (d if bias else 0),
+                macs=f * d,
+            )
             if self.chance(0.5):
                 self.layernorm(d)
             self.activation()
@@ -404,8 +528,14 @@ class StageWriter(LayerWriter):
         args = {"out": "$num_classes"}
         if self.chance(0.3):
             args["in_features"] = f
-        self.op("linear", args, name=draw(st.sampled_from(["fc", "classifier", "head"])), out=(classes,),
-                params=f * classes + classes, macs=f * classes)
+        self.op(
+            "linear",
+            args,
+            name=draw(st.sampled_from(["fc", "classifier", "head"])),
+            out=(classes,),
+            params=f * classes + classes,
+            macs=f * classes,
+        )
 
     def transformer(self) -> None:
         """Tokens from the feature map, a linear embedding, class token and position embedding, then
@@ -439,43 +569,69 @@ class StageWriter(LayerWriter):
         block = self.fresh("encoder")
         mlp = draw(st.integers(1, 3))
         attn_bias, drop_path = self.chance(0.7), self.chance(0.4)
-        layers: list[Data] = [{"name": "ln1", "op": "layernorm"},
-                              {"name": "attn", "op": "self_attention", "heads": "$heads",
-                               **({} if attn_bias else {"bias": False}),
-                               **({"dropout": 0.1} if self.chance(0.3) else {})}]
+        layers: list[Data] = [
+            {"name": "ln1", "op": "layernorm"},
+            {
+                "name": "attn",
+                "op": "self_attention",
+                "heads": "$heads",
+                **({} if attn_bias else {"bias": False}),
+                **({"dropout": 0.1} if self.chance(0.3) else {}),
+            },
+        ]
         if drop_path:
             layers.append({"name": "dp", "op": "drop_path", "p": 0.1})
-        layers += [{"name": "res1", "op": "add", "from": [layers[-1]["name"], "input"]},
-                   {"name": "ln2", "op": "layernorm"},
-                   {"name": "fc1", "op": "linear", "out": "${in_shape[-1] * mlp}"},
-                   {"op": "gelu"},
-                   {"name": "fc2", "op": "linear", "out": "${in_shape[-1] // mlp}"},
-                   {"name": "res2", "op": "add", "from": ["fc2", "res1"]}]
+        layers += [
+            {"name": "res1", "op": "add", "from": [layers[-1]["name"], "input"]},
+            {"name": "ln2", "op": "layernorm"},
+            {"name": "fc1", "op": "linear", "out": "${in_shape[-1] * mlp}"},
+            {"op": "gelu"},
+            {"name": "fc2", "op": "linear", "out": "${in_shape[-1] // mlp}"},
+            {"name": "res2", "op": "add", "from": ["fc2", "res1"]},
+        ]
         self.blocks[block] = {"params": {"heads": {"type": "int"}, "mlp": 2}, "layers": layers}
         n = draw(st.integers(1, 2))
-        self.put({"name": "encoder", "op": block, "repeat": n, "heads": self.num(heads), "mlp": mlp}, (t, d), [
-            node for j in range(n) for node in (
-                (f".{j}.ln1", "layernorm", (t, d), 2 * d, 0),
-                (f".{j}.attn", "self_attention", (t, d), 4 * d * d + (4 * d if attn_bias else 0),
-                 3 * t * d * d + 2 * t * t * d + t * d * d),
-                *([(f".{j}.dp", "drop_path", (t, d), 0, 0)] if drop_path else []),
-                (f".{j}.res1", "add", (t, d), 0, 0),
-                (f".{j}.ln2", "layernorm", (t, d), 2 * d, 0),
-                (f".{j}.fc1", "linear", (t, d * mlp), d * d * mlp + d * mlp, t * d * d * mlp),
-                (f".{j}.gelu", "gelu", (t, d * mlp), 0, 0),
-                (f".{j}.fc2", "linear", (t, d), d * mlp * d + d, t * d * mlp * d),
-                (f".{j}.res2", "add", (t, d), 0, 0))], block=True)
+        self.put(
+            {"name": "encoder", "op": block, "repeat": n, "heads": self.num(heads), "mlp": mlp},
+            (t, d),
+            [
+                node
+                for j in range(n)
+                for node in (
+                    (f".{j}.ln1", "layernorm", (t, d), 2 * d, 0),
+                    (
+                        f".{j}.attn",
+                        "self_attention",
+                        (t, d),
+                        4 * d * d + (4 * d if attn_bias else 0),
+                        3 * t * d * d + 2 * t * t * d + t * d * d,
+                    ),
+                    *([(f".{j}.dp", "drop_path", (t, d), 0, 0)] if drop_path else []),
+                    (f".{j}.res1", "add", (t, d), 0, 0),
+                    (f".{j}.ln2", "layernorm", (t, d), 2 * d, 0),
+                    (f".{j}.fc1", "linear", (t, d * mlp), d * d * mlp + d * mlp, t * d * d * mlp),
+                    (f".{j}.gelu", "gelu", (t, d * mlp), 0, 0),
+                    (f".{j}.fc2", "linear", (t, d), d * mlp * d + d, t * d * mlp * d),
+                    (f".{j}.res2", "add", (t, d), 0, 0),
+                )
+            ],
+            block=True,
+        )
         where: Path = ("blocks", block, "layers")
         names = ["input", *(layer.get("name", "gelu") for layer in layers)]
         for k, layer in enumerate(layers):
-            self.infos.append(LayerInfo((*where, k), layer["op"], False, True, tuple(names[:k + 1]), frozenset()))
+            self.infos.append(LayerInfo((*where, k), layer["op"], False, True, tuple(names[: k + 1]), frozenset()))
         self.scopes[where] = tuple(names)
         self.layernorm(d)
         if cls and self.chance(0.7):
             self.op("select", {"axis": 0, "position": 0} if self.chance(0.5) else {}, name="pick", out=(d,))
         elif self.chance(0.5):
-            self.op("select", {"axis": self.draw(st.sampled_from([0, -2])), "position": draw(st.integers(-t, t - 1))},
-                    name="pick", out=(d,))
+            self.op(
+                "select",
+                {"axis": self.draw(st.sampled_from([0, -2])), "position": draw(st.integers(-t, t - 1))},
+                name="pick",
+                out=(d,),
+            )
         else:
             self.op("mean", {"axes": self.draw(st.sampled_from([0, -2, [0]]))}, name="pick", out=(d,))
 
@@ -491,29 +647,54 @@ class StageWriter(LayerWriter):
             self.op("adaptive_avgpool2d", {"size": self.pair(a, b)}, out=(c, a, b))
             h, w = a, b
         self.op("permute", {"dims": [1, 2, 0]}, out=(h, w, c))
-        self.op("roll", {"shifts": [draw(st.integers(-h, h)), draw(st.integers(-w, w))], "axes": [0, 1]}
-                if self.chance(0.7) else {"shifts": draw(st.integers(-3, 3)), "axes": -1})
+        self.op(
+            "roll",
+            {"shifts": [draw(st.integers(-h, h)), draw(st.integers(-w, w))], "axes": [0, 1]}
+            if self.chance(0.7)
+            else {"shifts": draw(st.integers(-3, 3)), "axes": -1},
+        )
         start, step = draw(st.integers(0, h - 1)), draw(st.integers(1, 3))
         stop = draw(st.one_of(st.none(), st.integers(start + 1, h)))
         rows = len(range(start, stop if stop is not None else h, step))
-        self.op("slice", {"axis": 0, "start": start, "step": step, **({} if stop is None else {"stop": stop})},
-                out=(rows, w, c))
+        self.op(
+            "slice",
+            {"axis": 0, "start": start, "step": step, **({} if stop is None else {"stop": stop})},
+            out=(rows, w, c),
+        )
         k = draw(st.integers(1, 6))
         index = draw(st.lists(st.integers(0, c - 1), min_size=k, max_size=k))
         picked = self.op("gather", {"axis": -1, "index": index}, name=self.fresh("index"), out=(rows, w, k))
         m = draw(st.integers(1, 6))
-        table = self.op("parameter", {"shape": [rows, k, m], "init": draw(st.sampled_from(
-            ["zeros", {"trunc_normal": {"std": 0.02}}, {"constant": {"value": 0.5}}]))},
-            name=self.fresh("table"), src=picked, out=(rows, k, m), params=rows * k * m)
-        product = self.op("matmul", name=self.fresh("product"), src=[picked, table], out=(rows, w, m),
-                          macs=rows * w * k * m)
-        bias = self.op("constant", {"shape": [1, w, w], "values": f"${{[[[(i - j) / {w} for j in range({w})] for i in "
-                                                                    f"range({w})]]}}"},
-                       name=self.fresh("bias"), src=product, out=(1, w, w))
+        table = self.op(
+            "parameter",
+            {
+                "shape": [rows, k, m],
+                "init": draw(st.sampled_from(["zeros", {"trunc_normal": {"std": 0.02}}, {"constant": {"value": 0.5}}])),
+            },
+            name=self.fresh("table"),
+            src=picked,
+            out=(rows, k, m),
+            params=rows * k * m,
+        )
+        product = self.op(
+            "matmul", name=self.fresh("product"), src=[picked, table], out=(rows, w, m), macs=rows * w * k * m
+        )
+        bias = self.op(
+            "constant",
+            {"shape": [1, w, w], "values": f"${{[[[(i - j) / {w} for j in range({w})] for i in range({w})]]}}"},
+            name=self.fresh("bias"),
+            src=product,
+            out=(1, w, w),
+        )
         inputs = [product, product, product, bias]
         if self.chance(0.4):  # a second bias, computed in the graph: -100 where two positions differ (Swin's mask)
-            ids = self.op("constant", {"shape": [1, w], "values": [[j % 2 for j in range(w)]]}, src=product,
-                          name=self.fresh("ids"), out=(1, w))
+            ids = self.op(
+                "constant",
+                {"shape": [1, w], "values": [[j % 2 for j in range(w)]]},
+                src=product,
+                name=self.fresh("ids"),
+                out=(1, w),
+            )
             row = self.op("reshape", {"shape": [1, 1, w]}, src=ids, out=(1, 1, w))
             col = self.op("reshape", {"shape": [1, w, 1]}, src=ids, out=(1, w, 1))
             self.op("sub", src=[row, col], out=(1, w, w))
@@ -523,8 +704,9 @@ class StageWriter(LayerWriter):
         args: Data = {}
         if self.chance(0.3):
             args["scale"] = draw(st.sampled_from([0.5, 1.0]))
-        self.op("attention", args, name=self.fresh("attention"), src=inputs, out=(rows, w, m),
-                macs=2 * rows * w * w * m)
+        self.op(
+            "attention", args, name=self.fresh("attention"), src=inputs, out=(rows, w, m), macs=2 * rows * w * w * m
+        )
         kind = draw(st.sampled_from(["normalize", "exp", "clamp", "none"]))
         if kind == "normalize":
             self.op("normalize", {"axis": draw(st.sampled_from([-1, 0]))})

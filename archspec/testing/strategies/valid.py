@@ -10,8 +10,19 @@ from hypothesis import strategies as st
 from archspec.testing.strategies.facts import Case, Data, SpecFacts, dump
 from archspec.testing.strategies.stages import StageWriter
 
-STAGES = ("plain", "plain", "misc", "residual_inline", "concat", "squeeze_excite", "repeated", "switched_off",
-          "residual_stage", "decoder", "windows")
+STAGES = (
+    "plain",
+    "plain",
+    "misc",
+    "residual_inline",
+    "concat",
+    "squeeze_excite",
+    "repeated",
+    "switched_off",
+    "residual_stage",
+    "decoder",
+    "windows",
+)
 
 
 @st.composite
@@ -35,8 +46,12 @@ def cases(draw: Callable[[st.SearchStrategy[Any]], Any], max_stages: int = 5, st
     writer.head()
     writer.scopes[("layers",)] = tuple(writer.names)
 
-    data: Data = {"archspec": 1, "name": f"net{draw(st.integers(0, 999))}",
-                  "description": "A network drawn by archspec.testing.strategies.valid_specs.", "params": params}
+    data: Data = {
+        "archspec": 1,
+        "name": f"net{draw(st.integers(0, 999))}",
+        "description": "A network drawn by archspec.testing.strategies.valid_specs.",
+        "params": params,
+    }
     if spec_vars:
         data["vars"] = spec_vars
     data["input"] = shape

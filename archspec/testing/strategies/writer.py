@@ -69,11 +69,27 @@ class LayerWriter:
             if candidate not in self.names:
                 return candidate
 
-    def put(self, layer: Data, out: Shape, nodes: Sequence[Node], *, live: bool = True, skip: bool = False,
-            block: bool = False) -> str:
+    def put(
+        self,
+        layer: Data,
+        out: Shape,
+        nodes: Sequence[Node],
+        *,
+        live: bool = True,
+        skip: bool = False,
+        block: bool = False,
+    ) -> str:
         local = layer.get("name") or self._auto_name(layer["op"])
-        self.infos.append(LayerInfo(("layers", len(self.layers)), layer["op"], block, live and not skip,
-                                     tuple(self.names), frozenset(self.skipped)))
+        self.infos.append(
+            LayerInfo(
+                ("layers", len(self.layers)),
+                layer["op"],
+                block,
+                live and not skip,
+                tuple(self.names),
+                frozenset(self.skipped),
+            )
+        )
         self.layers.append(layer)
         for suffix, op, shape, params, macs in nodes:
             self.node(local + suffix, op, shape, params, macs)
@@ -86,8 +102,17 @@ class LayerWriter:
             self.prev = local
         return local
 
-    def op(self, op: str, args: Data | None = None, *, name: str | None = None, src: str | list[str] | None = None,
-           out: Shape | None = None, params: int = 0, macs: int = 0) -> str:
+    def op(
+        self,
+        op: str,
+        args: Data | None = None,
+        *,
+        name: str | None = None,
+        src: str | list[str] | None = None,
+        out: Shape | None = None,
+        params: int = 0,
+        macs: int = 0,
+    ) -> str:
         layer: Data = {"name": name} if name else {}
         layer["op"] = op
         if src is not None:
@@ -190,8 +215,15 @@ class LayerWriter:
         if self.chance(0.15):
             args["in_channels"] = c
         per_out = (c // groups) * kh * kw
-        return self.op("conv2d", args, name=name, src=src, out=(out, oh, ow),
-                       params=out * per_out + (out if bias else 0), macs=out * oh * ow * per_out)
+        return self.op(
+            "conv2d",
+            args,
+            name=name,
+            src=src,
+            out=(out, oh, ow),
+            params=out * per_out + (out if bias else 0),
+            macs=out * oh * ow * per_out,
+        )
 
     def conv_keep(self, out: int, name: str, src: str | None = None) -> str:
         """A stride-1 convolution that keeps H and W (odd kernel, symmetric or `same` padding)."""
@@ -201,8 +233,15 @@ class LayerWriter:
         bias = self.chance(0.5)
         if not bias:
             args["bias"] = False
-        return self.op("conv2d", args, name=name, src=src, out=(out, h, w),
-                       params=out * c * k * k + (out if bias else 0), macs=out * h * w * c * k * k)
+        return self.op(
+            "conv2d",
+            args,
+            name=name,
+            src=src,
+            out=(out, h, w),
+            params=out * c * k * k + (out if bias else 0),
+            macs=out * h * w * c * k * k,
+        )
 
     # -- pooling -------------------------------------------------------------------------------------
     def pool(self, name: str | None = None) -> str:
@@ -212,8 +251,12 @@ class LayerWriter:
         ceil_mode = self.chance(0.3)
         stride = draw(st.sampled_from([None, 1, 2, 3]))
         dilation = draw(st.integers(1, 2)) if op == "maxpool2d" and self.chance(0.2) else 1
-        options = [(k, p) for k in range(1, 4) for p in range(0, k // 2 + 1)
-                   if min(pool_output(n, k, stride or k, p, dilation, ceil_mode) for n in (h, w)) >= 1]
+        options = [
+            (k, p)
+            for k in range(1, 4)
+            for p in range(0, k // 2 + 1)
+            if min(pool_output(n, k, stride or k, p, dilation, ceil_mode) for n in (h, w)) >= 1
+        ]
         kernel, padding = draw(st.sampled_from(options))
         s = stride or kernel
         args: Data = {"kernel": kernel}
@@ -227,7 +270,11 @@ class LayerWriter:
             args["ceil_mode"] = True
         if op == "avgpool2d" and self.chance(0.3):
             args["count_include_pad"] = self.chance(0.5)
-        out = (c, pool_output(h, kernel, s, padding, dilation, ceil_mode), pool_output(w, kernel, s, padding, dilation, ceil_mode))
+        out = (
+            c,
+            pool_output(h, kernel, s, padding, dilation, ceil_mode),
+            pool_output(w, kernel, s, padding, dilation, ceil_mode),
+        )
         return self.op(op, args, name=name, out=out)
 
     def layernorm(self, d: int) -> None:

@@ -38,7 +38,10 @@ def _shape(p: ChannelShuffle, inputs: Sequence[Shape]) -> Shape:
 # No `weights` and no `macs`: the defaults are no trainable tensors and 0 multiply-accumulates
 # (a shuffle only moves data).
 CHANNEL_SHUFFLE = OpDef(
-    "channel_shuffle", ChannelShuffle, (1, 1), _shape,
+    "channel_shuffle",
+    ChannelShuffle,
+    (1, 1),
+    _shape,
     doc="ShuffleNet's channel shuffle: [C] -> [groups, C/groups] -> transpose -> [C].",
     category="tensor",
 )
