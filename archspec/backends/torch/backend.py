@@ -64,7 +64,7 @@ class TorchBackend:
 
         assert options.weights is not None
         with torch.random.fork_rng(devices=[]), torch.device("meta"):
-            module = generate(graph, self.table, graph.name)
+            module = generate(graph, self.table, graph.name, fill=False)
         state = module.state_dict()
         source = Path(options.weights)
         computed = computed_buffers(state, graph)

@@ -9,7 +9,11 @@ generated code depends only on the IR, so it is deterministic (tests/golden hold
 from __future__ import annotations
 
 from collections.abc import Mapping
+import functools
 import re
+import threading
+from typing import Any
+import weakref
 
 import torch
 from torch import fx, nn
@@ -18,19 +22,55 @@ from archspec.backends.torch.init import initialise, initialise_owned
 from archspec.backends.torch.lowering import ALIAS, Buffer, Call, Lowering, Module, Owned, Tied
 from archspec.backends.torch.sequence import check_input
 from archspec.errors import ArchspecError
-from archspec.ir import Graph, Node
+from archspec.ir import Graph, Init, Node
 from archspec.ops.elementwise import broadcast
 
 
+@functools.lru_cache(maxsize=4096)
 def _module_path_clash(name: str) -> str | None:
+    # Cached: a build asks for every layer's name, and nn.Module's attributes do not change.
     for part in name.split("."):
         if hasattr(nn.Module, part):
             return part
     return None
 
 
-def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str) -> fx.GraphModule:
-    """Build the GraphModule for `graph` (weights initialised from torch's global RNG)."""
+# Classes whose constructor fills only their parameters in `reset_parameters` (no buffers, no other
+# state): when a layer's init rules overwrite every parameter, that default fill (kaiming_uniform_ for
+# a conv's or a linear's weight: most of the cost of making one) is wasted, so it is skipped.
+_SKIPPABLE_RESET = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear)
+_NO_RESET: dict[type, type] = {}
+
+
+def _make_module(emit: Module, inits: tuple[tuple[str, Init], ...] | None) -> nn.Module:
+    """`emit.make()`, without PyTorch's default initialisation where `inits` overwrite every parameter.
+
+    The module is made as a subclass whose reset_parameters does nothing and then given its own class
+    back, so it is an ordinary instance of `emit.cls` with tensors from torch.empty, all of which the
+    rules then fill. Where the rules leave a parameter to the default, reset_parameters runs after all:
+    nothing drew from the RNG in between, so the values are those the constructor would have made.
+    `inits` None: the tensors' values are not wanted at all (the meta device, weights taken from elsewhere)."""
+    cls = emit.cls
+    if cls not in _SKIPPABLE_RESET or not isinstance(cls, type):
+        return emit.make()
+    quiet = _NO_RESET.get(cls)
+    if quiet is None:
+        quiet = _NO_RESET[cls] = type(cls.__name__, (cls,), {"reset_parameters": lambda self: None,
+                                                              "__module__": cls.__module__})
+    module = quiet(*emit.args, **emit.kwargs)
+    module.__class__ = cls
+    if inits is None:
+        return module
+    covered = {tensor for tensor, init in inits if init.kind != "default"}
+    if any(value is not None and name not in covered for name, value in module._parameters.items()):
+        module.reset_parameters()
+    return module
+
+
+def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str, *, fill: bool = True) -> fx.GraphModule:
+    """Build the GraphModule for `graph` (weights initialised from torch's global RNG; with `fill` False,
+    left as made, without init rules or PyTorch's default init: for a module on the meta device whose
+    tensors come from another module, where filling them would be wasted work)."""
     fx_graph = fx.Graph()
     # The forward first checks the input's element type (token ids for an int64 input, floats otherwise), so a
     # wrong tensor is a TypeError that says so, not an error from inside the first layer.
@@ -53,14 +93,14 @@ def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str) -> fx
         if label == "self":  # the one identifier fx's namespace allows that forward's code needs itself
             label = "self_"
         if isinstance(emit, Module):  # the description is instantiated here, where the lowering used to make it
-            emit = emit.make()
+            emit = _make_module(emit, node.init if fill else None)
         if emit is ALIAS:
             values[node.name] = inputs[0]
         elif isinstance(emit, nn.Module):
             clash = _module_path_clash(node.name)
             if clash:
                 raise ArchspecError("AS803", f"layer {node.name!r}: {clash!r} is an attribute of torch.nn.Module; rename the layer")
-            if node.init:
+            if node.init and fill:
                 initialise(emit, node.name, node.init)
             if not node.trainable:
                 emit.requires_grad_(False)
@@ -71,7 +111,7 @@ def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str) -> fx
             if clash:
                 raise ArchspecError("AS803", f"layer {node.name!r}: {clash!r} is an attribute of torch.nn.Module; rename the layer")
             owned = submodules[node.name] = nn.Parameter(emit.make(), requires_grad=node.trainable)
-            if node.init:  # init: rules over the layer's own tensor (key "")
+            if node.init and fill:  # init: rules over the layer's own tensor (key "")
                 initialise_owned(owned, node.name, node.init)
             tensor = fx_graph.create_node("get_attr", node.name, name=f"{label}_tensor")
             values[node.name] = fx_graph.create_node("call_function", emit.target, (tensor, *inputs), {}, name=label)
@@ -92,7 +132,7 @@ def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str) -> fx
             for leaf in tied:  # the owner's tensor is used instead (Node.ties)
                 delattr(own, leaf)
             if any(True for _ in own.parameters()):
-                if node.init:
+                if node.init and fill:
                     initialise(own, node.name, node.init)
                 if not node.trainable:
                     own.requires_grad_(False)
@@ -117,7 +157,65 @@ def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str) -> fx
     root = nn.Module()
     for name, module in submodules.items():
         _attach(root, name, module)
-    return fx.GraphModule(root, fx_graph, class_name=_class_name(class_name))
+    return _graph_module(root, fx_graph, _class_name(class_name), graph)
+
+
+# The forward's source per IR graph, for the next build of the same compiled spec (archspec.build reuses
+# it, see pipeline._compiled_for_build): fx writes the source from the fx graph each time, a tenth of
+# making a DenseNet. Used only if the new fx graph is the same, node for node (op, name, target, arguments),
+# so a lowering that gives something else the second time (a plugin's) gets its own code.
+_CODE: dict[int, tuple[weakref.ref[Graph], tuple[object, ...], dict[str, Any], Any]] = {}
+_CODE_ENTRIES = 16
+_CODE_LOCK = threading.Lock()
+
+
+def _graph_module(root: nn.Module, fx_graph: fx.Graph, class_name: str, graph: Graph) -> fx.GraphModule:
+    shape = _fx_shape(fx_graph)
+    entry = _CODE.get(id(graph))
+    if entry is not None and entry[0]() is graph and entry[1] == shape:
+        wanted, code = entry[2], entry[3]
+
+        def python_code(*args: Any, **kwargs: Any) -> Any:
+            if args or kwargs != wanted:
+                return fx.Graph.python_code(fx_graph, *args, **kwargs)
+            return code
+
+        fx_graph.python_code = python_code  # type: ignore[method-assign]  # for fx's recompile, just below
+        try:
+            return fx.GraphModule(root, fx_graph, class_name=class_name)
+        finally:
+            del fx_graph.python_code  # the graph's own method again, for any later edit and recompile
+    seen: list[tuple[dict[str, Any], Any]] = []
+    real = fx_graph.python_code
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        code = real(*args, **kwargs)
+        if not args:
+            seen.append((kwargs, code))
+        return code
+
+    fx_graph.python_code = recorded  # type: ignore[method-assign]
+    try:
+        module = fx.GraphModule(root, fx_graph, class_name=class_name)
+    finally:
+        del fx_graph.python_code
+    if len(seen) == 1:
+        with _CODE_LOCK:  # builds in several threads
+            while len(_CODE) >= _CODE_ENTRIES:
+                _CODE.pop(next(iter(_CODE)), None)
+            _CODE[id(graph)] = (weakref.ref(graph), shape, seen[0][0], seen[0][1])
+    return module
+
+
+def _fx_shape(fx_graph: fx.Graph) -> tuple[object, ...]:
+    """What the generated code is made from: each node's op, name, target and arguments (other nodes by name)."""
+    name = _node_name
+    return tuple((n.op, n.name, n.target, fx.node.map_arg(n.args, name), fx.node.map_arg(n.kwargs, name))
+                 for n in fx_graph.nodes)
+
+
+def _node_name(node: fx.Node) -> str:
+    return node.name
 
 
 # Ops whose output is a fresh tensor that their backward does not read: an activation or a residual add

@@ -23,7 +23,7 @@ def apply_plan(source: nn.Module, plan: Optimized, table: Mapping[str, Lowering]
     """The module for `plan.graph`, in eval mode, computing what `source` computes in eval mode."""
     state = source.state_dict()
     with torch.random.fork_rng(devices=[]), torch.device("meta"):  # no storage, no draw on the global RNG
-        target = generate(plan.graph, table, plan.graph.name)
+        target = generate(plan.graph, table, plan.graph.name, fill=False)
     wanted = target.state_dict()
     new = {name: state[name] for name in wanted if name in state}
     for fold in plan.folds:
