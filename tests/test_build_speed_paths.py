@@ -5,6 +5,7 @@ for the same fx graph."""
 
 from __future__ import annotations
 
+import linecache
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,10 @@ def test_kept_forward_code_is_used_for_the_same_graph_only(spec: Path, monkeypat
     second = codegen.generate(graph, LOWERINGS, "tiny")
     assert len(calls) == 1 and second.code == first.code  # kept
     assert "python_code" not in vars(second.graph)  # the graph's own method again
+    kept = type(second).forward.__code__
+    assert kept is not type(first).forward.__code__  # a code object per module, as fx's own compile gives
+    assert "".join(linecache.getlines(kept.co_filename)).rstrip() == second.code.rstrip()  # tracebacks show the generated lines
+    assert torch.equal(second(x), F.linear(F.relu(second.conv(x)).flatten(1), second.fc.weight, second.fc.bias))
     # A lowering that answers differently the next time (relu -> tanh) gets code of its own.
     table = {**LOWERINGS, "relu": lambda node, shapes: Call(torch.tanh)}
     third = codegen.generate(graph, table, "tiny")

@@ -9,14 +9,21 @@ generated code depends only on the IR, so it is deterministic (tests/golden hold
 from __future__ import annotations
 
 from collections.abc import Mapping
+import dataclasses
 import functools
 import re
 import threading
+import types
 from typing import Any
 import weakref
 
 import torch
 from torch import fx, nn
+
+try:  # fx's registry of generated sources (a private name): without it, kept forwards are compiled again
+    from torch.fx.graph_module import _loader
+except ImportError:  # pragma: no cover - another torch
+    _loader = None  # type: ignore[assignment]
 
 from archspec.backends.torch.init import initialise, initialise_owned
 from archspec.backends.torch.lowering import ALIAS, Buffer, Call, Lowering, Module, Owned, Tied
@@ -160,31 +167,37 @@ def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str, *, fi
     return _graph_module(root, fx_graph, _class_name(class_name), graph)
 
 
-# The forward's source per IR graph, for the next build of the same compiled spec (archspec.build reuses
-# it, see pipeline._compiled_for_build): fx writes the source from the fx graph each time, a tenth of
-# making a DenseNet. Used only if the new fx graph is the same, node for node (op, name, target, arguments),
-# so a lowering that gives something else the second time (a plugin's) gets its own code.
-_CODE: dict[int, tuple[weakref.ref[Graph], tuple[object, ...], dict[str, Any], Any]] = {}
+# The forward per IR graph, for the next build of the same compiled spec (archspec.build reuses it, see
+# pipeline._compiled_for_build): fx writes the forward's source from the fx graph and compiles it each time,
+# a sixth of making a DenseNet. Used only if the new fx graph is the same, node for node (op, name, target,
+# arguments), so a lowering that gives something else the second time (a plugin's) gets its own code.
+_CODE: dict[int, tuple[weakref.ref[Graph], tuple[object, ...], dict[str, Any], Any, Any]] = {}
 _CODE_ENTRIES = 16
 _CODE_LOCK = threading.Lock()
+# What fx compiles in place of the kept source (a few microseconds); the kept function replaces it at once.
+_STAND_IN = "\n\ndef forward(self, *args, **kwargs):\n    raise AssertionError('archspec: forward not installed')\n"
 
 
 def _graph_module(root: nn.Module, fx_graph: fx.Graph, class_name: str, graph: Graph) -> fx.GraphModule:
     shape = _fx_shape(fx_graph)
     entry = _CODE.get(id(graph))
     if entry is not None and entry[0]() is graph and entry[1] == shape:
-        wanted, code = entry[2], entry[3]
+        wanted, code, forward = entry[2], entry[3], entry[4]
+        given = dataclasses.replace(code, src=_STAND_IN) if forward is not None else code
 
         def python_code(*args: Any, **kwargs: Any) -> Any:
             if args or kwargs != wanted:
                 return fx.Graph.python_code(fx_graph, *args, **kwargs)
-            return code
+            return given
 
         fx_graph.python_code = python_code  # type: ignore[method-assign]  # for fx's recompile, just below
         try:
-            return fx.GraphModule(root, fx_graph, class_name=class_name)
+            module = fx.GraphModule(root, fx_graph, class_name=class_name)
         finally:
             del fx_graph.python_code  # the graph's own method again, for any later edit and recompile
+        if forward is not None and module._code == _STAND_IN:
+            _install(module, code, forward)
+        return module
     seen: list[tuple[dict[str, Any], Any]] = []
     real = fx_graph.python_code
 
@@ -200,11 +213,30 @@ def _graph_module(root: nn.Module, fx_graph: fx.Graph, class_name: str, graph: G
     finally:
         del fx_graph.python_code
     if len(seen) == 1:
+        forward = type(module).__dict__.get("forward")
+        if not (_loader is not None and module._code == seen[0][1].src and isinstance(forward, types.FunctionType)):
+            forward = None  # fx changed what it does: its source is still kept
         with _CODE_LOCK:  # builds in several threads
             while len(_CODE) >= _CODE_ENTRIES:
                 _CODE.pop(next(iter(_CODE)), None)
-            _CODE[id(graph)] = (weakref.ref(graph), shape, seen[0][0], seen[0][1])
+            _CODE[id(graph)] = (weakref.ref(graph), shape, seen[0][0], seen[0][1], forward)
     return module
+
+
+def _install(module: fx.GraphModule, code: Any, forward: types.FunctionType) -> None:
+    """Give `module` the forward compiled from `code` for an earlier module, as fx's recompile would have:
+    a function of its own, whose code object is a copy under a file name of its own that fx's loader
+    maps to the source (tracebacks and fx's error messages show the generated lines; torch.compile
+    sees a code object per module, as with fx's own compile)."""
+    assert _loader is not None
+    key = _loader.cache(code.src, code.globals)
+    function = types.FunctionType(forward.__code__.replace(co_filename=key), dict(forward.__globals__),
+                                  forward.__name__, forward.__defaults__, forward.__closure__)
+    function.__kwdefaults__ = forward.__kwdefaults__
+    type(module).forward = function  # the module's own class (fx makes one per module)
+    module._code = code.src
+    module._lineno_map = code._lineno_map
+    module._prologue_start = code._prologue_start
 
 
 def _fx_shape(fx_graph: fx.Graph) -> tuple[object, ...]:
