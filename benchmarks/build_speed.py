@@ -126,8 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in REFERENCES]
     if unknown:
         parser.error(f"unknown model(s) {unknown}; known: {', '.join(REFERENCES)}")
-    print(f"{'model':<16} {'ours s':>8} {'reference s':>12} {'ratio':>6} {'first build s':>14} {'ratio':>6}"
-          f"   (CPU s, median of {args.repeats}, one thread)")
+    print(
+        f"{'model':<16} {'ours s':>8} {'reference s':>12} {'ratio':>6} {'first build s':>14} {'ratio':>6}"
+        f"   (CPU s, median of {args.repeats}, one thread)"
+    )
     worst = 0.0
     for name in names:
         a, b, c = compare(name, args.repeats)

@@ -74,7 +74,9 @@ def test_kept_forward_code_is_used_for_the_same_graph_only(spec: Path, monkeypat
     assert "python_code" not in vars(second.graph)  # the graph's own method again
     kept = type(second).forward.__code__
     assert kept is not type(first).forward.__code__  # a code object per module, as fx's own compile gives
-    assert "".join(linecache.getlines(kept.co_filename)).rstrip() == second.code.rstrip()  # tracebacks show the generated lines
+    assert (
+        "".join(linecache.getlines(kept.co_filename)).rstrip() == second.code.rstrip()
+    )  # tracebacks show the generated lines
     assert torch.equal(second(x), F.linear(F.relu(second.conv(x)).flatten(1), second.fc.weight, second.fc.bias))
     # A lowering that answers differently the next time (relu -> tanh) gets code of its own.
     table = {**LOWERINGS, "relu": lambda node, shapes: Call(torch.tanh)}
@@ -88,8 +90,9 @@ def test_kept_forward_code_is_used_for_the_same_graph_only(spec: Path, monkeypat
         if node.target is F.relu:
             node.target = F.silu  # takes the inplace=True relu was given
     second.recompile()
-    assert "silu" in second.code and torch.allclose(second(x), F.linear(
-        F.silu(second.conv(x)).flatten(1), second.fc.weight, second.fc.bias))
+    assert "silu" in second.code and torch.allclose(
+        second(x), F.linear(F.silu(second.conv(x)).flatten(1), second.fc.weight, second.fc.bias)
+    )
 
 
 def test_optimized_and_meta_builds_skip_init_but_keep_the_weights(spec: Path) -> None:

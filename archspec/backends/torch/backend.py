@@ -42,7 +42,9 @@ class TorchBackend:
     def build(self, graph: Graph, options: BuildOptions) -> fx.GraphModule:
         missing = self.unsupported(graph)
         if missing:
-            raise ArchspecError("AS803", f"the torch backend cannot lower op(s) {missing}; install the plugin that provides them")
+            raise ArchspecError(
+                "AS803", f"the torch backend cannot lower op(s) {missing}; install the plugin that provides them"
+            )
         source = options.optimized.source if options.optimized else graph
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(options.seed)
@@ -70,8 +72,9 @@ class TorchBackend:
         computed = computed_buffers(state, graph)
         for name in computed:  # made off the meta device, so the checkpoint's copies are compared by value
             state[name] = self.table[graph.node(name).op](graph.node(name), graph.input_shapes(graph.node(name))).value  # type: ignore[union-attr]
-        pairing = pair_state_dict(state, read_state_dict(source), graph, ordered=source.suffix != ".safetensors",
-                                  computed=computed)
+        pairing = pair_state_dict(
+            state, read_state_dict(source), graph, ordered=source.suffix != ".safetensors", computed=computed
+        )
         tensors = {k: v.to(state[k].dtype).contiguous() for k, v in pairing.mapped.items()}
         data = save(tensors, metadata={"archspec_spec": graph.name, "source": Path(options.weights).name})
         write_bytes_atomically(path, data)

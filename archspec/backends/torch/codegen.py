@@ -62,8 +62,9 @@ def _make_module(emit: Module, inits: tuple[tuple[str, Init], ...] | None) -> nn
         return emit.make()
     quiet = _NO_RESET.get(cls)
     if quiet is None:
-        quiet = _NO_RESET[cls] = type(cls.__name__, (cls,), {"reset_parameters": lambda self: None,
-                                                              "__module__": cls.__module__})
+        quiet = _NO_RESET[cls] = type(
+            cls.__name__, (cls,), {"reset_parameters": lambda self: None, "__module__": cls.__module__}
+        )
     module = quiet(*emit.args, **emit.kwargs)
     module.__class__ = cls
     if inits is None:
@@ -81,8 +82,12 @@ def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str, *, fi
     fx_graph = fx.Graph()
     # The forward first checks the input's element type (token ids for an int64 input, floats otherwise), so a
     # wrong tensor is a TypeError that says so, not an error from inside the first layer.
-    checked = fx_graph.create_node("call_function", check_input, (fx_graph.placeholder("x"), graph.input.dtype == "int64",
-                                                                 graph.name), name="input_checked")
+    checked = fx_graph.create_node(
+        "call_function",
+        check_input,
+        (fx_graph.placeholder("x"), graph.input.dtype == "int64", graph.name),
+        name="input_checked",
+    )
     values: dict[str, fx.Node] = {graph.input.name: checked}
     submodules: dict[str, nn.Module | nn.Parameter | torch.Tensor] = {}  # in graph order: containers are created in it
     for node in graph.ops:
@@ -92,9 +97,12 @@ def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str, *, fi
         except ArchspecError:
             raise
         except Exception as exc:  # a lowering function's own bug: name the op, whose provider `archspec list` shows
-            raise ArchspecError("AS805", f"the torch lowering of op {node.op!r} (layer {node.name!r}) raised "
-                                f"{type(exc).__name__}: {exc}; this is a bug in the package providing {node.op!r} "
-                                "(see `archspec list`)") from None
+            raise ArchspecError(
+                "AS805",
+                f"the torch lowering of op {node.op!r} (layer {node.name!r}) raised "
+                f"{type(exc).__name__}: {exc}; this is a bug in the package providing {node.op!r} "
+                "(see `archspec list`)",
+            ) from None
         inputs = [values[src] for src in node.inputs]
         label = node.name.replace(".", "_")
         if label == "self":  # the one identifier fx's namespace allows that forward's code needs itself
@@ -106,7 +114,9 @@ def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str, *, fi
         elif isinstance(emit, nn.Module):
             clash = _module_path_clash(node.name)
             if clash:
-                raise ArchspecError("AS803", f"layer {node.name!r}: {clash!r} is an attribute of torch.nn.Module; rename the layer")
+                raise ArchspecError(
+                    "AS803", f"layer {node.name!r}: {clash!r} is an attribute of torch.nn.Module; rename the layer"
+                )
             if node.init and fill:
                 initialise(emit, node.name, node.init)
             if not node.trainable:
@@ -116,7 +126,9 @@ def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str, *, fi
         elif isinstance(emit, Owned):
             clash = _module_path_clash(node.name)
             if clash:
-                raise ArchspecError("AS803", f"layer {node.name!r}: {clash!r} is an attribute of torch.nn.Module; rename the layer")
+                raise ArchspecError(
+                    "AS803", f"layer {node.name!r}: {clash!r} is an attribute of torch.nn.Module; rename the layer"
+                )
             owned = submodules[node.name] = nn.Parameter(emit.make(), requires_grad=node.trainable)
             if node.init and fill:  # init: rules over the layer's own tensor (key "")
                 initialise_owned(owned, node.name, node.init)
@@ -125,15 +137,20 @@ def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str, *, fi
         elif isinstance(emit, Buffer):
             clash = _module_path_clash(node.name)
             if clash:
-                raise ArchspecError("AS803", f"layer {node.name!r}: {clash!r} is an attribute of torch.nn.Module; rename the layer")
+                raise ArchspecError(
+                    "AS803", f"layer {node.name!r}: {clash!r} is an attribute of torch.nn.Module; rename the layer"
+                )
             submodules[node.name] = emit.value
             tensor = fx_graph.create_node("get_attr", node.name, name=f"{label}_buffer")
-            values[node.name] = fx_graph.create_node("call_function", emit.target, (tensor, *inputs), dict(emit.kwargs),
-                                                     name=label)
+            values[node.name] = fx_graph.create_node(
+                "call_function", emit.target, (tensor, *inputs), dict(emit.kwargs), name=label
+            )
         elif isinstance(emit, Tied):
             clash = _module_path_clash(node.name)
             if clash:
-                raise ArchspecError("AS803", f"layer {node.name!r}: {clash!r} is an attribute of torch.nn.Module; rename the layer")
+                raise ArchspecError(
+                    "AS803", f"layer {node.name!r}: {clash!r} is an attribute of torch.nn.Module; rename the layer"
+                )
             tied = dict(node.ties)
             own = emit.own.make()
             for leaf in tied:  # the owner's tensor is used instead (Node.ties)
@@ -144,8 +161,10 @@ def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str, *, fi
                 if not node.trainable:
                     own.requires_grad_(False)
                 submodules[node.name] = own
-            tensors = [fx_graph.create_node("get_attr", tied.get(leaf, f"{node.name}.{leaf}"), name=f"{label}_{leaf}")
-                       for leaf in emit.tensors]
+            tensors = [
+                fx_graph.create_node("get_attr", tied.get(leaf, f"{node.name}.{leaf}"), name=f"{label}_{leaf}")
+                for leaf in emit.tensors
+            ]
             values[node.name] = fx_graph.create_node("call_function", emit.target, (*inputs, *tensors), {}, name=label)
         elif isinstance(emit, Call):
             if emit.fold:
@@ -157,8 +176,11 @@ def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str, *, fi
                     kwargs["inplace"] = True
                 values[node.name] = fx_graph.create_node("call_function", emit.target, args, kwargs, name=label)
         else:
-            raise ArchspecError("AS803", f"the torch lowering of {node.op!r} returned {type(emit).__name__}; "
-                                "it must return an nn.Module, a Call, an Owned tensor, a Buffer, a Tied call or ALIAS")
+            raise ArchspecError(
+                "AS803",
+                f"the torch lowering of {node.op!r} returned {type(emit).__name__}; "
+                "it must return an nn.Module, a Call, an Owned tensor, a Buffer, a Tied call or ALIAS",
+            )
     results = tuple(values[o] for o in graph.outputs)
     fx_graph.output(results[0] if len(results) == 1 else results)
     root = nn.Module()
@@ -230,8 +252,13 @@ def _install(module: fx.GraphModule, code: Any, forward: types.FunctionType) -> 
     sees a code object per module, as with fx's own compile)."""
     assert _loader is not None
     key = _loader.cache(code.src, code.globals)
-    function = types.FunctionType(forward.__code__.replace(co_filename=key), dict(forward.__globals__),
-                                  forward.__name__, forward.__defaults__, forward.__closure__)
+    function = types.FunctionType(
+        forward.__code__.replace(co_filename=key),
+        dict(forward.__globals__),
+        forward.__name__,
+        forward.__defaults__,
+        forward.__closure__,
+    )
     function.__kwdefaults__ = forward.__kwdefaults__
     type(module).forward = function  # the module's own class (fx makes one per module)
     module._code = code.src
@@ -242,8 +269,9 @@ def _install(module: fx.GraphModule, code: Any, forward: types.FunctionType) -> 
 def _fx_shape(fx_graph: fx.Graph) -> tuple[object, ...]:
     """What the generated code is made from: each node's op, name, target and arguments (other nodes by name)."""
     name = _node_name
-    return tuple((n.op, n.name, n.target, fx.node.map_arg(n.args, name), fx.node.map_arg(n.kwargs, name))
-                 for n in fx_graph.nodes)
+    return tuple(
+        (n.op, n.name, n.target, fx.node.map_arg(n.args, name), fx.node.map_arg(n.kwargs, name)) for n in fx_graph.nodes
+    )
 
 
 def _node_name(node: fx.Node) -> str:
@@ -278,8 +306,13 @@ def _fold(fx_graph: fx.Graph, graph: Graph, node: Node, emit: Call, inputs: list
     result, shape = inputs[order[0]], shapes[order[0]]
     for step, k in enumerate(order[1:]):
         target = emit.accumulate if emit.accumulate is not None and fresh and shape == node.shape else emit.target
-        result = fx_graph.create_node("call_function", target, (result, inputs[k]), dict(emit.kwargs),
-                                      name=label if step == len(inputs) - 2 else f"{label}_part")
+        result = fx_graph.create_node(
+            "call_function",
+            target,
+            (result, inputs[k]),
+            dict(emit.kwargs),
+            name=label if step == len(inputs) - 2 else f"{label}_part",
+        )
         shape, fresh = broadcast(None, [shape, shapes[k]]), True
     return result
 
@@ -288,8 +321,7 @@ def _accumulable(graph: Graph, node: Node, k: int) -> bool:
     """Whether input `k` of `node` may be overwritten with the result: fresh, read by `node` alone and
     only once, and already of the result's shape (an in-place op cannot grow a broadcast operand)."""
     name = node.inputs[k]
-    return (_overwritable(graph, name) and node.inputs.count(name) == 1
-            and graph.node(name).shape == node.shape)
+    return _overwritable(graph, name) and node.inputs.count(name) == 1 and graph.node(name).shape == node.shape
 
 
 def _attach(root: nn.Module, dotted: str, member: nn.Module | nn.Parameter | torch.Tensor) -> None:

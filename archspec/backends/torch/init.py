@@ -28,7 +28,7 @@ def _variance_scaling(t: torch.Tensor, scale: float, mode: str, distribution: st
     denom = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
     variance = scale / denom
     if distribution == "truncated_normal":  # .8796...: std of a standard normal truncated to (-2, 2)
-        _trunc_normal_tf(t, 0.0, math.sqrt(variance) / .87962566103423978, -2.0, 2.0)
+        _trunc_normal_tf(t, 0.0, math.sqrt(variance) / 0.87962566103423978, -2.0, 2.0)
     elif distribution == "normal":
         t.normal_(std=math.sqrt(variance))
     else:
@@ -60,8 +60,11 @@ def initialise(module: nn.Module, layer: str, inits: tuple[tuple[str, Init], ...
         try:
             target = module.get_parameter(tensor)
         except AttributeError:
-            raise ArchspecError("AS803", f"layer {layer!r}: the torch module has no tensor {tensor!r} for its init "
-                                "rule; the op's declared weights and its torch lowering disagree") from None
+            raise ArchspecError(
+                "AS803",
+                f"layer {layer!r}: the torch module has no tensor {tensor!r} for its init "
+                "rule; the op's declared weights and its torch lowering disagree",
+            ) from None
         _fill(target, init)
 
 

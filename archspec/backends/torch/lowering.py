@@ -34,8 +34,20 @@ import torch.nn.functional as F
 
 from archspec.backends.torch import modules, runtime as runtime_functions, sequence as sequence_modules
 from archspec.ir import Init, Node, Shape
-from archspec.ops import attention, constants, dense, elementwise, indexing, norm, pointwise, resample, spatial, tensor
-from archspec.ops import runtime, sequence
+from archspec.ops import (
+    attention,
+    constants,
+    dense,
+    elementwise,
+    indexing,
+    norm,
+    pointwise,
+    resample,
+    runtime,
+    sequence,
+    spatial,
+    tensor,
+)
 
 
 @dataclass(frozen=True)
@@ -141,34 +153,70 @@ def _size(v: Any) -> Any:
 
 def _conv2d(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: spatial.Conv2d = node.params  # type: ignore[assignment]
-    return Module(nn.Conv2d, (shapes[0][0], p.out), dict(
-        kernel_size=_size(p.kernel), stride=_size(p.stride), padding=_size(spatial.conv2d_padding(p)),
-        dilation=_size(p.dilation), groups=p.groups, bias=p.bias))
+    return Module(
+        nn.Conv2d,
+        (shapes[0][0], p.out),
+        dict(
+            kernel_size=_size(p.kernel),
+            stride=_size(p.stride),
+            padding=_size(spatial.conv2d_padding(p)),
+            dilation=_size(p.dilation),
+            groups=p.groups,
+            bias=p.bias,
+        ),
+    )
 
 
 def _conv_transpose2d(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: spatial.ConvTranspose2d = node.params  # type: ignore[assignment]
-    return Module(nn.ConvTranspose2d, (shapes[0][0], p.out), dict(
-        kernel_size=_size(p.kernel), stride=_size(p.stride), padding=_size(p.padding),
-        output_padding=_size(p.output_padding), groups=p.groups, bias=p.bias, dilation=_size(p.dilation)))
+    return Module(
+        nn.ConvTranspose2d,
+        (shapes[0][0], p.out),
+        dict(
+            kernel_size=_size(p.kernel),
+            stride=_size(p.stride),
+            padding=_size(p.padding),
+            output_padding=_size(p.output_padding),
+            groups=p.groups,
+            bias=p.bias,
+            dilation=_size(p.dilation),
+        ),
+    )
 
 
 def _maxpool2d(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: spatial.MaxPool2d = node.params  # type: ignore[assignment]
-    return Call(F.max_pool2d, kwargs=dict(kernel_size=p.kernel, stride=p.stride if p.stride is not None else p.kernel,
-                                          padding=p.padding, dilation=p.dilation, ceil_mode=p.ceil_mode))
+    return Call(
+        F.max_pool2d,
+        kwargs=dict(
+            kernel_size=p.kernel,
+            stride=p.stride if p.stride is not None else p.kernel,
+            padding=p.padding,
+            dilation=p.dilation,
+            ceil_mode=p.ceil_mode,
+        ),
+    )
 
 
 def _avgpool2d(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: spatial.AvgPool2d = node.params  # type: ignore[assignment]
-    return Call(F.avg_pool2d, kwargs=dict(kernel_size=p.kernel, stride=p.stride if p.stride is not None else p.kernel,
-                                          padding=p.padding, ceil_mode=p.ceil_mode, count_include_pad=p.count_include_pad))
+    return Call(
+        F.avg_pool2d,
+        kwargs=dict(
+            kernel_size=p.kernel,
+            stride=p.stride if p.stride is not None else p.kernel,
+            padding=p.padding,
+            ceil_mode=p.ceil_mode,
+            count_include_pad=p.count_include_pad,
+        ),
+    )
 
 
 def _adaptive(function: Callable[..., Any]) -> Lowering:
     def lower(node: Node, shapes: Sequence[Shape]) -> Emit:
         p: spatial.AdaptivePool2d = node.params  # type: ignore[assignment]
         return Call(function, args=(spatial.pair(p.size),))
+
     return lower
 
 
@@ -201,8 +249,11 @@ def _layernorm(node: Node, shapes: Sequence[Shape]) -> Emit:
     rank, axis = len(shapes[0]), norm.norm_axis(p, shapes[0])
     if axis == rank - 1:
         return Module(nn.LayerNorm, (shapes[0][-1],), dict(eps=p.eps, elementwise_affine=p.affine, bias=p.bias))
-    return Module(modules.AxisLayerNorm, (shapes[0][axis], torch_axis(axis, rank)),
-                  dict(eps=p.eps, elementwise_affine=p.affine, bias=p.bias))
+    return Module(
+        modules.AxisLayerNorm,
+        (shapes[0][axis], torch_axis(axis, rank)),
+        dict(eps=p.eps, elementwise_affine=p.affine, bias=p.bias),
+    )
 
 
 def _layer_scale(node: Node, shapes: Sequence[Shape]) -> Emit:
@@ -284,8 +335,11 @@ def _interpolate(node: Node, shapes: Sequence[Shape]) -> Emit:
 
 def _attention_batched(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: attention.Attention = node.params  # type: ignore[assignment]
-    return Module(modules.Attention, (p.scale if p.scale is not None else shapes[0][-1] ** -0.5,),
-                  dict(dropout=p.dropout, causal=p.causal, groups=attention.kv_groups(shapes)))
+    return Module(
+        modules.Attention,
+        (p.scale if p.scale is not None else shapes[0][-1] ** -0.5,),
+        dict(dropout=p.dropout, causal=p.causal, groups=attention.kv_groups(shapes)),
+    )
 
 
 def _roll(node: Node, shapes: Sequence[Shape]) -> Emit:
@@ -356,9 +410,17 @@ def _groupnorm(node: Node, shapes: Sequence[Shape]) -> Emit:
 
 def _rope(node: Node, shapes: Sequence[Shape]) -> Emit:
     p: sequence.Rope = node.params  # type: ignore[assignment]
-    return Module(sequence_modules.Rotary, (shapes[0][-1],), dict(
-        theta=p.theta, factor=p.factor, low_freq_factor=p.low_freq_factor, high_freq_factor=p.high_freq_factor,
-        original_max_position_embeddings=p.original_max_position_embeddings))
+    return Module(
+        sequence_modules.Rotary,
+        (shapes[0][-1],),
+        dict(
+            theta=p.theta,
+            factor=p.factor,
+            low_freq_factor=p.low_freq_factor,
+            high_freq_factor=p.high_freq_factor,
+            original_max_position_embeddings=p.original_max_position_embeddings,
+        ),
+    )
 
 
 LOWERINGS: dict[str, Lowering] = {

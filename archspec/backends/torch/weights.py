@@ -54,10 +54,16 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     state: Any
     try:
         if path.is_dir():
-            raise ArchspecError("AS701", f"weights file {path} is a folder; give the path of a .safetensors, .pt or .pth file")
+            raise ArchspecError(
+                "AS701", f"weights file {path} is a folder; give the path of a .safetensors, .pt or .pth file"
+            )
         if not path.is_file():
-            raise ArchspecError("AS701", f"weights file {path} does not exist" if not path.exists() else
-                                f"weights file {path} is not a regular file")
+            raise ArchspecError(
+                "AS701",
+                f"weights file {path} does not exist"
+                if not path.exists()
+                else f"weights file {path} is not a regular file",
+            )
     except (OSError, ValueError):
         raise ArchspecError("AS701", f"weights file {path} cannot be used as a path") from None
     try:
@@ -81,9 +87,12 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         text = str(exc)
         detail = text.partition("WeightsUnpickler error:")[2].strip() or text.strip()
         detail = (detail.splitlines() or [""])[0].split(". Please use")[0].rstrip(". ")
-        raise ArchspecError("AS701", f"weights file {path} holds more than tensors, or is damaged ({detail}); archspec "
-                            "reads tensors only and never runs a file's code: give a plain state dict, or convert it "
-                            "to .safetensors") from None
+        raise ArchspecError(
+            "AS701",
+            f"weights file {path} holds more than tensors, or is damaged ({detail}); archspec "
+            "reads tensors only and never runs a file's code: give a plain state dict, or convert it "
+            "to .safetensors",
+        ) from None
     except Exception as exc:  # corrupt files surface here
         first = next((line for line in str(exc).splitlines() if line.strip()), "")
         raise ArchspecError("AS701", f"weights file {path} cannot be read: {type(exc).__name__}: {first}") from None
@@ -98,15 +107,24 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 def _check_entry(path: Path, key: object, value: object) -> None:
     if not isinstance(key, str):
-        raise ArchspecError("AS701", f"weights file {path}: key {key!r} is a {type(key).__name__}; a state dict's keys are names")
+        raise ArchspecError(
+            "AS701", f"weights file {path}: key {key!r} is a {type(key).__name__}; a state dict's keys are names"
+        )
     where = f"weights file {path}: tensor {key!r}"
     if not isinstance(value, torch.Tensor):
         raise ArchspecError("AS701", f"{where} is a {type(value).__name__}, not a tensor")
     if type(value) not in (torch.Tensor, nn.Parameter):
         raise ArchspecError("AS701", f"{where} is a {type(value).__name__}, a tensor subclass; save plain tensors")
     if value.is_meta or value.layout != torch.strided or value.is_nested or value.is_quantized:
-        kind = ("a meta tensor (no data)" if value.is_meta else "a nested tensor" if value.is_nested
-                else "a quantized tensor" if value.is_quantized else f"a {value.layout} tensor")
+        kind = (
+            "a meta tensor (no data)"
+            if value.is_meta
+            else "a nested tensor"
+            if value.is_nested
+            else "a quantized tensor"
+            if value.is_quantized
+            else f"a {value.layout} tensor"
+        )
         raise ArchspecError("AS701", f"{where} is {kind}; save dense float tensors (e.g. tensor.to_dense().float())")
     if value.is_complex() or value.dtype == torch.bool:
         raise ArchspecError("AS701", f"{where} has dtype {value.dtype}; weights must be real numbers")
@@ -146,16 +164,22 @@ class Pairing:
 
     def summary(self, source: str) -> str:
         transposed = f" ({self.transposed} stored transposed)" if self.transposed else ""
-        text = (f"weights: {len(self.mapped)} tensors from {source}: {self.by_name} paired by name{transposed}, "
-                f"{self.by_position} by position")
+        text = (
+            f"weights: {len(self.mapped)} tensors from {source}: {self.by_name} paired by name{transposed}, "
+            f"{self.by_position} by position"
+        )
         if self.checked:
             text += f"; {len(self.checked)} buffer(s) the spec computes match the checkpoint's"
         if self.tied:
-            text += f"; {len(self.tied)} tied copy(ies) ({', '.join(repr(n) for n in self.tied[:3])}) equal their owner's"
+            text += (
+                f"; {len(self.tied)} tied copy(ies) ({', '.join(repr(n) for n in self.tied[:3])}) equal their owner's"
+            )
         if self.skipped:
             shown = ", ".join(repr(n) for n in self.skipped[:3])
-            text += (f"; skipped {len(self.skipped)} checkpoint buffer(s) the spec computes itself or does not use "
-                     f"({shown}{', ...' if len(self.skipped) > 3 else ''})")
+            text += (
+                f"; skipped {len(self.skipped)} checkpoint buffer(s) the spec computes itself or does not use "
+                f"({shown}{', ...' if len(self.skipped) > 3 else ''})"
+            )
         return text
 
 
@@ -203,9 +227,14 @@ def _same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
     return bool(torch.equal(a.flatten(), b.flatten()))
 
 
-def pair_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, torch.Tensor],
-                    graph: Graph | None = None, naming: Naming | None = None, ordered: bool = True,
-                    computed: Collection[str] = ()) -> Pairing:
+def pair_state_dict(
+    ours: Mapping[str, torch.Tensor],
+    reference: Mapping[str, torch.Tensor],
+    graph: Graph | None = None,
+    naming: Naming | None = None,
+    ordered: bool = True,
+    computed: Collection[str] = (),
+) -> Pairing:
     """Pair our tensors with a checkpoint's, or raise a (located, where the graph is given) error.
 
     1. By name: our name itself, else our name after the spec's rename rules, is a checkpoint name of the
@@ -222,7 +251,7 @@ def pair_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, to
     """
     naming = naming or (graph.naming if graph is not None else Naming())
     rules = []
-    for ours_pattern, ref_template, where in naming.rename:
+    for ours_pattern, ref_template, _where in naming.rename:
         rules.append(parse_rename(ours_pattern, ref_template))
     layers = _Layers(graph)
     pairing = Pairing()
@@ -244,7 +273,9 @@ def pair_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, to
 
     stored_transposed: set[str] = set()  # checkpoint names a transposed(...) rule reached
     reference_layout = _transposed_layout(ours, reference, renamed_of, layers)
-    tied_only: dict[str, str] = {}  # our tied tensor -> the checkpoint's copy under the tying layer's name, its only one
+    tied_only: dict[
+        str, str
+    ] = {}  # our tied tensor -> the checkpoint's copy under the tying layer's name, its only one
 
     def tensor_of(c: str) -> torch.Tensor:
         """The checkpoint's tensor `c` in our layout."""
@@ -252,8 +283,11 @@ def pair_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, to
         if c not in stored_transposed:
             return tensor
         if tensor.dim() != 2:
-            raise ArchspecError("AS706", f"a weights: rename: rule says the checkpoint's {c!r} is stored transposed, "
-                                f"but it is {_shape(tensor)}, not a matrix")
+            raise ArchspecError(
+                "AS706",
+                f"a weights: rename: rule says the checkpoint's {c!r} is stored transposed, "
+                f"but it is {_shape(tensor)}, not a matrix",
+            )
         return tensor.t().contiguous()
 
     def stored(c: str) -> str:
@@ -265,16 +299,23 @@ def pair_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, to
             continue
         c = present[0]
         if not _same_values(ours[name], tensor_of(c)):
-            _fail("AS708", f"the checkpoint's {stored(c)} {_shape(tensor_of(c))} differs from the spec's {name!r} "
-                  f"{_shape(ours[name])}, which the spec computes: the weights are for another configuration "
-                  "(window size, resolution?) or the spec's expression is wrong", layers, name)
+            _fail(
+                "AS708",
+                f"the checkpoint's {stored(c)} {_shape(tensor_of(c))} differs from the spec's {name!r} "
+                f"{_shape(ours[name])}, which the spec computes: the weights are for another configuration "
+                "(window size, resolution?) or the spec's expression is wrong",
+                layers,
+                name,
+            )
         used.add(c)
         pairing.checked.append(name)
     # A tied tensor (Node.ties: an LM head using the token embedding's weight) is one tensor of ours, under its
     # owner's name. A checkpoint may hold it under the tying layer's name too (torch's state_dict does, as in
     # Hugging Face's lm_head.weight): that copy must equal the owner's and is used up; where it is the only one
     # (a file that kept just that name), it fills the owner.
-    ties = [(f"{node.name}.{leaf}", owner) for node in graph.ops for leaf, owner in node.ties] if graph is not None else []
+    ties = (
+        [(f"{node.name}.{leaf}", owner) for node in graph.ops for leaf, owner in node.ties] if graph is not None else []
+    )
     for alias, owner in ties:
         copies = [c for c in candidates_of(alias) if c in reference and c not in used]
         if not copies:
@@ -283,11 +324,17 @@ def pair_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, to
         if not originals:
             tied_only[owner] = copies[0]
             continue
-        if tensor_of(copies[0]).shape != tensor_of(originals[0]).shape or not torch.equal(tensor_of(copies[0]),
-                                                                                       tensor_of(originals[0])):
-            _fail("AS710", f"the checkpoint's {stored(copies[0])} differs from its {stored(originals[0])}, but the spec "
-                  f"ties {alias!r} to {owner!r} (one tensor): the checkpoint's model does not tie them; remove the tie: "
-                  "to load both", layers, owner)
+        if tensor_of(copies[0]).shape != tensor_of(originals[0]).shape or not torch.equal(
+            tensor_of(copies[0]), tensor_of(originals[0])
+        ):
+            _fail(
+                "AS710",
+                f"the checkpoint's {stored(copies[0])} differs from its {stored(originals[0])}, but the spec "
+                f"ties {alias!r} to {owner!r} (one tensor): the checkpoint's model does not tie them; remove the tie: "
+                "to load both",
+                layers,
+                owner,
+            )
         used.add(copies[0])
         pairing.tied.append(alias)
     computed_set = set(computed)
@@ -296,9 +343,13 @@ def pair_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, to
         present = [c for c in candidates_of(name) if c in reference and c not in used]
         match = next((c for c in present if tuple(tensor_of(c).shape) == tuple(tensor.shape)), None)
         if match is not None and tensor.is_floating_point() and not reference[match].is_floating_point():
-            _fail("AS709", f"the checkpoint's {match!r} is an integer tensor ({reference[match].dtype}) but the spec's "
-                  f"{name!r} is a weight: the checkpoint holds an index table there, or another architecture",
-                  layers, name)
+            _fail(
+                "AS709",
+                f"the checkpoint's {match!r} is an integer tensor ({reference[match].dtype}) but the spec's "
+                f"{name!r} is a weight: the checkpoint holds an index table there, or another architecture",
+                layers,
+                name,
+            )
         if match is not None:
             pairing.mapped[name] = tensor_of(match)
             used.add(match)
@@ -306,17 +357,25 @@ def pair_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, to
             pairing.transposed += match in stored_transposed
         elif present:
             c = present[0]
-            _fail("AS706", f"the checkpoint's {stored(c)} is {_shape(tensor_of(c))} but the spec's {name!r} is "
-                  f"{_shape(tensor)}: the weights are for another configuration (a --set value, a variant?) or "
-                  "another architecture", layers, name)
+            _fail(
+                "AS706",
+                f"the checkpoint's {stored(c)} is {_shape(tensor_of(c))} but the spec's {name!r} is "
+                f"{_shape(tensor)}: the weights are for another configuration (a --set value, a variant?) or "
+                "another architecture",
+                layers,
+                name,
+            )
     left_ours = [n for n in ours if n not in pairing.mapped]
     left_ref = [n for n in reference if n not in used]
     integers = [n for n in left_ref if not reference[n].is_floating_point() and _role(n) != "num_batches_tracked"]
     stray = next((n for n in integers if not _leaf(n).endswith("index")), None)
     if stray is not None:  # an integer tensor is no weight; only an index table may be left unused
-        raise ArchspecError("AS701", f"checkpoint tensor {stray!r} has dtype {reference[stray].dtype}; weights must be "
-                            "floating point (integer tensors are taken only for num_batches_tracked, buffers the spec "
-                            "computes, and index tables: names ending in index)")
+        raise ArchspecError(
+            "AS701",
+            f"checkpoint tensor {stray!r} has dtype {reference[stray].dtype}; weights must be "
+            "floating point (integer tensors are taken only for num_batches_tracked, buffers the spec "
+            "computes, and index tables: names ending in index)",
+        )
     pairing.skipped = integers
     skipped = set(pairing.skipped)
     left_ref = [n for n in left_ref if n not in skipped]
@@ -326,8 +385,13 @@ def pair_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, to
         left = left_ours or left_ref
         shown = ", ".join(repr(n) for n in left[:5])
         side = "of the spec's tensors" if left_ours else "of the checkpoint's tensors"
-        _fail("AS707", f"{len(left)} {side} pair by no name ({shown}{', ...' if len(left) > 5 else ''}) "
-              "and the spec says weights: {by_position: false}; add rename rules", layers, (left_ours or [""])[0])
+        _fail(
+            "AS707",
+            f"{len(left)} {side} pair by no name ({shown}{', ...' if len(left) > 5 else ''}) "
+            "and the spec says weights: {by_position: false}; add rename rules",
+            layers,
+            (left_ours or [""])[0],
+        )
     ours_groups, ref_groups = _groups(left_ours), _groups(left_ref)
     if not ordered:
         # A file without an order comes back sorted by name (classifier before features): take the order of
@@ -340,34 +404,54 @@ def pair_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, to
     for k in range(max(len(ours_groups), len(ref_groups))):
         if k >= len(ours_groups):
             extra = [n for _, names in ref_groups[k:] for n in names]
-            _fail("AS704", f"the checkpoint has {len(extra)} tensor(s) more than the spec after pairing by name and "
-                  f"position: {', '.join(f'{n!r} {_shape(reference[n])}' for n in extra[:5])}"
-                  f"{', ...' if len(extra) > 5 else ''}. The weights are not for this architecture",
-                  layers, left_ours[-1] if left_ours else "")
+            _fail(
+                "AS704",
+                f"the checkpoint has {len(extra)} tensor(s) more than the spec after pairing by name and "
+                f"position: {', '.join(f'{n!r} {_shape(reference[n])}' for n in extra[:5])}"
+                f"{', ...' if len(extra) > 5 else ''}. The weights are not for this architecture",
+                layers,
+                left_ours[-1] if left_ours else "",
+            )
         mine, names = ours_groups[k]
         if k >= len(ref_groups):
-            _fail("AS704", f"no checkpoint tensor is left for the spec's {names[0]!r} {_shape(ours[names[0]])} "
-                  f"(and {len(left_ours) - left_ours.index(names[0]) - 1} more); the weights are not for this architecture",
-                  layers, names[0])
+            _fail(
+                "AS704",
+                f"no checkpoint tensor is left for the spec's {names[0]!r} {_shape(ours[names[0]])} "
+                f"(and {len(left_ours) - left_ours.index(names[0]) - 1} more); the weights are not for this architecture",
+                layers,
+                names[0],
+            )
         theirs, ref_names = ref_groups[k]
         by_leaf = {_leaf(n): n for n in ref_names}
         for name in names:
             ref_name = by_leaf.get(_leaf(name))
-            if ref_name is None or tuple(ours[name].shape) != tuple(reference[ref_name].shape) or len(names) != len(ref_names):
+            if (
+                ref_name is None
+                or tuple(ours[name].shape) != tuple(reference[ref_name].shape)
+                or len(names) != len(ref_names)
+            ):
                 got = ", ".join(f"{_leaf(n)} {_shape(reference[n])}" for n in ref_names)
                 want = ", ".join(f"{_leaf(n)} {_shape(ours[n])}" for n in names)
-                _fail("AS704", f"by position, the spec's layer {mine!r} ({want}) meets the checkpoint's {theirs!r} ({got}): "
-                      "they differ. The spec orders its layers differently from the checkpoint (or the weights are for "
-                      "another architecture): name the layers as the reference does, or add weights: rename: rules",
-                      layers, name)
+                _fail(
+                    "AS704",
+                    f"by position, the spec's layer {mine!r} ({want}) meets the checkpoint's {theirs!r} ({got}): "
+                    "they differ. The spec orders its layers differently from the checkpoint (or the weights are for "
+                    "another architecture): name the layers as the reference does, or add weights: rename: rules",
+                    layers,
+                    name,
+                )
             pairing.mapped[name] = reference[ref_name]
             pairing.by_position += 1
     _check_unambiguous(ours_groups, ref_groups, ours, layers, ordered)
     return pairing
 
 
-def _transposed_layout(ours: Mapping[str, torch.Tensor], reference: Mapping[str, torch.Tensor],
-                       renamed_of: Callable[[str], tuple[str, bool]], layers: _Layers) -> bool:
+def _transposed_layout(
+    ours: Mapping[str, torch.Tensor],
+    reference: Mapping[str, torch.Tensor],
+    renamed_of: Callable[[str], tuple[str, bool]],
+    layers: _Layers,
+) -> bool:
     """Whether the checkpoint stores the tensors of `transposed(...)` rules transposed (the reference's own
     layout), or as ours (a checkpoint archspec wrote: convert-weights, a built module's state dict). Decided
     once for the whole checkpoint, by the matrices whose shape tells (not square); the square ones follow
@@ -384,8 +468,13 @@ def _transposed_layout(ours: Mapping[str, torch.Tensor], reference: Mapping[str,
             as_ours.append((name, other))
     if transposed and as_ours:
         name, other = as_ours[0]
-        _fail("AS706", f"the checkpoint stores {transposed[0]!r} transposed, as the spec's weights: rename: rule says, but "
-              f"{other!r} as the spec's own layout {_shape(reference[other])}: it mixes two layouts", layers, name)
+        _fail(
+            "AS706",
+            f"the checkpoint stores {transposed[0]!r} transposed, as the spec's weights: rename: rule says, but "
+            f"{other!r} as the spec's own layout {_shape(reference[other])}: it mixes two layouts",
+            layers,
+            name,
+        )
     return not as_ours
 
 
@@ -414,8 +503,13 @@ def _first_difference_is_a_number(a: str, b: str) -> bool:
     return True
 
 
-def _check_unambiguous(ours_groups: list[tuple[str, list[str]]], ref_groups: list[tuple[str, list[str]]],
-                       ours: Mapping[str, torch.Tensor], layers: _Layers, ordered: bool) -> None:
+def _check_unambiguous(
+    ours_groups: list[tuple[str, list[str]]],
+    ref_groups: list[tuple[str, list[str]]],
+    ours: Mapping[str, torch.Tensor],
+    layers: _Layers,
+    ordered: bool,
+) -> None:
     """Positions are evidence only where an order is fixed. On our side the data flow fixes it: two layers
     paired by position with the same tensor shapes, neither reading the other, could be either one in the
     checkpoint. On the checkpoint's side, a file without an order (.safetensors) fixes it only by numbered
@@ -425,22 +519,31 @@ def _check_unambiguous(ours_groups: list[tuple[str, list[str]]], ref_groups: lis
         same.setdefault(_signature(names, ours), []).append(k)
     for positions in same.values():
         for i, k in enumerate(positions):
-            for j in positions[i + 1:]:
+            for j in positions[i + 1 :]:
                 a, b = ours_groups[k], ours_groups[j]
                 la, lb = layers.layer(a[1][0]), layers.layer(b[1][0])
                 parallel = la is not None and lb is not None and la != lb and layers.parallel(la, lb)
                 unsorted = not ordered and not _first_difference_is_a_number(ref_groups[k][0], ref_groups[j][0])
                 if parallel or unsorted:
-                    why = ("lie on parallel branches, so nothing fixes their order" if parallel else
-                           f"pair by position with the checkpoint's {ref_groups[k][0]!r} and {ref_groups[j][0]!r}, whose "
-                           "order a .safetensors file does not keep (save a .pt/.pth, which does)")
-                    _fail("AS705", f"layers {la or a[0]!r} and {lb or b[0]!r} have tensors of the same shapes and {why}: "
-                          "pairing by position cannot tell which checkpoint tensors are whose. Name them as the reference "
-                          "does (its module paths), or add weights: rename: rules", layers, a[1][0])
+                    why = (
+                        "lie on parallel branches, so nothing fixes their order"
+                        if parallel
+                        else f"pair by position with the checkpoint's {ref_groups[k][0]!r} and {ref_groups[j][0]!r}, whose "
+                        "order a .safetensors file does not keep (save a .pt/.pth, which does)"
+                    )
+                    _fail(
+                        "AS705",
+                        f"layers {la or a[0]!r} and {lb or b[0]!r} have tensors of the same shapes and {why}: "
+                        "pairing by position cannot tell which checkpoint tensors are whose. Name them as the reference "
+                        "does (its module paths), or add weights: rename: rules",
+                        layers,
+                        a[1][0],
+                    )
 
 
-def match_state_dict(ours: Mapping[str, torch.Tensor], reference: Mapping[str, torch.Tensor],
-                     graph: Graph | None = None) -> dict[str, torch.Tensor]:
+def match_state_dict(
+    ours: Mapping[str, torch.Tensor], reference: Mapping[str, torch.Tensor], graph: Graph | None = None
+) -> dict[str, torch.Tensor]:
     """Our names -> reference tensors (see `pair_state_dict`)."""
     return pair_state_dict(ours, reference, graph).mapped
 
