@@ -38,13 +38,25 @@ def available() -> str | None:
         import ultralytics.nn.tasks  # noqa: F401
     except Exception as exc:  # not installed, or broken by a missing system library (opencv's libGL)
         return f"ultralytics is not importable ({type(exc).__name__}: {exc}); pip install -e '.[dev]'"
+    _undo_pil_patch()
     return None
+
+
+def _undo_pil_patch() -> None:
+    """Importing ultralytics replaces PIL.Image.open for the whole process (an opener that installs pi-heif on an
+    unidentified file); the rest of the session's tests read images with Pillow's own."""
+    from PIL import Image
+    from ultralytics.utils import patches
+
+    Image.open = patches._image_open
 
 
 def build(name: str, seed: int = 0, width: float | None = None) -> nn.Module:
     """ultralytics' DetectionModel for `name` ("yolov8n", "yolo11n", ...) in eval mode, seeded weights; `width`
     replaces the scale's width multiple (a narrow copy of a deep scale's structure)."""
     from ultralytics.nn.tasks import DetectionModel, yaml_model_load
+
+    _undo_pil_patch()
 
     cfg = yaml_model_load(f"{name}.yaml")
     if width is not None:

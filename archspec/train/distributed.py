@@ -95,6 +95,14 @@ def launch(options: TrainOptions) -> object:
     if config.start_method == "forkserver":
         # the fork server imports torch and the loop once (computing nothing); workers fork from it, fresh
         multiprocessing.set_forkserver_preload([__name__, "archspec.train.loop", "archspec.train.sharded"])
+        # A fork server lives as long as this process and its children write to the stderr it was started
+        # with: a second launch from one process (a notebook, a test session) would print into the first
+        # launch's stream. A server started now has today's; the private _stop is CPython's own (3.8+).
+        from multiprocessing import forkserver
+
+        stop = getattr(forkserver._forkserver, "_stop", None)
+        if stop is not None:
+            stop()
     reports = tempfile.mkdtemp(prefix="archspec-train-")
     # the launcher logs a worker's non-zero exit with its own traceback; the error raised below says it all
     quiet = logging.getLogger("torch.distributed.elastic.multiprocessing.api")
