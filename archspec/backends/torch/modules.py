@@ -123,8 +123,11 @@ class Attention(nn.Module):
         return weights.matmul(v)
 
     def extra_repr(self) -> str:
-        return (f"scale={self.scale}, dropout={self.dropout}" + (", causal=True" if self.causal else "")
-                + (f", groups={self.groups}" if self.groups > 1 else ""))
+        return (
+            f"scale={self.scale}, dropout={self.dropout}"
+            + (", causal=True" if self.causal else "")
+            + (f", groups={self.groups}" if self.groups > 1 else "")
+        )
 
 
 def batched(value: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
