@@ -163,6 +163,20 @@ def test_the_api_raises_archspec_error_as810(python: Path) -> None:
     )
 
 
+def test_the_training_api_raises_archspec_error_as810(python: Path) -> None:
+    script = (
+        "import archspec.train as t\n"
+        "try:\n    t.train(t.TrainOptions(spec='specs/seed_cnn.yaml', data='digits'))\n"
+        "except Exception as exc:\n    print(type(exc).__name__, exc)\n"
+    )
+    result = run(python, "-c", script)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert result.stdout.startswith("ArchspecError AS810: archspec.train.train needs the package(s) torch"), (
+        result.stdout
+    )
+    assert 'pip install "archspec[train]"' in result.stdout
+
+
 def test_torch_free_commands_still_work(python: Path) -> None:
     """The core (load, validate, lower, count) runs without torch."""
     result = run(python, "-m", "archspec.cli", "validate", "specs/resnet18.yaml")

@@ -77,7 +77,10 @@ class TrainOptions:
 
 def train(options: TrainOptions) -> Any:
     """Train, write checkpoints into the run folder, return the run's `result.RunResult` (None on the
-    processes other than rank 0 of a run started by torchrun)."""
+    processes other than rank 0 of a run started by torchrun). Without torch: AS810, naming the extra."""
+    from archspec.extras import require
+
+    require(["torch", "safetensors"], "archspec.train.train", "train")
     from archspec.train.distributed import join, launched_by_torchrun
 
     if launched_by_torchrun():
