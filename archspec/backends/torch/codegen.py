@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover - another torch
     _loader = None  # type: ignore[assignment]
 
 from archspec.backends.torch.init import initialise, initialise_owned
-from archspec.backends.torch.lowering import ALIAS, Buffer, Call, Lowering, Module, Owned, Tied
+from archspec.backends.torch.lowering import ALIAS, Buffer, Call, Lowering, Module, Owned, Tied, lower_node
 from archspec.backends.torch.sequence import check_input
 from archspec.errors import ArchspecError
 from archspec.ir import Graph, Init, Node
@@ -92,17 +92,7 @@ def generate(graph: Graph, table: Mapping[str, Lowering], class_name: str, *, fi
     submodules: dict[str, nn.Module | nn.Parameter | torch.Tensor] = {}  # in graph order: containers are created in it
     for node in graph.ops:
         shapes = graph.input_shapes(node)
-        try:
-            emit = table[node.op](node, shapes)
-        except ArchspecError:
-            raise
-        except Exception as exc:  # a lowering function's own bug: name the op, whose provider `archspec list` shows
-            raise ArchspecError(
-                "AS805",
-                f"the torch lowering of op {node.op!r} (layer {node.name!r}) raised "
-                f"{type(exc).__name__}: {exc}; this is a bug in the package providing {node.op!r} "
-                "(see `archspec list`)",
-            ) from None
+        emit = lower_node(table, node, shapes)
         inputs = [values[src] for src in node.inputs]
         label = node.name.replace(".", "_")
         if label == "self":  # the one identifier fx's namespace allows that forward's code needs itself

@@ -33,6 +33,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from archspec.backends.torch import modules, runtime as runtime_functions, sequence as sequence_modules
+from archspec.errors import ArchspecError
 from archspec.ir import Init, Node, Shape
 from archspec.ops import (
     attention,
@@ -137,6 +138,23 @@ class _Alias:
 ALIAS = _Alias()
 Emit = Module | nn.Module | Call | Owned | Buffer | Tied | _Alias
 Lowering = Callable[[Node, Sequence[Shape]], Emit]
+
+
+def lower_node(table: Mapping[str, Lowering], node: Node, shapes: Sequence[Shape]) -> Emit:
+    """`node`'s description from `table`; an exception from a lowering function other than an ArchspecError is
+    that function's own bug (AS805), named by op so that `archspec list` shows whose package it is. Both the
+    torch backend and torch-source lower through here."""
+    try:
+        return table[node.op](node, shapes)
+    except ArchspecError:
+        raise
+    except Exception as exc:
+        raise ArchspecError(
+            "AS805",
+            f"the torch lowering of op {node.op!r} (layer {node.name!r}) raised "
+            f"{type(exc).__name__}: {exc}; this is a bug in the package providing {node.op!r} "
+            "(see `archspec list`)",
+        ) from None
 
 
 def torch_axis(axis: int, rank: int) -> int:

@@ -39,7 +39,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from archspec.backends.torch import modules as _modules, runtime as _runtime, sequence as _sequence
-from archspec.backends.torch.lowering import ALIAS, Buffer, Call, Emit, Lowering, Module, Owned, Tied
+from archspec.backends.torch.lowering import ALIAS, Buffer, Call, Emit, Lowering, Module, Owned, Tied, lower_node
 from archspec.backends.torch.sequence import check_input
 from archspec.backends.torch_source.backend import path_problem
 from archspec.errors import ArchspecError
@@ -327,17 +327,7 @@ def render(graph: Graph, table: Mapping[str, Lowering], description: str = "") -
 
     emits: dict[str, Emit] = {}
     for node in graph.ops:
-        try:
-            emit = table[node.op](node, graph.input_shapes(node))
-        except ArchspecError:
-            raise
-        except Exception as exc:  # a lowering function's own bug, as the torch backend reports it (codegen.py)
-            raise ArchspecError(
-                "AS805",
-                f"the torch lowering of op {node.op!r} (layer {node.name!r}) raised "
-                f"{type(exc).__name__}: {exc}; this is a bug in the package providing {node.op!r} "
-                "(see `archspec list`)",
-            ) from None
+        emit = lower_node(table, node, graph.input_shapes(node))
         if isinstance(emit, nn.Module):
             raise ArchspecError(
                 "AS803",
