@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 import difflib
+import functools
 import heapq
-from itertools import islice
 
 from archspec.limits import DEFAULT
 
@@ -79,7 +79,6 @@ class ArchspecError(Exception):
         super().__init__(f"{code}: {message}")
 
 
-MAX_SUGGESTION_POOL = 500  # difflib costs O(len) per candidate: bound it, or a large spec's errors go quadratic
 # difflib's ratio is the costly part (tens of microseconds a pair): only the candidates sharing the most
 # character pairs with the name (by Dice coefficient) go to it. Below this many candidates nothing is left out.
 MAX_CLOSE_CHECKS = 40
@@ -102,6 +101,7 @@ def suggestion_budget(count: int) -> Iterator[None]:
         _suggestions_left.reset(token)
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a spec's names are ranked again for each unknown name
 def _pairs(text: str) -> frozenset[str]:
     return frozenset(text[k : k + 2] for k in range(len(text) - 1)) or frozenset((text,))
 
@@ -114,11 +114,12 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
         if left <= 0:
             return ""
         _suggestions_left.set(left - 1)
-    # A ratio >= 0.6 needs lengths within a factor of two of each other, so nothing close is dropped
-    # by the length test; the pool cap only matters for hostile specs with thousands of names.
+    # A ratio >= 0.6 needs lengths within a factor of two of each other, so nothing close is dropped by the
+    # length test. Every candidate is ranked (a cap on how many are read would depend on the order of a set,
+    # which changes with each process's hash seed, and drop the right name at random); the run's budget
+    # bounds how many times this is done.
     lo, hi = len(name) / 2, len(name) * 2 + 1
-    pool = islice((c for c in candidates if isinstance(c, str) and lo <= len(c) <= hi), MAX_SUGGESTION_POOL * 4)
-    ordered = sorted(set(pool))
+    ordered = sorted({c for c in candidates if isinstance(c, str) and lo <= len(c) <= hi})
     if len(ordered) > MAX_CLOSE_CHECKS:
         mine = _pairs(name)
 
