@@ -252,7 +252,9 @@ CODES: dict[str, str] = {
     "AS808": "The network cannot be exported for the input sizes of its dynamic: ranges, or a backend's "
     "toolchain failed on it.",
     "AS809": "An unknown or invalid backend setting (--option KEY=VALUE); the message lists the valid ones.",
-    "AS810": "A backend needs a package or a device that is not available here; the message names it.",
+    "AS810": "A backend or a command (build, check, train, eval, compare, bench, convert-weights) needs a "
+    "package or a device that is not available here; the message names it and the extra that installs it "
+    "(pip install 'archspec[torch]', '[onnx]' or '[train]').",
     "AS931": "Graphviz's `dot` program is not installed (or cannot run); install it with apt-get install graphviz "
     "or brew install graphviz. archspec graph -o x.dot needs no dot.",
     "AS932": "Graphviz's `dot` failed to lay out or render the graph; the message has its last words.",
@@ -266,15 +268,19 @@ CODES: dict[str, str] = {
     "an image of a folder that is not a regular file or that its decoder rejects (named; --bad-images skip "
     "leaves it out); data past a DataLimits bound (docs/limits.md): image bytes or pixels, images, classes, "
     "the arrays a pickle declares, an idx header.",
-    "AS913": "A training option is wrong (optimizer, schedule, precision, augmentation, batch size, device name), "
+    "AS913": "A training option is wrong (optimizer, schedule, precision, augmentation, batch size, device name, "
+    "--strategy, --workers, --nproc beyond the usable CPUs or the limit of 64, --nproc under torchrun), "
     "or does not fit the spec or the data (classes, channels, a non-square input for transpose), or --out "
     "already holds a run (add --resume).",
     "AS914": "The training device is not available here (--device cuda without a CUDA GPU).",
     "AS915": "A checkpoint cannot be used: missing or unreadable files, weights that do not fit the model, a "
     "--resume whose options differ from the run's, a run folder whose state.json or state tensors are damaged "
     "(the message names the field: an epoch the history does not back, a non-finite time, optimizer state "
-    "of the wrong shape, missing or extra RNG states), or a run folder that is, or lies below, a symbolic link.",
-    "AS916": "A distributed training process (--nproc) failed; its own messages come before this one.",
-    "AS917": "A training or evaluation step failed (out of memory, a runtime error, a loss that became NaN).",
+    "of the wrong shape, missing or extra RNG states), a --resume with another --strategy than the run's, a "
+    "sharded (FSDP) checkpoint missing a shard, or a run folder that is, or lies below, a symbolic link.",
+    "AS916": "A distributed training process (--nproc) failed, or --nproc asks for more GPUs than are visible; "
+    "a worker's own messages come before this one.",
+    "AS917": "A training or evaluation step failed (out of memory, a runtime error, a loss that became NaN, a "
+    "data-loading worker that died).",
     "AS918": "A compare entry is not SPEC or SPEC:key=value,... with known training keys or spec parameters.",
 }
