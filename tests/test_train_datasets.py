@@ -336,3 +336,34 @@ def test_a_worker_that_dies_is_an_error_not_a_traceback(tmp_path: Path, monkeypa
         and "decoding worker failed" in info.value.message
         and "--workers 0" in info.value.message
     )
+
+
+def test_a_pass_starts_decoding_when_it_is_asked_for_not_at_its_first_batch(tmp_path: Path) -> None:
+    # The loop asks for the first epoch's pass before it makes the optimizer (which imports torch._dynamo),
+    # so the workers must be running, and decoding, once feed(batches) returns.
+    import multiprocessing
+
+    folder = make_folder(tmp_path / "pets", per_class=4, test_per_class=1, classes=2)
+    streamed = data.load(f"folder:{folder}", (8, 8), stream=True)
+    feed = datasets.Feed(streamed.train, (3, 8, 8), torch.device("cpu"), workers=2, batch=4)
+    before = set(multiprocessing.active_children())
+    stream = feed([torch.arange(4), torch.arange(4, 8)])
+    started = set(multiprocessing.active_children()) - before
+    assert len(started) == 2  # nothing consumed yet
+    assert [len(y) for _, y, _ in stream] == [4, 4]
+
+
+def test_prefetch_is_bounded_in_bytes_not_in_batches() -> None:
+    # 64 MiB of decoded uint8 batches over the pool, between torch's default (2) and 64 batches per worker
+    assert datasets.prefetch_depth(64, (1, 32, 32), 1) == datasets.MAX_PREFETCH
+    assert datasets.prefetch_depth(64, (3, 224, 224), 2) == datasets.PREFETCH_BYTES // (64 * 3 * 224 * 224 * 2) == 3
+    assert datasets.prefetch_depth(256, (3, 518, 518), 8) == 2
+    for batch, side, workers in ((1, 8, 1), (64, 96, 3), (512, 384, 8)):
+        depth = datasets.prefetch_depth(batch, (3, side, side), workers)
+        assert depth == 2 or depth * batch * 3 * side * side * workers <= datasets.PREFETCH_BYTES
+
+
+def test_default_workers_are_one_per_usable_core_shared_among_processes(monkeypatch) -> None:
+    for cores, processes, expected in ((2, 1, 2), (2, 2, 1), (16, 1, 8), (16, 4, 4), (3, 4, 0)):
+        monkeypatch.setattr(datasets, "cpus", lambda cores=cores: cores)
+        assert datasets.default_workers(processes) == expected

@@ -106,3 +106,22 @@ def test_loop_and_report_do_not_import_each_other() -> None:
 
     assert "archspec.train.report" in imported("loop")  # the loop prints through the report ...
     assert "archspec.train.loop" not in imported("report")  # ... which never reaches back, not even for types
+
+
+def test_a_session_resumed_within_the_same_second_names_its_events_after_the_last(tmp_path: Path) -> None:
+    # TensorBoard orders event files by name, which starts with the second they were made; the uid after the
+    # pid is compared as text ("10" < "9"), so two writers of one second can be read in the wrong order.
+    import time
+
+    from archspec.train.report import _after_earlier_events
+
+    now = int(time.time())
+    (tmp_path / f"events.out.tfevents.{now}.host.example.1.9").write_bytes(b"")
+    _after_earlier_events(tmp_path)
+    assert int(time.time()) > now
+    future = tmp_path / "future"
+    future.mkdir()
+    (future / "events.out.tfevents.9999999999.host.1.0").write_bytes(b"")  # planted or skewed: not waited for
+    before = time.time()
+    _after_earlier_events(future)
+    assert time.time() - before < 1  # returned at once, not at the end of the second (or in 2286)

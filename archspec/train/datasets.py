@@ -26,6 +26,7 @@ from pathlib import Path
 import random
 import stat
 import sys
+from typing import Any
 import warnings
 
 import numpy as np
@@ -34,16 +35,24 @@ import torch
 from archspec.errors import ArchspecError
 from archspec.limits import DATA, DataLimits
 from archspec.train.data import CORRUPT, IMAGE_SUFFIXES, MISSING, Split, prepare
+from archspec.train.distributed import cpus
 
 BAD_OPTION = "AS913"
 STEP_FAILED = "AS917"
 BAD_IMAGES = ("fail", "skip")
 MAX_WORKERS = 8  # past this, decoding small images is not what limits a step
+# Decoded batches a worker pool may hold ready: deep enough that the workers keep decoding while the
+# training process stalls (the first optimizer imports torch._dynamo, 1.5 s, right after the first epoch's
+# pool starts: at 32 px that is ~60 batches), bounded in bytes so large images never hold more than this.
+PREFETCH_BYTES = 64 * 2**20
+MAX_PREFETCH = 64  # batches per worker
 
 
 def default_workers(processes: int = 1) -> int:
-    """Decoding workers per training process: the cores left after the training process itself, at most 8."""
-    return max(0, min((os.cpu_count() or 1) // max(1, processes) - 1, MAX_WORKERS))
+    """Decoding workers per training process: one per usable core, shared among the processes, at most 8 (ultralytics'
+    rule). Not the cores but one: a process training a light model mostly waits for its batches, and on 2
+    cores one worker left it 1.3x slower per epoch than two (benchmarks/train_pipeline.py)."""
+    return max(0, min(cpus() // max(1, processes), MAX_WORKERS))
 
 
 class BadImage(Exception):
@@ -273,10 +282,18 @@ class _Batches(torch.utils.data.Sampler):
         return len(self.batches)
 
 
-def _worker_errors(loader: torch.utils.data.DataLoader) -> Iterator[tuple[torch.Tensor, list[int], list[BadImage]]]:
-    """The loader's batches; a worker that died (killed for memory, a crash in a decoder's C code) is AS917
-    rather than the loader's RuntimeError traceback. Bad files never get here: _Decoded returns them."""
-    iterator = iter(loader)
+def prefetch_depth(batch: int, shape: Sequence[int], workers: int) -> int:
+    """Batches each worker decodes ahead (DataLoader's prefetch_factor): PREFETCH_BYTES of uint8 RGB batches
+    of `batch` images at `shape`'s size over the pool, between torch's default of 2 and MAX_PREFETCH."""
+    per_batch = max(1, batch) * 3 * int(shape[-2]) * int(shape[-1])
+    return max(2, min(MAX_PREFETCH, PREFETCH_BYTES // (per_batch * max(1, workers))))
+
+
+def _worker_errors(
+    iterator: Iterator[tuple[torch.Tensor, list[int], list[BadImage]]],
+) -> Iterator[tuple[torch.Tensor, list[int], list[BadImage]]]:
+    """The loader iterator's batches; a worker that died (killed for memory, a crash in a decoder's C code) is
+    AS917 rather than the loader's RuntimeError traceback. Bad files never get here: _Decoded returns them."""
     while True:
         try:
             batch = next(iterator)
@@ -295,7 +312,9 @@ def _worker_errors(loader: torch.utils.data.DataLoader) -> Iterator[tuple[torch.
 class Feed:
     """A split as the loop consumes it: `feed(batches)` yields (x, y, kept) per index batch, with x the model's
     input on `device` (images: float in [0, 1] at `shape`; a text: int64 token ids), y its targets and `kept`
-    the positions of the batch that made it (all of them unless an image was skipped)."""
+    the positions of the batch that made it (all of them unless an image was skipped). A streamed pass starts
+    decoding when `feed(batches)` is called, not at its first batch: the loop starts the first epoch's pass
+    before the slow set-up that follows, and the workers fill their prefetch meanwhile."""
 
     def __init__(
         self,
@@ -309,6 +328,7 @@ class Feed:
         persistent: bool = False,
         report: bool = True,
         limits: DataLimits = DATA,
+        batch: int = 64,
     ):
         if bad_images not in BAD_IMAGES:
             raise ArchspecError(BAD_OPTION, f"--bad-images {bad_images!r}: use fail or skip")
@@ -327,7 +347,7 @@ class Feed:
                 collate_fn=_collate,
                 pin_memory=device.type == "cuda",
                 generator=torch.Generator().manual_seed(seed),
-                prefetch_factor=4 if workers else None,
+                prefetch_factor=prefetch_depth(batch, shape, workers) if workers else None,
                 persistent_workers=persistent and workers > 0,
                 worker_init_fn=_seed_worker if workers else None,
                 # fork on Linux even where the process default is another method: a DDP process started by the
@@ -354,21 +374,34 @@ class Feed:
     def __call__(
         self, batches: Sequence[torch.Tensor]
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, slice | torch.Tensor]]:
-        shape: tuple[int, int, int] = self.shape  # type: ignore[assignment]  # images: (C, H, W)
-        split = self.split
-        if isinstance(split, Split):
-            for index in batches:
-                index = index.to(self.device)
-                if self.text:
-                    yield split.images[index].long(), split.labels[index].long(), slice(None)
-                else:
-                    yield prepare(split.images[index], shape), split.labels[index], slice(None)
-            return
+        if isinstance(self.split, Split):
+            return self._from_memory(self.split, batches)
         assert self._loader is not None
         self._sampler.batches = [b.tolist() for b in batches]
+        try:
+            started = iter(self._loader)  # the workers start (or resume) decoding now
+        except RuntimeError as exc:
+            raise ArchspecError(STEP_FAILED, f"the image-decoding workers did not start: {exc}") from None
+        return self._streamed(self.split, started, batches)
+
+    def _from_memory(
+        self, split: Split, batches: Sequence[torch.Tensor]
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, slice | torch.Tensor]]:
+        shape: tuple[int, int, int] = self.shape  # type: ignore[assignment]  # images: (C, H, W)
+        for index in batches:
+            index = index.to(self.device)
+            if self.text:
+                yield split.images[index].long(), split.labels[index].long(), slice(None)
+            else:
+                yield prepare(split.images[index], shape), split.labels[index], slice(None)
+
+    def _streamed(
+        self, split: ImageFiles, started: Iterator[Any], batches: Sequence[torch.Tensor]
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, slice | torch.Tensor]]:
+        shape: tuple[int, int, int] = self.shape  # type: ignore[assignment]  # images: (C, H, W)
         skipped = 0
         labels = split.labels
-        for (images, kept, bad), index in zip(_worker_errors(self._loader), batches):
+        for (images, kept, bad), index in zip(_worker_errors(started), batches):
             if bad:
                 if self.bad_images == "fail":
                     raise failure(bad[0])

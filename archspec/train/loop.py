@@ -29,7 +29,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from archspec import pipeline
+from archspec import collector, pipeline
 from archspec.errors import ArchspecError, SpecErrors
 from archspec.limits import DATA
 from archspec.train import (
@@ -257,9 +257,19 @@ def make_optimizer(options: TrainOptions, module: torch.nn.Module) -> torch.opti
     decay = [p for p in module.parameters() if p.requires_grad and p.ndim > 1]
     rest = [p for p in module.parameters() if p.requires_grad and p.ndim <= 1]
     groups = [{"params": decay, "weight_decay": options.decay}, {"params": rest, "weight_decay": 0.0}]
-    if options.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=options.learning_rate)
-    return torch.optim.SGD(groups, lr=options.learning_rate, momentum=0.9)
+    with collector.paused():  # the first optimizer imports torch._dynamo (archspec.collector)
+        if options.optimizer == "adamw":
+            return torch.optim.AdamW(groups, lr=options.learning_rate)
+        return torch.optim.SGD(groups, lr=options.learning_rate, momentum=0.9)
+
+
+def epoch_batches(options: TrainOptions, epoch: int, samples: int, steps: int, rank: Rank) -> list[torch.Tensor]:
+    """This process's index batches of `epoch`: its contiguous share of each global batch of a permutation that
+    depends only on (seed, epoch)."""
+    order = torch.randperm(samples, generator=torch.Generator().manual_seed(derived_seed(options.seed, epoch, "order")))
+    share = options.batch_size // rank.world
+    mine = slice(rank.rank * share, (rank.rank + 1) * share)
+    return [order[i * options.batch_size : (i + 1) * options.batch_size][mine] for i in range(steps)]
 
 
 def run_folder(options: TrainOptions, name: str) -> Path:
@@ -295,6 +305,36 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
     if resuming:
         checkpoint.check_options(folder, options)
 
+    train_set, test_set = (
+        split.to(device) if dataset.text else data.fit(split.to(device), model.shape)  # type: ignore[arg-type]
+        for split in (dataset.train, dataset.test)
+    )
+    steps = len(train_set) // options.batch_size
+    if steps == 0:
+        raise ArchspecError(
+            BAD_OPTION,
+            f"--batch-size {options.batch_size} is larger than the training set "
+            f"({len(train_set)} {'windows' if dataset.text else 'images'})",
+        )
+    workers = options.workers if options.workers is not None else datasets.default_workers(rank.world)
+    feed, test_feed = (
+        datasets.Feed(
+            split,
+            model.shape,
+            device,
+            dataset.text,
+            workers,
+            options.bad_images,
+            options.seed,
+            persistent=split is train_set,
+            batch=batch,
+        )
+        for split, batch in ((train_set, options.batch_size // rank.world), (test_set, EVAL_BATCH))
+    )
+    # A new run's first pass starts decoding now, while the optimizer is made (the first one imports
+    # torch._dynamo: 1.5 s that the workers spend filling their prefetch); a resumed run's starts in its loop.
+    started = None if resuming else feed(epoch_batches(options, 0, len(train_set), steps, rank))
+
     module = model.module.to(device).train()
     layout = torch.channels_last if options.channels_last else torch.contiguous_format
     if options.channels_last:
@@ -314,31 +354,6 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
         if resuming
         else checkpoint.Saved(0, 0, [], 0.0)
     )
-    train_set, test_set = (
-        split.to(device) if dataset.text else data.fit(split.to(device), model.shape)  # type: ignore[arg-type]
-        for split in (dataset.train, dataset.test)
-    )
-    workers = options.workers if options.workers is not None else datasets.default_workers(rank.world)
-    feed, test_feed = (
-        datasets.Feed(
-            split,
-            model.shape,
-            device,
-            dataset.text,
-            workers,
-            options.bad_images,
-            options.seed,
-            persistent=split is train_set,
-        )
-        for split in (train_set, test_set)
-    )
-    steps = len(train_set) // options.batch_size
-    if steps == 0:
-        raise ArchspecError(
-            BAD_OPTION,
-            f"--batch-size {options.batch_size} is larger than the training set "
-            f"({len(train_set)} {'windows' if dataset.text else 'images'})",
-        )
     forward: Any = module
     if rank.world > 1 and device.type == "cuda" and not fsdp:
         module = forward = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
@@ -362,9 +377,6 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
     for epoch in range(saved.epoch, options.epochs):
         start = time.perf_counter()
         tally = Tally(len(dataset.classes), device)
-        order = torch.randperm(
-            len(train_set), generator=torch.Generator().manual_seed(derived_seed(options.seed, epoch, "order"))
-        )
         draws = torch.Generator().manual_seed(derived_seed(options.seed, epoch, "augment"))
         progress = Progress(
             epoch + 1,
@@ -377,8 +389,12 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
         share = options.batch_size // rank.world
         lr = learning_rate(options, step, epoch, steps)
         mine = slice(rank.rank * share, (rank.rank + 1) * share)
-        batches = [order[i * options.batch_size : (i + 1) * options.batch_size][mine] for i in range(steps)]
-        for i, (x, y, kept) in enumerate(feed(batches)):  # kept: the batch's images not skipped (--bad-images)
+        stream = (
+            started
+            if started is not None and epoch == 0
+            else feed(epoch_batches(options, epoch, len(train_set), steps, rank))
+        )
+        for i, (x, y, kept) in enumerate(stream):  # kept: the batch's images not skipped (--bad-images)
             params = aug.draw(augments, options.batch_size, draws)
             if _skipped_everywhere(len(y) == 0, rank, options.bad_images, device):  # --bad-images skip left none
                 step += 1

@@ -17,6 +17,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
+from archspec import collector
 from archspec.backends.artifacts import write_bytes_atomically
 from archspec.text import printable
 
@@ -97,6 +98,19 @@ METRICS_CSV = "metrics.csv"
 METRICS_COLUMNS = ("epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_s", "seconds")
 
 
+def _after_earlier_events(folder: Path) -> None:
+    """TensorBoard reads a folder's event files in name order, and a name starts with the second it was made
+    (events.out.tfevents.<seconds>.<host>.<pid>.<n>): a session resumed within the second of the last one
+    (train() called twice in a program) waits for the next second, or its events could be read first."""
+    latest = max(
+        (int(p.name.split(".")[3]) for p in folder.glob("events.out.tfevents.*") if p.name.split(".")[3].isdigit()),
+        default=0,
+    )
+    now = time.time()
+    if int(now) == latest:  # never longer than the rest of this second (a name from the future is left alone)
+        time.sleep(math.ceil(now) - now + 0.001)
+
+
 class RunLog:
     """What a run folder shows besides its checkpoints: metrics.csv (one row per epoch, METRICS_COLUMNS) and,
     where tensorboard is installed, TensorBoard event files (scalars per epoch; nothing and no error where not).
@@ -115,9 +129,11 @@ class RunLog:
         if not self.tried:
             self.tried = True
             try:
-                from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
+                with collector.paused():  # tensorboard and protobuf: long-lived objects (archspec.collector)
+                    from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
             except ImportError:
                 return None
+            _after_earlier_events(self.folder)
             self.writer = SummaryWriter(str(self.folder), purge_step=self.first + 1 if self.first else None)
         return self.writer
 
