@@ -263,12 +263,17 @@ def make_optimizer(options: TrainOptions, module: torch.nn.Module) -> torch.opti
         return torch.optim.SGD(groups, lr=options.learning_rate, momentum=0.9)
 
 
+def my_share(batch_size: int, rank: Rank) -> slice:
+    """This process's contiguous share of a global batch (of its indices, and of its augmentation draws)."""
+    share = batch_size // rank.world
+    return slice(rank.rank * share, (rank.rank + 1) * share)
+
+
 def epoch_batches(options: TrainOptions, epoch: int, samples: int, steps: int, rank: Rank) -> list[torch.Tensor]:
-    """This process's index batches of `epoch`: its contiguous share of each global batch of a permutation that
-    depends only on (seed, epoch)."""
+    """This process's index batches of `epoch`: its share of each global batch of a permutation that depends
+    only on (seed, epoch)."""
     order = torch.randperm(samples, generator=torch.Generator().manual_seed(derived_seed(options.seed, epoch, "order")))
-    share = options.batch_size // rank.world
-    mine = slice(rank.rank * share, (rank.rank + 1) * share)
+    mine = my_share(options.batch_size, rank)
     return [order[i * options.batch_size : (i + 1) * options.batch_size][mine] for i in range(steps)]
 
 
@@ -388,7 +393,7 @@ def run(options: TrainOptions, rank: Rank = Rank()) -> RunResult:
         )
         share = options.batch_size // rank.world
         lr = learning_rate(options, step, epoch, steps)
-        mine = slice(rank.rank * share, (rank.rank + 1) * share)
+        mine = my_share(options.batch_size, rank)
         stream = (
             started
             if started is not None and epoch == 0
