@@ -354,9 +354,11 @@ def test_a_pass_starts_decoding_when_it_is_asked_for_not_at_its_first_batch(tmp_
 
 
 def test_prefetch_is_bounded_in_bytes_not_in_batches() -> None:
-    # 64 MiB of decoded uint8 batches over the pool, between torch's default (2) and 64 batches per worker
+    # 32 MiB of decoded uint8 batches over the pool, between torch's default (2) and 64 batches per worker
     assert datasets.prefetch_depth(64, (1, 32, 32), 1) == datasets.MAX_PREFETCH
-    assert datasets.prefetch_depth(64, (3, 224, 224), 2) == datasets.PREFETCH_BYTES // (64 * 3 * 224 * 224 * 2) == 3
+    assert datasets.prefetch_depth(64, (3, 32, 32), 2) == datasets.MAX_PREFETCH  # 24 MiB of batches in all
+    assert datasets.prefetch_depth(16, (3, 224, 224), 2) == datasets.PREFETCH_BYTES // (16 * 3 * 224 * 224 * 2) == 6
+    assert datasets.prefetch_depth(64, (3, 224, 224), 2) == 2
     assert datasets.prefetch_depth(256, (3, 518, 518), 8) == 2
     for batch, side, workers in ((1, 8, 1), (64, 96, 3), (512, 384, 8)):
         depth = datasets.prefetch_depth(batch, (3, side, side), workers)

@@ -43,8 +43,9 @@ BAD_IMAGES = ("fail", "skip")
 MAX_WORKERS = 8  # past this, decoding small images is not what limits a step
 # Decoded batches a worker pool may hold ready: deep enough that the workers keep decoding while the
 # training process stalls (the first optimizer imports torch._dynamo, 1.5 s, right after the first epoch's
-# pool starts: at 32 px that is ~60 batches), bounded in bytes so large images never hold more than this.
-PREFETCH_BYTES = 64 * 2**20
+# pool starts: at 32 px that is ~60 batches), bounded in bytes because they wait in shared memory, which
+# Docker limits to 64 MB by default: large images get torch's own depth of 2.
+PREFETCH_BYTES = 32 * 2**20
 MAX_PREFETCH = 64  # batches per worker
 
 
