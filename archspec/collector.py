@@ -3,8 +3,9 @@
 Importing torch and torch._dynamo (which every torch.optim optimizer imports when it is made) creates about
 350,000 long-lived objects and almost no garbage, yet the collector runs six full passes over the growing
 heap meanwhile (0.8 s on a 2-core machine), and the interpreter's exit walks the heap once more (about
-0.9 s). `paused` holds collection off during such imports; `freeze_for_exit` moves every object out of the
-collector's reach just before a process ends. benchmarks/train_pipeline.py measures what it saves.
+0.9 s). `paused` holds collection off during such imports (the training modules, the optimizer's first
+construction, a backend's import); `freeze_for_exit` moves every object out of the collector's reach just
+before a process ends. benchmarks/train_pipeline.py measures what it saves.
 """
 
 from __future__ import annotations

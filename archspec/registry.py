@@ -25,6 +25,7 @@ from importlib.metadata import EntryPoint, entry_points
 import os
 from typing import Any
 
+from archspec import collector
 from archspec.errors import ArchspecError, did_you_mean, one_of
 from archspec.extras import missing
 from archspec.ops.base import OpDef, Plugin
@@ -41,7 +42,8 @@ class Provided:
 
 def _import(target: str) -> Any:
     module, _, attribute = target.partition(":")
-    obj: Any = importlib.import_module(module)
+    with collector.paused():  # a backend's import brings torch: long-lived objects (archspec.collector)
+        obj: Any = importlib.import_module(module)
     for part in attribute.split(".") if attribute else ():
         obj = getattr(obj, part)
     return obj
