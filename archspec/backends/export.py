@@ -156,9 +156,9 @@ def probe_sizes(program: torch.export.ExportedProgram, graph: Graph, dynamic: Dy
     dtype = torch.int64 if graph.input.dtype == "int64" else torch.float32
     module = program.module()
     # One fake mode for every probe, the weights made fake once: each probe then reuses their fake copies
-    # and fake dispatch's cache (2.06 s -> 0.76 s for yolov8n's five probes).
+    # and fake dispatch's cache (yolov8n's five probes in a command's build: 2.2 s -> 1.5 s).
     with FakeTensorMode(allow_non_fake_inputs=True) as mode:
-        state = {
+        state: dict[str, torch.Tensor] = {
             name: mode.from_tensor(tensor) for name, tensor in [*module.named_parameters(), *module.named_buffers()]
         }
         for shape in dict.fromkeys(shapes):
@@ -166,7 +166,11 @@ def probe_sizes(program: torch.export.ExportedProgram, graph: Graph, dynamic: Dy
 
 
 def _probe(
-    module: nn.Module, state: dict[str, torch.Tensor], shape: tuple[int, ...], dtype: torch.dtype, dynamic: DynamicDims
+    module: nn.Module,
+    state: dict[str, torch.Tensor],
+    shape: tuple[int, ...],
+    dtype: torch.dtype,
+    dynamic: DynamicDims,
 ) -> None:
     try:
         torch.func.functional_call(module, state, (torch.empty(*shape, dtype=dtype),))
