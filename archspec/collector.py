@@ -32,9 +32,9 @@ def freeze_for_exit() -> None:
     """For a process about to exit (the `archspec` command, never a library call): one collection, then every
     object left is frozen out of the collector's reach, so the interpreter's exit does not walk them again
     (1.05 s -> 0.39 s after importing torch and torch._dynamo). The collection comes first because garbage
-    can hold more than memory: an FSDP module's process group keeps gloo threads, and leaving it to the
-    operating system once aborted a torchrun worker at exit ("terminate called without an active
-    exception"). Only cycles made after this point are no longer collected, which is why nothing that goes
-    on running may call it."""
+    can hold more than memory: an FSDP module's process group keeps gloo threads, and with the freeze alone a
+    torchrun worker once aborted at exit ("terminate called without an active exception"; once in over 20
+    runs, not reproduced since, so the cause is likely but unproven). Only cycles made after this point are
+    no longer collected, which is why nothing that goes on running may call it."""
     gc.collect()
     gc.freeze()
