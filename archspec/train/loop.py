@@ -580,6 +580,7 @@ def evaluate_file(
         dataset.text,
         datasets.default_workers() if workers is None else workers,
         bad_images,
+        batch=EVAL_BATCH,  # what evaluate() asks for: the prefetch is sized for batches of that many
     )
     if not dataset.text and len(dataset.classes) > DATA.confusion_classes:
         print(
