@@ -369,3 +369,18 @@ def test_default_workers_are_one_per_usable_core_shared_among_processes(monkeypa
     for cores, processes, expected in ((2, 1, 2), (2, 2, 1), (16, 1, 8), (16, 4, 4), (3, 4, 0)):
         monkeypatch.setattr(datasets, "cpus", lambda cores=cores: cores)
         assert datasets.default_workers(processes) == expected
+
+
+def test_eval_bounds_workers_before_it_starts_any(tmp_path: Path, capsys) -> None:
+    # eval took --workers unchecked: -1 was DataLoader's ValueError, 99999999999 tried to start that many
+    folder = make_folder(tmp_path / "pets", per_class=2, test_per_class=1, classes=2)
+    for workers in ("-1", "65", "99999999999"):
+        code = cli.main(
+            ["eval", LENET, "--weights", str(tmp_path / "none"), "--data", f"folder:{folder}", "--workers", workers]
+        )
+        err = capsys.readouterr().err
+        assert code == 2 and f"AS913: --workers {workers}: give 0 to 64" in err and "Traceback" not in err
+    with pytest.raises(ArchspecError, match="--workers 65"):
+        datasets.Feed(
+            data.load(f"folder:{folder}", (8, 8), stream=True).train, (3, 8, 8), torch.device("cpu"), workers=65
+        )

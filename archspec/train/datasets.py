@@ -41,12 +41,22 @@ BAD_OPTION = "AS913"
 STEP_FAILED = "AS917"
 BAD_IMAGES = ("fail", "skip")
 MAX_WORKERS = 8  # past this, decoding small images is not what limits a step
+MAX_WORKERS_OPTION = 64  # what --workers accepts
 # Decoded batches a worker pool may hold ready: deep enough that the workers keep decoding while the
 # training process stalls (the first optimizer imports torch._dynamo, 1.5 s, right after the first epoch's
 # pool starts: at 32 px that is ~60 batches), bounded in bytes because they wait in shared memory, which
 # Docker limits to 64 MB by default: large images get torch's own depth of 2.
 PREFETCH_BYTES = 32 * 2**20
 MAX_PREFETCH = 64  # batches per worker
+
+
+def check_options(workers: int | None, bad_images: str) -> None:
+    """--workers and --bad-images, for train and eval before anything is loaded, and for every Feed: a count
+    past MAX_WORKERS_OPTION would have the DataLoader start that many processes (a typo, not a machine)."""
+    if workers is not None and not 0 <= workers <= MAX_WORKERS_OPTION:
+        raise ArchspecError(BAD_OPTION, f"--workers {workers}: give 0 to {MAX_WORKERS_OPTION} decoding processes")
+    if bad_images not in BAD_IMAGES:
+        raise ArchspecError(BAD_OPTION, f"--bad-images {bad_images!r}: use fail or skip")
 
 
 def default_workers(processes: int = 1) -> int:
@@ -331,8 +341,7 @@ class Feed:
         limits: DataLimits = DATA,
         batch: int = 64,
     ):
-        if bad_images not in BAD_IMAGES:
-            raise ArchspecError(BAD_OPTION, f"--bad-images {bad_images!r}: use fail or skip")
+        check_options(workers, bad_images)
         self.split, self.shape, self.device, self.text = split, shape, device, text
         self.bad_images, self.report = bad_images, report
         self.skipped: list[BadImage] = []  # over the run

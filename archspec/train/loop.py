@@ -113,8 +113,7 @@ def check(options: TrainOptions) -> None:
         )
     if options.threads is not None and options.threads < 1:
         raise ArchspecError(BAD_OPTION, "--threads must be at least 1")
-    if options.workers is not None and not 0 <= options.workers <= 64 or options.bad_images not in datasets.BAD_IMAGES:
-        raise ArchspecError(BAD_OPTION, "--workers takes 0 to 64 and --bad-images fail or skip")
+    datasets.check_options(options.workers, options.bad_images)
     aug.parse(options.augment)
     data.parse(options.data)
 
@@ -555,6 +554,7 @@ def evaluate_file(
     streamed by `workers` decoding processes)."""
     if split not in ("test", "train"):
         raise ArchspecError(BAD_OPTION, f"--split {split!r}: use test or train")
+    datasets.check_options(workers, bad_images)
     device = device_of(device_text)
     trained = checkpoint.run_options(Path(weights))
     if trained is not None and (trained.get("overrides") or {}, trained.get("variant")) != (overrides, variant):
